@@ -1,0 +1,107 @@
+"""Connections, transactions and the partition swap.
+
+Derived tables are list-partitioned by the bizdate (``dt``) or by the model version.  A task
+writes its output into a staging table and :func:`swap_partition` replaces the old partition
+with it inside one transaction, so a rerun replaces exactly one partition and a reader sees
+either the old partition or the new one, never half of one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import io
+import logging
+from typing import Any, Iterator, Sequence
+
+import numpy as np
+import psycopg2
+import psycopg2.extensions
+from pgvector.psycopg2 import register_vector
+
+from . import embedded_pg, sql
+
+log = logging.getLogger(__name__)
+
+
+def connect(url: str | None = None) -> psycopg2.extensions.connection:
+    """A new connection to the application database, with pgvector types registered."""
+    conn = psycopg2.connect(url or embedded_pg.database_url())
+    with conn.cursor() as cur:
+        cur.execute("create extension if not exists vector")
+        # dates of timestamps are UTC days everywhere in the pipeline
+        cur.execute("set timezone = 'UTC'")
+    conn.commit()
+    register_vector(conn)
+    return conn
+
+
+@contextlib.contextmanager
+def transaction(url: str | None = None) -> Iterator[psycopg2.extensions.cursor]:
+    """A cursor inside one transaction: committed on success, rolled back on any error."""
+    conn = connect(url)
+    try:
+        with conn:  # commits or rolls back
+            with conn.cursor() as cur:
+                yield cur
+    finally:
+        conn.close()
+
+
+def partition_name(parent: str, value: str | dt.date) -> str:
+    """``samples`` + 2026-11-28 -> ``samples_p20261128``; model version 20261128 likewise."""
+    text = value.strftime("%Y%m%d") if isinstance(value, dt.date) else str(value)
+    return f"{parent}_p{text.replace('-', '')}"
+
+
+def create_stage(cur, schema: str, parent: str, value: str | dt.date) -> str:
+    """A fresh staging table shaped like ``parent``; returns its (unquoted) name."""
+    stage = partition_name(parent, value) + "_stage"
+    sql.execute(cur, "partition/create_stage.sql", schema=schema, parent=parent, stage=stage)
+    return stage
+
+
+def swap_partition(cur, schema: str, parent: str, value: str | dt.date, stage: str) -> None:
+    """Replace the partition of ``parent`` for ``value`` with ``stage`` (same transaction)."""
+    sql.execute(cur, "partition/swap.sql",
+                params={"value": value},
+                schema=schema, parent=parent, stage=stage,
+                partition=partition_name(parent, value))
+
+
+def table_exists(cur, schema: str, table: str) -> bool:
+    cur.execute("select to_regclass(%s) is not null", (f'"{schema}"."{table}"',))
+    return bool(cur.fetchone()[0])
+
+
+def fetch_columns(cur, query: str, params: dict[str, Any] | None = None,
+                  chunk_rows: int = 50_000) -> dict[str, list]:
+    """Run ``query`` and return its result column-wise (lists), reading in chunks."""
+    cur.execute(query, params or {})
+    names = [d.name for d in cur.description]
+    columns: dict[str, list] = {n: [] for n in names}
+    while True:
+        rows = cur.fetchmany(chunk_rows)
+        if not rows:
+            break
+        for name, values in zip(names, zip(*rows)):
+            columns[name].extend(values)
+    return columns
+
+
+def copy_vectors(cur, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]],
+                 vectors: np.ndarray) -> int:
+    """Bulk-load rows whose last column is a pgvector, with ``COPY ... FROM STDIN``.
+
+    ``table`` must already be a quoted, qualified identifier; ``rows`` holds the scalar
+    columns (text-safe values: ids, timestamps), ``vectors`` the matching float matrix.
+    """
+    buf = io.StringIO()
+    for scalars, vec in zip(rows, vectors):
+        fields = ["\\N" if v is None else str(v) for v in scalars]
+        fields.append("[" + ",".join(f"{x:.7g}" for x in vec) + "]")
+        buf.write("\t".join(fields) + "\n")
+    buf.seek(0)
+    column_list = ", ".join(sql.ident(c) for c in columns)
+    cur.copy_expert(f"copy {table} ({column_list}) from stdin", buf)
+    return len(rows)

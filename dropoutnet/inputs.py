@@ -1,0 +1,38 @@
+"""Rows read from Postgres -> the model's raw-feature arrays.
+
+The data contract between SQL and the model, per feature kind:
+
+* categorical: ``str`` array, ``""`` when missing;
+* numeric: ``float32`` array, ``NaN`` when missing;
+* tags: ``str`` array of separator-joined values, ``""`` when missing or empty;
+* vector: ``float32`` matrix ``[n, dim]``, zeros when missing.
+
+A row whose preference features are all missing is a cold entity; the model encodes it as
+a dropped preference row.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import numpy as np
+
+from .config import FeatureSpec
+
+
+def to_array(spec: FeatureSpec, values: Sequence[Any]) -> np.ndarray:
+    """Convert one column of database values into the model's array for ``spec``."""
+    if spec.kind == "numeric":
+        return np.array([np.nan if v is None else float(v) for v in values], dtype=np.float32)
+    if spec.kind == "vector":
+        out = np.zeros((len(values), spec.dim), dtype=np.float32)
+        for i, v in enumerate(values):
+            if v is not None:
+                out[i] = np.asarray(v, dtype=np.float32)
+        return out
+    return np.array(["" if v is None else str(v) for v in values], dtype=object)
+
+
+def to_inputs(features: Sequence[FeatureSpec], columns: dict[str, list]) -> dict[str, np.ndarray]:
+    """The model inputs for ``features`` from column-wise query results."""
+    return {f.name: to_array(f, columns[f.name]) for f in features}

@@ -1,0 +1,136 @@
+"""Build the bizdate's sample partitions: training samples, cold-start eval samples, boundaries.
+
+All three are rendered from ``sql_templates/`` and swapped in within one transaction: a
+rerun of a bizdate replaces exactly that bizdate's partitions, and if anything fails nothing
+already stored changes.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from typing import Any
+
+import numpy as np
+
+from . import db, feature_queries, inputs, sql
+from .config import PipelineConfig
+
+log = logging.getLogger(__name__)
+
+
+class MissingDataError(RuntimeError):
+    """The raw data or a derived partition a task needs is not there."""
+
+
+def ensure_tables(cur, cfg: PipelineConfig) -> None:
+    sql.execute(cur, "ddl/sample_tables.sql", **feature_queries.template_context(cfg))
+
+
+def check_raw_tables(cur, cfg: PipelineConfig) -> None:
+    """Fail with a precise message when a configured raw table or column does not exist."""
+    needed: dict[str, set[str]] = {}
+    for name in ("events", "items", "authors", "item_text", "users"):
+        table = cfg.raw.table(name)
+        needed.setdefault(name, set()).update(table.columns.values())
+    for f in cfg.features:
+        if f.source_table:
+            needed[f.source_table].add(f.source_column)
+        if f.preference and f.preference.collect:
+            t, _, c = f.preference.collect.partition(".")
+            needed[t].add(c)
+    for name, columns in needed.items():
+        table = cfg.raw.table(name)
+        sql.execute(cur, "check_raw_table.sql",
+                    params={"schema": table.schema_, "table": table.table})
+        present = {row[0] for row in cur.fetchall()}
+        where = f"{table.schema_}.{table.table}" if table.schema_ else table.table
+        if not present:
+            raise MissingDataError(
+                f"raw.{name}: table {where!r} does not exist (or has no columns) in the "
+                f"database; create it or point raw.{name}.table at an existing table")
+        missing = sorted(columns - present)
+        if missing:
+            raise MissingDataError(
+                f"raw.{name}: table {where!r} has no column(s) {missing}; its columns are "
+                f"{sorted(present)} — fix the column mapping or the feature sources")
+
+
+def build_samples(cfg: PipelineConfig, bizdate: dt.date, url: str | None = None) -> dict[str, Any]:
+    """Write the samples, eval_samples and feature_boundaries partitions of ``bizdate``."""
+    schema = cfg.storage.schema_
+    window_start = bizdate - dt.timedelta(days=cfg.cold_start_recall.train_days - 1)
+    params = feature_queries.feature_params(cfg, window_start, bizdate)
+    params.update({
+        "bizdate": bizdate,
+        "window_start": window_start,
+        "window_end": bizdate + dt.timedelta(days=1),
+        "exposure_events": list(cfg.raw.exposure_events),
+    })
+    ctx = feature_queries.template_context(cfg)
+    with db.transaction(url) as cur:
+        check_raw_tables(cur, cfg)
+        ensure_tables(cur, cfg)
+        cur.execute("set local work_mem = '256MB'")
+        train_stage = db.create_stage(cur, schema, "samples", bizdate)
+        eval_stage = db.create_stage(cur, schema, "eval_samples", bizdate)
+        sql.execute(cur, "samples.sql", params=params, train_stage=train_stage,
+                    eval_stage=eval_stage, selection=cfg.cold_start_recall.label.selection,
+                    **ctx)
+        counts = {}
+        for key, stage in (("train", train_stage), ("eval", eval_stage)):
+            sql.execute(cur, "stage_stats.sql", schema=schema, stage=stage, label=cfg.label_name)
+            n, positives = cur.fetchone()
+            counts[key] = {"samples": int(n), "positives": int(positives or 0)}
+        if counts["train"]["samples"] == 0:
+            raise MissingDataError(
+                f"no training samples for bizdate {bizdate}: the raw events table has no "
+                f"{cfg.raw.exposure_events} events between {window_start} and {bizdate}; load "
+                "that data (or pick a bizdate that has it) and rerun")
+        db.swap_partition(cur, schema, "samples", bizdate, train_stage)
+        db.swap_partition(cur, schema, "eval_samples", bizdate, eval_stage)
+
+        stage = db.create_stage(cur, schema, "feature_boundaries", bizdate)
+        binned = cfg.binned_features
+        if binned:
+            n_bins = cfg.model.num_bins
+            bparams = {"bizdate": bizdate,
+                       "quantiles": [i / n_bins for i in range(1, n_bins)]}
+            bparams.update({f"name_{f.name}": f.name for f in binned})
+            sql.execute(cur, "boundaries.sql", params=bparams, schema=schema, stage=stage,
+                        binned=binned)
+        db.swap_partition(cur, schema, "feature_boundaries", bizdate, stage)
+    log.info("samples for %s: %s", bizdate, counts)
+    return {"bizdate": bizdate.isoformat(), "window_start": window_start.isoformat(), **counts}
+
+
+def load_boundaries(cur, cfg: PipelineConfig, bizdate: dt.date) -> dict[str, list[float]]:
+    sql.execute(cur, "read_boundaries.sql", params={"bizdate": bizdate},
+                schema=cfg.storage.schema_)
+    found = {name: [float(x) for x in edges] for name, edges in cur.fetchall()}
+    missing = [f.name for f in cfg.binned_features if f.name not in found]
+    if missing:
+        raise MissingDataError(
+            f"feature_boundaries has no partition for bizdate {bizdate} (or lacks {missing}); "
+            "run the samples task for that bizdate first")
+    return found
+
+
+def load_partition(cur, cfg: PipelineConfig, table: str, bizdate: dt.date) -> dict[str, Any]:
+    """Read one sample partition: model inputs, labels, user and item ids."""
+    if not db.table_exists(cur, cfg.storage.schema_, table):
+        raise MissingDataError(f"table {cfg.storage.schema_}.{table} does not exist; run the "
+                               f"samples task for bizdate {bizdate} first")
+    query = sql.render("read_partition.sql", schema=cfg.storage.schema_, table=table,
+                       label=cfg.label_name, features=cfg.features)
+    columns = db.fetch_columns(cur, query, {"bizdate": bizdate})
+    return {
+        "features": inputs.to_inputs(cfg.features, columns),
+        "labels": np.asarray(columns[cfg.label_name], dtype=np.float32),
+        "user_ids": np.asarray(columns["user_id"], dtype=object),
+        "item_ids": np.asarray(columns["item_id"], dtype=object),
+    }
+
+
+def partition_exists(cur, cfg: PipelineConfig, table: str, bizdate: dt.date) -> bool:
+    return db.table_exists(cur, cfg.storage.schema_, db.partition_name(table, bizdate))

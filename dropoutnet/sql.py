@@ -1,0 +1,59 @@
+"""Render and run the SQL templates in ``sql_templates/``.
+
+Every statement the pipeline runs lives in a Jinja template.  Templates receive identifiers
+(schema, tables, columns, feature names) through the context and must pass them through the
+``ident`` filter, which quotes them; values (dates, event types, vectors) are never rendered
+into the text: they are bind parameters (``%(name)s``) passed to the driver.
+"""
+
+from __future__ import annotations
+
+import logging
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import jinja2
+
+log = logging.getLogger(__name__)
+
+TEMPLATE_DIR = Path(__file__).resolve().parent.parent / "sql_templates"
+
+
+def ident(name: str) -> str:
+    """Quote one SQL identifier (``a"b`` -> ``"a""b"``)."""
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"not an identifier: {name!r}")
+    return '"' + name.replace('"', '""') + '"'
+
+
+def qualified(schema: str, name: str) -> str:
+    return f"{ident(schema)}.{ident(name)}"
+
+
+@lru_cache(maxsize=1)
+def _environment() -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(TEMPLATE_DIR)),
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+        autoescape=False,
+    )
+    env.filters["ident"] = ident
+    env.globals["qualified"] = qualified
+    return env
+
+
+def render(template: str, **context: Any) -> str:
+    """The text of ``template`` rendered with ``context``."""
+    return _environment().get_template(template).render(**context)
+
+
+def execute(cur, template: str, params: dict[str, Any] | None = None, **context: Any) -> str:
+    """Render ``template`` and execute it with bind ``params``; return the text run."""
+    text = render(template, **context)
+    log.debug("running %s:\n%s", template, text)
+    cur.execute(text, params or {})
+    return text

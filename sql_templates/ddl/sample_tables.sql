@@ -1,0 +1,27 @@
+-- The derived tables of the sample step, one partition per bizdate (dt).
+--   samples          training samples over train_days ending at dt (cold items of dt excluded)
+--   eval_samples     samples of dt whose item is new on dt (held out of training)
+--   feature_boundaries  quantile edges of each binned numeric feature, from dt's samples
+-- Feature columns follow the config; a feature added later is added as a column.
+{% import '_macros.sql' as m %}
+create schema if not exists {{ schema | ident }};
+
+{% for table in ['samples', 'eval_samples'] %}
+create table if not exists {{ qualified(schema, table) }} (
+    dt date not null,
+    sample_date date not null,
+    user_id text not null,
+    item_id text not null,
+    {{ label | ident }} smallint not null
+) partition by list (dt);
+{% for f in feature_list %}
+alter table {{ qualified(schema, table) }}
+    add column if not exists {{ f.name | ident }} {{ m.feature_type(f) }};
+{% endfor %}
+{% endfor %}
+
+create table if not exists {{ qualified(schema, 'feature_boundaries') }} (
+    dt date not null,
+    feature text not null,
+    boundaries double precision[] not null
+) partition by list (dt);

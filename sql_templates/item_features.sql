@@ -1,0 +1,29 @@
+-- The item tower's input for the candidate pool: items created within candidate_window_days
+-- ending at the bizdate, as of the start of the bizdate.  Items created on the bizdate have
+-- no behaviour yet: they are encoded cold, exactly as the model saw dropped rows in training.
+{% import '_features.sql' as features with context %}
+{% import '_macros.sql' as m %}
+with
+
+requests as (
+    select
+        %(bizdate)s::date as as_of,
+        null::text as user_id,
+        i.{{ features.col('items', 'item_id') }}::text as item_id
+    from {{ m.raw_table(raw.items) }} as i
+    where i.{{ features.col('items', 'create_time') }} >= %(created_from)s
+      and i.{{ features.col('items', 'create_time') }} < %(created_to)s
+),
+{{ features.ctes() }}
+
+featured as (
+    select
+{{ features.columns() }}
+        r.item_id,
+        i.{{ features.col('items', 'create_time') }} as created_at
+    from requests as r
+{{ features.joins() }}
+)
+
+select * from featured
+order by item_id;

@@ -1,0 +1,10 @@
+-- One bizdate's partition of a sample table, in a stable order.
+select
+    user_id,
+    item_id,
+    {{ label | ident }}{% for f in features %},
+    {{ f.name | ident }}{% endfor %}
+
+from {{ qualified(schema, table) }}
+where dt = %(bizdate)s::date
+order by sample_date, user_id, item_id;
