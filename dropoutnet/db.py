@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import io
 import logging
 from typing import Any, Iterator, Sequence
 
@@ -70,7 +69,7 @@ def swap_partition(cur, schema: str, parent: str, value: str | dt.date, stage: s
 
 
 def table_exists(cur, schema: str, table: str) -> bool:
-    cur.execute("select to_regclass(%s) is not null", (f'"{schema}"."{table}"',))
+    cur.execute("select to_regclass(%s) is not null", (sql.qualified(schema, table),))
     return bool(cur.fetchone()[0])
 
 
@@ -87,21 +86,3 @@ def fetch_columns(cur, query: str, params: dict[str, Any] | None = None,
         for name, values in zip(names, zip(*rows)):
             columns[name].extend(values)
     return columns
-
-
-def copy_vectors(cur, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]],
-                 vectors: np.ndarray) -> int:
-    """Bulk-load rows whose last column is a pgvector, with ``COPY ... FROM STDIN``.
-
-    ``table`` must already be a quoted, qualified identifier; ``rows`` holds the scalar
-    columns (text-safe values: ids, timestamps), ``vectors`` the matching float matrix.
-    """
-    buf = io.StringIO()
-    for scalars, vec in zip(rows, vectors):
-        fields = ["\\N" if v is None else str(v) for v in scalars]
-        fields.append("[" + ",".join(f"{x:.7g}" for x in vec) + "]")
-        buf.write("\t".join(fields) + "\n")
-    buf.seek(0)
-    column_list = ", ".join(sql.ident(c) for c in columns)
-    cur.copy_expert(f"copy {table} ({column_list}) from stdin", buf)
-    return len(rows)

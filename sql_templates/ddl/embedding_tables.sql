@@ -1,0 +1,18 @@
+-- Embeddings, one partition per model version (the bizdate as yyyymmdd).  Retrieval only
+-- compares a user vector with item vectors of the same version.
+create schema if not exists {{ schema | ident }};
+
+create table if not exists {{ qualified(schema, 'user_embeddings') }} (
+    model_version text not null,
+    user_id text not null,
+    embedding vector({{ dim }}) not null,
+    primary key (model_version, user_id)
+) partition by list (model_version);
+
+create table if not exists {{ qualified(schema, 'item_embeddings') }} (
+    model_version text not null,
+    item_id text not null,
+    created_at timestamptz,
+    embedding vector({{ dim }}) not null,
+    primary key (model_version, item_id)
+) partition by list (model_version);

@@ -1,0 +1,4 @@
+-- The stored metrics of one bizdate.
+select metrics
+from {{ qualified(schema, 'metrics') }}
+where dt = %(bizdate)s::date;

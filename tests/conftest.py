@@ -1,0 +1,66 @@
+"""Shared pytest fixtures: a PostgreSQL (with pgvector) per session and a schema per test."""
+
+from __future__ import annotations
+
+import os
+import uuid
+
+import psycopg2
+import pytest
+
+from dropoutnet import embedded_pg
+
+
+@pytest.fixture(scope="session")
+def database_url(tmp_path_factory):
+    """A libpq URL of database ``dropoutnet`` (with the ``vector`` extension).
+
+    ``DROPOUTNET_TEST_DATABASE_URL`` when set (an external Postgres); otherwise the embedded
+    server, started under a temporary ``DROPOUTNET_HOME`` for the session and stopped after it.
+    """
+    external = os.environ.get("DROPOUTNET_TEST_DATABASE_URL")
+    if external:
+        yield external
+        return
+    home = tmp_path_factory.mktemp("dropoutnet_home")
+    env = pytest.MonkeyPatch()
+    env.setenv("DROPOUTNET_HOME", str(home))
+    try:
+        socket_dir = embedded_pg.start(home)
+        yield embedded_pg.socket_url(socket_dir, embedded_pg.APP_DATABASE)
+    finally:
+        embedded_pg.stop(home)
+        env.undo()
+
+
+class SchemaURL(str):
+    """A database URL whose connections use ``search_path = <schema>, public``.
+
+    ``.schema`` is the schema's name; ``.base_url`` the URL without the search path option.
+    """
+
+    schema: str
+    base_url: str
+
+
+@pytest.fixture
+def db_schema(database_url):
+    """A fresh, empty schema for one test, dropped afterwards (with everything in it).
+
+    The value is a URL (a ``str``) whose connections see the schema first on their
+    ``search_path``, so unqualified table names land in it; ``db_schema.schema`` is its name.
+    """
+    name = f"test_{uuid.uuid4().hex[:12]}"
+    conn = psycopg2.connect(database_url)
+    conn.autocommit = True
+    try:
+        with conn.cursor() as cur:
+            cur.execute(f'create schema "{name}"')
+        sep = "&" if "?" in database_url else "?"
+        url = SchemaURL(f"{database_url}{sep}options=-csearch_path%3D{name},public")
+        url.schema, url.base_url = name, database_url
+        yield url
+        with conn.cursor() as cur:
+            cur.execute(f'drop schema "{name}" cascade')
+    finally:
+        conn.close()
