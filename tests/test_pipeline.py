@@ -1,0 +1,147 @@
+"""The daily task chain without Airflow, on tiny generated data: two bizdates, warm start,
+retrieval, reruns and the CLI's errors.  Real Postgres, real TensorFlow."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import subprocess
+import sys
+
+import psycopg2
+import pytest
+
+from dropoutnet import cli, datagen, pipeline
+from helpers import write_config
+
+END = dt.date(2026, 11, 20)
+DAY1, DAY2 = END - dt.timedelta(days=1), END
+
+
+@pytest.fixture(scope="module")
+def env(database_url, tmp_path_factory):
+    """Tiny data in its own schemas; DROPOUTNET_* pointing the pipeline at them."""
+    home = tmp_path_factory.mktemp("pipeline")
+    raw_schema, out_schema = "pipe_raw", "pipe_dn"
+    conn = psycopg2.connect(database_url)
+    conn.autocommit = True
+    with conn.cursor() as cur:
+        cur.execute(f"drop schema if exists {raw_schema} cascade; create schema {raw_schema}")
+        cur.execute(f"drop schema if exists {out_schema} cascade")
+    url = f"{database_url}&options=-csearch_path%3D{raw_schema},public"
+    datagen.generate(url, n_users=120, n_items=150, n_authors=20, days=8, end_date=END,
+                     new_items_per_day=25, seed=3, schema=raw_schema)
+    config = write_config(home / "pipeline.yaml", storage={"schema": out_schema},
+                          cold_start_recall={"train_days": 5},
+                          training={"epochs": 1, "batch_size": 256},
+                          evaluation={"k": [5, 10]})
+    mp = pytest.MonkeyPatch()
+    mp.setenv("DROPOUTNET_DATABASE_URL", url)
+    mp.setenv("DROPOUTNET_MODELS_ROOT", str(home / "models"))
+    mp.setenv("DROPOUTNET_CONFIG", str(config))
+    yield {"url": url, "config": str(config), "home": home, "schema": out_schema,
+           "conn": conn}
+    mp.undo()
+    with conn.cursor() as cur:
+        cur.execute(f"drop schema {raw_schema} cascade; drop schema if exists {out_schema} cascade")
+    conn.close()
+
+
+def query(env, sql):
+    with env["conn"].cursor() as cur:
+        cur.execute(sql)
+        return cur.fetchall()
+
+
+def run_cli(*args):
+    proc = subprocess.run([sys.executable, "-m", "dropoutnet.cli", *args],
+                          capture_output=True, text=True, timeout=120)
+    return proc.returncode, proc.stdout, proc.stderr
+
+
+def test_recall_before_any_version_says_how_to_make_one(env):
+    code, out, err = run_cli("recall", "--user-id", "u000001")
+    assert code == 1 and "has no active version yet" in err and "dropoutnet run" in err
+    assert "Traceback" not in err
+
+
+def test_two_bizdates_warm_start_and_recall(env, caplog):
+    first = pipeline.run(DAY1.isoformat())
+    assert first["train"]["warm_started"] is False
+    assert first["samples"]["train"]["samples"] > 0 and first["samples"]["eval"]["samples"] > 0
+    with caplog.at_level("INFO"):
+        second = pipeline.run(DAY2.isoformat())
+    assert second["train"]["warm_started"] is True
+    assert "warm start" in caplog.text.lower()
+
+    s = env["schema"]
+    assert query(env, f"select model_version from {s}.active_version") == [("20261120",)]
+    versions = query(env, f"select model_version, count(*) from {s}.item_embeddings "
+                          "group by 1 order by 1")
+    assert [v for v, _ in versions] == ["20261119", "20261120"]
+    # the item partition of each version carries its own HNSW index
+    indexes = query(env, f"select indexdef from pg_indexes where schemaname = '{s}' "
+                         "and tablename = 'item_embeddings_p20261120'")
+    assert any("hnsw" in d and "vector_ip_ops" in d for (d,) in indexes)
+
+    metrics = second["evaluate"]
+    for key in ("bizdate", "model_version", "auc", "recall@5", "recall@10", "ndcg@10"):
+        assert key in metrics
+    assert metrics["model_version"] == "20261120"
+    assert 0.0 <= metrics["recall@10"] <= 1.0
+    assert "popularity" in metrics["baselines"]
+
+    user = query(env, f"select user_id from {s}.user_embeddings "
+                      "where model_version = '20261120' order by user_id limit 1")[0][0]
+    code, out, err = run_cli("recall", "--user-id", user, "--top-n", "7", "--json")
+    assert code == 0, err
+    answer = json.loads(out)
+    assert answer["user_id"] == user and answer["model_version"] == "20261120"
+    assert len(answer["items"]) == 7
+    scores = [i["score"] for i in answer["items"]]
+    assert scores == sorted(scores, reverse=True)
+
+    code, out, _ = run_cli("metrics", "--bizdate", DAY2.isoformat(), "--json")
+    assert code == 0 and json.loads(out)["recall@10"] == metrics["recall@10"]
+
+
+def test_rerun_replaces_exactly_the_bizdate(env):
+    s = env["schema"]
+    snapshot = f"""select 'samples', dt::text, count(*) from {s}.samples group by 2
+                   union all select 'users', model_version, count(*) from {s}.user_embeddings group by 2
+                   union all select 'items', model_version, count(*) from {s}.item_embeddings group by 2
+                   order by 1, 2"""
+    before = query(env, snapshot)
+    day1_metrics = query(env, f"select metrics from {s}.metrics where dt = '{DAY1}'")
+    pipeline.run(DAY2.isoformat(), tasks=("samples", "user_embeddings", "item_embeddings",
+                                          "evaluate", "publish"))
+    assert query(env, snapshot) == before
+    assert query(env, f"select metrics from {s}.metrics where dt = '{DAY1}'") == day1_metrics
+    assert query(env, f"select count(*) from {s}.metrics") == [(2,)]
+
+
+def test_recall_for_an_unknown_user_is_a_clear_error(env):
+    code, out, err = run_cli("recall", "--user-id", "no-such-user")
+    assert code == 1
+    assert "user 'no-such-user' has no embedding in the active version 20261120" in err
+    assert "Traceback" not in err
+
+
+@pytest.mark.parametrize("bizdate, message", [
+    ("2026-02-30", "bizdate '2026-02-30' is not a real date"),
+    ("yesterday", "bizdate 'yesterday' is not a real date"),
+    ("2999-01-01", "bizdate 2999-01-01 is after today"),
+])
+def test_bad_bizdate_writes_nothing(env, bizdate, message):
+    s = env["schema"]
+    before = query(env, f"select dt::text, count(*) from {s}.samples group by 1 order by 1")
+    code = cli.main(["run", "--bizdate", bizdate])
+    assert code == 1
+    code, _, err = run_cli("run", "--bizdate", bizdate)
+    assert code == 1 and message in err and "Traceback" not in err
+    assert query(env, f"select dt::text, count(*) from {s}.samples group by 1 order by 1") == before
+
+
+def test_metrics_of_a_bizdate_never_run(env):
+    code, _, err = run_cli("metrics", "--bizdate", "2026-11-01")
+    assert code == 1 and "no metrics for bizdate 2026-11-01" in err
