@@ -103,15 +103,12 @@ def train(bizdate: str, config_path: str | None = None) -> dict[str, Any]:
         data = samples_mod.load_partition(cur, cfg, "samples", day)
         boundaries = samples_mod.load_boundaries(cur, cfg, day)
     paths = artifacts.paths(cfg.model_name, day)
+    # yesterday's checkpoint; train_model logs whether it was there (warm or cold start)
     previous = artifacts.paths(cfg.model_name, day - dt.timedelta(days=1)).checkpoints
-    warm = previous if previous.exists() else None
-    if warm is None:
-        log.info("no checkpoint of bizdate %s at %s: training from scratch",
-                 day - dt.timedelta(days=1), previous)
     if paths.export.exists():  # a rerun: the old export no longer matches the new checkpoint
         shutil.rmtree(paths.export)
     stats = train_model(cfg, data["features"], data["labels"], boundaries, paths.checkpoints,
-                        warm, item_ids=data["item_ids"])
+                        previous, item_ids=data["item_ids"])
     stats.pop("history", None)
     (paths.root / "train_report.json").write_text(json.dumps(stats, indent=1))
     return {"bizdate": day.isoformat(), **{k: stats[k] for k in (

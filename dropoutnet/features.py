@@ -1,0 +1,259 @@
+"""Raw features -> tensors the towers consume, computed inside the model.
+
+Every transformation from the raw values the SQL side produces to dense vectors happens in
+Keras layers, so the exported SavedModels take raw features and nothing outside the model
+(no vocabulary file, no Python preprocessing) can drift from training.
+
+One encoder per declared feature, chosen by its ``kind``:
+
+* ``categorical`` (strings, ``""`` = missing): ``tf.strings.to_hash_bucket_fast`` into
+  ``spec.buckets`` (or ``model.hash_buckets``) buckets; missing gets its own extra row, so a
+  missing value never shares an embedding with a real one.
+* ``numeric`` (float32, ``NaN`` = missing): bucketised by the bizdate's quantile boundaries,
+  baked into the graph as constants; ``NaN`` gets its own reserved bucket.  The table has
+  ``max(num_bins, len(boundaries) + 1) + 1`` rows so its shape stays the same from one day to
+  the next (warm start) even when duplicate quantile edges collapse.
+* ``tags`` (strings joined by ``spec.separator``, ``""`` = none): split, hashed, embedded and
+  mean-pooled; a row without any tag encodes as the zero vector.
+* ``vector`` (float32 ``[n, dim]``, zeros = missing): passed through as a dense input.
+
+Each encoder also reports, per row, whether the feature is *present*.  The towers use this for
+the preference groups only: a row without any present preference feature is a cold entity and is
+encoded exactly like a row whose preference input was dropped during training.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from dropoutnet.config import FeatureSpec, ModelConfig
+
+__all__ = [
+    "FeatureEncoder", "CategoricalEncoder", "NumericEncoder", "TagsEncoder", "VectorEncoder",
+    "make_encoder", "input_signature", "to_numpy_batch", "to_tensors", "table_rows",
+]
+
+
+class FeatureEncoder(keras.layers.Layer):
+    """Base class: ``call(raw) -> [n, output_dim]`` and ``present(raw) -> bool [n]``."""
+
+    def __init__(self, spec: FeatureSpec, **kwargs) -> None:
+        super().__init__(name=spec.name, **kwargs)
+        self.spec = spec
+
+    @property
+    def output_dim(self) -> int:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def present(self, raw: tf.Tensor) -> tf.Tensor:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+
+class CategoricalEncoder(FeatureEncoder):
+    """Hash a string into ``buckets`` rows; ``""`` maps to the reserved last row."""
+
+    def __init__(self, spec: FeatureSpec, buckets: int, embedding_dim: int, **kwargs) -> None:
+        super().__init__(spec, **kwargs)
+        self.buckets = int(buckets)
+        self.embedding_dim = int(embedding_dim)
+        self.embedding = keras.layers.Embedding(self.buckets + 1, self.embedding_dim,
+                                                name="embedding")
+
+    @property
+    def output_dim(self) -> int:
+        return self.embedding_dim
+
+    def present(self, raw: tf.Tensor) -> tf.Tensor:
+        return tf.not_equal(raw, "")
+
+    def call(self, raw: tf.Tensor) -> tf.Tensor:
+        ids = tf.strings.to_hash_bucket_fast(raw, self.buckets)
+        ids = tf.where(self.present(raw), ids, tf.constant(self.buckets, tf.int64))
+        return self.embedding(ids)
+
+
+def table_rows(boundaries: Sequence[float], num_bins: int) -> int:
+    """Rows of a numeric feature's embedding table: every bucket, plus the NaN row."""
+    return max(int(num_bins), len(boundaries) + 1) + 1
+
+
+class NumericEncoder(FeatureEncoder):
+    """Bucketise by constant quantile edges; ``NaN`` goes to the reserved last row.
+
+    Bucket ``i`` holds ``boundaries[i-1] <= x < boundaries[i]`` (``tf.raw_ops.Bucketize``).
+    """
+
+    def __init__(self, spec: FeatureSpec, boundaries: Sequence[float], num_bins: int,
+                 embedding_dim: int, **kwargs) -> None:
+        super().__init__(spec, **kwargs)
+        edges = np.asarray(list(boundaries), dtype=np.float64)
+        if edges.size and not np.all(np.isfinite(edges)):
+            raise ValueError(f"boundaries of numeric feature {spec.name!r} must be finite numbers; "
+                             f"got {list(boundaries)}")
+        self.boundaries = [float(b) for b in np.unique(edges)]  # sorted, duplicates collapsed
+        self.rows = table_rows(self.boundaries, num_bins)
+        self.missing_row = self.rows - 1
+        self.embedding_dim = int(embedding_dim)
+        self.embedding = keras.layers.Embedding(self.rows, self.embedding_dim, name="embedding")
+
+    @property
+    def output_dim(self) -> int:
+        return self.embedding_dim
+
+    def present(self, raw: tf.Tensor) -> tf.Tensor:
+        return tf.logical_not(tf.math.is_nan(raw))
+
+    def bucket(self, raw: tf.Tensor) -> tf.Tensor:
+        """Bucket index per row (``missing_row`` for NaN)."""
+        ok = self.present(raw)
+        if self.boundaries:
+            ids = tf.raw_ops.Bucketize(input=tf.where(ok, raw, tf.zeros_like(raw)),
+                                       boundaries=self.boundaries)
+        else:
+            ids = tf.zeros_like(raw, dtype=tf.int32)
+        return tf.where(ok, ids, tf.constant(self.missing_row, tf.int32))
+
+    def call(self, raw: tf.Tensor) -> tf.Tensor:
+        return self.embedding(self.bucket(raw))
+
+
+class TagsEncoder(FeatureEncoder):
+    """Split on the separator, hash each tag, mean-pool the embeddings; no tag -> zeros."""
+
+    def __init__(self, spec: FeatureSpec, buckets: int, embedding_dim: int, **kwargs) -> None:
+        super().__init__(spec, **kwargs)
+        self.separator = spec.separator
+        self.buckets = int(buckets)
+        self.embedding_dim = int(embedding_dim)
+        self.embedding = keras.layers.Embedding(self.buckets, self.embedding_dim, name="embedding")
+
+    @property
+    def output_dim(self) -> int:
+        return self.embedding_dim
+
+    def _tokens(self, raw: tf.Tensor) -> tf.RaggedTensor:
+        tokens = tf.strings.strip(tf.strings.split(raw, sep=self.separator))
+        return tf.ragged.boolean_mask(tokens, tf.not_equal(tokens, ""))
+
+    def present(self, raw: tf.Tensor) -> tf.Tensor:
+        return self._tokens(raw).row_lengths() > 0
+
+    def call(self, raw: tf.Tensor) -> tf.Tensor:
+        tokens = self._tokens(raw)
+        vectors = self.embedding(tf.strings.to_hash_bucket_fast(tokens.flat_values, self.buckets))
+        total = tf.math.unsorted_segment_sum(vectors, tokens.value_rowids(), tokens.nrows())
+        count = tf.cast(tokens.row_lengths(), total.dtype)[:, None]
+        return tf.math.divide_no_nan(total, count)
+
+
+class VectorEncoder(FeatureEncoder):
+    """A dense vector, used as it is (the content MLP projects it); all zeros = missing."""
+
+    def __init__(self, spec: FeatureSpec, **kwargs) -> None:
+        super().__init__(spec, **kwargs)
+        self.dim = int(spec.dim or 0)
+
+    @property
+    def output_dim(self) -> int:
+        return self.dim
+
+    def present(self, raw: tf.Tensor) -> tf.Tensor:
+        return tf.reduce_any(tf.not_equal(raw, 0.0), axis=-1)
+
+    def call(self, raw: tf.Tensor) -> tf.Tensor:
+        return tf.ensure_shape(tf.cast(raw, tf.float32), [None, self.dim])
+
+
+def make_encoder(spec: FeatureSpec, model: ModelConfig,
+                 boundaries: Mapping[str, Sequence[float]]) -> FeatureEncoder:
+    """The encoder for one declared feature."""
+    buckets = spec.buckets or model.hash_buckets
+    if spec.kind == "categorical":
+        return CategoricalEncoder(spec, buckets, model.feature_embedding_dim)
+    if spec.kind == "tags":
+        return TagsEncoder(spec, buckets, model.feature_embedding_dim)
+    if spec.kind == "numeric":
+        if spec.name not in boundaries:
+            raise KeyError(f"no boundaries for numeric feature {spec.name!r}; the boundaries "
+                           f"table has {sorted(boundaries)}")
+        return NumericEncoder(spec, boundaries[spec.name], model.num_bins,
+                              model.feature_embedding_dim)
+    if spec.kind == "vector":
+        return VectorEncoder(spec)
+    raise ValueError(f"unknown feature kind {spec.kind!r} of {spec.name!r}")
+
+
+# --- raw inputs ---------------------------------------------------------------------------
+
+
+def _tensor_spec(spec: FeatureSpec) -> tf.TensorSpec:
+    if spec.kind in ("categorical", "tags"):
+        return tf.TensorSpec([None], tf.string, name=spec.name)
+    if spec.kind == "numeric":
+        return tf.TensorSpec([None], tf.float32, name=spec.name)
+    return tf.TensorSpec([None, int(spec.dim or 0)], tf.float32, name=spec.name)
+
+
+def input_signature(specs: Sequence[FeatureSpec]) -> dict[str, tf.TensorSpec]:
+    """The raw-input signature of a set of features, keyed by feature name."""
+    return {s.name: _tensor_spec(s) for s in specs}
+
+
+def _strings(values: np.ndarray) -> np.ndarray:
+    values = np.asarray(values)
+    if values.dtype == object:
+        values = values.copy()
+        values[np.equal(values, None)] = ""
+        return values
+    if values.dtype.kind in ("U", "S"):
+        return values
+    raise TypeError(f"expected strings, got dtype {values.dtype}")
+
+
+def to_numpy_batch(specs: Sequence[FeatureSpec], features: Mapping[str, np.ndarray]
+                   ) -> dict[str, np.ndarray]:
+    """Check and normalise a raw batch: the features of ``specs`` only, contract dtypes.
+
+    Strings stay strings (``None`` becomes ``""``), numerics become float32 (``NaN`` kept),
+    vectors float32 ``[n, dim]``.  Raises with the feature's name on a missing key, a wrong
+    shape or rows of unequal length.
+    """
+    out: dict[str, np.ndarray] = {}
+    n: int | None = None
+    for spec in specs:
+        if spec.name not in features:
+            raise KeyError(f"feature {spec.name!r} ({spec.group}, {spec.kind}) is missing from "
+                           f"the batch; it has {sorted(features)}")
+        raw = np.asarray(features[spec.name])
+        try:
+            if spec.kind in ("categorical", "tags"):
+                value = _strings(raw)
+                if value.ndim != 1:
+                    raise ValueError(f"shape {value.shape}, expected [n]")
+            elif spec.kind == "numeric":
+                value = raw.astype(np.float32)
+                if value.ndim != 1:
+                    raise ValueError(f"shape {value.shape}, expected [n]")
+            else:
+                value = raw.astype(np.float32)
+                if value.ndim != 2 or value.shape[1] != spec.dim:
+                    raise ValueError(f"shape {value.shape}, expected [n, {spec.dim}]")
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"feature {spec.name!r} ({spec.kind}): {exc}") from None
+        if n is not None and len(value) != n:
+            raise ValueError(f"feature {spec.name!r} has {len(value)} rows, others have {n}")
+        n = len(value)
+        out[spec.name] = value
+    return out
+
+
+def to_tensors(specs: Sequence[FeatureSpec], features: Mapping[str, np.ndarray]
+               ) -> dict[str, tf.Tensor]:
+    """:func:`to_numpy_batch`, as tensors of the serving signature's dtypes."""
+    sig = input_signature(specs)
+    return {name: tf.constant(value, dtype=sig[name].dtype)
+            for name, value in to_numpy_batch(specs, features).items()}

@@ -1,0 +1,12 @@
+"""The DropoutNet model: feature encoders (``dropoutnet.features``), towers, losses, model.
+
+Importing this package imports TensorFlow; the rest of the pipeline (config, SQL, Airflow
+wiring) must not import it at module level.
+"""
+
+from dropoutnet.model.dropoutnet import ITEM_ID_KEY, DropoutNet
+from dropoutnet.model.losses import in_batch_softmax_loss, pointwise_loss, softmax_logits
+from dropoutnet.model.towers import Tower
+
+__all__ = ["DropoutNet", "ITEM_ID_KEY", "Tower", "in_batch_softmax_loss", "pointwise_loss",
+           "softmax_logits"]

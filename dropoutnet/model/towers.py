@@ -1,0 +1,104 @@
+"""The user tower and the item tower.
+
+A tower turns one side's raw features into an L2-normalised vector of ``embedding_dim``:
+
+    content features    -> concat -> content MLP ----------------------------.
+    preference features -> concat -> preference MLP -> * row mask, and mask --+-> tower MLP
+                                                                                -> linear
+                                                                                -> L2 norm
+
+**Preference dropout, decided once.**  The preference group's encoding of a row is its
+preference-MLP output multiplied by a 0/1 row mask ``present * keep``, with no ``1/keep``
+rescaling, and the mask itself is appended as one more input of the tower MLP (so the tower can
+tell "no behaviour" from "behaviour that happens to encode near zero"):
+
+* ``present`` is 1 when the row has at least one non-missing preference feature (numeric not
+  NaN, categorical/tags not ``""``), else 0: a cold entity;
+* ``keep`` is drawn per row from Bernoulli(1 - rate) in training only and is 1 at inference.
+
+A row dropped during training is therefore encoded *exactly* as a cold entity at serving: both
+see ``mask = 0``, a zero preference vector, and the same content path.  Content is never dropped.
+``keep`` can be forced (a ``[n]`` float tensor) to test that equality.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import keras
+import tensorflow as tf
+
+from dropoutnet.config import FeatureSpec, ModelConfig
+from dropoutnet.features import FeatureEncoder, make_encoder
+
+__all__ = ["Tower", "mlp"]
+
+
+def mlp(units: Sequence[int], name: str) -> keras.Sequential:
+    """Dense + ReLU layers; no batch norm, whose train/inference gap would break the cold
+    equality."""
+    return keras.Sequential([keras.layers.Dense(u, activation="relu", name=f"dense_{i}")
+                             for i, u in enumerate(units)], name=name)
+
+
+class Tower(keras.layers.Layer):
+    """One side's tower: ``call(features, training, keep) -> [n, embedding_dim]`` unit vectors."""
+
+    def __init__(self, side: str, features: Sequence[FeatureSpec], model: ModelConfig,
+                 boundaries: Mapping[str, Sequence[float]], seed: int, **kwargs) -> None:
+        super().__init__(name=f"{side}_tower", **kwargs)
+        if side not in ("user", "item"):
+            raise ValueError(f"side must be 'user' or 'item', not {side!r}")
+        self.side = side
+        self.content_specs = [f for f in features if f.group == f"{side}_content"]
+        self.preference_specs = [f for f in features if f.group == f"{side}_preference"]
+        if not self.content_specs and not self.preference_specs:
+            raise ValueError(f"the {side} tower has no feature")
+        self.dropout_rate = float(model.user_dropout_rate if side == "user"
+                                  else model.item_dropout_rate)
+        # encoders keyed by feature name: variable paths (and so warm start) follow the name
+        self.encoders: dict[str, FeatureEncoder] = {
+            f.name: make_encoder(f, model, boundaries)
+            for f in self.content_specs + self.preference_specs}
+        self.content_mlp = mlp(model.content_mlp, "content_mlp") if self.content_specs else None
+        self.preference_mlp = (mlp(model.preference_mlp, "preference_mlp")
+                               if self.preference_specs else None)
+        self.tower_mlp = mlp(model.tower_mlp, "tower_mlp")
+        self.output_layer = keras.layers.Dense(model.embedding_dim, name="output")
+        self.seed_generator = keras.random.SeedGenerator(seed, name="dropout_seed")
+
+    @property
+    def feature_names(self) -> list[str]:
+        return [f.name for f in self.content_specs + self.preference_specs]
+
+    def preference_present(self, features: Mapping[str, tf.Tensor]) -> tf.Tensor:
+        """float32 [n]: 1 when the row has any non-missing preference feature, else 0."""
+        flags = [self.encoders[f.name].present(features[f.name]) for f in self.preference_specs]
+        return tf.cast(tf.reduce_any(tf.stack(flags, axis=1), axis=1), tf.float32)
+
+    def preference_mask(self, features: Mapping[str, tf.Tensor], training: bool = False,
+                        keep: tf.Tensor | None = None) -> tf.Tensor:
+        """float32 [n, 1]: ``present * keep``; ``keep`` drawn in training unless forced."""
+        present = self.preference_present(features)
+        if keep is None:
+            if training and self.dropout_rate > 0:
+                draw = keras.random.uniform(tf.shape(present), seed=self.seed_generator)
+                keep = tf.cast(draw >= self.dropout_rate, tf.float32)
+            else:
+                keep = tf.ones_like(present)
+        return (present * tf.cast(keep, tf.float32))[:, None]
+
+    def call(self, features: Mapping[str, tf.Tensor], training: bool = False,
+             keep: tf.Tensor | None = None) -> tf.Tensor:
+        parts = []
+        if self.content_specs:
+            content = tf.concat([self.encoders[f.name](features[f.name])
+                                 for f in self.content_specs], axis=1)
+            parts.append(self.content_mlp(content, training=training))
+        if self.preference_specs:
+            preference = tf.concat([self.encoders[f.name](features[f.name])
+                                    for f in self.preference_specs], axis=1)
+            mask = self.preference_mask(features, training=training, keep=keep)
+            parts += [self.preference_mlp(preference, training=training) * mask, mask]
+        hidden = self.tower_mlp(tf.concat(parts, axis=1), training=training)
+        return tf.math.l2_normalize(self.output_layer(hidden), axis=1)

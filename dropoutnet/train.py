@@ -1,0 +1,326 @@
+"""Train one bizdate's DropoutNet: warm start from yesterday, fit, checkpoint.
+
+:func:`train_model` builds the model from the config and the bizdate's numeric boundaries,
+optionally warm-starts it from yesterday's checkpoint folder, fits ``training.epochs`` epochs
+of shuffled mini-batches with Adam, and writes
+
+* ``checkpoint_dir/ckpt-N.*`` and ``checkpoint``: a ``tf.train.Checkpoint`` of every model
+  weight and Adam slot, keyed by the variable's path (``dropoutnet/item_tower/i_author/...``);
+* ``checkpoint_dir/model_meta.json``: the features, the model config, the boundaries and the
+  seed, so :mod:`dropoutnet.export` rebuilds exactly this model whatever the config says later.
+
+The folder is written next to its target and renamed into place, so a rerun of the same day
+replaces it whole and a reader never sees half of one.
+
+**Warm start by name and shape.**  Checkpoint keys are variable paths, which follow feature
+names rather than positions, so adding, removing or reordering features leaves the other
+features' variables matched.  Every variable whose path and shape match is restored; the rest
+keep their fresh initialisation, and both lists are logged (a new feature's embedding, and the
+first content-MLP kernel whose input width changed, are "not restored").  Nothing raises on a
+mismatch.  The learning rate is not checkpointed: it always comes from today's config.
+
+**AUC.**  The returned ``train_auc`` is measured during training (so under preference dropout).
+For evaluation use :func:`predict_scores` (or the exported ``final`` model, which computes the
+same ``probability``) on the eval samples, and compute AUC from those probabilities.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import shutil
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from dropoutnet.config import FeatureSpec, ModelConfig, PipelineConfig
+from dropoutnet.features import input_signature, to_numpy_batch
+from dropoutnet.model import ITEM_ID_KEY, DropoutNet
+
+__all__ = [
+    "META_FILE", "WarmStartReport", "build_model", "checkpoint_variables", "load_meta",
+    "load_trained_model", "make_dataset", "predict_scores", "restore_warm_start", "train_model",
+]
+
+log = logging.getLogger(__name__)
+
+META_FILE = "model_meta.json"
+_VALUE_SUFFIX = "/.ATTRIBUTES/VARIABLE_VALUE"
+
+
+# --- model construction ---------------------------------------------------------------------
+
+
+def build_model(features: Sequence[FeatureSpec], model_config: ModelConfig,
+                boundaries: Mapping[str, Sequence[float]], seed: int,
+                learning_rate: float | None = None) -> DropoutNet:
+    """A DropoutNet with every variable created; compiled with Adam when ``learning_rate``.
+
+    Seeds Python, NumPy and TensorFlow from ``seed`` first, so the same inputs give the same
+    initial weights, dropout draws and shuffling.
+    """
+    keras.utils.set_random_seed(seed)
+    model = DropoutNet(features, model_config, boundaries, seed=seed)
+    model.build_from_signature()
+    if learning_rate is not None:
+        model.compile(optimizer=keras.optimizers.Adam(learning_rate), jit_compile=False)
+        model.optimizer.build(model.trainable_variables)
+    return model
+
+
+def _checkpoint_key(path: str) -> str:
+    return path.replace("/", "-")
+
+
+def checkpoint_variables(model: DropoutNet) -> dict[str, Any]:
+    """Checkpoint key -> variable: the model's weights and, if compiled, the optimizer's slots.
+
+    The optimizer's learning rate is left out on purpose: it comes from the config.
+    """
+    named = [(v.path, v) for v in model.weights]
+    optimizer = getattr(model, "optimizer", None)
+    if optimizer is not None and optimizer.built:
+        # Keras uniquifies optimizer names (adam, adam_1, ...): key slots by a fixed prefix
+        prefix = optimizer.name + "/"
+        named += [("optimizer/" + v.path.removeprefix(prefix), v) for v in optimizer.variables
+                  if not v.path.endswith("/learning_rate")]
+    out: dict[str, Any] = {}
+    for path, v in named:
+        key = _checkpoint_key(path)
+        if key in out:
+            raise RuntimeError(f"two variables share the checkpoint key {key!r}")
+        out[key] = v
+    return out
+
+
+# --- warm start -----------------------------------------------------------------------------
+
+
+@dataclass
+class WarmStartReport:
+    """What a warm start restored; JSON-able through :func:`dataclasses.asdict`."""
+
+    source: str | None
+    checkpoint: str | None = None
+    restored: list[str] = field(default_factory=list)
+    not_restored: dict[str, str] = field(default_factory=dict)  # key -> reason
+    unused_in_checkpoint: list[str] = field(default_factory=list)
+
+    @property
+    def warm_started(self) -> bool:
+        return self.checkpoint is not None
+
+
+def restore_warm_start(model: DropoutNet, warm_start_dir: Path | None) -> WarmStartReport:
+    """Restore every variable of ``model`` (and its optimizer) found with the same shape.
+
+    Never raises on a missing folder, a missing checkpoint or mismatched variables: those are
+    logged, and unmatched variables keep their initialisation.
+    """
+    report = WarmStartReport(source=None if warm_start_dir is None else str(warm_start_dir))
+    latest = tf.train.latest_checkpoint(str(warm_start_dir)) if warm_start_dir else None
+    if latest is None:
+        log.info("no checkpoint at %s: cold start (training from scratch)", warm_start_dir)
+        return report
+    try:
+        reader = tf.train.load_checkpoint(latest)
+    except Exception as exc:  # a corrupt checkpoint must not stop the day
+        log.warning("no checkpoint at %s: cold start (training from scratch); %s could not "
+                    "be read: %s", warm_start_dir, latest, exc)
+        return report
+    report.checkpoint = latest
+    shapes = {k[: -len(_VALUE_SUFFIX)]: v for k, v in reader.get_variable_to_shape_map().items()
+              if k.endswith(_VALUE_SUFFIX)}
+    mine = checkpoint_variables(model)
+    for key, var in mine.items():
+        if key not in shapes:
+            report.not_restored[key] = "not in checkpoint"
+        elif tuple(shapes[key]) != tuple(var.shape):
+            report.not_restored[key] = (f"shape {tuple(var.shape)} != checkpoint "
+                                        f"{tuple(shapes[key])}")
+        else:
+            var.assign(reader.get_tensor(key + _VALUE_SUFFIX))
+            report.restored.append(key)
+    report.unused_in_checkpoint = sorted(k for k in shapes if k not in mine
+                                         and k != "save_counter")
+    log.info("warm start from %s (%s): restored %d of %d variables",
+             warm_start_dir, latest, len(report.restored), len(mine))
+    log.info("warm start restored: %s", report.restored)
+    if report.not_restored:
+        log.warning("warm start did not restore %d variables (freshly initialised): %s",
+                    len(report.not_restored),
+                    "; ".join(f"{k}: {why}" for k, why in report.not_restored.items()))
+    if report.unused_in_checkpoint:
+        log.info("checkpoint variables no longer in the model: %s", report.unused_in_checkpoint)
+    return report
+
+
+# --- data -----------------------------------------------------------------------------------
+
+
+def make_dataset(model: DropoutNet, features: Mapping[str, np.ndarray], labels: np.ndarray,
+                 batch_size: int, item_ids: np.ndarray | None = None, shuffle: bool = True,
+                 seed: int = 42) -> tf.data.Dataset:
+    """``(x, label)`` batches; ``x`` holds the model's features and, if given, ``item_id``."""
+    x: dict[str, Any] = dict(to_numpy_batch(model.feature_specs, features))
+    n = len(next(iter(x.values())))
+    labels = np.asarray(labels, dtype=np.float32).reshape(-1)
+    if len(labels) != n:
+        raise ValueError(f"{len(labels)} labels for {n} feature rows")
+    if item_ids is not None:
+        item_ids = np.asarray(item_ids).astype(str)
+        if len(item_ids) != n:
+            raise ValueError(f"{len(item_ids)} item ids for {n} feature rows")
+        x[ITEM_ID_KEY] = item_ids
+    ds = tf.data.Dataset.from_tensor_slices((x, labels))
+    if shuffle:
+        ds = ds.shuffle(max(n, 1), seed=seed, reshuffle_each_iteration=True)
+    return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+
+
+def _batched(fn: Callable[[dict[str, tf.Tensor]], tf.Tensor], specs: Sequence[FeatureSpec],
+             features: Mapping[str, np.ndarray], batch_size: int) -> np.ndarray:
+    x = to_numpy_batch(specs, features)
+    sig = input_signature(specs)
+    n = len(next(iter(x.values())))
+    out = [fn({k: tf.constant(v[i:i + batch_size], sig[k].dtype) for k, v in x.items()}).numpy()
+           for i in range(0, n, batch_size)]
+    return np.concatenate(out) if out else np.zeros([0], np.float32)
+
+
+def predict_scores(model: DropoutNet, features: Mapping[str, np.ndarray],
+                   batch_size: int = 4096, output: str = "probability") -> np.ndarray:
+    """Inference-mode ``probability`` (sigmoid(scale * cosine + bias)) per row, or ``score``.
+
+    Preference dropout is off: a row with no preference feature is scored as a cold entity.
+    """
+    specs = model.user_specs + model.item_specs
+
+    @tf.function(input_signature=[input_signature(specs)], autograph=False)
+    def fn(x):
+        return model(x, training=False)[output]
+
+    return _batched(fn, specs, features, batch_size)
+
+
+# --- metadata and reloading -----------------------------------------------------------------
+
+
+def _meta(cfg: PipelineConfig, boundaries: Mapping[str, Sequence[float]]) -> dict[str, Any]:
+    return {
+        "model_name": cfg.model_name,
+        "features": [f.model_dump(mode="json", by_alias=True, exclude_none=True)
+                     for f in cfg.features],
+        "model": cfg.model.model_dump(mode="json"),
+        "boundaries": {f.name: [float(b) for b in boundaries[f.name]]
+                       for f in cfg.binned_features},
+        "seed": cfg.training.seed,
+        "embedding_dim": cfg.model.embedding_dim,
+    }
+
+
+def load_meta(checkpoint_dir: Path) -> dict[str, Any]:
+    """``model_meta.json`` of a checkpoint folder, with ``features`` / ``model`` validated."""
+    path = Path(checkpoint_dir) / META_FILE
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} does not exist: {checkpoint_dir} is not a trained "
+                                "model folder (run the train task first)")
+    meta = json.loads(path.read_text())
+    meta["features"] = [FeatureSpec.model_validate(f) for f in meta["features"]]
+    meta["model"] = ModelConfig.model_validate(meta["model"])
+    return meta
+
+
+def load_trained_model(checkpoint_dir: Path) -> DropoutNet:
+    """Rebuild the exact trained model from ``model_meta.json`` and restore every weight.
+
+    Unlike a warm start this is strict: every model weight must be in the checkpoint.
+    """
+    checkpoint_dir = Path(checkpoint_dir)
+    meta = load_meta(checkpoint_dir)
+    model = build_model(meta["features"], meta["model"], meta["boundaries"], meta["seed"])
+    latest = tf.train.latest_checkpoint(str(checkpoint_dir))
+    if latest is None:
+        raise FileNotFoundError(f"no checkpoint in {checkpoint_dir}")
+    weights = {_checkpoint_key(v.path): v for v in model.weights}
+    tf.train.Checkpoint(**weights).read(latest).expect_partial().assert_existing_objects_matched()
+    return model
+
+
+def _replace_dir(tmp: Path, target: Path) -> None:
+    """Swap ``tmp`` into ``target`` (two renames; the old folder is removed afterwards)."""
+    old = None
+    if target.exists():
+        old = target.with_name(f".{target.name}.old-{uuid.uuid4().hex[:8]}")
+        os.replace(target, old)
+    os.replace(tmp, target)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+# --- training -------------------------------------------------------------------------------
+
+
+def train_model(cfg: PipelineConfig, features: dict[str, np.ndarray], labels: np.ndarray,
+                boundaries: dict[str, list[float]], checkpoint_dir: Path,
+                warm_start_dir: Path | None, item_ids: np.ndarray | None = None,
+                *, epochs: int | None = None) -> dict[str, Any]:
+    """Build, warm start, fit and checkpoint one bizdate's model; return JSON-able stats.
+
+    ``features`` holds every configured feature (see :mod:`dropoutnet.features` for dtypes),
+    ``labels`` 0/1, ``item_ids`` the sample's item id (optional; masks duplicate items in the
+    in-batch softmax).  ``epochs`` overrides ``training.epochs`` (0 = restore and save only).
+    """
+    checkpoint_dir = Path(checkpoint_dir)
+    tc = cfg.training
+    epochs = tc.epochs if epochs is None else int(epochs)
+    model = build_model(cfg.features, cfg.model, boundaries, tc.seed,
+                        learning_rate=tc.learning_rate)
+    report = restore_warm_start(model, Path(warm_start_dir) if warm_start_dir else None)
+
+    ds = make_dataset(model, features, labels, tc.batch_size, item_ids=item_ids, seed=tc.seed)
+    n = int(len(np.asarray(labels).reshape(-1)))
+    history: dict[str, list[float]] = {}
+    if epochs > 0 and n > 0:
+        history = model.fit(ds, epochs=epochs, verbose=0, shuffle=False).history
+    last = {k: float(v[-1]) for k, v in history.items() if v}
+    steps = epochs * math.ceil(n / tc.batch_size)
+
+    checkpoint_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = checkpoint_dir.with_name(f".{checkpoint_dir.name}.tmp-{uuid.uuid4().hex[:8]}")
+    manager = tf.train.CheckpointManager(tf.train.Checkpoint(**checkpoint_variables(model)),
+                                         str(tmp), max_to_keep=1)
+    saved = manager.save()
+    (tmp / META_FILE).write_text(json.dumps(_meta(cfg, boundaries), indent=1))
+    _replace_dir(tmp, checkpoint_dir)
+
+    stats = {
+        "rows": n,
+        "positives": int(np.sum(np.asarray(labels).reshape(-1) > 0.5)),
+        "epochs": epochs,
+        "steps": steps,
+        "optimizer_iterations": int(model.optimizer.iterations.numpy()),
+        "loss": last.get("loss"),
+        "pointwise_loss": last.get("pointwise_loss"),
+        "softmax_loss": last.get("softmax_loss"),
+        "train_auc": last.get("auc"),
+        "history": {k: [float(x) for x in v] for k, v in history.items()},
+        "warm_started": report.warm_started,
+        "warm_start": {k: v for k, v in asdict(report).items() if k != "restored"},
+        "restored_variables": len(report.restored),
+        "not_restored_variables": len(report.not_restored),
+        "checkpoint": str(checkpoint_dir / Path(saved).name),
+        "checkpoint_dir": str(checkpoint_dir),
+    }
+    log.info("trained %s on %d rows (%d positives): %d steps, loss %s (pointwise %s, softmax "
+             "%s), train AUC %s", cfg.model_name, n, stats["positives"], steps, stats["loss"],
+             stats["pointwise_loss"], stats["softmax_loss"], stats["train_auc"])
+    return stats

@@ -1,0 +1,322 @@
+"""The TensorFlow side: encoders, towers, losses, training with warm start, export.
+
+Tiny random data with a planted signal (users click items of their own gender's category),
+a tiny model, few steps: the whole file runs in well under a minute on 2 cores.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("KERAS_HOME", os.path.join(tempfile.gettempdir(), "dropoutnet-keras"))
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import tensorflow as tf  # noqa: E402
+
+from dropoutnet.config import PipelineConfig, load_config  # noqa: E402
+from dropoutnet.export import export_models, load_serving, load_tower  # noqa: E402
+from dropoutnet.features import to_tensors  # noqa: E402
+from dropoutnet.model import in_batch_softmax_loss, pointwise_loss, softmax_logits  # noqa: E402
+from dropoutnet.train import (  # noqa: E402
+    build_model, load_trained_model, predict_scores, train_model)
+
+REPO = Path(__file__).resolve().parent.parent
+
+FEATURES = [
+    {"name": "u_gender", "group": "user_content", "kind": "categorical", "source": "users.gender"},
+    {"name": "u_age", "group": "user_content", "kind": "numeric", "source": "users.age"},
+    {"name": "u_clicks_7d", "group": "user_preference", "kind": "numeric",
+     "preference": {"agg": "count", "events": ["click"], "window_days": 7}},
+    {"name": "u_cates_14d", "group": "user_preference", "kind": "tags",
+     "preference": {"agg": "collect", "events": ["click"], "window_days": 14,
+                    "collect": "items.category_level1"}},
+    {"name": "i_cate1", "group": "item_content", "kind": "categorical",
+     "source": "items.category_level1"},
+    {"name": "i_tags", "group": "item_content", "kind": "tags", "source": "items.tags"},
+    {"name": "i_duration", "group": "item_content", "kind": "numeric", "source": "items.duration"},
+    {"name": "i_title_emb", "group": "item_content", "kind": "vector", "dim": 4,
+     "source": "item_text.title_embedding"},
+    {"name": "i_ctr_7d", "group": "item_preference", "kind": "numeric",
+     "preference": {"agg": "rate", "events": ["click"], "denominator_events": ["impression"],
+                    "window_days": 7}},
+    {"name": "i_age_bands_7d", "group": "item_preference", "kind": "tags",
+     "preference": {"agg": "collect", "events": ["click"], "window_days": 7,
+                    "collect": "users.age_band"}},
+]
+NEW_FEATURE = {"name": "i_topic", "group": "item_content", "kind": "categorical",
+               "source": "items.topic"}
+
+
+def make_config(features: list[dict] = FEATURES, **training) -> PipelineConfig:
+    base = load_config(REPO / "config" / "pipeline.yaml").model_dump(by_alias=True)
+    base["features"] = features
+    base["model"] = {"embedding_dim": 8, "feature_embedding_dim": 4, "hash_buckets": 64,
+                     "num_bins": 4, "content_mlp": [16], "preference_mlp": [8],
+                     "tower_mlp": [16], "user_dropout_rate": 0.3, "item_dropout_rate": 0.5,
+                     "losses": {"pointwise_weight": 1.0, "softmax_weight": 0.5,
+                                "softmax_temperature": 0.2}}
+    base["training"] = {"batch_size": 32, "epochs": 10, "learning_rate": 0.01, "seed": 7,
+                        **training}
+    return PipelineConfig.model_validate(base)
+
+
+def make_data(n: int = 384, seed: int = 0) -> tuple[dict, np.ndarray, np.ndarray, dict]:
+    rng = np.random.default_rng(seed)
+    gender = rng.choice(["f", "m"], n)
+    item_no = rng.integers(0, 40, n)
+    cate = np.where(item_no % 2 == 0, "f", "m")
+    clicks = rng.poisson(3, n).astype(np.float32)
+    clicks[rng.random(n) < 0.2] = np.nan
+    ctr = rng.random(n).astype(np.float32)
+    cold_item = rng.random(n) < 0.25
+    ctr[cold_item] = np.nan
+    bands = np.array(["18-24|25-34", "35-44", ""], dtype=object)[rng.integers(0, 3, n)]
+    bands[cold_item] = ""
+    features = {
+        "u_gender": np.where(rng.random(n) < 0.05, "", gender).astype(object),
+        "u_age": rng.normal(30, 8, n).astype(np.float32),
+        "u_clicks_7d": clicks,
+        "u_cates_14d": np.array(["f|m", "f", "m", ""], dtype=object)[rng.integers(0, 4, n)],
+        "i_cate1": cate.astype(object),
+        "i_tags": np.array(["a|b", "c", "", "b|c|d"], dtype=object)[item_no % 4],
+        "i_duration": (item_no * 3.0).astype(np.float32),
+        "i_title_emb": rng.normal(size=(n, 4)).astype(np.float32) * (item_no % 5 != 0)[:, None],
+        "i_ctr_7d": ctr,
+        "i_age_bands_7d": bands,
+        "i_topic": np.array(["x", "y", "z"], dtype=object)[item_no % 3],
+    }
+    p = np.where(gender == cate, 0.8, 0.1)
+    labels = (rng.random(n) < p).astype(np.float32)
+    item_ids = np.array([f"item{i}" for i in item_no], dtype=object)
+    boundaries = {"u_age": [22.0, 30.0, 38.0], "u_clicks_7d": [1.0, 2.0, 2.0, 4.0],
+                  "i_duration": [30.0, 60.0, 90.0], "i_ctr_7d": [0.25, 0.5, 0.75]}
+    return features, labels, item_ids, boundaries
+
+
+@pytest.fixture(scope="module")
+def data():
+    return make_data()
+
+
+@pytest.fixture(scope="module")
+def day1(tmp_path_factory, data):
+    """Yesterday's model, trained from scratch."""
+    features, labels, item_ids, boundaries = data
+    ckpt = tmp_path_factory.mktemp("day1") / "checkpoints"
+    stats = train_model(make_config(), features, labels, boundaries, ckpt, None, item_ids)
+    return ckpt, stats
+
+
+# --- losses ---------------------------------------------------------------------------------
+
+
+def test_pointwise_loss_matches_hand_computation():
+    labels, cos, scale, bias = np.array([1.0, 0.0, 1.0]), np.array([0.5, -0.2, -0.9]), 5.0, 0.1
+    z = scale * cos + bias
+    expected = np.mean(-labels * np.log(1 / (1 + np.exp(-z)))
+                       - (1 - labels) * np.log(1 - 1 / (1 + np.exp(-z))))
+    got = pointwise_loss(tf.constant(labels, tf.float32), tf.constant(cos, tf.float32),
+                         tf.constant(scale), tf.constant(bias))
+    assert float(got) == pytest.approx(expected, rel=1e-5)
+
+
+def _unit(v):
+    v = np.asarray(v, np.float32)
+    return v / np.linalg.norm(v, axis=1, keepdims=True)
+
+
+def test_in_batch_softmax_masks_duplicate_items():
+    # rows 0, 1, 3 are positive; rows 0 and 3 hold the same item "x"; row 2 is a negative
+    users = _unit([[1, 0, 0], [0, 1, 0], [1, 1, 1], [0.6, 0.8, 0]])
+    items = _unit([[1, 0.2, 0], [0, 1, 0.3], [0.5, 0.5, 0], [1, 0.2, 0]])
+    labels = np.array([1, 1, 0, 1], np.float32)
+    ids = np.array(["x", "y", "z", "x"], dtype=object)
+    t = 0.5
+
+    pos = labels > 0
+    u, it, pid = users[pos], items[pos], ids[pos]
+    logits = softmax_logits(tf.constant(u), tf.constant(it), tf.constant(pid.astype(str)), t)
+    logits = logits.numpy()
+    raw = u @ it.T / t
+    # positives are rows (0, 1, 3) -> positions (0, 1, 2); positions 0 and 2 share item "x"
+    assert np.isneginf(logits[0, 2]) and np.isneginf(logits[2, 0])
+    keep = ~np.isneginf(logits)
+    np.testing.assert_allclose(logits[keep], raw[keep], rtol=1e-5)
+    assert np.all(np.isfinite(np.diag(logits)))
+
+    def ce(row, target):
+        finite = row[np.isfinite(row)]
+        return np.log(np.sum(np.exp(finite))) - row[target]
+
+    masked = raw.copy()
+    masked[0, 2] = masked[2, 0] = -np.inf
+    expected = np.mean([ce(masked[i], i) for i in range(3)])
+    unmasked = np.mean([ce(raw[i], i) for i in range(3)])
+    got = in_batch_softmax_loss(tf.constant(users), tf.constant(items), tf.constant(labels),
+                                tf.constant(ids.astype(str)), t)
+    assert float(got) == pytest.approx(expected, rel=1e-5)
+    assert abs(expected - unmasked) > 1e-3  # the mask matters in this example
+
+
+def test_in_batch_softmax_needs_two_positives():
+    users = _unit([[1, 0], [0, 1], [1, 1]])
+    labels = tf.constant([1.0, 0.0, 0.0])
+    got = in_batch_softmax_loss(tf.constant(users), tf.constant(users), labels, None, 0.1)
+    assert float(got) == 0.0
+    got = in_batch_softmax_loss(tf.constant(users), tf.constant(users), tf.zeros([3]), None, 0.1)
+    assert float(got) == 0.0
+
+
+# --- cold encoding --------------------------------------------------------------------------
+
+
+def test_cold_item_equals_dropped_row(data):
+    features, _, _, boundaries = data
+    cfg = make_config()
+    model = build_model(cfg.features, cfg.model, boundaries, seed=3)
+    item_specs = model.item_specs
+    n = 50
+    warm = {f.name: features[f.name][:n] for f in item_specs}
+    cold = dict(warm)
+    cold["i_ctr_7d"] = np.full(n, np.nan, np.float32)           # all preference missing
+    cold["i_age_bands_7d"] = np.full(n, "", dtype=object)
+    other = dict(warm)                                           # different behaviour
+    other["i_ctr_7d"] = np.linspace(0, 1, n).astype(np.float32)
+    other["i_age_bands_7d"] = np.full(n, "18-24|45+", dtype=object)
+
+    def embed(batch, keep=None, training=False):
+        x = to_tensors(item_specs, batch)
+        return model.item_embedding(x, training=training, keep=keep).numpy()
+
+    # (a) a cold item at serving == the same item with its preference row dropped in training
+    dropped = embed(warm, keep=tf.zeros([n]), training=True)
+    np.testing.assert_array_equal(embed(cold), dropped)
+    # the cold row is exactly the same as a dropped row whatever its preference input says
+    mask = model.item_tower.preference_mask(to_tensors(item_specs, cold)).numpy()
+    assert np.all(mask == 0)
+    # (b) with the row marked cold, the preference input changes nothing
+    np.testing.assert_array_equal(embed(other, keep=tf.zeros([n])), dropped)
+    # ...while a kept row with behaviour is encoded differently
+    present = ~np.isnan(warm["i_ctr_7d"]) | (warm["i_age_bands_7d"] != "")
+    assert present.any()
+    assert not np.allclose(embed(warm)[present], dropped[present])
+    # training-mode dropout draws rows that are either kept or exactly cold-encoded
+    drawn = embed(warm, training=True)
+    is_cold = np.all(np.isclose(drawn, dropped, atol=0), axis=1)
+    is_kept = np.all(np.isclose(drawn, embed(warm), atol=1e-6), axis=1)
+    assert np.all(is_cold | is_kept)
+    assert is_cold[present].any() and is_kept[present].any()
+
+
+def test_missing_values_and_empty_tags_are_handled(data):
+    features, _, _, boundaries = data
+    cfg = make_config()
+    model = build_model(cfg.features, cfg.model, boundaries, seed=3)
+    tags = model.item_tower.encoders["i_tags"]
+    out = tags(tf.constant(["", "a|b", "| a |", "a"])).numpy()
+    np.testing.assert_array_equal(out[0], 0.0)  # no tag -> zero vector
+    np.testing.assert_allclose(out[2], out[3], rtol=1e-6)  # blanks and spaces ignored
+    numeric = model.user_tower.encoders["u_clicks_7d"]
+    ids = numeric.bucket(tf.constant([np.nan, -1.0, 1.0, 3.0, 100.0], tf.float32)).numpy()
+    assert list(ids) == [numeric.missing_row, 0, 1, 2, 3]  # duplicate edge 2.0 collapsed
+    assert numeric.missing_row == 4  # max(num_bins 4, 3 edges + 1) rows + the NaN row
+
+
+# --- training, warm start, export -------------------------------------------------------------
+
+
+def test_training_decreases_loss(day1):
+    ckpt, stats = day1
+    json.dumps(stats)  # JSON-able
+    hist = stats["history"]["loss"]
+    assert len(hist) == 10 and hist[-1] < 0.9 * hist[0]
+    assert stats["warm_started"] is False and stats["restored_variables"] == 0
+    assert stats["steps"] == 10 * 12 == stats["optimizer_iterations"]
+    assert {"pointwise_loss", "softmax_loss", "train_auc"} <= set(stats)
+    assert stats["train_auc"] > 0.7  # the planted signal is learnt
+    assert (ckpt / "model_meta.json").is_file()
+    assert not [p for p in ckpt.parent.iterdir() if p.name.startswith(".")]  # no temp folders
+
+
+def test_export_towers_reproduce_final_scores(day1, data, tmp_path):
+    ckpt, _ = day1
+    features, labels, _, _ = data
+    result = export_models(make_config(), ckpt, tmp_path / "export")
+    assert result["embedding_dim"] == 8
+    for name in ("final", "user", "item"):
+        assert (tmp_path / "export" / name / "saved_model.pb").is_file()
+
+    user = load_tower(tmp_path / "export" / "user", batch_size=100)
+    item = load_tower(tmp_path / "export" / "item", batch_size=100)
+    final = load_serving(tmp_path / "export" / "final", batch_size=100)
+    ue, ie, out = user(features), item(features), final(features)
+    assert ue.shape == (len(labels), 8) and ue.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(ue, axis=1), 1.0, atol=1e-5)
+    np.testing.assert_allclose(np.sum(ue * ie, axis=1), out["score"], atol=1e-5)
+    np.testing.assert_allclose(ue, out["user_embedding"], atol=1e-6)
+    # the exported final model agrees with the trained model in memory
+    model = load_trained_model(ckpt)
+    np.testing.assert_allclose(predict_scores(model, features), out["probability"], atol=1e-5)
+
+    # a fresh load, through the signature, with the raw dtypes
+    sig = tf.saved_model.load(str(tmp_path / "export" / "item")).signatures["serving_default"]
+    inputs = sig.structured_input_signature[1]
+    assert inputs["i_cate1"].dtype == tf.string and inputs["i_duration"].dtype == tf.float32
+    assert inputs["i_title_emb"].shape.as_list() == [None, 4]
+    got = sig(i_cate1=tf.constant(["f", ""]), i_tags=tf.constant(["a|b", ""]),
+              i_duration=tf.constant([3.0, np.nan]), i_title_emb=tf.zeros([2, 4]),
+              i_ctr_7d=tf.constant([np.nan, np.nan]), i_age_bands_7d=tf.constant(["", ""]))
+    assert got["embedding"].shape == (2, 8)
+    assert np.all(np.isfinite(got["embedding"].numpy()))
+
+
+def _values(ckpt_dir: Path) -> dict[str, np.ndarray]:
+    reader = tf.train.load_checkpoint(tf.train.latest_checkpoint(str(ckpt_dir)))
+    return {k: reader.get_tensor(k) for k in reader.get_variable_to_shape_map()
+            if k.startswith(("dropoutnet", "optimizer"))}
+
+
+def test_warm_start_restores_yesterday(day1, data, tmp_path, caplog):
+    ckpt1, _ = day1
+    features, labels, item_ids, boundaries = data
+    caplog.set_level(logging.INFO, logger="dropoutnet.train")
+    stats = train_model(make_config(), features, labels, boundaries, tmp_path / "day2",
+                        ckpt1, item_ids, epochs=0)
+    assert stats["warm_started"] is True and stats["not_restored_variables"] == 0
+    assert f"warm start from {ckpt1}" in caplog.text
+    before, after = _values(ckpt1), _values(tmp_path / "day2")
+    assert before.keys() == after.keys() and len(before) > 40
+    for key in before:
+        np.testing.assert_array_equal(before[key], after[key], err_msg=key)
+
+
+def test_warm_start_with_added_feature(day1, data, tmp_path, caplog):
+    ckpt1, _ = day1
+    features, labels, item_ids, boundaries = data
+    caplog.set_level(logging.INFO, logger="dropoutnet.train")
+    cfg = make_config(FEATURES + [NEW_FEATURE], epochs=1)
+    stats = train_model(cfg, features, labels, boundaries, tmp_path / "day2", ckpt1, item_ids)
+    assert stats["warm_started"] is True
+    not_restored = stats["warm_start"]["not_restored"]
+    assert "dropoutnet-item_tower-i_topic-embedding-embeddings" in not_restored
+    assert "shape" in not_restored["dropoutnet-item_tower-content_mlp-dense_0-kernel"]
+    assert "dropoutnet-user_tower-u_gender-embedding-embeddings" not in not_restored
+    assert stats["restored_variables"] > 30
+    assert "i_topic" in caplog.text and "did not restore" in caplog.text
+
+
+def test_missing_warm_start_dir_is_a_cold_start(data, tmp_path, caplog):
+    features, labels, _, boundaries = data
+    caplog.set_level(logging.INFO, logger="dropoutnet.train")
+    missing = tmp_path / "no-such-day"
+    stats = train_model(make_config(), features, labels, boundaries, tmp_path / "day2",
+                        missing, epochs=0)
+    assert stats["warm_started"] is False
+    assert f"no checkpoint at {missing}: cold start (training from scratch)" in caplog.text
