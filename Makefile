@@ -1,0 +1,54 @@
+# DropoutNet cold-start recall: the developer commands.
+#
+#   make demo      data + Airflow + two daily runs + results (leaves Airflow running)
+#   make airflow   start Postgres and Airflow (api-server, scheduler, dag-processor, triggerer)
+#   make stop      stop everything `make demo` / `make airflow` started
+#   make status    what is running
+#   make test      the test suite
+#   make clean     stop, then remove the project home ($(DROPOUTNET_HOME))
+#
+# Settings: DROPOUTNET_HOME (default ./.dropoutnet), DROPOUTNET_AIRFLOW_PORT (default 8080),
+# PYTHON (the interpreter that creates .venv; Python 3.11).
+
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 2>/dev/null || command -v python3)
+VENV := .venv
+VPY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+DROPOUTNET_HOME ?= $(CURDIR)/.dropoutnet
+HOME_ENV = DROPOUTNET_HOME="$(DROPOUTNET_HOME)"
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+
+.PHONY: venv demo airflow stop status test clean
+
+venv: $(STAMP)
+
+# Rebuilt only when requirements.txt (the pin lock) or pyproject.toml is newer than the stamp.
+$(STAMP): requirements.txt pyproject.toml
+	@test -n "$(PYTHON)" || { echo "error: no python3.11 / python3 on PATH (set PYTHON=...)"; exit 1; }
+	@test -x $(VPY) || { echo "creating $(VENV) with $(PYTHON)"; $(PYTHON) -m venv $(VENV); }
+	@$(VPY) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else 1)' || { \
+	    echo "error: $(VENV) uses $$($(VPY) -V); this project needs Python 3.11 (set PYTHON=python3.11, remove $(VENV))"; exit 1; }
+	$(VPY) -m pip install -r requirements.txt
+	$(VPY) -m pip install --no-deps -e .
+	@touch $@
+
+demo: venv
+	$(HOME_ENV) $(VPY) -m dropoutnet.demo
+
+airflow: venv
+	$(HOME_ENV) $(VPY) -m dropoutnet.stack start
+
+stop:
+	@if [ -x $(VPY) ]; then $(HOME_ENV) $(VPY) -m dropoutnet.stack stop; else echo "nothing to stop (no $(VENV))"; fi
+
+status:
+	@if [ -x $(VPY) ]; then $(HOME_ENV) $(VPY) -m dropoutnet.stack status; else echo "no $(VENV): run make venv"; fi
+
+test: venv
+	$(VPY) -m pytest -q
+
+clean: stop
+	@case "$(DROPOUTNET_HOME)" in ""|"/"|"$(HOME)"|"$(CURDIR)") \
+	    echo "refusing to remove DROPOUTNET_HOME=$(DROPOUTNET_HOME)"; exit 1;; esac
+	rm -rf "$(DROPOUTNET_HOME)"

@@ -1,0 +1,381 @@
+"""The whole demo in one command (``make demo``): data, Airflow, two daily runs, results.
+
+1. start the embedded Postgres and Airflow's four components (left running at the end);
+2. generate the synthetic short-video tables, ending yesterday (UTC);
+3. serialize the ``dropoutnet_daily`` DAG and check it imports cleanly;
+4. backfill the two last bizdates (yesterday-1, then yesterday) through the scheduler;
+5. wait for both runs, then print each bizdate's sample counts and metrics and the top-10 new
+   items of three users;
+6. print the Airflow UI address and login.
+
+Running it again needs no cleanup: the data is regenerated and both bizdates are reprocessed.
+``make stop`` stops everything.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from dropoutnet import embedded_pg, stack
+
+DAG_ID = "dropoutnet_daily"
+DAG_FILE = stack.DAGS_FOLDER / "dropoutnet_daily.py"
+FINISHED = ("success", "failed")
+
+_T0 = time.monotonic()
+
+
+def say(msg: str = "") -> None:
+    print(msg, flush=True)
+
+
+def step(msg: str) -> None:
+    say(f"\n[{time.monotonic() - _T0:6.1f}s] == {msg}")
+
+
+class DemoError(RuntimeError):
+    pass
+
+
+# --- the airflow CLI and REST API --------------------------------------------------------------
+
+
+def _json_out(text: str) -> Any:
+    """The JSON document in an ``airflow ... -o json`` output (warnings may precede it)."""
+    for line in text.splitlines():
+        line = line.strip()
+        if line.startswith(("[", "{")):
+            try:
+                return json.loads(line)
+            except ValueError:
+                continue
+    return None
+
+
+class AirflowAPI:
+    """A tiny client of Airflow's REST API (v2), logged in as the SimpleAuthManager admin."""
+
+    def __init__(self, port: int, user: str, password: str | None):
+        self.base = f"http://127.0.0.1:{port}"
+        self.user, self.password = user, password
+        self._token: str | None = None
+
+    def _login(self) -> str:
+        if not self.password:
+            raise DemoError("no Airflow admin password found (simple_auth_manager_passwords file)")
+        body = json.dumps({"username": self.user, "password": self.password}).encode()
+        req = urllib.request.Request(f"{self.base}/auth/token", data=body, method="POST",
+                                     headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            return json.loads(resp.read())["access_token"]
+
+    def call(self, method: str, path: str, body: Any = None, **query: Any) -> Any:
+        url = f"{self.base}/api/v2{path}"
+        if query:
+            url += "?" + urllib.parse.urlencode(query, doseq=True)
+        for attempt in (1, 2):
+            if self._token is None:
+                self._token = self._login()
+            req = urllib.request.Request(
+                url, method=method, data=None if body is None else json.dumps(body).encode(),
+                headers={"Authorization": f"Bearer {self._token}",
+                         "Content-Type": "application/json"})
+            try:
+                with urllib.request.urlopen(req, timeout=30) as resp:
+                    data = resp.read()
+                    return json.loads(data) if data else None
+            except urllib.error.HTTPError as exc:
+                if exc.code == 401 and attempt == 1:
+                    self._token = None
+                    continue
+                detail = exc.read().decode(errors="replace")[:500]
+                raise DemoError(f"Airflow API {method} {path}: HTTP {exc.code} {detail}") from None
+        raise AssertionError("unreachable")
+
+
+def airflow(args: list[str], env: dict[str, str], *, check: bool = True, timeout: float = 300):
+    return stack.run_airflow(args, env, check=check, timeout=timeout)
+
+
+# --- steps -----------------------------------------------------------------------------------
+
+
+def generate_data(url: str, end_date: dt.date, sizes: dict[str, int], seed: int) -> dict:
+    from dropoutnet import datagen
+
+    return datagen.generate(url, end_date=end_date, seed=seed, schema=None, **sizes)
+
+
+def ensure_dag(env: dict[str, str], timeout: float = 120) -> None:
+    """Serialize the DAG into the metadata DB and wait until it is listed, without import errors."""
+    t0 = time.monotonic()
+    proc = airflow(["dags", "reserialize"], env, check=False)
+    if proc.returncode != 0:
+        say("  airflow dags reserialize reported a problem; checking import errors ...")
+    while True:
+        errors = _json_out(airflow(["dags", "list-import-errors", "-o", "json"], env,
+                                   check=False).stdout) or []
+        ours = [e for e in errors if isinstance(e, dict)
+                and Path(str(e.get("filename", ""))).name == DAG_FILE.name]
+        if ours:
+            for e in ours:
+                say(f"  import error in {e.get('filename')}:\n{e.get('stack_trace') or e}")
+            raise DemoError(f"the DAG file {DAG_FILE} does not import; fix the error above")
+        dags = _json_out(airflow(["dags", "list", "-o", "json"], env, check=False).stdout) or []
+        if any(isinstance(d, dict) and d.get("dag_id") == DAG_ID for d in dags):
+            say(f"  {DAG_ID} is serialized, no import errors ({time.monotonic() - t0:.1f}s)")
+            return
+        if time.monotonic() - t0 > timeout:
+            raise DemoError(f"{DAG_ID} did not show up in `airflow dags list` within {timeout:.0f}s; "
+                            f"see {stack.log_dir() / 'airflow-dag-processor.log'}")
+        time.sleep(3)
+
+
+def _day_of(run: dict) -> str | None:
+    value = run.get("logical_date")
+    return value[:10] if value else None
+
+
+def runs_for(api: AirflowAPI, days: list[str]) -> dict[str, dict]:
+    data = api.call("GET", f"/dags/{DAG_ID}/dagRuns",
+                    logical_date_gte=f"{days[0]}T00:00:00Z", logical_date_lte=f"{days[-1]}T00:00:00Z",
+                    limit=100)
+    return {d: r for r in data.get("dag_runs", []) if (d := _day_of(r)) in days}
+
+
+def clear_leftovers(api: AirflowAPI, days: list[str]) -> None:
+    """Cancel unfinished backfills and stop unfinished runs of these bizdates (an earlier demo's)."""
+    backfills = api.call("GET", "/backfills", dag_id=DAG_ID, limit=100).get("backfills", [])
+    for b in backfills:
+        if not b.get("completed_at"):
+            say(f"  cancelling unfinished backfill {b['id']} ({b.get('from_date')} .. {b.get('to_date')})")
+            api.call("PUT", f"/backfills/{b['id']}/cancel")
+    for day, run in runs_for(api, days).items():
+        if run["state"] not in FINISHED:
+            say(f"  stopping unfinished run {run['dag_run_id']} (bizdate {day}, {run['state']})")
+            api.call("PATCH", f"/dags/{DAG_ID}/dagRuns/{urllib.parse.quote(run['dag_run_id'], safe='')}",
+                     {"state": "failed"})
+
+
+def task_log_path(run_id: str, task_id: str, try_number: int) -> Path:
+    return (stack.airflow_home() / "logs" / f"dag_id={DAG_ID}" / f"run_id={run_id}"
+            / f"task_id={task_id}" / f"attempt={max(try_number, 1)}.log")
+
+
+def _last_error(log: Path) -> str | None:
+    """The last error event of a task log (JSON lines), as one readable line."""
+    try:
+        lines = log.read_text(errors="replace").splitlines()
+    except FileNotFoundError:
+        return None
+    for line in reversed(lines):
+        try:
+            event = json.loads(line)
+        except ValueError:
+            continue
+        if event.get("level") == "error":
+            details = event.get("error_detail") or []
+            if details and isinstance(details, list) and isinstance(details[-1], dict):
+                d = details[-1]
+                return f"{d.get('exc_type')}: {d.get('exc_value')}"
+            return str(event.get("event"))
+    return None
+
+
+def task_instances(api: AirflowAPI, run_id: str) -> list[dict]:
+    path = f"/dags/{DAG_ID}/dagRuns/{urllib.parse.quote(run_id, safe='')}/taskInstances"
+    return api.call("GET", path, limit=100).get("task_instances", [])
+
+
+def wait_for_runs(api: AirflowAPI, days: list[str], since: dt.datetime, timeout: float) -> dict[str, dict]:
+    """Poll the runs of ``days`` until all succeed (after ``since``) or one fails."""
+    t0 = time.monotonic()
+    seen: dict[str, str] = {}
+    retry_noted: set[tuple[str, str, int]] = set()
+    while True:
+        runs = runs_for(api, days)
+        for day in days:
+            run = runs.get(day)
+            state = run["state"] if run else "not created yet"
+            if run and run["state"] in FINISHED and run.get("end_date"):
+                ended = dt.datetime.fromisoformat(run["end_date"].replace("Z", "+00:00"))
+                if ended < since:
+                    state = "queued"  # the previous demo's finished run, not yet cleared
+            shown = state
+            if run and state == "running":
+                tis = task_instances(api, run["dag_run_id"])
+                active = sorted(t["task_id"] for t in tis if t.get("state") in ("running", "queued"))
+                active += sorted(f"{t['task_id']} (waiting to retry)" for t in tis
+                                 if t.get("state") == "up_for_retry")
+                done = sum(1 for t in tis if t.get("state") == "success")
+                shown = f"running {', '.join(active) or '...'} ({done}/{len(tis)} tasks done)"
+                for t in tis:
+                    if t.get("state") == "up_for_retry":
+                        key = (day, t["task_id"], t.get("try_number") or 1)
+                        if key not in retry_noted:
+                            retry_noted.add(key)
+                            log = task_log_path(run["dag_run_id"], t["task_id"], t.get("try_number") or 1)
+                            say(f"  ! bizdate {day}: task {t['task_id']} failed, Airflow will retry it "
+                                f"({_last_error(log) or 'see log'}; log {log})")
+            if seen.get(day) != shown:
+                seen[day] = shown
+                say(f"  [{time.monotonic() - _T0:6.1f}s] bizdate {day}: {shown}")
+            if run and state == "failed":
+                report_failure(api, day, run)
+                raise DemoError(f"the run for bizdate {day} failed")
+        if all((r := runs.get(d)) and seen.get(d) == "success" for d in days):
+            return runs
+        if time.monotonic() - t0 > timeout:
+            raise DemoError(f"the runs did not finish within {timeout:.0f}s; they go on in Airflow "
+                            "(see the UI)")
+        time.sleep(5)
+
+
+def report_failure(api: AirflowAPI, day: str, run: dict) -> None:
+    say(f"\nThe run {run['dag_run_id']} (bizdate {day}) failed:")
+    for t in task_instances(api, run["dag_run_id"]):
+        if t.get("state") in ("failed", "upstream_failed"):
+            log = task_log_path(run["dag_run_id"], t["task_id"], t.get("try_number") or 1)
+            if t["state"] == "failed":
+                say(f"  task {t['task_id']} FAILED (try {t.get('try_number')}): "
+                    f"{_last_error(log) or 'see its log'}\n    log: {log}")
+            else:
+                say(f"  task {t['task_id']}: upstream_failed")
+
+
+def active_users(url: str, bizdate: str, n: int = 3) -> list[str]:
+    """The ``n`` users with the most events on the bizdate (table names from the config)."""
+    import psycopg2
+
+    from dropoutnet.config import default_config_path, load_config
+
+    cfg = load_config(default_config_path())
+    events = cfg.raw.events
+    cols = events.columns
+    table = f'"{events.schema_}"."{events.table}"' if events.schema_ else f'"{events.table}"'
+    conn = psycopg2.connect(url)
+    try:
+        with conn.cursor() as cur:
+            cur.execute(
+                f'select "{cols["user_id"]}"::text, count(*) from {table} '
+                f'where "{cols["event_time"]}" >= %s::date and "{cols["event_time"]}" < %s::date + 1 '
+                f"group by 1 order by 2 desc, 1 limit %s", (bizdate, bizdate, n))
+            return [row[0] for row in cur.fetchall()]
+    finally:
+        conn.close()
+
+
+def dropoutnet_cli(args: list[str], env: dict[str, str]) -> str:
+    proc = subprocess.run([stack.dropoutnet_bin(), *args], env=env, capture_output=True, text=True,
+                          timeout=300)
+    out = (proc.stdout or "").rstrip()
+    if proc.returncode != 0:
+        err = (proc.stderr or "").strip().splitlines()
+        return f"(`dropoutnet {' '.join(args)}` failed: {err[-1] if err else 'exit %d' % proc.returncode})"
+    return out
+
+
+# --- main ------------------------------------------------------------------------------------
+
+
+def main(argv: list[str] | None = None) -> int:
+    from dropoutnet import datagen
+
+    defaults = getattr(datagen, "DEFAULTS", {})
+    parser = argparse.ArgumentParser(prog="python -m dropoutnet.demo", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--users", type=int, default=defaults.get("n_users", 2000))
+    parser.add_argument("--items", type=int, default=defaults.get("n_items", 3000))
+    parser.add_argument("--authors", type=int, default=defaults.get("n_authors", 300))
+    parser.add_argument("--days", type=int, default=defaults.get("days", 21))
+    parser.add_argument("--new-items-per-day", type=int, default=defaults.get("new_items_per_day", 150))
+    parser.add_argument("--seed", type=int, default=defaults.get("seed", 42))
+    parser.add_argument("--timeout", type=float, default=3600, help="seconds to wait for the runs")
+    args = parser.parse_args(argv)
+
+    base = stack.home()
+    yesterday = dt.datetime.now(dt.timezone.utc).date() - dt.timedelta(days=1)
+    days = [(yesterday - dt.timedelta(days=1)).isoformat(), yesterday.isoformat()]
+    say(f"DropoutNet cold-start recall demo  (home {base})")
+    say(f"bizdates: {days[0]} and {days[1]} (the two last complete days, UTC)")
+    try:
+        step("Starting Postgres")
+        t = time.monotonic()
+        socket_dir = stack.start_postgres(base)
+        url = embedded_pg.database_url()
+        say(f"  Postgres is up (socket {socket_dir}) in {time.monotonic() - t:.1f}s")
+
+        step("Starting Airflow (api-server, scheduler, dag-processor, triggerer)")
+        info = stack.start_airflow(base, echo=say)
+        env = stack.airflow_env(base=base)
+        api = AirflowAPI(stack.api_port(base), info.user, info.password)
+        say(f"  Airflow is up at {info.url}")
+        try:
+            clear_leftovers(api, days)
+        except DemoError as exc:  # the DAG is not serialized yet: nothing to clear
+            if "HTTP 404" not in str(exc):
+                raise
+
+        step(f"Generating synthetic short-video data ending {yesterday}")
+        sizes = dict(n_users=args.users, n_items=args.items, n_authors=args.authors, days=args.days,
+                     new_items_per_day=args.new_items_per_day)
+        summary = generate_data(url, yesterday, sizes, args.seed)
+        rows = summary.get("rows", {}) if isinstance(summary, dict) else {}
+        say("  " + ", ".join(f"{k} {v}" for k, v in rows.items()) if rows else f"  {summary}")
+        if isinstance(summary, dict) and summary.get("start_date"):
+            say(f"  events from {summary.get('start_date')} to {summary.get('end_date')}, "
+                f"CTR {summary.get('ctr')}, in {summary.get('seconds')}s")
+
+        step(f"Serializing the DAG {DAG_ID}")
+        ensure_dag(env)
+
+        step(f"Backfilling bizdates {days[0]} and {days[1]} through the scheduler")
+        since = dt.datetime.now(dt.timezone.utc)
+        cmd = ["backfill", "create", "--dag-id", DAG_ID, "--from-date", days[0], "--to-date", days[1],
+               "--max-active-runs", "1", "--reprocess-behavior", "completed"]
+        say(f"  airflow {' '.join(cmd)}")
+        airflow(cmd, env)
+        airflow(["dags", "unpause", DAG_ID], env)
+        say(f"  {DAG_ID} unpaused; the scheduler runs {days[0]} first, then {days[1]}")
+        wait_for_runs(api, days, since, args.timeout)
+
+        step("Results")
+        cli_env = dict(os.environ, DROPOUTNET_HOME=str(base))
+        for day in days:
+            say(f"\n$ dropoutnet metrics --bizdate {day}")
+            say(dropoutnet_cli(["metrics", "--bizdate", day], cli_env))
+        try:
+            users = active_users(url, days[-1])
+        except Exception as exc:  # noqa: BLE001 - a demo nicety, never a failure
+            users = []
+            say(f"  (could not pick active users: {exc})")
+        for user in users:
+            say(f"\n$ dropoutnet recall --user-id {user} --top-n 10")
+            say(dropoutnet_cli(["recall", "--user-id", user, "--top-n", "10"], cli_env))
+    except (DemoError, stack.StackError) as exc:
+        say(f"\nerror: {exc}")
+        say(f"Airflow and Postgres are still running (see the UI); `make stop` stops them. "
+            f"Wall time {time.monotonic() - _T0:.0f}s.")
+        return 1
+
+    say("")
+    stack.print_login(stack.login_info(base), echo=say)
+    say("  dropoutnet_daily runs daily at 00:00 UTC for the day before; trigger a bizdate from the "
+        "UI's trigger form (bizdate = YYYY-MM-DD).")
+    say("Airflow and Postgres keep running; `make stop` stops them.")
+    say(f"Demo finished in {time.monotonic() - _T0:.0f}s (wall time).")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

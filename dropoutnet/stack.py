@@ -1,0 +1,465 @@
+"""Start, stop and inspect the local stack: the embedded Postgres and Airflow's four components.
+
+Airflow is never imported here: its components run as background processes
+(``airflow api-server | scheduler | dag-processor | triggerer``), each in its own process group,
+with a pid file in ``$DROPOUTNET_HOME/run/`` and a log in ``$DROPOUTNET_HOME/logs/``.
+``stop`` signals each pid's process group (SIGTERM, then SIGKILL for leftovers) and then stops
+Postgres, so nothing is left behind (``airflow standalone`` leaks its children on SIGTERM).
+
+    python -m dropoutnet.stack start     # Postgres + Airflow; prints the UI address and login
+    python -m dropoutnet.stack status
+    python -m dropoutnet.stack stop
+
+Settings (environment):
+
+* ``DROPOUTNET_HOME``: the project home (default ``./.dropoutnet``); Airflow lives in ``airflow/``.
+* ``DROPOUTNET_AIRFLOW_PORT`` (default 8080) and ``DROPOUTNET_AIRFLOW_HOST`` (default 127.0.0.1):
+  where the API server / UI listens.
+* ``AIRFLOW__DATABASE__SQL_ALCHEMY_CONN``: Airflow's metadata database; by default the
+  ``airflow`` database of the embedded server.
+* ``DROPOUTNET_CONFIG``, ``DROPOUTNET_DATABASE_URL``: passed through to every task.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+from dropoutnet import embedded_pg
+
+REPO = Path(__file__).resolve().parent.parent
+DAGS_FOLDER = REPO / "dags"
+PLUGINS_FOLDER = REPO / "plugins"
+COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
+DEFAULT_PORT = 8080
+DEFAULT_HOST = "127.0.0.1"
+ADMIN_USER = "admin"
+HEALTH_PATH = "/api/v2/monitor/health"
+PASSWORDS_FILE = "simple_auth_manager_passwords.json.generated"
+
+
+class StackError(RuntimeError):
+    """The stack cannot start or stop; the message says why and what to do."""
+
+
+# --- paths -------------------------------------------------------------------------------------
+
+
+def home() -> Path:
+    return embedded_pg.home()
+
+
+def run_dir(base: Path | None = None) -> Path:
+    path = (base or home()) / "run"
+    path.mkdir(parents=True, exist_ok=True)
+    path.chmod(0o700)  # it is also the embedded server's XDG_RUNTIME_DIR
+    return path
+
+
+def log_dir(base: Path | None = None) -> Path:
+    path = (base or home()) / "logs"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def airflow_home(base: Path | None = None) -> Path:
+    return (base or home()) / "airflow"
+
+
+def airflow_bin() -> str:
+    """The ``airflow`` script of the interpreter running us (the project's venv)."""
+    for candidate in (Path(sys.executable).parent / "airflow", REPO / ".venv" / "bin" / "airflow"):
+        if candidate.exists():
+            return str(candidate)
+    found = shutil.which("airflow")
+    if found:
+        return found
+    raise StackError("the airflow command is not installed: run `make venv` first")
+
+
+def dropoutnet_bin() -> str:
+    for candidate in (Path(sys.executable).parent / "dropoutnet", REPO / ".venv" / "bin" / "dropoutnet"):
+        if candidate.exists():
+            return str(candidate)
+    return shutil.which("dropoutnet") or "dropoutnet"
+
+
+# --- the environment every Airflow process gets ---------------------------------------------------
+
+
+def api_port(base: Path | None = None) -> int:
+    """``DROPOUTNET_AIRFLOW_PORT``, else the port a running API server was started on, else 8080."""
+    value = os.environ.get("DROPOUTNET_AIRFLOW_PORT")
+    if value:
+        try:
+            port = int(value)
+        except ValueError:
+            raise StackError(f"DROPOUTNET_AIRFLOW_PORT={value!r} is not a port number") from None
+        if not 0 < port < 65536:
+            raise StackError(f"DROPOUTNET_AIRFLOW_PORT={value!r} is not a port number (1-65535)")
+        return port
+    recorded = run_dir(base) / "api-server.port"
+    if recorded.exists() and _component_pid("api-server", base) is not None:
+        try:
+            return int(recorded.read_text().strip())
+        except ValueError:
+            pass
+    return DEFAULT_PORT
+
+
+def api_host() -> str:
+    return os.environ.get("DROPOUTNET_AIRFLOW_HOST") or DEFAULT_HOST
+
+
+def postgres_socket_dir(base: Path | None = None) -> str:
+    """The embedded server's socket folder (from its ``postmaster.pid``, else ``pgdata``)."""
+    pgdata = (base or home()) / "pgdata"
+    pidfile = pgdata / "postmaster.pid"
+    if pidfile.exists():
+        lines = pidfile.read_text().splitlines()
+        if len(lines) > 4 and lines[4].strip():
+            return lines[4].strip()
+    return str(pgdata)
+
+
+def metadata_conn(base: Path | None = None) -> str:
+    """Airflow's metadata database: the user's setting, else the embedded server's ``airflow`` db."""
+    user = os.environ.get("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN")
+    if user:
+        return user
+    return embedded_pg.socket_url(postgres_socket_dir(base), embedded_pg.AIRFLOW_DATABASE,
+                                  driver="postgresql+psycopg2")
+
+
+def airflow_env(*, base: Path | None = None, sql_alchemy_conn: str | None = None,
+                port: int | None = None) -> dict[str, str]:
+    """The environment for every ``airflow`` command and component (and so every task process)."""
+    base = base or home()
+    port = port or api_port(base)
+    ahome = airflow_home(base)
+    ahome.mkdir(parents=True, exist_ok=True)
+    env = dict(os.environ)
+    env.update({
+        "DROPOUTNET_HOME": str(base),
+        "XDG_RUNTIME_DIR": env.get("XDG_RUNTIME_DIR") or str(run_dir(base)),
+        "AIRFLOW_HOME": str(ahome),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(DAGS_FOLDER),
+        "AIRFLOW__CORE__PLUGINS_FOLDER": str(PLUGINS_FOLDER),
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": sql_alchemy_conn or metadata_conn(base),
+        "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+        "AIRFLOW__CORE__PARALLELISM": env.get("AIRFLOW__CORE__PARALLELISM", "4"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__AUTH_MANAGER":
+            "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{ADMIN_USER}:admin",
+        "AIRFLOW__API__HOST": api_host(),
+        "AIRFLOW__API__PORT": str(port),
+        "AIRFLOW__API__WORKERS": env.get("AIRFLOW__API__WORKERS", "1"),
+        # Task processes report to the execution API of *our* API server, on our port.
+        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{port}/execution/",
+        "KERAS_HOME": str(base / "keras"),
+    })
+    # DROPOUTNET_CONFIG / DROPOUTNET_DATABASE_URL pass through unchanged when set (dict(os.environ)).
+    for key in ("DROPOUTNET_CONFIG", "DROPOUTNET_DATABASE_URL"):
+        if os.environ.get(key):
+            env[key] = os.environ[key]
+    return env
+
+
+# --- processes -----------------------------------------------------------------------------------
+
+
+def _pid_file(component: str, base: Path | None = None) -> Path:
+    return run_dir(base) / f"airflow-{component}.pid"
+
+
+def _log_file(component: str, base: Path | None = None) -> Path:
+    return log_dir(base) / f"airflow-{component}.log"
+
+
+def _alive(pid: int) -> bool:
+    """A live (not zombie) process that is an Airflow process (guards against pid reuse)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except (FileNotFoundError, ProcessLookupError, PermissionError):
+        return False
+    state = stat.rsplit(")", 1)[-1].split()[0]
+    return state not in ("Z", "X") and "airflow" in cmdline
+
+
+def _group_alive(pgid: int) -> bool:
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            fields = (proc / "stat").read_text().rsplit(")", 1)[-1].split()
+        except (FileNotFoundError, ProcessLookupError, PermissionError):
+            continue
+        if int(fields[2]) == pgid and fields[0] not in ("Z", "X"):
+            return True
+    return False
+
+
+def _component_pid(component: str, base: Path | None = None) -> int | None:
+    pidfile = _pid_file(component, base)
+    try:
+        pid = int(pidfile.read_text().strip())
+    except (FileNotFoundError, ValueError):
+        return None
+    return pid if _alive(pid) else None
+
+
+def _port_free(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host if host not in ("", "0.0.0.0") else "0.0.0.0", port))
+        except OSError:
+            return False
+    return True
+
+
+def _tail(path: Path, lines: int = 25) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except FileNotFoundError:
+        return "(no log)"
+
+
+def run_airflow(args: list[str], env: dict[str, str], *, log_name: str | None = None,
+                timeout: float | None = 600, check: bool = True) -> subprocess.CompletedProcess:
+    """Run one ``airflow`` CLI command to completion; on failure raise with its output's tail."""
+    proc = subprocess.run([airflow_bin(), *args], env=env, capture_output=True, text=True,
+                          timeout=timeout, cwd=str(REPO))
+    if log_name:
+        (log_dir(Path(env["DROPOUTNET_HOME"])) / log_name).write_text(proc.stdout + proc.stderr)
+    if check and proc.returncode != 0:
+        tail = "\n".join((proc.stdout + proc.stderr).splitlines()[-30:])
+        raise StackError(f"`airflow {' '.join(args)}` failed (exit {proc.returncode}):\n{tail}")
+    return proc
+
+
+# --- start / stop ----------------------------------------------------------------------------------
+
+
+@dataclass
+class AirflowInfo:
+    url: str
+    user: str
+    password: str | None
+    passwords_file: Path
+
+
+def start_postgres(base: Path | None = None) -> str:
+    """Start the embedded Postgres (or find it running); return its socket folder."""
+    run_dir(base)
+    return embedded_pg.start(base)
+
+
+def login_info(base: Path | None = None, port: int | None = None) -> AirflowInfo:
+    base = base or home()
+    port = port or api_port(base)
+    shown_host = "localhost" if api_host() in ("127.0.0.1", "0.0.0.0", "") else api_host()
+    pwfile = airflow_home(base) / PASSWORDS_FILE
+    password = None
+    try:
+        password = json.loads(pwfile.read_text()).get(ADMIN_USER)
+    except (FileNotFoundError, ValueError):
+        pass
+    return AirflowInfo(url=f"http://{shown_host}:{port}", user=ADMIN_USER, password=password,
+                       passwords_file=pwfile)
+
+
+def health(port: int, timeout: float = 3.0) -> dict | None:
+    """The API server's health document, or None when it does not answer."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{HEALTH_PATH}", timeout=timeout) as resp:
+            return json.loads(resp.read().decode())
+    except (urllib.error.URLError, OSError, ValueError):
+        return None
+
+
+def start_airflow(base: Path | None = None, *, wait: float = 240, echo=print) -> AirflowInfo:
+    """Start the four Airflow components that are not running; wait for the API server."""
+    base = base or home()
+    port = api_port(base)
+    host = api_host()
+    missing = [c for c in COMPONENTS if _component_pid(c, base) is None]
+    if missing:
+        if "api-server" in missing and not _port_free(host, port):
+            raise StackError(
+                f"port {port} is already in use by another program, so the Airflow API server "
+                f"cannot listen on it. Pick a free port, for example:\n"
+                f"    DROPOUTNET_AIRFLOW_PORT=8081 make airflow     (or make demo)")
+        env = airflow_env(base=base, port=port)
+        echo(f"  airflow db migrate ({_redact(env['AIRFLOW__DATABASE__SQL_ALCHEMY_CONN'])}) ...")
+        t0 = time.monotonic()
+        run_airflow(["db", "migrate"], env, log_name="airflow-db-migrate.log")
+        echo(f"  airflow db migrate done in {time.monotonic() - t0:.1f}s")
+        for component in missing:
+            logfile = _log_file(component, base)
+            with open(logfile, "ab") as out:
+                out.write(f"\n===== starting airflow {component} at {time.ctime()} =====\n".encode())
+                out.flush()
+                proc = subprocess.Popen([airflow_bin(), component], env=env, stdout=out,
+                                        stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                        cwd=str(REPO), start_new_session=True)
+            _pid_file(component, base).write_text(f"{proc.pid}\n")
+            echo(f"  started airflow {component} (pid {proc.pid}, log {logfile})")
+        (run_dir(base) / "api-server.port").write_text(f"{port}\n")
+    else:
+        echo("  Airflow is already running (api-server, scheduler, dag-processor, triggerer)")
+    deadline = time.monotonic() + wait
+    while health(port) is None:
+        for component in COMPONENTS:
+            if _component_pid(component, base) is None:
+                raise StackError(f"airflow {component} exited while starting; the end of its log "
+                                 f"{_log_file(component, base)}:\n{_tail(_log_file(component, base))}")
+        if time.monotonic() > deadline:
+            raise StackError(f"the Airflow API server did not answer on port {port} within "
+                             f"{wait:.0f}s; see {_log_file('api-server', base)}")
+        time.sleep(1)
+    info = login_info(base, port)
+    for _ in range(20):  # the API server writes the password file as it initialises
+        if info.password:
+            break
+        time.sleep(0.5)
+        info = login_info(base, port)
+    return info
+
+
+def start(base: Path | None = None, *, echo=print) -> AirflowInfo:
+    base = base or home()
+    t0 = time.monotonic()
+    socket_dir = start_postgres(base)
+    echo(f"  Postgres is up (socket {socket_dir}) in {time.monotonic() - t0:.1f}s")
+    return start_airflow(base, echo=echo)
+
+
+def stop_airflow(base: Path | None = None, *, timeout: float = 30, echo=print) -> list[str]:
+    """SIGTERM each component's process group, wait, SIGKILL leftovers; remove the pid files."""
+    base = base or home()
+    groups: dict[str, int] = {}
+    for component in COMPONENTS:
+        pidfile = _pid_file(component, base)
+        if not pidfile.exists():
+            continue
+        pid = _component_pid(component, base)
+        if pid is None:
+            pidfile.unlink(missing_ok=True)
+            continue
+        groups[component] = pid
+        try:
+            os.killpg(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+    deadline = time.monotonic() + timeout
+    while any(_group_alive(g) for g in groups.values()) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    for component, pgid in groups.items():
+        if _group_alive(pgid):
+            echo(f"  airflow {component} did not stop within {timeout:.0f}s: killing it")
+            try:
+                os.killpg(pgid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+    deadline = time.monotonic() + 10
+    while any(_group_alive(g) for g in groups.values()) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    for component in groups:
+        _pid_file(component, base).unlink(missing_ok=True)
+        echo(f"  stopped airflow {component} (pid {groups[component]})")
+    (run_dir(base) / "api-server.port").unlink(missing_ok=True)
+    return list(groups)
+
+
+def stop(base: Path | None = None, *, echo=print) -> None:
+    base = base or home()
+    stopped = stop_airflow(base, echo=echo)
+    if not stopped:
+        echo("  no Airflow component was running")
+    if embedded_pg.stop(base):
+        echo("  stopped Postgres")
+    else:
+        echo("  Postgres was not running")
+
+
+def status(base: Path | None = None) -> dict:
+    base = base or home()
+    components = {c: _component_pid(c, base) for c in COMPONENTS}
+    port = api_port(base)
+    pg_pid = None
+    pidfile = base / "pgdata" / "postmaster.pid"
+    if pidfile.exists():
+        try:
+            pg_pid = int(pidfile.read_text().splitlines()[0])
+            os.kill(pg_pid, 0)
+        except (ValueError, IndexError, ProcessLookupError):
+            pg_pid = None
+        except PermissionError:
+            pass
+    return {"home": str(base), "postgres": pg_pid, "airflow": components,
+            "url": login_info(base, port).url, "healthy": health(port) if components["api-server"] else None}
+
+
+def _redact(url: str) -> str:
+    if "://" in url and "@" in url.split("://", 1)[1].split("/", 1)[0]:
+        scheme, rest = url.split("://", 1)
+        creds, host = rest.split("@", 1)
+        if ":" in creds:
+            return f"{scheme}://{creds.split(':', 1)[0]}:***@{host}"
+    return url
+
+
+def print_login(info: AirflowInfo, echo=print) -> None:
+    echo(f"Airflow UI: {info.url}")
+    if info.password:
+        echo(f"  log in as {info.user} / {info.password}   (generated; kept in {info.passwords_file})")
+    else:
+        echo(f"  log in as {info.user}; the generated password is in {info.passwords_file}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m dropoutnet.stack",
+                                     description="Start, stop or inspect the local Postgres + Airflow stack.")
+    parser.add_argument("command", choices=("start", "stop", "status"))
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "start":
+            t0 = time.monotonic()
+            print(f"Starting the local stack in {home()} ...")
+            info = start()
+            print(f"Stack up in {time.monotonic() - t0:.1f}s.")
+            print_login(info)
+            print("Stop everything with: make stop")
+        elif args.command == "stop":
+            print(f"Stopping the local stack in {home()} ...")
+            stop()
+        else:
+            st = status()
+            print(f"home: {st['home']}")
+            print(f"postgres: {'running, pid %s' % st['postgres'] if st['postgres'] else 'stopped'}")
+            for component, pid in st["airflow"].items():
+                print(f"airflow {component}: {'running, pid %s' % pid if pid else 'stopped'}")
+            if st["healthy"]:
+                print(f"UI: {st['url']}  health: {json.dumps(st['healthy'])}")
+    except StackError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

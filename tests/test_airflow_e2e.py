@@ -1,0 +1,120 @@
+"""The whole daily DAG, end to end, through Airflow: ``airflow dags test`` on tiny data.
+
+One subprocess runs every task of ``dropoutnet_daily`` in order (no scheduler needed) with the
+environment ``dropoutnet.stack.airflow_env`` builds, pointed at a per-test home and an SQLite
+metadata database; the application data lives in a fresh database of the session's Postgres.
+Then ``dropoutnet recall`` must return a user's top-5 new items from the published version.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import sqlite3
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import psycopg2
+import pytest
+
+from dropoutnet import datagen, stack
+
+DAG_ID = "dropoutnet_daily"
+BIZDATE = dt.date(2026, 11, 20)
+TINY = dict(n_users=300, n_items=400, n_authors=30, days=16, new_items_per_day=40, seed=11)
+TASKS = {"resolve_bizdate", "samples", "train", "export", "user_embeddings", "item_embeddings",
+         "evaluate", "publish"}
+
+
+def _with_database(url: str, name: str) -> str:
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(path=f"/{name}"))
+
+
+@pytest.fixture
+def e2e_database(database_url):
+    """A fresh database (with pgvector) on the session's server, dropped afterwards."""
+    name = f"e2e_{uuid.uuid4().hex[:10]}"
+    admin = psycopg2.connect(_with_database(database_url, "postgres"))
+    admin.autocommit = True
+    try:
+        with admin.cursor() as cur:
+            cur.execute(f'create database "{name}"')
+        url = _with_database(database_url, name)
+        conn = psycopg2.connect(url)
+        conn.autocommit = True
+        with conn.cursor() as cur:
+            cur.execute("create extension if not exists vector")
+        conn.close()
+        yield url
+        with admin.cursor() as cur:
+            cur.execute(f'drop database if exists "{name}" with (force)')
+    finally:
+        admin.close()
+
+
+def _run(cmd: list[str], env: dict[str, str], timeout: float, log: Path) -> subprocess.CompletedProcess:
+    t0 = time.monotonic()
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout,
+                          cwd=str(stack.REPO))
+    log.write_text(f"$ {' '.join(cmd)}\n({time.monotonic() - t0:.1f}s, exit {proc.returncode})\n"
+                   f"{proc.stdout}\n--- stderr ---\n{proc.stderr}")
+    return proc
+
+
+def _active_user(url: str, day: dt.date) -> str:
+    conn = psycopg2.connect(url)
+    try:
+        with conn.cursor() as cur:
+            cur.execute("select user_id from sv_events where event_time >= %s and "
+                        "event_time < %s::date + 1 group by 1 order by count(*) desc, 1 limit 1",
+                        (day, day))
+            return cur.fetchone()[0]
+    finally:
+        conn.close()
+
+
+def test_daily_dag_end_to_end(e2e_database, tmp_path):
+    summary = datagen.generate(e2e_database, end_date=BIZDATE, **TINY)
+    assert summary["rows"]["sv_events"] > 0
+
+    home = tmp_path / "home"
+    metadata = tmp_path / "airflow.db"
+    env = stack.airflow_env(base=home, sql_alchemy_conn=f"sqlite:///{metadata}")
+    env["DROPOUTNET_DATABASE_URL"] = e2e_database
+    env.pop("DROPOUTNET_CONFIG", None)  # the shipped demo config
+    airflow = stack.airflow_bin()
+
+    proc = _run([airflow, "db", "migrate"], env, 300, tmp_path / "db-migrate.log")
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+
+    day = BIZDATE.isoformat()
+    proc = _run([airflow, "dags", "test", DAG_ID, day, "-c", json.dumps({"bizdate": day})], env, 900,
+                tmp_path / "dags-test.log")
+    output = proc.stdout[-4000:] + proc.stderr[-4000:]
+
+    with sqlite3.connect(metadata) as db:
+        states = dict(db.execute("select task_id, state from task_instance where dag_id = ?",
+                                 (DAG_ID,)).fetchall())
+        run_states = [r[0] for r in db.execute("select state from dag_run where dag_id = ?", (DAG_ID,))]
+    assert set(states) == TASKS, output
+    failed = {t: s for t, s in states.items() if s != "success"}
+    assert not failed, f"tasks not successful: {failed}; log: {tmp_path / 'dags-test.log'}\n{output}"
+    assert run_states == ["success"]
+    assert proc.returncode == 0, output
+
+    user = _active_user(e2e_database, BIZDATE)
+    proc = _run([stack.dropoutnet_bin(), "recall", "--user-id", user, "--top-n", "5", "--json"], env,
+                300, tmp_path / "recall.log")
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert len(result["items"]) == 5
+    assert len({item["item_id"] for item in result["items"]}) == 5
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(pytest.main([__file__, "-q"]))
