@@ -47,6 +47,17 @@ def transaction(url: str | None = None) -> Iterator[psycopg2.extensions.cursor]:
         conn.close()
 
 
+def ensure_ddl(url: str | None, template: str, **context: Any) -> None:
+    """Run an idempotent DDL template in its own short transaction, under an advisory lock.
+
+    Tasks that run in parallel create the same tables; the lock makes their
+    ``create ... if not exists`` statements take turns instead of colliding.
+    """
+    with transaction(url) as cur:
+        sql.execute(cur, "ddl/lock.sql")
+        sql.execute(cur, template, **context)
+
+
 def partition_name(parent: str, value: str | dt.date) -> str:
     """``samples`` + 2026-11-28 -> ``samples_p20261128``; model version 20261128 likewise."""
     text = value.strftime("%Y%m%d") if isinstance(value, dt.date) else str(value)

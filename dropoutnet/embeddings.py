@@ -22,9 +22,9 @@ from .config import PipelineConfig
 log = logging.getLogger(__name__)
 
 
-def ensure_tables(cur, cfg: PipelineConfig) -> None:
-    sql.execute(cur, "ddl/embedding_tables.sql", schema=cfg.storage.schema_,
-                dim=cfg.model.embedding_dim)
+def ensure_tables(url: str | None, cfg: PipelineConfig) -> None:
+    db.ensure_ddl(url, "ddl/embedding_tables.sql", schema=cfg.storage.schema_,
+                  dim=cfg.model.embedding_dim)
 
 
 def _read_features(cur, cfg: PipelineConfig, side: str, bizdate: dt.date,
@@ -64,8 +64,8 @@ def write_user_embeddings(cfg: PipelineConfig, bizdate: dt.date, url: str | None
     version = artifacts.model_version(bizdate)
     model_path = artifacts.paths(cfg.model_name, bizdate).user
     r = cfg.retrieval
+    ensure_tables(url, cfg)
     with db.transaction(url) as cur:
-        ensure_tables(cur, cfg)
         columns = _read_features(cur, cfg, "user", bizdate, {
             "active_from": bizdate - dt.timedelta(days=r.active_user_days - 1),
             "active_to": bizdate + dt.timedelta(days=1),
@@ -87,8 +87,8 @@ def write_item_embeddings(cfg: PipelineConfig, bizdate: dt.date, url: str | None
     version = artifacts.model_version(bizdate)
     model_path = artifacts.paths(cfg.model_name, bizdate).item
     r = cfg.retrieval
+    ensure_tables(url, cfg)
     with db.transaction(url) as cur:
-        ensure_tables(cur, cfg)
         columns = _read_features(cur, cfg, "item", bizdate, {
             "created_from": bizdate - dt.timedelta(days=r.candidate_window_days - 1),
             "created_to": bizdate + dt.timedelta(days=1),

@@ -27,8 +27,8 @@ from .config import PipelineConfig
 log = logging.getLogger(__name__)
 
 
-def ensure_tables(cur, cfg: PipelineConfig) -> None:
-    sql.execute(cur, "ddl/model_tables.sql", schema=cfg.storage.schema_)
+def ensure_tables(url: str | None, cfg: PipelineConfig) -> None:
+    db.ensure_ddl(url, "ddl/model_tables.sql", schema=cfg.storage.schema_)
 
 
 def _auc(cfg: PipelineConfig, bizdate: dt.date, data: dict[str, Any]) -> float | None:
@@ -48,8 +48,8 @@ def evaluate(cfg: PipelineConfig, bizdate: dt.date, url: str | None = None,
     day_start = dt.datetime.combine(bizdate, dt.time(), tzinfo=dt.timezone.utc)
     day_end = day_start + dt.timedelta(days=1)
     schema = cfg.storage.schema_
+    ensure_tables(url, cfg)
     with db.transaction(url) as cur:
-        ensure_tables(cur, cfg)
         if not samples.partition_exists(cur, cfg, "eval_samples", bizdate):
             raise samples.MissingDataError(
                 f"eval_samples has no partition for bizdate {bizdate}: run the samples task "
@@ -102,7 +102,6 @@ def evaluate(cfg: PipelineConfig, bizdate: dt.date, url: str | None = None,
         result.update(extra)
     result = json.loads(json.dumps(result, default=float).replace("NaN", "null"))
     with db.transaction(url) as cur:
-        ensure_tables(cur, cfg)
         sql.execute(cur, "save_metrics.sql", params={
             "bizdate": bizdate, "model_version": version, "metrics": Json(result)},
             schema=schema)

@@ -27,8 +27,8 @@ def publish(cfg: PipelineConfig, bizdate: dt.date, url: str | None = None) -> di
             raise MissingDataError(f"version {version} is incomplete: {p} has no saved_model.pb;"
                                    " run the train and export tasks for that bizdate")
     schema = cfg.storage.schema_
+    ensure_tables(url, cfg)
     with db.transaction(url) as cur:
-        ensure_tables(cur, cfg)
         sql.execute(cur, "version_ready.sql", params={
             "user_partition": sql.qualified(schema, db.partition_name("user_embeddings", version)),
             "item_partition": sql.qualified(schema, db.partition_name("item_embeddings", version)),

@@ -23,8 +23,8 @@ class MissingDataError(RuntimeError):
     """The raw data or a derived partition a task needs is not there."""
 
 
-def ensure_tables(cur, cfg: PipelineConfig) -> None:
-    sql.execute(cur, "ddl/sample_tables.sql", **feature_queries.template_context(cfg))
+def ensure_tables(url: str | None, cfg: PipelineConfig) -> None:
+    db.ensure_ddl(url, "ddl/sample_tables.sql", **feature_queries.template_context(cfg))
 
 
 def check_raw_tables(cur, cfg: PipelineConfig) -> None:
@@ -70,7 +70,8 @@ def build_samples(cfg: PipelineConfig, bizdate: dt.date, url: str | None = None)
     ctx = feature_queries.template_context(cfg)
     with db.transaction(url) as cur:
         check_raw_tables(cur, cfg)
-        ensure_tables(cur, cfg)
+    ensure_tables(url, cfg)
+    with db.transaction(url) as cur:
         cur.execute("set local work_mem = '256MB'")
         train_stage = db.create_stage(cur, schema, "samples", bizdate)
         eval_stage = db.create_stage(cur, schema, "eval_samples", bizdate)
