@@ -48,7 +48,8 @@ status:
 test: venv
 	$(VPY) -m pytest -q
 
-clean: stop
-	@case "$(DROPOUTNET_HOME)" in ""|"/"|"$(HOME)"|"$(CURDIR)") \
+clean:
+	@case "$(abspath $(DROPOUTNET_HOME))" in ""|"/"|"$(abspath $(HOME))"|"$(CURDIR)") \
 	    echo "refusing to remove DROPOUTNET_HOME=$(DROPOUTNET_HOME)"; exit 1;; esac
+	@$(MAKE) --no-print-directory stop
 	rm -rf "$(DROPOUTNET_HOME)"

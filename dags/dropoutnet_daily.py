@@ -25,14 +25,14 @@ run processes yesterday (UTC).
 
 | task | what it does |
 |---|---|
-| `resolve_bizdate` | the run's bizdate: the `bizdate` param if given, else the data interval's start |
+| `resolve_bizdate` | the run's bizdate (the `bizdate` param if given, else the data interval's start); checks the config and the raw tables |
 | `samples` | builds the bizdate's sample, feature-binning and cold-start eval partitions (SQL) |
 | `train` | trains DropoutNet, warm-starting from the previous bizdate's checkpoint |
 | `export` | writes the user-tower and item-tower SavedModels |
 | `user_embeddings` | batch-predicts active users' vectors into pgvector |
 | `item_embeddings` | embeds the cold-start candidate items into pgvector (HNSW) |
 | `evaluate` | AUC, recall@K and NDCG@K over the items new on the bizdate, with baselines |
-| `publish` | gates on the metrics and switches the active model version |
+| `publish` | switches the active model version, atomically |
 
 Runs never overlap (`max_active_runs=1`): warm start needs the previous day's model.
 Every task is idempotent; rerunning a bizdate replaces its outputs.
@@ -69,14 +69,24 @@ def _config_path() -> str | None:
 def dropoutnet_daily():
     @task
     def resolve_bizdate() -> str:
+        from airflow.sdk.exceptions import AirflowFailException
+
         from dropoutnet import pipeline
+        from dropoutnet.config import ConfigError
 
         ctx = get_current_context()
-        return pipeline.resolve_bizdate(
-            ctx["params"].get("bizdate"),
-            ctx.get("data_interval_start"),
-            ctx.get("logical_date"),
-        )
+        try:
+            bizdate = pipeline.resolve_bizdate(
+                ctx["params"].get("bizdate"),
+                ctx.get("data_interval_start"),
+                ctx.get("logical_date"),
+            )
+            # the config, the bizdate and the raw tables are checked before any task writes
+            pipeline.check(bizdate, _config_path())
+        except (pipeline.BizdateError, ConfigError) as exc:
+            # a bad bizdate or config does not get better by retrying: fail the run now
+            raise AirflowFailException(str(exc)) from exc
+        return bizdate
 
     @task
     def samples(bizdate: str) -> dict:

@@ -159,7 +159,7 @@ def clear_leftovers(api: AirflowAPI, days: list[str]) -> None:
     backfills = api.call("GET", "/backfills", dag_id=DAG_ID, limit=100).get("backfills", [])
     for b in backfills:
         if not b.get("completed_at"):
-            say(f"  cancelling unfinished backfill {b['id']} ({b.get('from_date')} .. {b.get('to_date')})")
+            say(f"  cancelling the earlier backfill {b['id']}, not marked complete yet, ({b.get('from_date')} .. {b.get('to_date')})")
             api.call("PUT", f"/backfills/{b['id']}/cancel")
     for day, run in runs_for(api, days).items():
         if run["state"] not in FINISHED:

@@ -60,16 +60,19 @@ def home() -> Path:
     return embedded_pg.home()
 
 
-def run_dir(base: Path | None = None) -> Path:
+def run_dir(base: Path | None = None, *, create: bool = False) -> Path:
+    """``<home>/run``: pid files; also the embedded server's ``XDG_RUNTIME_DIR`` (mode 0700)."""
     path = (base or home()) / "run"
-    path.mkdir(parents=True, exist_ok=True)
-    path.chmod(0o700)  # it is also the embedded server's XDG_RUNTIME_DIR
+    if create and not path.is_dir():
+        path.mkdir(parents=True)
+        path.chmod(0o700)
     return path
 
 
-def log_dir(base: Path | None = None) -> Path:
+def log_dir(base: Path | None = None, *, create: bool = False) -> Path:
     path = (base or home()) / "logs"
-    path.mkdir(parents=True, exist_ok=True)
+    if create:
+        path.mkdir(parents=True, exist_ok=True)
     return path
 
 
@@ -152,7 +155,7 @@ def airflow_env(*, base: Path | None = None, sql_alchemy_conn: str | None = None
     env = dict(os.environ)
     env.update({
         "DROPOUTNET_HOME": str(base),
-        "XDG_RUNTIME_DIR": env.get("XDG_RUNTIME_DIR") or str(run_dir(base)),
+        "XDG_RUNTIME_DIR": env.get("XDG_RUNTIME_DIR") or str(run_dir(base, create=True)),
         "AIRFLOW_HOME": str(ahome),
         "AIRFLOW__CORE__DAGS_FOLDER": str(DAGS_FOLDER),
         "AIRFLOW__CORE__PLUGINS_FOLDER": str(PLUGINS_FOLDER),
@@ -196,10 +199,16 @@ def _alive(pid: int) -> bool:
     except (FileNotFoundError, ProcessLookupError, PermissionError):
         return False
     state = stat.rsplit(")", 1)[-1].split()[0]
-    return state not in ("Z", "X") and "airflow" in cmdline
+    if state in ("Z", "X"):
+        return False
+    # Airflow rewrites its process titles (setproctitle); mid-rewrite the cmdline can read empty.
+    comm = stat.split("(", 1)[-1].rsplit(")", 1)[0]
+    return not cmdline.strip() or "airflow" in cmdline or "airflow" in comm
 
 
-def _group_alive(pgid: int) -> bool:
+def _processes() -> dict[int, tuple[int, int, str]]:
+    """Every live process: pid -> (parent pid, process group, state)."""
+    procs = {}
     for proc in Path("/proc").iterdir():
         if not proc.name.isdigit():
             continue
@@ -207,9 +216,24 @@ def _group_alive(pgid: int) -> bool:
             fields = (proc / "stat").read_text().rsplit(")", 1)[-1].split()
         except (FileNotFoundError, ProcessLookupError, PermissionError):
             continue
-        if int(fields[2]) == pgid and fields[0] not in ("Z", "X"):
-            return True
-    return False
+        if fields[0] not in ("Z", "X"):
+            procs[int(proc.name)] = (int(fields[1]), int(fields[2]), fields[0])
+    return procs
+
+
+def _tree(root: int, procs: dict[int, tuple[int, int, str]]) -> set[int]:
+    """``root`` and all its descendants (task processes run in process groups of their own)."""
+    children: dict[int, list[int]] = {}
+    for pid, (ppid, _, _) in procs.items():
+        children.setdefault(ppid, []).append(pid)
+    found, todo = set(), [root]
+    while todo:
+        pid = todo.pop()
+        if pid in found:
+            continue
+        found.add(pid)
+        todo.extend(children.get(pid, ()))
+    return found
 
 
 def _component_pid(component: str, base: Path | None = None) -> int | None:
@@ -244,7 +268,7 @@ def run_airflow(args: list[str], env: dict[str, str], *, log_name: str | None = 
     proc = subprocess.run([airflow_bin(), *args], env=env, capture_output=True, text=True,
                           timeout=timeout, cwd=str(REPO))
     if log_name:
-        (log_dir(Path(env["DROPOUTNET_HOME"])) / log_name).write_text(proc.stdout + proc.stderr)
+        (log_dir(Path(env["DROPOUTNET_HOME"]), create=True) / log_name).write_text(proc.stdout + proc.stderr)
     if check and proc.returncode != 0:
         tail = "\n".join((proc.stdout + proc.stderr).splitlines()[-30:])
         raise StackError(f"`airflow {' '.join(args)}` failed (exit {proc.returncode}):\n{tail}")
@@ -264,7 +288,7 @@ class AirflowInfo:
 
 def start_postgres(base: Path | None = None) -> str:
     """Start the embedded Postgres (or find it running); return its socket folder."""
-    run_dir(base)
+    run_dir(base, create=True)
     return embedded_pg.start(base)
 
 
@@ -297,6 +321,12 @@ def start_airflow(base: Path | None = None, *, wait: float = 240, echo=print) ->
     port = api_port(base)
     host = api_host()
     missing = [c for c in COMPONENTS if _component_pid(c, base) is None]
+    run_dir(base, create=True)
+    log_dir(base, create=True)
+    recorded = run_dir(base) / "api-server.port"
+    if "api-server" not in missing and recorded.exists() and recorded.read_text().strip() != str(port):
+        raise StackError(f"Airflow already runs on port {recorded.read_text().strip()}, not {port}: "
+                         "run `make stop` first to change DROPOUTNET_AIRFLOW_PORT")
     if missing:
         if "api-server" in missing and not _port_free(host, port):
             raise StackError(
@@ -308,6 +338,7 @@ def start_airflow(base: Path | None = None, *, wait: float = 240, echo=print) ->
         t0 = time.monotonic()
         run_airflow(["db", "migrate"], env, log_name="airflow-db-migrate.log")
         echo(f"  airflow db migrate done in {time.monotonic() - t0:.1f}s")
+        started: dict[str, subprocess.Popen] = {}
         for component in missing:
             logfile = _log_file(component, base)
             with open(logfile, "ab") as out:
@@ -316,16 +347,19 @@ def start_airflow(base: Path | None = None, *, wait: float = 240, echo=print) ->
                 proc = subprocess.Popen([airflow_bin(), component], env=env, stdout=out,
                                         stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                         cwd=str(REPO), start_new_session=True)
+            started[component] = proc
             _pid_file(component, base).write_text(f"{proc.pid}\n")
             echo(f"  started airflow {component} (pid {proc.pid}, log {logfile})")
         (run_dir(base) / "api-server.port").write_text(f"{port}\n")
     else:
+        started = {}
         echo("  Airflow is already running (api-server, scheduler, dag-processor, triggerer)")
     deadline = time.monotonic() + wait
     while health(port) is None:
-        for component in COMPONENTS:
-            if _component_pid(component, base) is None:
-                raise StackError(f"airflow {component} exited while starting; the end of its log "
+        for component, proc in started.items():
+            if proc.poll() is not None:
+                raise StackError(f"airflow {component} exited while starting (exit {proc.returncode}); "
+                                 f"the end of its log "
                                  f"{_log_file(component, base)}:\n{_tail(_log_file(component, base))}")
         if time.monotonic() > deadline:
             raise StackError(f"the Airflow API server did not answer on port {port} within "
@@ -348,41 +382,73 @@ def start(base: Path | None = None, *, echo=print) -> AirflowInfo:
     return start_airflow(base, echo=echo)
 
 
-def stop_airflow(base: Path | None = None, *, timeout: float = 30, echo=print) -> list[str]:
-    """SIGTERM each component's process group, wait, SIGKILL leftovers; remove the pid files."""
+def _stop_trees(roots: dict[str, int], timeout: float, echo) -> None:
+    """SIGTERM the process groups of ``roots`` and of all their descendants (task processes run
+    in groups of their own), wait up to ``timeout`` seconds, then SIGKILL what is left."""
+    procs = _processes()
+    members: set[int] = set()
+    groups: set[int] = set()
+    for pid in roots.values():
+        tree = _tree(pid, procs)
+        members |= tree
+        groups |= {pid} | {procs[p][1] for p in tree if p in procs}
+
+    def signal_all(sig: int) -> None:
+        for pgid in groups:
+            try:
+                os.killpg(pgid, sig)
+            except (ProcessLookupError, PermissionError):
+                pass
+        for pid in members:
+            try:
+                os.kill(pid, sig)
+            except (ProcessLookupError, PermissionError):
+                pass
+
+    def left() -> set[int]:
+        now = _processes()
+        for root in list(members):  # a task process started while we were stopping
+            if root in now:
+                new = _tree(root, now) - members
+                members.update(new)
+                groups.update(now[p][1] for p in new)
+        return {p for p, (_, pgid, _) in now.items() if p in members or pgid in groups}
+
+    signal_all(signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while left() and time.monotonic() < deadline:
+        time.sleep(0.3)
+    if left():
+        names = ", ".join(roots)
+        echo(f"  {len(left())} process(es) of airflow {names} still running after {timeout:.0f}s: "
+             "killing them")
+        signal_all(signal.SIGKILL)
+        deadline = time.monotonic() + 10
+        while left() and time.monotonic() < deadline:
+            time.sleep(0.2)
+
+
+def stop_airflow(base: Path | None = None, *, timeout: float = 20, echo=print) -> list[str]:
+    """Stop the components: scheduler, dag-processor and triggerer (with their task processes)
+    first, so running tasks can still report to the API server; then the API server."""
     base = base or home()
-    groups: dict[str, int] = {}
+    running: dict[str, int] = {}
     for component in COMPONENTS:
-        pidfile = _pid_file(component, base)
-        if not pidfile.exists():
-            continue
         pid = _component_pid(component, base)
         if pid is None:
-            pidfile.unlink(missing_ok=True)
-            continue
-        groups[component] = pid
-        try:
-            os.killpg(pid, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
-    deadline = time.monotonic() + timeout
-    while any(_group_alive(g) for g in groups.values()) and time.monotonic() < deadline:
-        time.sleep(0.5)
-    for component, pgid in groups.items():
-        if _group_alive(pgid):
-            echo(f"  airflow {component} did not stop within {timeout:.0f}s: killing it")
-            try:
-                os.killpg(pgid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-    deadline = time.monotonic() + 10
-    while any(_group_alive(g) for g in groups.values()) and time.monotonic() < deadline:
-        time.sleep(0.2)
-    for component in groups:
+            _pid_file(component, base).unlink(missing_ok=True)
+        else:
+            running[component] = pid
+    first = {c: p for c, p in running.items() if c != "api-server"}
+    if first:
+        _stop_trees(first, timeout, echo)
+    if "api-server" in running:
+        _stop_trees({"api-server": running["api-server"]}, 10, echo)
+    for component, pid in running.items():
         _pid_file(component, base).unlink(missing_ok=True)
-        echo(f"  stopped airflow {component} (pid {groups[component]})")
+        echo(f"  stopped airflow {component} (pid {pid})")
     (run_dir(base) / "api-server.port").unlink(missing_ok=True)
-    return list(groups)
+    return list(running)
 
 
 def stop(base: Path | None = None, *, echo=print) -> None:

@@ -116,5 +116,30 @@ def test_daily_dag_end_to_end(e2e_database, tmp_path):
     assert len({item["item_id"] for item in result["items"]}) == 5
 
 
+def test_a_bizdate_after_today_fails_the_run_at_once(tmp_path):
+    """A bad bizdate is not retried: the first task fails, nothing downstream runs."""
+    home = tmp_path / "home"
+    metadata = tmp_path / "airflow.db"
+    env = stack.airflow_env(base=home, sql_alchemy_conn=f"sqlite:///{metadata}")
+    env["DROPOUTNET_DATABASE_URL"] = "postgresql://postgres@/unused?host=/nonexistent"
+    airflow = stack.airflow_bin()
+    proc = _run([airflow, "db", "migrate"], env, 300, tmp_path / "db-migrate.log")
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+
+    future = (dt.datetime.now(dt.timezone.utc).date() + dt.timedelta(days=2)).isoformat()
+    proc = _run([airflow, "dags", "test", DAG_ID, "-c", json.dumps({"bizdate": future})], env, 300,
+                tmp_path / "dags-test.log")
+    assert proc.returncode != 0
+    assert "is after today" in proc.stdout + proc.stderr
+    with sqlite3.connect(metadata) as db:
+        states = dict(db.execute("select task_id, state from task_instance where dag_id = ?",
+                                 (DAG_ID,)).fetchall())
+        tries = db.execute("select try_number from task_instance where task_id = 'resolve_bizdate'"
+                           ).fetchone()[0]
+    assert states.pop("resolve_bizdate") == "failed"
+    assert tries == 1  # no retry
+    assert set(states.values()) == {"upstream_failed"}
+
+
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(pytest.main([__file__, "-q"]))
