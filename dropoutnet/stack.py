@@ -498,9 +498,15 @@ def print_login(info: AirflowInfo, echo=print) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["airflow"]:
+        # any airflow command with the stack's environment (AIRFLOW_HOME, DAGs, metadata DB):
+        # python -m dropoutnet.stack airflow backfill create --dag-id dropoutnet_daily ...
+        return subprocess.call([airflow_bin(), *argv[1:]], env=airflow_env(), cwd=str(REPO))
     parser = argparse.ArgumentParser(prog="python -m dropoutnet.stack",
                                      description="Start, stop or inspect the local Postgres + Airflow stack.")
-    parser.add_argument("command", choices=("start", "stop", "status"))
+    parser.add_argument("command", choices=("start", "stop", "status", "airflow"),
+                        help="airflow ARGS... runs an airflow command with the stack's environment")
     args = parser.parse_args(argv)
     try:
         if args.command == "start":
