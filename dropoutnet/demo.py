@@ -215,7 +215,8 @@ def wait_for_runs(api: AirflowAPI, days: list[str], since: dt.datetime, timeout:
             shown = state
             if run and state == "running":
                 tis = task_instances(api, run["dag_run_id"])
-                active = sorted(t["task_id"] for t in tis if t.get("state") in ("running", "queued"))
+                active = sorted(t["task_id"] for t in tis
+                                if t.get("state") in ("running", "queued", "scheduled"))
                 active += sorted(f"{t['task_id']} (waiting to retry)" for t in tis
                                  if t.get("state") == "up_for_retry")
                 done = sum(1 for t in tis if t.get("state") == "success")
