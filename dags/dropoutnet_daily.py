@@ -32,7 +32,7 @@ run processes yesterday (UTC).
 | `user_embeddings` | batch-predicts active users' vectors into pgvector |
 | `item_embeddings` | embeds the cold-start candidate items into pgvector (HNSW) |
 | `evaluate` | AUC, recall@K and NDCG@K over the items new on the bizdate, with baselines |
-| `publish` | switches the active model version, atomically |
+| `publish` | switches the active model version atomically, if it passes the quality gate (`force_publish` overrides) |
 
 Runs never overlap (`max_active_runs=1`): warm start needs the previous day's model.
 Every task is idempotent; rerunning a bizdate replaces its outputs.
@@ -53,6 +53,13 @@ def _config_path() -> str | None:
     max_active_runs=1,
     default_args={"retries": 2, "retry_delay": dt.timedelta(minutes=1)},
     params={
+        "force_publish": Param(
+            False,
+            type="boolean",
+            title="force_publish",
+            description="Publish this run's model even if it fails the quality gate (its "
+                        "cold-item metric below the active version's times 1 - tolerance).",
+        ),
         "bizdate": Param(
             None,
             type=["null", "string"],
@@ -126,9 +133,17 @@ def dropoutnet_daily():
 
     @task
     def publish(bizdate: str) -> dict:
-        from dropoutnet import pipeline
+        from airflow.sdk.exceptions import AirflowFailException
 
-        return pipeline.publish(bizdate, _config_path())
+        from dropoutnet import pipeline
+        from dropoutnet.publish import QualityGateError
+
+        force = bool(get_current_context()["params"].get("force_publish"))
+        try:
+            return pipeline.publish(bizdate, _config_path(), force_publish=force)
+        except QualityGateError as exc:
+            # the old version stays active; retrying would measure the same figures again
+            raise AirflowFailException(str(exc)) from exc
 
     day = resolve_bizdate()
     (

@@ -6,6 +6,7 @@
     dropoutnet recall --user-id U [--top-n N] [--json]
     dropoutnet metrics --bizdate D [--json]
     dropoutnet db-url                           the application database's URL
+    dropoutnet benchmark citeulike --path DIR --split DIR [--json]   paper protocol + baselines
 
 Errors a user can fix (a bad config, date or id, a missing partition) print one line naming
 the problem and the fix, and exit with status 2 (usage) or 1 (everything else); no traceback.
@@ -27,10 +28,12 @@ EXIT_ERROR = 1
 
 
 def _user_errors() -> tuple[type[BaseException], ...]:
+    from .publish import QualityGateError
     from .retrieval import RecallError
     from .samples import MissingDataError
 
-    return (ConfigError, pipeline.BizdateError, MissingDataError, RecallError, ValueError)
+    return (ConfigError, pipeline.BizdateError, MissingDataError, RecallError, QualityGateError,
+            ValueError)
 
 
 def _print_json(obj: Any) -> None:
@@ -57,7 +60,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     unknown = [t for t in tasks if t not in pipeline.TASKS]
     if unknown:
         raise ValueError(f"unknown task(s) {unknown}; tasks are {', '.join(pipeline.TASKS)}")
-    results = pipeline.run(args.bizdate, args.config, tasks)
+    results = pipeline.run(args.bizdate, args.config, tasks, force_publish=args.force_publish)
     for name, result in results.items():
         print(f"{name}: {json.dumps(result, default=str)}")
     return 0
@@ -77,9 +80,13 @@ def cmd_recall(args: argparse.Namespace) -> int:
 
 
 def format_metrics(m: dict[str, Any]) -> str:
+    """The stored metrics of a bizdate as a small table: the model beside every baseline."""
     ks = sorted(int(k.split("@")[1]) for k in m if k.startswith("recall@"))
-    pop = m.get("baselines", {}).get("popularity", {})
-    rnd = m.get("baselines", {}).get("random", {})
+    rows = [("model", m)] + list(m.get("baselines", {}).items())
+
+    def f(v: Any) -> str:
+        return "   n/a" if v is None else f"{v:6.4f}"
+
     auc = m.get("auc")
     lines = [
         f"bizdate {m['bizdate']}  model version {m['model_version']}",
@@ -87,13 +94,17 @@ def format_metrics(m: dict[str, Any]) -> str:
         f"{m.get('eval_samples')} eval on {m.get('new_items')} new items "
         f"({m.get('eval_positives')} positive, {m.get('eval_users')} users)",
         f"  AUC on cold items: {auc:.4f}" if auc is not None else "  AUC: n/a",
+        "  " + f"{'cold items':<12}" + "".join(f"  recall@{k:<4}" for k in ks)
+        + "".join(f"  NDCG@{k:<6}" for k in ks),
     ]
-    for k in ks:
-        def f(v):
-            return "n/a" if v is None else f"{v:.4f}"
-        lines.append(f"  recall@{k:<3} {f(m.get(f'recall@{k}'))}   NDCG@{k:<3} "
-                     f"{f(m.get(f'ndcg@{k}'))}   popularity recall@{k} {f(pop.get(f'recall@{k}'))}"
-                     f"   random {f(rnd.get(f'recall@{k}'))}")
+    for name, figures in rows:
+        lines.append("  " + f"{name:<12}"
+                     + "".join(f"  {f(figures.get(f'recall@{k}')):>11}" for k in ks)
+                     + "".join(f"  {f(figures.get(f'ndcg@{k}')):>11}" for k in ks))
+    gate = m.get("gate") or {}
+    if gate.get("active") is not None:
+        lines.append(f"  gate: {gate['metric']} {f(gate.get('new'))} vs active version "
+                     f"{gate['active_version']} {f(gate.get('active'))} (same users and items)")
     train = m.get("train")
     if train:
         lines.append(f"  training: {train.get('rows')} rows, {train.get('steps')} steps, loss "
@@ -138,6 +149,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("run", help="run the daily task chain for one bizdate, without Airflow")
     p.add_argument("--bizdate", required=True, help="YYYY-MM-DD")
     p.add_argument("--tasks", help=f"comma-separated subset of {','.join(pipeline.TASKS)}")
+    p.add_argument("--force-publish", action="store_true",
+                   help="publish even if the quality gate fails")
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("recall", help="a user's top-N items of the active version")
@@ -151,8 +164,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_metrics)
 
+    p = sub.add_parser("datasets", help="load a public dataset (movielens-100k) into raw tables")
+    from . import datasets
+
+    datasets.add_arguments(p)  # datasets load NAME --path DIR: datasets.load_from_args(args, url)
+    p.set_defaults(func=datasets.cmd_datasets)
+
     p = sub.add_parser("db-url", help="print the application database URL")
     p.set_defaults(func=cmd_db_url)
+
+    p = sub.add_parser("benchmark", help="offline quality benchmarks on public datasets")
+    from .benchmarks import add_arguments as add_benchmark_arguments
+
+    add_benchmark_arguments(p)
     return parser
 
 

@@ -19,10 +19,11 @@ what is allowed (pydantic's messages carry the path of the offending key).
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -31,6 +32,8 @@ GROUPS = ("user_content", "user_preference", "item_content", "item_preference")
 KINDS = ("categorical", "numeric", "tags", "vector")
 RAW_TABLES = ("events", "items", "authors", "item_text", "users")
 AGGREGATES = ("count", "rate", "collect")
+
+log = logging.getLogger(__name__)
 
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
@@ -169,9 +172,14 @@ class FeatureSpec(_Strict):
     kind: str
     source: str | None = Field(default=None, description="table.column for content features")
     preference: PreferenceSpec | None = None
+    precomputed: bool = Field(default=False, description="a preference feature computed offline "
+                              "(e.g. CF factors), read from source: table.column like content; "
+                              "NULL / all zeros = cold")
     buckets: int | None = Field(default=None, ge=2, description="hash buckets (categorical, tags)")
     dim: int | None = Field(default=None, ge=1, description="vector length (vector)")
     separator: str = "|"
+    allow_id: bool = Field(default=False, description="let a content feature read the entity's "
+                           "own id column (leaks for cold entities; warned at load)")
 
     @field_validator("name")
     @classmethod
@@ -195,9 +203,21 @@ class FeatureSpec(_Strict):
     @model_validator(mode="after")
     def _shape(self) -> "FeatureSpec":
         is_pref = self.group.endswith("_preference")
-        if is_pref and self.preference is None:
+        if self.precomputed:
+            if not is_pref:
+                raise ValueError(f"precomputed is only for preference groups; feature "
+                                 f"{self.name!r} is in group {self.group!r}")
+            if self.preference is not None or self.source is None:
+                raise ValueError(f"precomputed feature {self.name!r} needs source: table.column "
+                                 "and no preference: block")
+            if self.kind not in ("vector", "numeric"):
+                raise ValueError(f"precomputed feature {self.name!r} must have kind 'vector' "
+                                 f"or 'numeric', not {self.kind!r}")
+        elif is_pref and self.preference is None:
             raise ValueError(f"feature {self.name!r} is in group {self.group!r}: it needs a "
-                             "preference: {agg, events, window_days} block, not a source column")
+                             "preference: {agg, events, window_days} block, not a source column "
+                             "(or precomputed: true with source: table.column for a value "
+                             "computed offline)")
         if not is_pref and self.source is None:
             raise ValueError(f"feature {self.name!r} is in group {self.group!r}: it needs "
                              "source: table.column")
@@ -210,8 +230,9 @@ class FeatureSpec(_Strict):
         if self.kind == "vector":
             if self.dim is None:
                 raise ValueError(f"vector feature {self.name!r} needs dim")
-            if is_pref:
-                raise ValueError(f"vector feature {self.name!r} cannot be a preference feature")
+            if self.preference is not None:
+                raise ValueError(f"vector feature {self.name!r} cannot be a preference aggregate "
+                                 "(use precomputed: true with source: table.column)")
         if is_pref and self.preference is not None:
             wanted = "tags" if self.preference.agg == "collect" else "numeric"
             if self.kind != wanted:
@@ -237,15 +258,56 @@ class FeatureSpec(_Strict):
 
 
 class LossConfig(_Strict):
-    pointwise_weight: float = Field(default=1.0, ge=0)
+    """The training loss: ``pointwise_weight * pointwise + pairwise_weight * pairwise +
+    softmax_weight * softmax`` (see :mod:`dropoutnet.model.losses`); a weight of 0 turns a
+    term off.  The softmax runs over in-batch negatives (other rows' items, same-item rows
+    masked) with support-vector hard-negative weighting:
+    ``logits = scale * [s+ - margin, h(s_1), ..., h(s_N)]``, ``h(s) = t*s + t - 1`` for a hard
+    negative (``s > s+ - margin``), else ``s``; ``logq`` subtracts log(item frequency).
+    """
+
+    pointwise_weight: float = Field(default=1.0, ge=0, description="sigmoid cross-entropy on "
+                                    "scale * cosine + bias (learned scale and bias)")
+    pairwise_weight: float = Field(default=0.0, ge=0, description="RankNet over in-batch pairs "
+                                   "with y_i > y_j, on scale * cosine")
     softmax_weight: float = Field(default=1.0, ge=0)
-    softmax_temperature: float = Field(default=0.1, gt=0)
+    softmax_negatives: Annotated[int, Field(ge=1)] | Literal["all"] = Field(
+        default="all", description="N negatives per positive: 'all' other rows of the batch, or "
+                                   "N rows drawn per batch (N < training.batch_size)")
+    softmax_margin: float = Field(default=0.0, ge=0, lt=2, description="m, on the cosine")
+    softmax_scale: float = Field(default=10.0, gt=0, description="gamma = 1 / temperature")
+    softmax_sv_coefficient: float = Field(default=1.0, ge=1, description="t; 1 = hard "
+                                          "negatives not re-weighted")
+    softmax_logq: bool = Field(default=False, description="subtract log q(item), q = the item's "
+                                                          "share of training rows")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _temperature(cls, data):
+        # softmax_temperature was the setting before softmax_scale; older configs and the
+        # model_meta.json of models trained then still carry it: scale = 1 / temperature
+        if isinstance(data, dict) and "softmax_temperature" in data:
+            data = dict(data)
+            temperature = data.pop("softmax_temperature")
+            if "softmax_scale" in data:
+                raise ValueError("set softmax_scale only: softmax_temperature is its old "
+                                 "spelling (softmax_scale = 1 / softmax_temperature)")
+            if not isinstance(temperature, (int, float)) or temperature <= 0:
+                raise ValueError(f"softmax_temperature must be > 0, got {temperature!r}")
+            data["softmax_scale"] = 1.0 / float(temperature)
+        return data
 
     @model_validator(mode="after")
     def _some(self) -> "LossConfig":
-        if self.pointwise_weight == 0 and self.softmax_weight == 0:
-            raise ValueError("every loss weight is 0: set pointwise_weight or softmax_weight > 0")
+        if self.pointwise_weight == 0 and self.pairwise_weight == 0 and self.softmax_weight == 0:
+            raise ValueError("every loss weight is 0: set pointwise_weight, pairwise_weight or "
+                             "softmax_weight > 0")
         return self
+
+    @property
+    def num_negatives(self) -> int | None:
+        """``softmax_negatives`` as an int, or ``None`` for all other rows of the batch."""
+        return None if self.softmax_negatives == "all" else int(self.softmax_negatives)
 
 
 class ModelConfig(_Strict):
@@ -285,8 +347,32 @@ class RetrievalConfig(_Strict):
     hnsw: HnswConfig = Field(default_factory=HnswConfig)
 
 
+class OracleTable(_Strict):
+    table: str
+    id: str
+    vector: str
+    bias: str | None = None
+
+
+class OracleConfig(_Strict):
+    """Planted preferences (synthetic data only): score = user.vector . item.vector + item.bias."""
+
+    users: OracleTable
+    items: OracleTable
+
+
+class GateConfig(_Strict):
+    """Publish a new version only if its ``metric`` on the bizdate's cold items is at least
+    the active version's (measured on the same users and items) times ``1 - tolerance``."""
+
+    metric: str = "recall@50"
+    tolerance: float = Field(default=0.05, ge=0, le=1)
+
+
 class EvaluationConfig(_Strict):
-    k: list[int] = Field(default_factory=lambda: [10, 20, 50])
+    k: list[int] = Field(default_factory=lambda: [20, 50, 100])
+    gate: GateConfig = Field(default_factory=GateConfig)
+    oracle: OracleConfig | None = None
 
     @field_validator("k")
     @classmethod
@@ -294,6 +380,14 @@ class EvaluationConfig(_Strict):
         if not v or any(k < 1 for k in v):
             raise ValueError("evaluation.k must be a non-empty list of positive integers")
         return sorted(set(v))
+
+    @model_validator(mode="after")
+    def _gate_metric(self) -> "EvaluationConfig":
+        allowed = [f"{name}@{k}" for name in ("recall", "ndcg") for k in self.k]
+        if self.gate.metric not in allowed:
+            raise ValueError(f"evaluation.gate.metric {self.gate.metric!r} is not measured; "
+                             f"allowed: {', '.join(allowed)} (from evaluation.k)")
+        return self
 
 
 class StorageConfig(_Strict):
@@ -341,6 +435,44 @@ class PipelineConfig(_Strict):
                 if table not in allowed or not _IDENT.match(column or ""):
                     raise ValueError(f"preference.collect {f.preference.collect!r} of {f.name!r} "
                                      f"must be table.column with table one of {', '.join(allowed)}")
+        return self
+
+    @model_validator(mode="after")
+    def _no_id_features(self) -> "PipelineConfig":
+        """A content feature reading the entity's own id is rejected unless ``allow_id``.
+
+        A new item's (user's) id was never seen in training: its embedding row is untrained
+        while warm entities are memorised by id, so the tower learns to lean on the id and the
+        content path, the only one a cold entity has, is under-used.  An author id in
+        item_content is not the item's id (a new item's author is known) and stays allowed.
+        """
+        own_ids = {
+            "user_content": {f"users.{self.raw.users.columns['user_id']}"},
+            "item_content": {f"items.{self.raw.items.columns['item_id']}",
+                             f"item_text.{self.raw.item_text.columns['item_id']}"},
+        }
+        for i, f in enumerate(self.features):
+            if f.source not in own_ids.get(f.group, ()):
+                continue
+            if not f.allow_id:
+                raise ValueError(
+                    f"features.{i} ({f.name!r}, {f.group}) reads {f.source!r}, the {f.side}'s own "
+                    f"id: an id feature leaks for cold {f.side}s (a new {f.side}'s id was never "
+                    f"trained, while warm {f.side}s are memorised by it), so it is not allowed in "
+                    f"a content group; remove it, or set allow_id: true on it to keep it anyway")
+            log.warning("feature %r (%s) reads %r, the %s's own id (allow_id: true): it carries "
+                        "nothing for cold %ss and can make the model lean on memorised ids",
+                        f.name, f.group, f.source, f.side, f.side)
+        return self
+
+    @model_validator(mode="after")
+    def _negatives_below_batch(self) -> "PipelineConfig":
+        n = self.model.losses.num_negatives
+        if n is not None and n >= self.training.batch_size:
+            raise ValueError(
+                f"model.losses.softmax_negatives ({n}) must be less than training.batch_size "
+                f"({self.training.batch_size}): the negatives are other rows of the same batch; "
+                f"lower softmax_negatives, raise batch_size, or use softmax_negatives: all")
         return self
 
     # -- helpers used across the package --

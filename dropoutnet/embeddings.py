@@ -27,8 +27,10 @@ def ensure_tables(url: str | None, cfg: PipelineConfig) -> None:
                   dim=cfg.model.embedding_dim)
 
 
-def _read_features(cur, cfg: PipelineConfig, side: str, bizdate: dt.date,
-                   extra: dict[str, Any]) -> dict[str, list]:
+def read_features(cur, cfg: PipelineConfig, side: str, bizdate: dt.date,
+                  extra: dict[str, Any]) -> dict[str, list]:
+    """One tower's raw features as of the start of ``bizdate`` (``user_features.sql`` or
+    ``item_features.sql``; ``extra`` binds the user activity or item creation range)."""
     params = feature_queries.feature_params(cfg, bizdate, bizdate)
     params.update(extra, bizdate=bizdate)
     text = sql.render(f"{side}_features.sql", **feature_queries.template_context(cfg, [side]))
@@ -66,7 +68,7 @@ def write_user_embeddings(cfg: PipelineConfig, bizdate: dt.date, url: str | None
     r = cfg.retrieval
     ensure_tables(url, cfg)
     with db.transaction(url) as cur:
-        columns = _read_features(cur, cfg, "user", bizdate, {
+        columns = read_features(cur, cfg, "user", bizdate, {
             "active_from": bizdate - dt.timedelta(days=r.active_user_days - 1),
             "active_to": bizdate + dt.timedelta(days=1),
         })
@@ -89,7 +91,7 @@ def write_item_embeddings(cfg: PipelineConfig, bizdate: dt.date, url: str | None
     r = cfg.retrieval
     ensure_tables(url, cfg)
     with db.transaction(url) as cur:
-        columns = _read_features(cur, cfg, "item", bizdate, {
+        columns = read_features(cur, cfg, "item", bizdate, {
             "created_from": bizdate - dt.timedelta(days=r.candidate_window_days - 1),
             "created_to": bizdate + dt.timedelta(days=1),
         })
@@ -110,7 +112,7 @@ def write_item_embeddings(cfg: PipelineConfig, bizdate: dt.date, url: str | None
 
 
 def _cold_count(cfg: PipelineConfig, side: str, columns: dict[str, list]) -> int:
-    prefs = [f.name for f in cfg.features_of(side=side) if f.preference is not None]
+    prefs = [f.name for f in cfg.features_of(side=side) if f.group.endswith("_preference")]
     if not prefs:
         return 0
     return sum(1 for row in zip(*(columns[p] for p in prefs)) if all(v is None for v in row))

@@ -5,8 +5,11 @@
 * recall@K and NDCG@K of *real* retrieval: for every eval user with a click on a new item,
   the HNSW top-K over the version's item embeddings, filtered to items created on the
   bizdate, against the items the user clicked.
-* Baselines on the same users and candidates: popularity (the new item's author's clicks in
-  the training window) and random (its exact expectation, K / candidates).
+* Baselines on the same users and the same candidates (see :mod:`dropoutnet.baselines`):
+  random, popularity of the item's categorical content values, content kNN, and, where the
+  config names planted preferences (synthetic data), the oracle.
+* The quality gate's figures: the gate metric of this version and of the active version,
+  both by exact retrieval with their own towers on the same users and new items.
 
 The metrics are stored per bizdate (a rerun replaces them).
 """
@@ -21,7 +24,9 @@ from typing import Any
 import numpy as np
 from psycopg2.extras import Json
 
-from . import artifacts, db, metrics, retrieval, samples, sql
+from . import artifacts, baselines, db, inputs, metrics, retrieval, samples, sql
+from .embeddings import read_features
+from .inputs import as_vector
 from .config import PipelineConfig
 
 log = logging.getLogger(__name__)
@@ -41,10 +46,86 @@ def _auc(cfg: PipelineConfig, bizdate: dt.date, data: dict[str, Any]) -> float |
     return metrics.auc(probability, data["labels"])
 
 
+def _as_vectors(values: list) -> dict[str, np.ndarray]:
+    return {u: as_vector(v) for u, v in values}
+
+
+def _popularity(cur, cfg: PipelineConfig, bizdate: dt.date, items: dict[str, list],
+                k: int) -> list[str]:
+    feats = [f for f in cfg.features_of(group="item_content") if f.kind == "categorical"]
+    if not feats:
+        return []
+    sql.execute(cur, "eval/positive_value_counts.sql",
+                params={"bizdate": bizdate, **{f"name_{f.name}": f.name for f in feats}},
+                schema=cfg.storage.schema_, label=cfg.label_name, features=feats)
+    counts: dict[str, dict[str, int]] = {}
+    for feature, value, n in cur.fetchall():
+        counts.setdefault(feature, {})[value] = int(n)
+    values = {f.name: ["" if v is None else str(v) for v in items[f.name]] for f in feats}
+    return baselines.rank(items["item_id"], baselines.popularity_scores(values, counts), k)
+
+
+def _content_knn(cur, cfg: PipelineConfig, bizdate: dt.date, items: dict[str, list],
+                 users: list[str], k: int) -> dict[str, list[str]] | None:
+    vectors = [f for f in cfg.features_of(group="item_content") if f.kind == "vector"]
+    if not vectors:
+        return None
+    feature = vectors[0]
+    sql.execute(cur, "eval/user_profiles.sql", params={"bizdate": bizdate, "user_ids": users},
+                schema=cfg.storage.schema_, label=cfg.label_name, feature=feature.name)
+    profiles = _as_vectors(cur.fetchall())
+    item_vectors = inputs.to_array(feature, items[feature.name])
+    rankings = baselines.cosine_rankings(profiles, items["item_id"], item_vectors, k)
+    # a user without clicks in the window has no profile: fall back to no ranking (recall 0)
+    return rankings
+
+
+def _oracle(cur, cfg: PipelineConfig, items: dict[str, list], users: list[str],
+            k: int) -> dict[str, list[str]] | None:
+    oracle = cfg.evaluation.oracle
+    if oracle is None:
+        return None
+    found = {}
+    for side, ids in (("users", users), ("items", items["item_id"])):
+        t = getattr(oracle, side)
+        sql.execute(cur, "eval/oracle_vectors.sql", params={"ids": list(ids)},
+                    table=t.table, id=t.id, vector=t.vector, bias=t.bias)
+        found[side] = {i: (as_vector(v), float(b)) for i, v, b in cur.fetchall()}
+    known = [i for i in items["item_id"] if i in found["items"]]
+    if not known:
+        return None
+    item_vectors = np.stack([found["items"][i][0] for i in known])
+    bias = np.array([found["items"][i][1] for i in known])
+    return baselines.dot_rankings({u: v for u, (v, _) in found["users"].items()}, known,
+                                  item_vectors, k, bias)
+
+
+def _exact_rankings(cfg: PipelineConfig, bizdate: dt.date, model_bizdate: dt.date,
+                    user_cols: dict[str, list], items: dict[str, list], users: set[str],
+                    k: int) -> dict[str, list[str]] | None:
+    """Exact top-k of the new items for ``users`` with the towers of ``model_bizdate``'s version.
+
+    Both the new and the active version are scored this way on the same users and items, so
+    the quality gate compares like with like.
+    """
+    from .export import load_tower
+
+    paths = artifacts.paths(cfg.model_name, model_bizdate)
+    if not (paths.user / "saved_model.pb").exists() or not (paths.item / "saved_model.pb").exists():
+        return None
+    rows = [i for i, u in enumerate(user_cols["user_id"]) if u in users]
+    sub = {name: [values[i] for i in rows] for name, values in user_cols.items()}
+    user_vectors = load_tower(paths.user)(inputs.to_inputs(cfg.features_of(side="user"), sub))
+    item_vectors = load_tower(paths.item)(inputs.to_inputs(cfg.features_of(side="item"), items))
+    return baselines.dot_rankings(dict(zip(sub["user_id"], user_vectors)), items["item_id"],
+                                  item_vectors, k)
+
+
 def evaluate(cfg: PipelineConfig, bizdate: dt.date, url: str | None = None,
              extra: dict[str, Any] | None = None) -> dict[str, Any]:
     version = artifacts.model_version(bizdate)
     ks = cfg.evaluation.k
+    top = max(ks)
     day_start = dt.datetime.combine(bizdate, dt.time(), tzinfo=dt.timezone.utc)
     day_end = day_start + dt.timedelta(days=1)
     schema = cfg.storage.schema_
@@ -59,31 +140,37 @@ def evaluate(cfg: PipelineConfig, bizdate: dt.date, url: str | None = None,
         for user, item, label in zip(data["user_ids"], data["item_ids"], data["labels"]):
             if label > 0:
                 relevant.setdefault(user, set()).add(item)
+        users = sorted(relevant)
 
+        # the model: real HNSW retrieval over the version's items created on the bizdate
         rankings: dict[str, list[str]] = {}
         missing_users = 0
-        for user in relevant:
+        for user in users:
             vector = retrieval.user_vector(cur, cfg, version, user)
             if vector is None:
                 missing_users += 1
                 continue
             rankings[user] = [i for i, _ in retrieval.top_items(
-                cur, cfg, version, vector, max(ks), created_from=day_start, created_to=day_end)]
+                cur, cfg, version, vector, top, created_from=day_start, created_to=day_end)]
 
-        sql.execute(cur, "popularity_baseline.sql", params={
-            "bizdate": bizdate, "created_from": day_start, "created_to": day_end,
-        }, schema=schema, raw=cfg.raw, label=cfg.label_name)
-        popular = [row[0] for row in cur.fetchall()]
-        n_candidates = len(popular)
+        # the same candidates for every baseline: the items created on the bizdate
+        items = read_features(cur, cfg, "item", bizdate, {
+            "created_from": day_start, "created_to": day_end})
+        n_candidates = len(items["item_id"])
+        popular = _popularity(cur, cfg, bizdate, items, top)
+        knn = _content_knn(cur, cfg, bizdate, items, users, top)
+        oracle = _oracle(cur, cfg, items, users, top)
+        active = retrieval.active_version(cur, cfg)
+        user_cols = read_features(cur, cfg, "user", bizdate, {
+            "active_from": bizdate, "active_to": bizdate + dt.timedelta(days=1)})
         sql.execute(cur, "train_sample_counts.sql", params={"bizdate": bizdate},
                     schema=schema, label=cfg.label_name)
         train_samples, train_positives = cur.fetchone()
 
-    model_auc = _auc(cfg, bizdate, data)
     result: dict[str, Any] = {
         "bizdate": bizdate.isoformat(),
         "model_version": version,
-        "auc": model_auc,
+        "auc": _auc(cfg, bizdate, data),
         **metrics.ranking_metrics(rankings, relevant, ks),
         "train_samples": int(train_samples),
         "train_positives": int(train_positives),
@@ -93,11 +180,17 @@ def evaluate(cfg: PipelineConfig, bizdate: dt.date, url: str | None = None,
         "eval_users_without_embedding": missing_users,
         "new_items": n_candidates,
         "baselines": {
-            "popularity": metrics.ranking_metrics({u: popular for u in relevant}, relevant, ks),
             "random": {f"recall@{k}": (min(k, n_candidates) / n_candidates
-                                       if n_candidates else float("nan")) for k in ks},
+                                       if n_candidates else None) for k in ks},
+            "popularity": metrics.ranking_metrics({u: popular for u in users}, relevant, ks),
         },
     }
+    if knn is not None:
+        result["baselines"]["content_knn"] = metrics.ranking_metrics(knn, relevant, ks)
+    if oracle is not None:
+        result["baselines"]["oracle"] = metrics.ranking_metrics(oracle, relevant, ks)
+    result["gate"] = _gate_figures(cfg, bizdate, active, version, user_cols, items,
+                                   set(users), relevant)
     if extra:
         result.update(extra)
     result = json.loads(json.dumps(result, default=float).replace("NaN", "null"))
@@ -105,9 +198,29 @@ def evaluate(cfg: PipelineConfig, bizdate: dt.date, url: str | None = None,
         sql.execute(cur, "save_metrics.sql", params={
             "bizdate": bizdate, "model_version": version, "metrics": Json(result)},
             schema=schema)
-    log.info("metrics of %s: auc %s, %s", bizdate, model_auc,
+    log.info("metrics of %s: auc %s, %s", bizdate, result["auc"],
              {k: v for k, v in result.items() if k.startswith("recall@")})
     return result
+
+
+def _gate_figures(cfg: PipelineConfig, bizdate: dt.date, active: str | None, version: str,
+                  user_cols: dict[str, list], items: dict[str, list], users: set[str],
+                  relevant: dict[str, set[str]]) -> dict[str, Any]:
+    """The gate metric of the new and of the active version on the same users and items."""
+    gate = cfg.evaluation.gate
+    name, k = gate.metric.split("@")
+    k = int(k)
+    figures: dict[str, Any] = {"metric": gate.metric, "tolerance": gate.tolerance,
+                               "active_version": active, "new": None, "active": None}
+    new = _exact_rankings(cfg, bizdate, bizdate, user_cols, items, users, k)
+    if new is not None:
+        figures["new"] = metrics.ranking_metrics(new, relevant, [k])[gate.metric]
+    if active is not None and active != version:
+        old = _exact_rankings(cfg, bizdate, dt.datetime.strptime(active, "%Y%m%d").date(),
+                              user_cols, items, users, k)
+        if old is not None:
+            figures["active"] = metrics.ranking_metrics(old, relevant, [k])[gate.metric]
+    return figures
 
 
 def read_metrics(cfg: PipelineConfig, bizdate: dt.date, url: str | None = None) -> dict[str, Any]:

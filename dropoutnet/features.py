@@ -15,7 +15,9 @@ One encoder per declared feature, chosen by its ``kind``:
   the next (warm start) even when duplicate quantile edges collapse.
 * ``tags`` (strings joined by ``spec.separator``, ``""`` = none): split, hashed, embedded and
   mean-pooled; a row without any tag encodes as the zero vector.
-* ``vector`` (float32 ``[n, dim]``, zeros = missing): passed through as a dense input.
+* ``vector`` (float32 ``[n, dim]``, zeros = missing): passed through as a dense input; ``NaN``
+  entries count as 0, so an all-zero or all-``NaN`` row is missing (a cold entity when the
+  vector is a precomputed preference feature, e.g. CF factors).
 
 Each encoder also reports, per row, whether the feature is *present*.  The towers use this for
 the preference groups only: a row without any present preference feature is a cold entity and is
@@ -161,11 +163,16 @@ class VectorEncoder(FeatureEncoder):
     def output_dim(self) -> int:
         return self.dim
 
+    @staticmethod
+    def _clean(raw: tf.Tensor) -> tf.Tensor:
+        raw = tf.cast(raw, tf.float32)
+        return tf.where(tf.math.is_nan(raw), tf.zeros_like(raw), raw)
+
     def present(self, raw: tf.Tensor) -> tf.Tensor:
-        return tf.reduce_any(tf.not_equal(raw, 0.0), axis=-1)
+        return tf.reduce_any(tf.not_equal(self._clean(raw), 0.0), axis=-1)
 
     def call(self, raw: tf.Tensor) -> tf.Tensor:
-        return tf.ensure_shape(tf.cast(raw, tf.float32), [None, self.dim])
+        return tf.ensure_shape(self._clean(raw), [None, self.dim])
 
 
 def make_encoder(spec: FeatureSpec, model: ModelConfig,

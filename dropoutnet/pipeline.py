@@ -160,20 +160,24 @@ def evaluate(bizdate: str, config_path: str | None = None) -> dict[str, Any]:
     return evaluate_version(cfg, day, extra=extra)
 
 
-def publish(bizdate: str, config_path: str | None = None) -> dict[str, Any]:
-    """Make the bizdate's version the active one (atomically)."""
+def publish(bizdate: str, config_path: str | None = None,
+            force_publish: bool = False) -> dict[str, Any]:
+    """Make the bizdate's version the active one (atomically), if it passes the quality gate."""
     from .publish import publish as publish_version
 
-    return publish_version(load(config_path), parse_bizdate(bizdate))
+    return publish_version(load(config_path), parse_bizdate(bizdate), force=force_publish)
 
 
 def run(bizdate: str, config_path: str | None = None,
-        tasks: tuple[str, ...] = TASKS) -> dict[str, Any]:
+        tasks: tuple[str, ...] = TASKS, force_publish: bool = False) -> dict[str, Any]:
     """The DAG's task chain in one process, without Airflow (the same functions, in order)."""
     check(bizdate, config_path)
     results: dict[str, Any] = {}
     for name in TASKS:
         if name in tasks:
             log.info("running task %s for bizdate %s", name, bizdate)
-            results[name] = globals()[name](bizdate, config_path)
+            if name == "publish":
+                results[name] = publish(bizdate, config_path, force_publish)
+            else:
+                results[name] = globals()[name](bizdate, config_path)
     return results

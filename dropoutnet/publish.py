@@ -1,8 +1,12 @@
-"""Make a bizdate's model version the active one, atomically.
+"""Make a bizdate's model version the active one, atomically, behind a quality gate.
 
 The version must be whole: its exported models on disk and both embedding partitions in the
-database.  Publishing is one transaction on the ``active_version`` row, so recall switches
-from one complete version to the next and never mixes two.
+database.  It must also pass the gate: its cold-item metric (``evaluation.gate.metric``) must
+be at least the active version's, measured on the same users and new items by the evaluate
+task, times ``1 - tolerance``.  Otherwise the active version stays and publishing fails with
+both figures; ``force`` (the DAG's ``force_publish`` param) overrides the gate.  Publishing
+is one transaction on the ``active_version`` row, so recall switches from one complete
+version to the next and never mixes two.
 """
 
 from __future__ import annotations
@@ -13,19 +17,49 @@ from typing import Any
 
 from . import artifacts, db, sql
 from .config import PipelineConfig
-from .evaluate import ensure_tables
+from .evaluate import ensure_tables, read_metrics
 from .samples import MissingDataError
 
 log = logging.getLogger(__name__)
 
 
-def publish(cfg: PipelineConfig, bizdate: dt.date, url: str | None = None) -> dict[str, Any]:
+class QualityGateError(RuntimeError):
+    """The new version is worse than the active one by more than the tolerance."""
+
+
+def check_gate(cfg: PipelineConfig, version: str, gate: dict[str, Any] | None,
+               force: bool) -> dict[str, Any]:
+    """Raise :class:`QualityGateError` unless the gate passes (or ``force``); return a verdict."""
+    tolerance = cfg.evaluation.gate.tolerance
+    metric = cfg.evaluation.gate.metric
+    new = (gate or {}).get("new")
+    active = (gate or {}).get("active")
+    active_version = (gate or {}).get("active_version")
+    if active is None or new is None:
+        return {"gate": "no comparable active version", "forced": force}
+    floor = active * (1 - tolerance)
+    if new >= floor:
+        return {"gate": "passed", metric: new, f"active {metric}": active, "forced": force}
+    message = (f"quality gate: version {version} has cold-item {metric} {new:.4f}, below the "
+               f"active version {active_version}'s {active:.4f} x (1 - {tolerance}) = "
+               f"{floor:.4f} on the same users and items; {active_version} stays active")
+    if force:
+        log.warning("%s — published anyway (force_publish)", message)
+        return {"gate": "failed, forced", metric: new, f"active {metric}": active,
+                "forced": True}
+    raise QualityGateError(message + ". To publish anyway, trigger the run with "
+                           "force_publish: true (or `dropoutnet run --force-publish`).")
+
+
+def publish(cfg: PipelineConfig, bizdate: dt.date, url: str | None = None,
+            force: bool = False) -> dict[str, Any]:
     version = artifacts.model_version(bizdate)
     paths = artifacts.paths(cfg.model_name, bizdate)
     for p in (paths.final, paths.user, paths.item):
         if not (p / "saved_model.pb").exists():
             raise MissingDataError(f"version {version} is incomplete: {p} has no saved_model.pb;"
                                    " run the train and export tasks for that bizdate")
+    verdict = check_gate(cfg, version, read_metrics(cfg, bizdate, url).get("gate"), force)
     schema = cfg.storage.schema_
     ensure_tables(url, cfg)
     with db.transaction(url) as cur:
@@ -41,5 +75,5 @@ def publish(cfg: PipelineConfig, bizdate: dt.date, url: str | None = None) -> di
         sql.execute(cur, "publish.sql", params={
             "model_name": cfg.model_name, "model_version": version, "bizdate": bizdate,
             "export_path": str(paths.export)}, schema=schema)
-    log.info("published %s version %s", cfg.model_name, version)
-    return {"model_name": cfg.model_name, "model_version": version, "active": True}
+    log.info("published %s version %s (%s)", cfg.model_name, version, verdict["gate"])
+    return {"model_name": cfg.model_name, "model_version": version, "active": True, **verdict}

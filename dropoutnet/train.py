@@ -43,7 +43,7 @@ import tensorflow as tf
 
 from dropoutnet.config import FeatureSpec, ModelConfig, PipelineConfig
 from dropoutnet.features import input_signature, to_numpy_batch
-from dropoutnet.model import ITEM_ID_KEY, DropoutNet
+from dropoutnet.model import ITEM_ID_KEY, ITEM_LOGQ_KEY, DropoutNet, item_log_frequency
 
 __all__ = [
     "META_FILE", "WarmStartReport", "build_model", "checkpoint_variables", "load_meta",
@@ -168,8 +168,9 @@ def restore_warm_start(model: DropoutNet, warm_start_dir: Path | None) -> WarmSt
 
 def make_dataset(model: DropoutNet, features: Mapping[str, np.ndarray], labels: np.ndarray,
                  batch_size: int, item_ids: np.ndarray | None = None, shuffle: bool = True,
-                 seed: int = 42) -> tf.data.Dataset:
-    """``(x, label)`` batches; ``x`` holds the model's features and, if given, ``item_id``."""
+                 seed: int = 42, item_logq: np.ndarray | None = None) -> tf.data.Dataset:
+    """``(x, label)`` batches; ``x`` holds the model's features and, if given, ``item_id`` and
+    ``item_logq`` (for the softmax loss only)."""
     x: dict[str, Any] = dict(to_numpy_batch(model.feature_specs, features))
     n = len(next(iter(x.values())))
     labels = np.asarray(labels, dtype=np.float32).reshape(-1)
@@ -180,6 +181,11 @@ def make_dataset(model: DropoutNet, features: Mapping[str, np.ndarray], labels: 
         if len(item_ids) != n:
             raise ValueError(f"{len(item_ids)} item ids for {n} feature rows")
         x[ITEM_ID_KEY] = item_ids
+    if item_logq is not None:
+        item_logq = np.asarray(item_logq, dtype=np.float32).reshape(-1)
+        if len(item_logq) != n:
+            raise ValueError(f"{len(item_logq)} item_logq values for {n} feature rows")
+        x[ITEM_LOGQ_KEY] = item_logq
     ds = tf.data.Dataset.from_tensor_slices((x, labels))
     if shuffle:
         ds = ds.shuffle(max(n, 1), seed=seed, reshuffle_each_iteration=True)
@@ -277,16 +283,24 @@ def train_model(cfg: PipelineConfig, features: dict[str, np.ndarray], labels: np
 
     ``features`` holds every configured feature (see :mod:`dropoutnet.features` for dtypes),
     ``labels`` 0/1, ``item_ids`` the sample's item id (optional; masks duplicate items in the
-    in-batch softmax).  ``epochs`` overrides ``training.epochs`` (0 = restore and save only).
+    in-batch softmax, and gives the item frequencies of the logQ correction, which needs it).
+    ``epochs`` overrides ``training.epochs`` (0 = restore and save only).
     """
     checkpoint_dir = Path(checkpoint_dir)
     tc = cfg.training
     epochs = tc.epochs if epochs is None else int(epochs)
+    item_logq = None
+    if cfg.model.losses.softmax_logq and cfg.model.losses.softmax_weight > 0:
+        if item_ids is None:
+            raise ValueError("model.losses.softmax_logq needs item_ids: the item frequencies "
+                             "come from the training rows' item ids")
+        item_logq = item_log_frequency(item_ids)
     model = build_model(cfg.features, cfg.model, boundaries, tc.seed,
                         learning_rate=tc.learning_rate)
     report = restore_warm_start(model, Path(warm_start_dir) if warm_start_dir else None)
 
-    ds = make_dataset(model, features, labels, tc.batch_size, item_ids=item_ids, seed=tc.seed)
+    ds = make_dataset(model, features, labels, tc.batch_size, item_ids=item_ids, seed=tc.seed,
+                      item_logq=item_logq)
     n = int(len(np.asarray(labels).reshape(-1)))
     history: dict[str, list[float]] = {}
     if epochs > 0 and n > 0:
@@ -310,6 +324,7 @@ def train_model(cfg: PipelineConfig, features: dict[str, np.ndarray], labels: np
         "optimizer_iterations": int(model.optimizer.iterations.numpy()),
         "loss": last.get("loss"),
         "pointwise_loss": last.get("pointwise_loss"),
+        "pairwise_loss": last.get("pairwise_loss"),
         "softmax_loss": last.get("softmax_loss"),
         "train_auc": last.get("auc"),
         "history": {k: [float(x) for x in v] for k, v in history.items()},
@@ -320,7 +335,8 @@ def train_model(cfg: PipelineConfig, features: dict[str, np.ndarray], labels: np
         "checkpoint": str(checkpoint_dir / Path(saved).name),
         "checkpoint_dir": str(checkpoint_dir),
     }
-    log.info("trained %s on %d rows (%d positives): %d steps, loss %s (pointwise %s, softmax "
-             "%s), train AUC %s", cfg.model_name, n, stats["positives"], steps, stats["loss"],
-             stats["pointwise_loss"], stats["softmax_loss"], stats["train_auc"])
+    log.info("trained %s on %d rows (%d positives): %d steps, loss %s (pointwise %s, pairwise "
+             "%s, softmax %s), train AUC %s", cfg.model_name, n, stats["positives"], steps,
+             stats["loss"], stats["pointwise_loss"], stats["pairwise_loss"],
+             stats["softmax_loss"], stats["train_auc"])
     return stats

@@ -76,8 +76,86 @@ def test_preference_feature_needs_a_preference_block(tmp_path):
 
 def test_all_loss_weights_zero_is_rejected(tmp_path):
     msg = _load_with(tmp_path, lambda d: d["model"]["losses"].update(
-        pointwise_weight=0, softmax_weight=0))
-    assert "every loss weight is 0" in msg
+        pointwise_weight=0, pairwise_weight=0, softmax_weight=0))
+    assert "model.losses: every loss weight is 0" in msg
+    assert "pointwise_weight, pairwise_weight or softmax_weight" in msg
+
+
+def _load_ok(tmp_path, mutate):
+    data = demo_config_data()
+    mutate(data)
+    path = tmp_path / "ok.yaml"
+    import yaml
+
+    path.write_text(yaml.safe_dump(data))
+    return load_config(path)
+
+
+def test_softmax_negatives_must_be_below_the_batch_size(tmp_path):
+    def mutate(n, batch):
+        def f(d):
+            d["model"]["losses"]["softmax_negatives"] = n
+            d["training"]["batch_size"] = batch
+        return f
+
+    msg = _load_with(tmp_path, mutate(512, 256))
+    assert "softmax_negatives (512) must be less than training.batch_size (256)" in msg
+    msg = _load_with(tmp_path, mutate(256, 256))
+    assert "softmax_negatives (256) must be less than training.batch_size (256)" in msg
+    assert _load_ok(tmp_path, mutate(255, 256)).model.losses.num_negatives == 255
+    assert _load_ok(tmp_path, mutate("all", 256)).model.losses.num_negatives is None
+    msg = _load_with(tmp_path, mutate(0, 256))
+    assert "model.losses.softmax_negatives" in msg
+
+
+def test_softmax_temperature_is_read_as_the_scale(tmp_path):
+    def temperature(d):
+        d["model"]["losses"].pop("softmax_scale", None)
+        d["model"]["losses"]["softmax_temperature"] = 0.25
+    assert _load_ok(tmp_path, temperature).model.losses.softmax_scale == pytest.approx(4.0)
+    msg = _load_with(tmp_path, lambda d: d["model"]["losses"].update(
+        softmax_temperature=0.25, softmax_scale=4.0))
+    assert "set softmax_scale only" in msg
+
+
+ITEM_ID_FEATURE = {"name": "i_id", "group": "item_content", "kind": "categorical",
+                   "source": "items.item_id"}
+
+
+def test_id_feature_in_a_content_group_is_rejected(tmp_path):
+    msg = _load_with(tmp_path, lambda d: d["features"].append(dict(ITEM_ID_FEATURE)))
+    assert "'i_id'" in msg and "reads 'items.item_id', the item's own id" in msg
+    assert "leaks for cold items" in msg and "allow_id: true" in msg
+    # the user's own id, and the item's id read from the text-embedding table
+    msg = _load_with(tmp_path, lambda d: d["features"].append(
+        {"name": "u_id", "group": "user_content", "kind": "categorical",
+         "source": "users.user_id"}))
+    assert "reads 'users.user_id', the user's own id" in msg
+    msg = _load_with(tmp_path, lambda d: d["features"].append(
+        {**ITEM_ID_FEATURE, "source": "item_text.item_id"}))
+    assert "the item's own id" in msg
+
+    # the id column is the one the raw config maps, whatever its name
+    def renamed(d):
+        d["raw"]["items"]["columns"]["item_id"] = "video_id"
+        d["features"].append({**ITEM_ID_FEATURE, "source": "items.video_id"})
+    assert "reads 'items.video_id', the item's own id" in _load_with(tmp_path, renamed)
+
+
+def test_id_feature_allowed_with_a_warning(tmp_path, caplog):
+    caplog.set_level("WARNING", logger="dropoutnet.config")
+    cfg = _load_ok(tmp_path, lambda d: d["features"].append({**ITEM_ID_FEATURE,
+                                                               "allow_id": True}))
+    assert cfg.features[-1].allow_id is True
+    assert "'i_id' (item_content) reads 'items.item_id', the item's own id" in caplog.text
+
+
+def test_author_id_is_not_an_item_id_feature(tmp_path, caplog):
+    caplog.set_level("WARNING", logger="dropoutnet.config")
+    cfg = load_config(DEMO_CONFIG)
+    assert any(f.source == "items.author_id" and f.group == "item_content"
+               for f in cfg.features)
+    assert "own id" not in caplog.text
 
 
 def test_not_yaml_and_missing_file(tmp_path):

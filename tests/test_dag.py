@@ -50,6 +50,7 @@ if dag is not None:
         catchup=dag.catchup, max_active_runs=dag.max_active_runs, tags=sorted(dag.tags),
         doc_md=bool(dag.doc_md),
         param={"value": param.value, "schema": param.schema, "description": param.description},
+        force_publish=dag.params.get_param("force_publish").value,
     )
     # The dag-processor's view: serialize, deserialize, and ask the scheduler-side timetable.
     from airflow.serialization.serialized_objects import DagSerialization
@@ -134,6 +135,10 @@ def test_bizdate_param_for_the_trigger_form(probe):
     assert param["value"] is None
     assert param["schema"]["type"] == ["null", "string"]
     assert "YYYY-MM-DD" in param["description"]
+
+
+def test_force_publish_param_defaults_to_respecting_the_gate(probe):
+    assert probe["force_publish"] is False
 
 
 def test_dag_file_imports_nothing_heavy(probe):

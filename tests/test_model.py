@@ -20,10 +20,10 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import tensorflow as tf  # noqa: E402
 
-from dropoutnet.config import PipelineConfig, load_config  # noqa: E402
+from dropoutnet.config import ModelConfig, PipelineConfig, load_config  # noqa: E402
 from dropoutnet.export import export_models, load_serving, load_tower  # noqa: E402
 from dropoutnet.features import to_tensors  # noqa: E402
-from dropoutnet.model import in_batch_softmax_loss, pointwise_loss, softmax_logits  # noqa: E402
+from dropoutnet.model import item_log_frequency, pairwise_loss, pointwise_loss  # noqa: E402
 from dropoutnet.train import (  # noqa: E402
     build_model, load_trained_model, predict_scores, train_model)
 
@@ -61,7 +61,7 @@ def make_config(features: list[dict] = FEATURES, **training) -> PipelineConfig:
                      "num_bins": 4, "content_mlp": [16], "preference_mlp": [8],
                      "tower_mlp": [16], "user_dropout_rate": 0.3, "item_dropout_rate": 0.5,
                      "losses": {"pointwise_weight": 1.0, "softmax_weight": 0.5,
-                                "softmax_temperature": 0.2}}
+                                "softmax_scale": 5.0}}
     base["training"] = {"batch_size": 32, "epochs": 10, "learning_rate": 0.01, "seed": 7,
                         **training}
     return PipelineConfig.model_validate(base)
@@ -127,51 +127,53 @@ def test_pointwise_loss_matches_hand_computation():
     assert float(got) == pytest.approx(expected, rel=1e-5)
 
 
-def _unit(v):
-    v = np.asarray(v, np.float32)
-    return v / np.linalg.norm(v, axis=1, keepdims=True)
+def test_compute_losses_sums_the_weighted_terms(data):
+    features, labels, item_ids, boundaries = data
+    base = make_config().model.model_dump()
+    base["losses"] = {"pointwise_weight": 1.0, "pairwise_weight": 0.5, "softmax_weight": 0.25,
+                      "softmax_negatives": 8, "softmax_margin": 0.1, "softmax_scale": 5.0,
+                      "softmax_sv_coefficient": 1.2, "softmax_logq": True}
+    model_config = ModelConfig.model_validate(base)
+    model = build_model(make_config().features, model_config, boundaries, seed=3)
+    n = 64
+    x = to_tensors(model.feature_specs, {k: v[:n] for k, v in features.items()})
+    x["item_id"] = tf.constant(item_ids[:n].astype(str))
+    x["item_logq"] = tf.constant(item_log_frequency(item_ids)[:n])
+    parts = model.compute_losses(x, tf.constant(labels[:n]), training=False)
+    terms = [float(parts[k]) for k in ("pointwise_loss", "pairwise_loss", "softmax_loss")]
+    assert all(t > 0 for t in terms)
+    assert float(parts["loss"]) == pytest.approx(terms[0] + 0.5 * terms[1] + 0.25 * terms[2],
+                                                 rel=1e-5)
+    # the pairwise term is RankNet on scale * cosine, the softmax term as in losses.py
+    score = parts["outputs"]["score"]
+    assert terms[1] == pytest.approx(float(pairwise_loss(labels[:n], model.scale * score)),
+                                     rel=1e-5)
+    # a weight of 0 turns a term off
+    base["losses"] = {"pointwise_weight": 1.0, "softmax_weight": 0.0}
+    model.loss_config = ModelConfig.model_validate(base).losses
+    parts = model.compute_losses(x, tf.constant(labels[:n]), training=False)
+    assert float(parts["softmax_loss"]) == float(parts["pairwise_loss"]) == 0.0
+    assert float(parts["loss"]) == pytest.approx(terms[0], rel=1e-5)
 
 
-def test_in_batch_softmax_masks_duplicate_items():
-    # rows 0, 1, 3 are positive; rows 0 and 3 hold the same item "x"; row 2 is a negative
-    users = _unit([[1, 0, 0], [0, 1, 0], [1, 1, 1], [0.6, 0.8, 0]])
-    items = _unit([[1, 0.2, 0], [0, 1, 0.3], [0.5, 0.5, 0], [1, 0.2, 0]])
-    labels = np.array([1, 1, 0, 1], np.float32)
-    ids = np.array(["x", "y", "z", "x"], dtype=object)
-    t = 0.5
-
-    pos = labels > 0
-    u, it, pid = users[pos], items[pos], ids[pos]
-    logits = softmax_logits(tf.constant(u), tf.constant(it), tf.constant(pid.astype(str)), t)
-    logits = logits.numpy()
-    raw = u @ it.T / t
-    # positives are rows (0, 1, 3) -> positions (0, 1, 2); positions 0 and 2 share item "x"
-    assert np.isneginf(logits[0, 2]) and np.isneginf(logits[2, 0])
-    keep = ~np.isneginf(logits)
-    np.testing.assert_allclose(logits[keep], raw[keep], rtol=1e-5)
-    assert np.all(np.isfinite(np.diag(logits)))
-
-    def ce(row, target):
-        finite = row[np.isfinite(row)]
-        return np.log(np.sum(np.exp(finite))) - row[target]
-
-    masked = raw.copy()
-    masked[0, 2] = masked[2, 0] = -np.inf
-    expected = np.mean([ce(masked[i], i) for i in range(3)])
-    unmasked = np.mean([ce(raw[i], i) for i in range(3)])
-    got = in_batch_softmax_loss(tf.constant(users), tf.constant(items), tf.constant(labels),
-                                tf.constant(ids.astype(str)), t)
-    assert float(got) == pytest.approx(expected, rel=1e-5)
-    assert abs(expected - unmasked) > 1e-3  # the mask matters in this example
-
-
-def test_in_batch_softmax_needs_two_positives():
-    users = _unit([[1, 0], [0, 1], [1, 1]])
-    labels = tf.constant([1.0, 0.0, 0.0])
-    got = in_batch_softmax_loss(tf.constant(users), tf.constant(users), labels, None, 0.1)
-    assert float(got) == 0.0
-    got = in_batch_softmax_loss(tf.constant(users), tf.constant(users), tf.zeros([3]), None, 0.1)
-    assert float(got) == 0.0
+def test_train_with_every_loss_and_logq(data, tmp_path):
+    features, labels, item_ids, boundaries = data
+    cfg = make_config(epochs=1)
+    losses = {"pointwise_weight": 1.0, "pairwise_weight": 0.5, "softmax_weight": 0.5,
+              "softmax_negatives": 16, "softmax_margin": 0.1, "softmax_scale": 5.0,
+              "softmax_sv_coefficient": 1.2, "softmax_logq": True}
+    data_ = cfg.model_dump(by_alias=True)
+    data_["model"]["losses"] = losses
+    cfg = PipelineConfig.model_validate(data_)
+    n = 128  # 4 steps: this checks the graph-mode path, not learning
+    features = {k: v[:n] for k, v in features.items()}
+    stats = train_model(cfg, features, labels[:n], boundaries, tmp_path / "ckpt", None,
+                        item_ids[:n])
+    assert stats["steps"] == 4
+    assert all(np.isfinite(stats[k]) and stats[k] > 0
+               for k in ("loss", "pointwise_loss", "pairwise_loss", "softmax_loss"))
+    with pytest.raises(ValueError, match="softmax_logq needs item_ids"):
+        train_model(cfg, features, labels[:n], boundaries, tmp_path / "ckpt2", None, None)
 
 
 # --- cold encoding --------------------------------------------------------------------------

@@ -34,7 +34,7 @@ def env(database_url, tmp_path_factory):
     config = write_config(home / "pipeline.yaml", storage={"schema": out_schema},
                           cold_start_recall={"train_days": 5},
                           training={"epochs": 1, "batch_size": 256},
-                          evaluation={"k": [5, 10]})
+                          evaluation={"k": [5, 10], "gate": {"metric": "recall@10"}})
     mp = pytest.MonkeyPatch()
     mp.setenv("DROPOUTNET_DATABASE_URL", url)
     mp.setenv("DROPOUTNET_MODELS_ROOT", str(home / "models"))
@@ -145,3 +145,35 @@ def test_bad_bizdate_writes_nothing(env, bizdate, message):
 def test_metrics_of_a_bizdate_never_run(env):
     code, _, err = run_cli("metrics", "--bizdate", "2026-11-01")
     assert code == 1 and "no metrics for bizdate 2026-11-01" in err
+
+
+def test_quality_gate_keeps_the_active_version_unless_forced(env):
+    from dropoutnet.publish import QualityGateError, check_gate
+
+    s = env["schema"]
+    conn = env["conn"]
+    with conn.cursor() as cur:
+        # DAY1 active, and DAY2's stored evaluation says it is much worse on the same items
+        cur.execute(f"update {s}.active_version set model_version = '20261119'")
+        cur.execute(f"""update {s}.metrics set metrics = jsonb_set(metrics, '{{gate}}',
+                        '{{"metric": "recall@10", "tolerance": 0.05, "active_version": "20261119",
+                           "new": 0.1, "active": 0.5}}') where dt = '{DAY2}'""")
+    with pytest.raises(QualityGateError) as err:
+        pipeline.publish(DAY2.isoformat())
+    message = str(err.value)
+    assert "recall@10 0.1000" in message and "20261119's 0.5000" in message
+    assert "force_publish" in message
+    assert query(env, f"select model_version from {s}.active_version") == [("20261119",)]
+
+    code, _, stderr = run_cli("run", "--bizdate", DAY2.isoformat(), "--tasks", "publish")
+    assert code == 1 and "quality gate" in stderr and "Traceback" not in stderr
+    assert query(env, f"select model_version from {s}.active_version") == [("20261119",)]
+
+    result = pipeline.publish(DAY2.isoformat(), force_publish=True)
+    assert result["gate"] == "failed, forced"
+    assert query(env, f"select model_version from {s}.active_version") == [("20261120",)]
+
+    cfg = pipeline.load(None)
+    assert check_gate(cfg, "v", {"new": 0.48, "active": 0.5, "active_version": "a"},
+                      False)["gate"] == "passed"  # within the 5 % tolerance
+    assert check_gate(cfg, "v", None, False)["gate"] == "no comparable active version"

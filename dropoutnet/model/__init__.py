@@ -4,9 +4,10 @@ Importing this package imports TensorFlow; the rest of the pipeline (config, SQL
 wiring) must not import it at module level.
 """
 
-from dropoutnet.model.dropoutnet import ITEM_ID_KEY, DropoutNet
-from dropoutnet.model.losses import in_batch_softmax_loss, pointwise_loss, softmax_logits
+from dropoutnet.model.dropoutnet import ITEM_ID_KEY, ITEM_LOGQ_KEY, DropoutNet
+from dropoutnet.model.losses import (
+    item_log_frequency, pairwise_loss, pointwise_loss, softmax_loss)
 from dropoutnet.model.towers import Tower
 
-__all__ = ["DropoutNet", "ITEM_ID_KEY", "Tower", "in_batch_softmax_loss", "pointwise_loss",
-           "softmax_logits"]
+__all__ = ["DropoutNet", "ITEM_ID_KEY", "ITEM_LOGQ_KEY", "Tower", "item_log_frequency",
+           "pairwise_loss", "pointwise_loss", "softmax_loss"]

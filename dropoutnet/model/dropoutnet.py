@@ -7,13 +7,16 @@
 * ``scale`` (initialised to 5) and ``bias``: ``probability = sigmoid(scale * score + bias)``.
 
 Inputs are the raw feature tensors keyed by feature name (see :mod:`dropoutnet.features`).
-A training batch is ``(x, labels)`` where ``x`` may also carry ``item_id`` (strings): it is
-used only by the in-batch softmax to mask other rows holding the same item, never as a feature.
+A training batch is ``(x, labels)`` where ``x`` may also carry ``item_id`` (strings) and
+``item_logq`` (float, log of the item's sampling frequency): they are used only by the in-batch
+softmax (to mask other rows holding the same item, and for the logQ correction), never as
+features.
 
-``train_step`` computes the weighted sum of the pointwise and softmax losses, applies Adam, and
-reports ``loss``, ``pointwise_loss``, ``softmax_loss`` and ``auc`` (under preference dropout) as
-epoch means, so ``model.fit`` works unchanged, including under a ``tf.distribute`` strategy
-(the in-batch softmax is then computed per replica).
+``train_step`` computes the weighted sum of the pointwise, pairwise and softmax losses
+(``model.losses`` in the config), applies Adam, and reports ``loss``, ``pointwise_loss``,
+``pairwise_loss``, ``softmax_loss`` and ``auc`` (under preference dropout) as epoch means, so
+``model.fit`` works unchanged, including under a ``tf.distribute`` strategy (the in-batch
+pairwise and softmax terms are then computed per replica).
 """
 
 from __future__ import annotations
@@ -25,12 +28,13 @@ import tensorflow as tf
 
 from dropoutnet.config import FeatureSpec, LossConfig, ModelConfig
 from dropoutnet.features import input_signature
-from dropoutnet.model.losses import in_batch_softmax_loss, pointwise_loss
+from dropoutnet.model.losses import pairwise_loss, pointwise_loss, softmax_loss
 from dropoutnet.model.towers import Tower
 
-__all__ = ["DropoutNet", "ITEM_ID_KEY"]
+__all__ = ["DropoutNet", "ITEM_ID_KEY", "ITEM_LOGQ_KEY"]
 
 ITEM_ID_KEY = "item_id"
+ITEM_LOGQ_KEY = "item_logq"
 
 
 class DropoutNet(keras.Model):
@@ -50,7 +54,8 @@ class DropoutNet(keras.Model):
                                      initializer=keras.initializers.Constant(5.0))
         self.bias = self.add_weight(shape=(), name="bias", initializer="zeros")
         self._trackers = {name: keras.metrics.Mean(name=name)
-                          for name in ("loss", "pointwise_loss", "softmax_loss")}
+                          for name in ("loss", "pointwise_loss", "pairwise_loss",
+                                       "softmax_loss")}
         self._auc = keras.metrics.AUC(name="auc", num_thresholds=500)
 
     # -- inference ---------------------------------------------------------------------------
@@ -92,16 +97,29 @@ class DropoutNet(keras.Model):
 
     def compute_losses(self, x: Mapping[str, tf.Tensor], labels: tf.Tensor,
                        training: bool = True) -> dict[str, tf.Tensor]:
-        """``loss`` (weighted total), ``pointwise_loss``, ``softmax_loss`` and the ``outputs``."""
+        """``loss`` (weighted total), each term's loss (0 when its weight is 0), ``outputs``."""
         out = self(x, training=training)
         labels = tf.cast(tf.reshape(labels, [-1]), tf.float32)
         cfg = self.loss_config
-        pointwise = pointwise_loss(labels, out["score"], self.scale, self.bias)
-        softmax = in_batch_softmax_loss(out["user_embedding"], out["item_embedding"], labels,
-                                        x.get(ITEM_ID_KEY), cfg.softmax_temperature)
-        total = cfg.pointwise_weight * pointwise + cfg.softmax_weight * softmax
-        return {"loss": total, "pointwise_loss": pointwise, "softmax_loss": softmax,
-                "outputs": out}
+        zero = tf.zeros([], tf.float32)
+        pointwise = pairwise = softmax = zero
+        if cfg.pointwise_weight > 0:
+            pointwise = pointwise_loss(labels, out["score"], self.scale, self.bias)
+        if cfg.pairwise_weight > 0:
+            pairwise = pairwise_loss(labels, self.scale * out["score"])
+        if cfg.softmax_weight > 0:
+            logq = x.get(ITEM_LOGQ_KEY) if cfg.softmax_logq else None
+            if cfg.softmax_logq and logq is None:
+                raise ValueError(f"model.losses.softmax_logq is on but the batch has no "
+                                 f"{ITEM_LOGQ_KEY!r}: pass item_ids to train_model")
+            softmax = softmax_loss(
+                out["user_embedding"], out["item_embedding"], labels, x.get(ITEM_ID_KEY), logq,
+                num_negatives=cfg.num_negatives, margin=cfg.softmax_margin,
+                scale=cfg.softmax_scale, sv_coefficient=cfg.softmax_sv_coefficient)
+        total = (cfg.pointwise_weight * pointwise + cfg.pairwise_weight * pairwise
+                 + cfg.softmax_weight * softmax)
+        return {"loss": total, "pointwise_loss": pointwise, "pairwise_loss": pairwise,
+                "softmax_loss": softmax, "outputs": out}
 
     @property
     def metrics(self) -> list[keras.metrics.Metric]:

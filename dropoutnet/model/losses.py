@@ -1,20 +1,29 @@
 """DropoutNet's losses, as pure functions of the towers' outputs.
 
+Each is enabled and weighted by ``model.losses`` in the config (see
+:class:`dropoutnet.config.LossConfig`); the model sums the weighted terms.
+
 * :func:`pointwise_loss`: sigmoid cross-entropy of the label against ``scale * cosine + bias``.
   EasyRec feeds the raw cosine to the sigmoid, which confines probabilities to about
   [0.27, 0.73]; a learned scale (initialised around 5) and bias remove that ceiling.
-* :func:`in_batch_softmax_loss`: for the positive rows (label 1) of a batch, the other positive
-  rows' items are the negatives: ``logits[i, j] = cos(user_i, item_j) / temperature``, target
-  ``j = i``.  A "negative" ``j != i`` whose item id equals row ``i``'s item is the positive
-  itself appearing twice; its logit is set to ``-inf`` (EasyRec does not mask it).  With fewer
-  than two positives there is nothing to contrast and the term is 0.
+* :func:`pairwise_loss`: RankNet over the batch's pairs ``(i, j)`` with ``y_i > y_j``:
+  mean ``log(1 + exp(-(z_i - z_j)))`` on the scaled scores ``z = scale * cosine``.
+* :func:`softmax_loss`: for each clicked row, a softmax of its item against ``N`` in-batch
+  negatives (other rows' items: all of them, or ``N`` random shifts of the batch as EasyRec
+  rolls it) with EasyRec's support-vector hard-negative weighting (margin ``m``, scale ``gamma``,
+  coefficient ``t``).  Two faults of EasyRec's version are fixed: a negative holding the
+  positive's own item (the same item clicked in two rows of the batch) is masked out, and an
+  optional logQ correction subtracts ``log q(item)`` (:func:`item_log_frequency`) from every
+  logit, so popular items, drawn as negatives more often, are not pushed down for it.
 """
 
 from __future__ import annotations
 
+import numpy as np
 import tensorflow as tf
 
-__all__ = ["pointwise_loss", "softmax_logits", "in_batch_softmax_loss", "positive_count"]
+__all__ = ["item_log_frequency", "negative_shifts", "pairwise_loss", "pointwise_loss",
+           "softmax_loss"]
 
 
 def pointwise_loss(labels: tf.Tensor, cosine: tf.Tensor, scale: tf.Tensor,
@@ -25,43 +34,86 @@ def pointwise_loss(labels: tf.Tensor, cosine: tf.Tensor, scale: tf.Tensor,
     return tf.reduce_mean(tf.nn.sigmoid_cross_entropy_with_logits(labels=labels, logits=logits))
 
 
-def softmax_logits(user_embedding: tf.Tensor, item_embedding: tf.Tensor,
-                   item_ids: tf.Tensor | None, temperature: float) -> tf.Tensor:
-    """``[p, p]`` logits among ``p`` positive pairs; other rows' copies of row i's item -> -inf.
+def pairwise_loss(labels: tf.Tensor, logits: tf.Tensor) -> tf.Tensor:
+    """RankNet over in-batch pairs: mean ``log(1 + exp(-(z_i - z_j)))`` over ``y_i > y_j``.
 
-    ``user_embedding`` and ``item_embedding`` are the positive rows only (unit vectors).
-    ``item_ids`` ([p] strings or ints, or ``None`` for no duplicate masking).
+    ``logits`` are the scaled scores ``z = scale * cosine`` ([n]); pairs cross users, as in
+    EasyRec.  Returns 0 when the batch has no such pair.
     """
-    logits = tf.matmul(user_embedding, item_embedding, transpose_b=True) / temperature
-    if item_ids is None:
-        return logits
-    same_item = tf.equal(item_ids[:, None], item_ids[None, :])
-    p = tf.shape(logits)[0]
-    off_diagonal = tf.logical_not(tf.eye(p, dtype=tf.bool))
-    masked = tf.logical_and(same_item, off_diagonal)
-    return tf.where(masked, tf.constant(float("-inf"), logits.dtype), logits)
+    logits = tf.reshape(logits, [-1])
+    labels = tf.reshape(tf.cast(labels, logits.dtype), [-1])
+    pairs = tf.cast(labels[:, None] > labels[None, :], logits.dtype)
+    per_pair = tf.nn.softplus(-(logits[:, None] - logits[None, :]))
+    return tf.math.divide_no_nan(tf.reduce_sum(pairs * per_pair), tf.reduce_sum(pairs))
 
 
-def positive_count(labels: tf.Tensor) -> tf.Tensor:
-    """Number of rows with label 1 (int32 scalar)."""
-    return tf.reduce_sum(tf.cast(tf.cast(labels, tf.float32) > 0.5, tf.int32))
+def negative_shifts(n: tf.Tensor, num_negatives: int | None, seed: int | None = None
+                    ) -> tf.Tensor:
+    """Row offsets (int32) of a positive row's negatives in a batch of ``n`` rows.
 
-
-def in_batch_softmax_loss(user_embedding: tf.Tensor, item_embedding: tf.Tensor,
-                          labels: tf.Tensor, item_ids: tf.Tensor | None,
-                          temperature: float) -> tf.Tensor:
-    """Mean cross-entropy of each positive row against the batch's other positive items.
-
-    All inputs cover the whole batch (``[n, d]``, ``[n, d]``, ``[n]``, ``[n]``); the positive
-    rows are selected here.  Returns 0 when the batch has fewer than two positives.
+    ``None``: every other row (``1 .. n-1``).  An int ``N``: ``min(N, n-1)`` distinct offsets
+    drawn at random for this batch, the same for every row (EasyRec rolls the item matrix by
+    random shifts; distinct shifts give each row distinct negatives).
     """
-    positive = tf.cast(labels, tf.float32) > 0.5
-    users = tf.boolean_mask(user_embedding, positive)
-    items = tf.boolean_mask(item_embedding, positive)
-    ids = None if item_ids is None else tf.boolean_mask(item_ids, positive)
-    logits = softmax_logits(users, items, ids, temperature)
-    p = tf.shape(logits)[0]
-    # cross-entropy to the diagonal, written out so that an empty batch (p = 0) is no error
-    per_row = tf.reduce_logsumexp(logits, axis=1) - tf.linalg.diag_part(logits)
-    loss = tf.math.divide_no_nan(tf.reduce_sum(per_row), tf.cast(p, per_row.dtype))
-    return tf.where(p >= 2, loss, tf.zeros_like(loss))
+    shifts = tf.range(1, tf.cast(n, tf.int32), dtype=tf.int32)
+    if num_negatives is None:
+        return shifts
+    return tf.random.shuffle(shifts, seed=seed)[:num_negatives]
+
+
+def softmax_loss(user_embedding: tf.Tensor, item_embedding: tf.Tensor, labels: tf.Tensor,
+                 item_ids: tf.Tensor | None = None, item_logq: tf.Tensor | None = None, *,
+                 num_negatives: int | None = None, margin: float = 0.0, scale: float = 1.0,
+                 sv_coefficient: float = 1.0, shifts: tf.Tensor | None = None) -> tf.Tensor:
+    """Softmax over in-batch negatives with support-vector hard-negative weighting.
+
+    For each row ``i`` with label > 0: ``s+ = cos(user_i, item_i)``; its negatives are the
+    items of the rows ``(i + shift) mod n`` for each shift of :func:`negative_shifts` (or
+    ``shifts`` if given) and ``s_k`` their cosines with ``user_i``.  A negative is *hard* when
+    ``s_k > s+ - margin``; hard ones become ``t * s_k + t - 1`` (``t = sv_coefficient``; 1 = no
+    re-weighting).  ``logits = scale * [s+ - margin, h(s_1), ..., h(s_N)]``, cross-entropy to
+    class 0, averaged over the positive rows (0 without any, or in a one-row batch).
+
+    * ``item_ids`` ([n]): a negative holding the same item as the positive (the item clicked
+      twice in the batch) is masked out (logit ``-inf``); EasyRec keeps it.
+    * ``item_logq`` ([n] float, ``log q`` of each row's item): the sampled-softmax correction,
+      ``log q`` of its item subtracted from every logit, the positive's included.
+    """
+    labels = tf.reshape(tf.cast(labels, tf.float32), [-1])
+    n = tf.shape(item_embedding)[0]
+    rows = tf.cast(tf.reshape(tf.where(labels > 0), [-1]), tf.int32)            # [p]
+    if shifts is None:
+        shifts = negative_shifts(n, num_negatives)
+    shifts = tf.cast(tf.reshape(shifts, [-1]), tf.int32)
+    neg_rows = tf.math.floormod(rows[:, None] + shifts[None, :], n)               # [p, k]
+    users = tf.gather(user_embedding, rows)
+    sim = tf.matmul(users, item_embedding, transpose_b=True)                    # [p, n]
+    s_pos = tf.reduce_sum(users * tf.gather(item_embedding, rows), axis=1)      # [p]
+    s_neg = tf.gather(sim, neg_rows, batch_dims=1)                              # [p, k]
+    hard = s_neg > s_pos[:, None] - margin
+    s_neg = tf.where(hard, sv_coefficient * s_neg + (sv_coefficient - 1.0), s_neg)
+    logits = scale * tf.concat([s_pos[:, None] - margin, s_neg], axis=1)        # [p, 1+k]
+    if item_logq is not None:
+        logq = tf.reshape(tf.cast(item_logq, logits.dtype), [-1])
+        logits -= tf.concat([tf.gather(logq, rows)[:, None], tf.gather(logq, neg_rows)], axis=1)
+    if item_ids is not None:
+        ids = tf.reshape(item_ids, [-1])
+        same = tf.equal(tf.gather(ids, neg_rows), tf.gather(ids, rows)[:, None])
+        same = tf.concat([tf.zeros_like(same[:, :1]), same], axis=1)
+        logits = tf.where(same, tf.constant(float("-inf"), logits.dtype), logits)
+    per_row = tf.reduce_logsumexp(logits, axis=1) - logits[:, 0]
+    return tf.math.divide_no_nan(tf.reduce_sum(per_row), tf.cast(tf.size(rows), per_row.dtype))
+
+
+def item_log_frequency(item_ids: np.ndarray) -> np.ndarray:
+    """``log q`` per row: log of the share of rows holding the row's item (float32 [n]).
+
+    The in-batch negatives are other rows' items, so an item is drawn as a negative in
+    proportion to its rows in the training data: that share estimates its sampling
+    probability ``q`` for the logQ correction.
+    """
+    ids = np.asarray(item_ids).astype(str)
+    if len(ids) == 0:
+        return np.zeros([0], np.float32)
+    _, inverse, counts = np.unique(ids, return_inverse=True, return_counts=True)
+    return np.log(counts[inverse] / len(ids)).astype(np.float32)

@@ -1,0 +1,590 @@
+"""The DropoutNet paper's cold-item protocol on CiteULike-a, with our model and baselines.
+
+    dropoutnet benchmark citeulike --path ../shared/datasets/citeulike-a \\
+        --split ../shared/datasets/citeulike-a-dropoutnet-split [--json] [--epochs N]
+
+**Data.**  ``--path`` holds CiteULike-a (``users.dat``, ``item-tag.dat``, ``citations.dat``:
+one line per user / article, ``count id id ...``, ids 0-based).  ``--split`` holds the exact
+cold-item split of the paper (``cold/train.csv``, ``cold/test.csv``: rows ``uid,iid,1`` with
+1-based ids, i.e. row index + 1; ``cold/test_item_ids.csv``: the cold items, 1-based).  A
+missing file or a malformed row raises :class:`CiteULikeDataError` naming the file, the line
+and what was expected.
+
+**Protocol.**  Train on ``cold/train.csv``.  For every user with at least one test pair, rank
+every cold test item; recall@K = |top-K ∩ user's test items| / |user's test items|, NDCG@K
+with binary relevance, both averaged over those users (K = 20, 50, 100).
+
+**Inputs** (the paper used tf-idf of the article *text*, not available here):
+
+* item content: tf-idf of the article's tags and/or citations (each block's rows L2-normalised),
+  reduced to 300 dims by a randomised truncated SVD, standardised on the non-zero rows and
+  clipped to ±5 -- run twice: tags+citations, and citations only (the tags pool every user's
+  tags, test users' included, so they leak; see ``shared/datasets/README.md``);
+* preference: implicit-feedback WMF factors (ALS with conjugate-gradient steps, rank 200) fit
+  on the training pairs only; cold items get all-zero factors, i.e. "no preference";
+* user content: the mean content vector of the user's training items.
+
+**Model.**  The project's :class:`~dropoutnet.model.DropoutNet` built by
+:func:`dropoutnet.train.build_model` with four dense vector features (item factors and user
+factors are *precomputed* preference features), trained on the training positives plus
+sampled negatives (label 0) with its configured losses, item preference dropout 0.5.  Cold
+items are embedded by the item tower with zero factors, exactly as at serving.
+
+**Baselines, same run, same users and items:** random; content kNN (a user is the mean tf-idf
+of their training items, cosine); a ridge map from the tf-idf content to the ALS item factors,
+ranked by U·V̂.  Item popularity is flat on cold items (none has a training pair), so it is not
+reported.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import scipy.sparse as sp
+
+log = logging.getLogger(__name__)
+
+__all__ = [
+    "CiteULikeDataError", "CiteULikeData", "BenchmarkSettings", "load", "tfidf",
+    "content_matrix", "svd_features", "implicit_als", "ranking_metrics", "run_benchmark",
+    "format_report", "CONTENTS", "KS",
+]
+
+KS = (20, 50, 100)
+CONTENTS = {"tags+citations": ("tags", "citations"), "citations": ("citations",)}
+TARGETS = {"recall@20": 0.42, "recall@100": 0.671}
+
+
+class CiteULikeDataError(ValueError):
+    """A dataset folder that is missing a file or has a malformed row."""
+
+
+# --- loading ---------------------------------------------------------------------------------
+
+
+def _lines(path: Path) -> list[str]:
+    if not path.is_file():
+        raise CiteULikeDataError(f"{path}: file not found (expected it in {path.parent})")
+    try:
+        return path.read_text().splitlines()
+    except UnicodeDecodeError as exc:
+        raise CiteULikeDataError(f"{path}: not a text file ({exc})") from None
+
+
+def _read_counted_lists(path: Path, what: str, id_limit: int | None = None) -> list[list[int]]:
+    """``count id id ...`` per line (ids 0-based, < ``id_limit`` when given)."""
+    rows: list[list[int]] = []
+    for no, line in enumerate(_lines(path), 1):
+        fields = line.split()
+        expected = f"expected 'count {what} {what} ...' with count non-negative integers"
+        try:
+            values = [int(f) for f in fields]
+        except ValueError:
+            raise CiteULikeDataError(f"{path}, line {no}: {expected}; got {line[:80]!r}") from None
+        if not values or values[0] < 0 or len(values) != values[0] + 1:
+            raise CiteULikeDataError(
+                f"{path}, line {no}: {expected}, as many ids as the count says; got "
+                f"{line[:80]!r}")
+        ids = values[1:]
+        bad = [i for i in ids if i < 0 or (id_limit is not None and i >= id_limit)]
+        if bad:
+            raise CiteULikeDataError(f"{path}, line {no}: {what} id {bad[0]} out of range; "
+                                     f"expected 0 .. {(id_limit or 1) - 1}")
+        rows.append(ids)
+    return rows
+
+
+def _read_pairs(path: Path, n_users: int, n_items: int) -> np.ndarray:
+    """``uid,iid[,value]`` rows with 1-based ids -> int array [n, 2] of 0-based ids."""
+    out = []
+    for no, line in enumerate(_lines(path), 1):
+        if not line.strip():
+            continue
+        fields = line.strip().split(",")
+        try:
+            if len(fields) not in (2, 3):
+                raise ValueError
+            uid, iid = int(fields[0]), int(fields[1])
+            if len(fields) == 3:
+                float(fields[2])
+        except ValueError:
+            raise CiteULikeDataError(f"{path}, line {no}: expected 'uid,iid,1' (integers, "
+                                     f"1-based ids); got {line[:80]!r}") from None
+        if not (1 <= uid <= n_users and 1 <= iid <= n_items):
+            raise CiteULikeDataError(f"{path}, line {no}: expected 1 <= uid <= {n_users} and "
+                                     f"1 <= iid <= {n_items} (1-based ids); got {line[:80]!r}")
+        out.append((uid - 1, iid - 1))
+    return np.asarray(out, dtype=np.int64).reshape(-1, 2)
+
+
+def _read_ids(path: Path, n_items: int) -> np.ndarray:
+    out = []
+    for no, line in enumerate(_lines(path), 1):
+        if not line.strip():
+            continue
+        try:
+            iid = int(line.strip().split(",")[0])
+        except ValueError:
+            raise CiteULikeDataError(f"{path}, line {no}: expected one item id (integer, "
+                                     f"1-based); got {line[:80]!r}") from None
+        if not 1 <= iid <= n_items:
+            raise CiteULikeDataError(f"{path}, line {no}: expected 1 <= item id <= {n_items}; "
+                                     f"got {line[:80]!r}")
+        out.append(iid - 1)
+    return np.asarray(out, dtype=np.int64)
+
+
+def _binary_csr(rows: Sequence[Sequence[int]], n_cols: int) -> sp.csr_matrix:
+    indptr = np.cumsum([0] + [len(r) for r in rows])
+    indices = np.fromiter((i for r in rows for i in r), dtype=np.int64, count=int(indptr[-1]))
+    m = sp.csr_matrix((np.ones(len(indices), np.float32), indices, indptr),
+                      shape=(len(rows), n_cols))
+    m.sum_duplicates()
+    m.data[:] = 1.0
+    return m
+
+
+@dataclass
+class CiteULikeData:
+    """CiteULike-a with the cold split; every id 0-based."""
+
+    n_users: int
+    n_items: int
+    tags: sp.csr_matrix        # [n_items, n_tags] binary
+    citations: sp.csr_matrix   # [n_items, n_items] binary, linked articles
+    train: np.ndarray          # [n, 2] (user, item)
+    test: np.ndarray           # [m, 2]
+    test_items: np.ndarray     # cold candidates
+
+
+def load(path: str | Path, split: str | Path) -> CiteULikeData:
+    """Parse and check the dataset and its cold split; raise :class:`CiteULikeDataError`."""
+    path, split = Path(path), Path(split)
+    for folder, flag in ((path, "--path"), (split, "--split")):
+        if not folder.is_dir():
+            raise CiteULikeDataError(f"{folder}: no such folder (pass {flag} DIR)")
+    item_tags = _read_counted_lists(path / "item-tag.dat", "tag")
+    n_items = len(item_tags)
+    if n_items == 0:
+        raise CiteULikeDataError(f"{path / 'item-tag.dat'}: no line; expected one per article")
+    users = _read_counted_lists(path / "users.dat", "item", id_limit=n_items)
+    citations = _read_counted_lists(path / "citations.dat", "article", id_limit=n_items)
+    if len(citations) != n_items:
+        raise CiteULikeDataError(f"{path / 'citations.dat'}: {len(citations)} lines; expected "
+                                 f"one per article ({n_items}, as in item-tag.dat)")
+    n_users = len(users)
+    n_tags = 1 + max((t for r in item_tags for t in r), default=0)
+    cit = _binary_csr(citations, n_items)
+    cit = ((cit + cit.T) > 0).astype(np.float32).tocsr()  # a link, whichever side lists it
+    train = _read_pairs(split / "cold" / "train.csv", n_users, n_items)
+    test = _read_pairs(split / "cold" / "test.csv", n_users, n_items)
+    test_items = _read_ids(split / "cold" / "test_item_ids.csv", n_items)
+    if len(train) == 0 or len(test) == 0 or len(test_items) == 0:
+        raise CiteULikeDataError(f"{split / 'cold'}: train.csv, test.csv and test_item_ids.csv "
+                                 "must each have at least one row")
+    outside = np.setdiff1d(test[:, 1], test_items)
+    if outside.size:
+        raise CiteULikeDataError(f"{split / 'cold' / 'test.csv'}: item {outside[0] + 1} is not "
+                                 "in test_item_ids.csv; expected test pairs on cold items only")
+    return CiteULikeData(n_users=n_users, n_items=n_items, tags=_binary_csr(item_tags, n_tags),
+                         citations=cit, train=train, test=test, test_items=test_items)
+
+
+# --- content ---------------------------------------------------------------------------------
+
+
+def _l2_rows(m: sp.csr_matrix) -> sp.csr_matrix:
+    norms = np.sqrt(np.asarray(m.multiply(m).sum(axis=1)).ravel())
+    return sp.diags(np.divide(1.0, norms, out=np.zeros_like(norms), where=norms > 0)) @ m
+
+
+def tfidf(m: sp.csr_matrix) -> sp.csr_matrix:
+    """Binary term matrix -> tf-idf (idf = log(n / df)), rows L2-normalised."""
+    m = sp.csr_matrix(m, dtype=np.float64)
+    df = np.bincount(m.indices, minlength=m.shape[1])
+    idf = np.log(m.shape[0] / np.maximum(df, 1))
+    return _l2_rows(m @ sp.diags(idf)).tocsr()
+
+
+def content_matrix(data: CiteULikeData, sources: Sequence[str]) -> sp.csr_matrix:
+    """tf-idf of the chosen sources (``tags``, ``citations``), each block's rows unit length,
+    concatenated and re-normalised."""
+    blocks = {"tags": data.tags, "citations": data.citations}
+    unknown = [s for s in sources if s not in blocks]
+    if unknown:
+        raise ValueError(f"unknown content source(s) {unknown}; allowed: {sorted(blocks)}")
+    return _l2_rows(sp.hstack([tfidf(blocks[s]) for s in sources]).tocsr()).tocsr()
+
+
+def svd_features(x: sp.csr_matrix, dim: int, seed: int, n_iter: int = 4,
+                 clip: float = 5.0) -> np.ndarray:
+    """Randomised truncated SVD projection ``U S`` to ``dim`` dims (as the paper reduced
+    tf-idf to 300), standardised on the non-zero rows, clipped to ±``clip``; all-zero rows
+    stay zero."""
+    n, m = x.shape
+    dim = max(1, min(dim, n - 1, m - 1)) if min(n, m) > 1 else 1
+    rng = np.random.default_rng(seed)
+    k = min(dim + 20, min(n, m))
+    q, _ = np.linalg.qr(x @ rng.standard_normal((m, k)))
+    for _ in range(n_iter):
+        q, _ = np.linalg.qr(x @ (x.T @ q))
+    b = np.ascontiguousarray(np.asarray(x.T @ q).T)  # [k, m]; x ≈ q b
+    # the left singular vectors of the small b from the eigenvectors of b bᵀ ([k, k])
+    eig, ub = np.linalg.eigh(b @ b.T)
+    top = np.argsort(eig)[::-1][:dim]
+    z = (q @ ub[:, top]) * np.sqrt(np.maximum(eig[top], 0.0))
+    nonzero = np.asarray(abs(x).sum(axis=1)).ravel() > 0
+    if nonzero.any():
+        mu = z[nonzero].mean(axis=0)
+        sd = z[nonzero].std(axis=0)
+        z = np.where(nonzero[:, None], (z - mu) / np.where(sd > 0, sd, 1.0), 0.0)
+    return np.clip(z, -clip, clip).astype(np.float32)
+
+
+# --- implicit ALS ----------------------------------------------------------------------------
+
+
+def _cg_solve(r: sp.csr_matrix, y: np.ndarray, x: np.ndarray, reg: float, alpha: float,
+              steps: int) -> np.ndarray:
+    """A few conjugate-gradient steps on every row's WMF normal equations at once.
+
+    Row u solves ``(YᵀY + Yᵀ(C_u − I)Y + reg·I) x_u = Yᵀ C_u p_u`` with ``C_u = 1 + alpha·r_u``
+    and ``p_u`` = 1 on the row's pairs (Hu, Koren & Volinsky 2008; CG as in Takács et al.).
+    """
+    rows = np.repeat(np.arange(r.shape[0]), np.diff(r.indptr))
+    cols = r.indices
+    extra = alpha * r.data  # C - 1 on the observed entries
+    gram = y.T @ y + reg * np.eye(y.shape[1])
+
+    def apply(v: np.ndarray) -> np.ndarray:
+        d = np.einsum("ij,ij->i", v[rows], y[cols]) * extra
+        return v @ gram + sp.csr_matrix((d, (rows, cols)), shape=r.shape) @ y
+
+    b = sp.csr_matrix((1.0 + extra, (rows, cols)), shape=r.shape) @ y
+    x = x.copy()
+    res = b - apply(x)
+    p = res.copy()
+    rs_old = np.einsum("ij,ij->i", res, res)
+    for _ in range(steps):
+        ap = apply(p)
+        denom = np.einsum("ij,ij->i", p, ap)
+        a = np.divide(rs_old, denom, out=np.zeros_like(rs_old), where=denom > 1e-20)
+        x += a[:, None] * p
+        res -= a[:, None] * ap
+        rs_new = np.einsum("ij,ij->i", res, res)
+        beta = np.divide(rs_new, rs_old, out=np.zeros_like(rs_new), where=rs_old > 1e-20)
+        p = res + beta[:, None] * p
+        rs_old = rs_new
+    return x
+
+
+def implicit_als(pairs: np.ndarray, n_users: int, n_items: int, rank: int = 200,
+                 reg: float = 1.0, alpha: float = 20.0, iterations: int = 12,
+                 cg_steps: int = 3, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """WMF user and item factors ``(U [n_users, rank], V [n_items, rank])`` from implicit
+    pairs; an entity with no pair gets an all-zero row (cold: no preference)."""
+    r = sp.csr_matrix((np.ones(len(pairs)), (pairs[:, 0], pairs[:, 1])),
+                      shape=(n_users, n_items))
+    r.sum_duplicates()
+    r.data[:] = 1.0
+    rt = r.T.tocsr()
+    rng = np.random.default_rng(seed)
+    has_u = np.diff(r.indptr) > 0
+    has_i = np.diff(rt.indptr) > 0
+    u = rng.normal(0, 0.01, (n_users, rank)) * has_u[:, None]
+    v = rng.normal(0, 0.01, (n_items, rank)) * has_i[:, None]
+    for _ in range(iterations):
+        u = _cg_solve(r, v, u, reg, alpha, cg_steps) * has_u[:, None]
+        v = _cg_solve(rt, u, v, reg, alpha, cg_steps) * has_i[:, None]
+    return u.astype(np.float32), v.astype(np.float32)
+
+
+# --- metrics ---------------------------------------------------------------------------------
+
+
+def ranking_metrics(scores: np.ndarray, relevant: np.ndarray, ks: Sequence[int] = KS
+                    ) -> dict[str, float]:
+    """Mean recall@K and NDCG@K over the rows of ``relevant`` (bool ``[users, items]``) that
+    have at least one relevant item; ``scores`` ``[users, items]``, higher ranks first (ties
+    broken by column order)."""
+    scores = np.asarray(scores, dtype=np.float64)
+    relevant = np.asarray(relevant, dtype=bool)
+    keep = relevant.any(axis=1)
+    scores, relevant = scores[keep], relevant[keep]
+    n_rel = relevant.sum(axis=1)
+    kmax = min(max(ks), scores.shape[1])
+    top = np.argsort(-scores, axis=1, kind="stable")[:, :kmax]
+    hits = np.take_along_axis(relevant, top, axis=1)
+    gains = hits / np.log2(np.arange(2, kmax + 2))
+    ideal_cum = np.cumsum(1.0 / np.log2(np.arange(2, kmax + 2)))
+    out: dict[str, float] = {}
+    for k in ks:
+        kk = min(k, kmax)
+        if not len(n_rel):
+            out[f"recall@{k}"] = out[f"ndcg@{k}"] = float("nan")
+            continue
+        out[f"recall@{k}"] = float(np.mean(hits[:, :kk].sum(axis=1) / n_rel))
+        ideal = ideal_cum[np.minimum(n_rel, kk) - 1]
+        out[f"ndcg@{k}"] = float(np.mean(gains[:, :kk].sum(axis=1) / ideal))
+    return out
+
+
+# --- the benchmark ---------------------------------------------------------------------------
+
+
+@dataclass
+class BenchmarkSettings:
+    content_dim: int = 300
+    rank: int = 200
+    als_reg: float = 1.0
+    als_alpha: float = 20.0
+    als_iterations: int = 12
+    ridge_reg: float = 10.0
+    epochs: int = 10
+    batch_size: int = 1024
+    learning_rate: float = 1e-3
+    negatives: int = 2
+    embedding_dim: int = 200
+    hidden: int = 512
+    item_dropout_rate: float = 0.5
+    user_dropout_rate: float = 0.0
+    seed: int = 42
+    contents: tuple[str, ...] = tuple(CONTENTS)
+    losses: dict[str, Any] = field(default_factory=dict)
+
+
+def _feature_specs(content_dim: int, rank: int) -> list:
+    from dropoutnet.config import FeatureSpec
+
+    return [
+        FeatureSpec(name="u_content", group="user_content", kind="vector", dim=content_dim,
+                    source="users.content"),
+        FeatureSpec(name="u_factors", group="user_preference", kind="vector", dim=rank,
+                    source="users.wmf_factors", precomputed=True),
+        FeatureSpec(name="i_content", group="item_content", kind="vector", dim=content_dim,
+                    source="items.content"),
+        FeatureSpec(name="i_factors", group="item_preference", kind="vector", dim=rank,
+                    source="items.wmf_factors", precomputed=True),
+    ]
+
+
+def _model_config(s: BenchmarkSettings):
+    from dropoutnet.config import LossConfig, ModelConfig
+
+    known = set(LossConfig.model_fields)
+    losses = LossConfig(**{k: v for k, v in s.losses.items() if k in known})
+    return ModelConfig(embedding_dim=s.embedding_dim, content_mlp=[s.hidden],
+                       preference_mlp=[s.hidden], tower_mlp=[s.hidden],
+                       user_dropout_rate=s.user_dropout_rate,
+                       item_dropout_rate=s.item_dropout_rate, losses=losses)
+
+
+def _mean_rows(r: sp.csr_matrix, x) -> Any:
+    """Row-wise mean of ``x``'s rows selected by the binary ``r`` (users x items)."""
+    counts = np.asarray(r.sum(axis=1)).ravel()
+    inv = sp.diags(np.divide(1.0, counts, out=np.zeros_like(counts, dtype=np.float64),
+                             where=counts > 0))
+    return inv @ (r @ x)
+
+
+def train_dropoutnet(s: BenchmarkSettings, data: CiteULikeData, item_content: np.ndarray,
+                     user_content: np.ndarray, u: np.ndarray, v: np.ndarray,
+                     r: sp.csr_matrix) -> tuple[Any, dict[str, Any]]:
+    """Build the project's DropoutNet and fit it on positives + sampled negatives.
+
+    Each epoch draws ``negatives`` fresh negatives per positive, uniformly over the items with
+    training pairs (never a pair of the user's).  Batches gather the rows' features from the
+    per-entity tables inside tf.data, so no ``[rows, features]`` copy is materialised; the
+    item id rides along as ``item_id`` so the in-batch softmax masks duplicates.
+    """
+    import tensorflow as tf
+
+    from dropoutnet.model import ITEM_ID_KEY
+    from dropoutnet.train import build_model
+
+    specs = _feature_specs(item_content.shape[1], u.shape[1])
+    model = build_model(specs, _model_config(s), {}, s.seed, learning_rate=s.learning_rate)
+    tables = {"u_content": (0, tf.constant(user_content)), "u_factors": (0, tf.constant(u)),
+              "i_content": (1, tf.constant(item_content)), "i_factors": (1, tf.constant(v))}
+
+    def gather(pair, label):
+        x = {name: tf.gather(table, pair[:, side]) for name, (side, table) in tables.items()}
+        x[ITEM_ID_KEY] = pair[:, 1]
+        return x, label
+
+    rng = np.random.default_rng(s.seed)
+    warm_items = np.flatnonzero(np.diff(r.tocsc().indptr) > 0)
+    pos = data.train
+    histories: dict[str, list[float]] = {}
+    rows = 0
+    for epoch in range(s.epochs):
+        neg_users = np.repeat(pos[:, 0], s.negatives)
+        neg_items = warm_items[rng.integers(0, len(warm_items), len(neg_users))]
+        is_pos = np.asarray(r[neg_users, neg_items]).ravel() > 0
+        pairs = np.concatenate([pos, np.stack([neg_users, neg_items], 1)[~is_pos]])
+        labels = np.zeros(len(pairs), np.float32)
+        labels[:len(pos)] = 1.0
+        order = rng.permutation(len(pairs))
+        rows = len(pairs)
+        ds = (tf.data.Dataset.from_tensor_slices((pairs[order], labels[order]))
+              .batch(s.batch_size).map(gather, num_parallel_calls=tf.data.AUTOTUNE)
+              .prefetch(tf.data.AUTOTUNE))
+        h = model.fit(ds, epochs=1, verbose=0, shuffle=False).history
+        for k, vals in h.items():
+            histories.setdefault(k, []).extend(float(x) for x in vals)
+        log.info("epoch %d/%d: %s", epoch + 1, s.epochs,
+                 {k: round(vals[-1], 4) for k, vals in histories.items()})
+    return model, {"rows_per_epoch": int(rows), "positives": int(len(pos)),
+                   "epochs": s.epochs, "history": histories}
+
+
+def _embed(fn, feats: dict[str, np.ndarray], batch: int = 4096) -> np.ndarray:
+    import tensorflow as tf
+
+    n = len(next(iter(feats.values())))
+    out = [fn({k: tf.constant(v[i:i + batch], tf.float32) for k, v in feats.items()}).numpy()
+           for i in range(0, n, batch)]
+    return np.concatenate(out)
+
+
+def _run_content(name: str, s: BenchmarkSettings, data: CiteULikeData, r: sp.csr_matrix,
+                 u: np.ndarray, v: np.ndarray, test_users: np.ndarray,
+                 relevant: np.ndarray, ks: Sequence[int]) -> dict[str, Any]:
+    t0 = time.monotonic()
+    cand = data.test_items
+    tf_idf = content_matrix(data, CONTENTS[name])
+    item_content = svd_features(tf_idf, s.content_dim, s.seed)
+    user_content = np.asarray(_mean_rows(r, item_content), dtype=np.float32)
+    log.info("%s: content %s -> %s in %.1fs", name, tf_idf.shape, item_content.shape,
+             time.monotonic() - t0)
+    baselines: dict[str, dict[str, float]] = {}
+
+    rng = np.random.default_rng(s.seed)
+    baselines["random"] = ranking_metrics(rng.random(relevant.shape), relevant, ks)
+
+    # content kNN: the user's mean tf-idf against each candidate's, cosine
+    profile = _l2_rows(sp.csr_matrix(_mean_rows(r[test_users], tf_idf)))
+    knn = (profile @ tf_idf[cand].T).toarray()
+    baselines["content_knn"] = ranking_metrics(knn, relevant, ks)
+
+    # ridge map: tf-idf content -> ALS item factors on the items with training pairs
+    warm = np.flatnonzero(np.diff(r.tocsc().indptr) > 0)
+    baselines["ridge_to_als"] = ranking_metrics(
+        u[test_users] @ _ridge_predict(tf_idf, v, warm, cand, s.ridge_reg).T, relevant, ks)
+    log.info("%s baselines: %s", name, baselines)
+
+    model, train_stats = train_dropoutnet(s, data, item_content, user_content, u, v, r)
+    import tensorflow as tf
+
+    user_fn = tf.function(lambda x: model.user_embedding(x, training=False), autograph=False)
+    item_fn = tf.function(lambda x: model.item_embedding(x, training=False), autograph=False)
+    ue = _embed(user_fn, {"u_content": user_content[test_users], "u_factors": u[test_users]})
+    # cold items: no training pair, so their factors are all zero -- the cold encoding
+    ie = _embed(item_fn, {"i_content": item_content[cand], "i_factors": v[cand]})
+    model_metrics = ranking_metrics(ue @ ie.T, relevant, ks)
+    log.info("%s model: %s", name, model_metrics)
+    return {"content": name, "model": model_metrics, "baselines": baselines,
+            "training": {k: val for k, val in train_stats.items() if k != "history"}
+            | {"final": {k: round(val[-1], 5) for k, val in train_stats["history"].items()}},
+            "seconds": round(time.monotonic() - t0, 1)}
+
+
+def _ridge_predict(x: sp.csr_matrix, v: np.ndarray, train_rows: np.ndarray,
+                   predict_rows: np.ndarray, reg: float, steps: int = 100) -> np.ndarray:
+    """Ridge regression from sparse ``x`` (plus an intercept) to ``v``, fit on ``train_rows``;
+    the prediction for ``predict_rows``.  ``(XᵀX + reg·I) W = XᵀV`` is solved by conjugate
+    gradients, every output column at once, without forming ``XᵀX``."""
+    xt = sp.hstack([x[train_rows], np.ones((len(train_rows), 1))]).tocsr()
+    target = v[train_rows].astype(np.float64)
+
+    def apply(w: np.ndarray) -> np.ndarray:
+        return xt.T @ (xt @ w) + reg * w
+
+    w = np.zeros((xt.shape[1], target.shape[1]))
+    res = np.asarray(xt.T @ target)
+    p = res.copy()
+    rs_old = np.einsum("ij,ij->j", res, res)
+    for _ in range(steps):
+        ap = apply(p)
+        denom = np.einsum("ij,ij->j", p, ap)
+        a = np.divide(rs_old, denom, out=np.zeros_like(rs_old), where=denom > 1e-30)
+        w += p * a
+        res -= ap * a
+        rs_new = np.einsum("ij,ij->j", res, res)
+        beta = np.divide(rs_new, rs_old, out=np.zeros_like(rs_new), where=rs_old > 1e-30)
+        p = res + p * beta
+        rs_old = rs_new
+    xp = sp.hstack([x[predict_rows], np.ones((len(predict_rows), 1))]).tocsr()
+    return np.asarray(xp @ w)
+
+
+def run_benchmark(path: str | Path, split: str | Path, settings: BenchmarkSettings | None = None,
+                  ks: Sequence[int] = KS) -> dict[str, Any]:
+    """Load, fit ALS once, then for each content variant the baselines and the model; return
+    one JSON-able dict (the first variant's figures at top level)."""
+    s = settings or BenchmarkSettings()
+    unknown = [c for c in s.contents if c not in CONTENTS]
+    if unknown or not s.contents:
+        raise ValueError(f"unknown content variant(s) {unknown}; allowed: {list(CONTENTS)}")
+    t0 = time.monotonic()
+    data = load(path, split)
+    r = sp.csr_matrix((np.ones(len(data.train), np.float32),
+                       (data.train[:, 0], data.train[:, 1])), shape=(data.n_users, data.n_items))
+    r.sum_duplicates()
+    r.data[:] = 1.0
+    t_als = time.monotonic()
+    rank = max(1, min(s.rank, data.n_users, data.n_items))
+    u, v = implicit_als(data.train, data.n_users, data.n_items, rank=rank, reg=s.als_reg,
+                        alpha=s.als_alpha, iterations=s.als_iterations, seed=s.seed)
+    log.info("ALS rank %d in %.1fs", rank, time.monotonic() - t_als)
+    test_users = np.unique(data.test[:, 0])
+    col = {int(i): j for j, i in enumerate(data.test_items)}
+    relevant = np.zeros((len(test_users), len(data.test_items)), dtype=bool)
+    relevant[np.searchsorted(test_users, data.test[:, 0]),
+             [col[int(i)] for i in data.test[:, 1]]] = True
+    if not r.shape[0] or not np.all(np.diff(r.tocsc()[:, data.test_items].indptr) == 0):
+        log.warning("some cold test items have training pairs: they are not cold")
+    variants = [_run_content(c, s, data, r, u, v, test_users, relevant, ks) for c in s.contents]
+    first = variants[0]
+    out: dict[str, Any] = {
+        "dataset": "citeulike-a, DropoutNet cold-item split",
+        "content": first["content"],
+        "model": first["model"],
+        "baselines": first["baselines"],
+        "n_users": int(len(test_users)),
+        "n_items": int(len(data.test_items)),
+        "seconds": 0.0,
+    }
+    for other in variants[1:]:  # e.g. "citations_only"
+        key = other["content"] if "+" in other["content"] else other["content"] + "_only"
+        out[key] = {k: other[k] for k in ("content", "model", "baselines")}
+    out["training"] = {vr["content"]: vr["training"] for vr in variants}
+    out["settings"] = {k: (list(val) if isinstance(val, tuple) else val)
+                       for k, val in s.__dict__.items()}
+    out["targets"] = TARGETS
+    out["seconds"] = round(time.monotonic() - t0, 1)
+    return out
+
+
+def format_report(result: dict[str, Any]) -> str:
+    """A plain-text table of every figure."""
+    ks = sorted(int(k.split("@")[1]) for k in result["model"] if k.startswith("recall@"))
+    lines = [f"{result['dataset']}: {result['n_users']} test users, {result['n_items']} cold "
+             f"items, {result['seconds']:.0f}s"]
+    blocks = [result] + [v for v in result.values()
+                         if isinstance(v, dict) and "model" in v and "baselines" in v]
+    for block in blocks:
+        lines.append(f"content: {block['content']}")
+        header = "  " + f"{'':<14}" + "".join(f"{'recall@' + str(k):>12}" for k in ks) + \
+            "".join(f"{'ndcg@' + str(k):>10}" for k in ks)
+        lines.append(header)
+        rows = {"dropoutnet": block["model"], **block["baselines"]}
+        for name, m in rows.items():
+            lines.append("  " + f"{name:<14}" + "".join(f"{m[f'recall@{k}']:>12.4f}" for k in ks)
+                         + "".join(f"{m[f'ndcg@{k}']:>10.4f}" for k in ks))
+    return "\n".join(lines)
