@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 import uuid
+from pathlib import Path
 
 import psycopg2
 import pytest
@@ -12,7 +15,7 @@ from dropoutnet import embedded_pg
 
 
 @pytest.fixture(scope="session")
-def database_url(tmp_path_factory):
+def database_url():
     """A libpq URL of database ``dropoutnet`` (with the ``vector`` extension).
 
     ``DROPOUTNET_TEST_DATABASE_URL`` when set (an external Postgres); otherwise the embedded
@@ -22,7 +25,9 @@ def database_url(tmp_path_factory):
     if external:
         yield external
         return
-    home = tmp_path_factory.mktemp("dropoutnet_home")
+    # Not under pytest's basetemp: pytest prunes old basetemp folders when other test
+    # sessions start, which would pull the data folder from under a running server.
+    home = Path(tempfile.mkdtemp(prefix="dropoutnet-test-"))
     env = pytest.MonkeyPatch()
     env.setenv("DROPOUTNET_HOME", str(home))
     try:
@@ -31,6 +36,7 @@ def database_url(tmp_path_factory):
     finally:
         embedded_pg.stop(home)
         env.undo()
+        shutil.rmtree(home, ignore_errors=True)
 
 
 class SchemaURL(str):
