@@ -149,7 +149,7 @@ def test_compute_losses_sums_the_weighted_terms(data):
     assert terms[1] == pytest.approx(float(pairwise_loss(labels[:n], model.scale * score)),
                                      rel=1e-5)
     # a weight of 0 turns a term off
-    base["losses"] = {"pointwise_weight": 1.0, "softmax_weight": 0.0}
+    base["losses"] = {"pointwise_weight": 1.0, "pairwise_weight": 0.0, "softmax_weight": 0.0}
     model.loss_config = ModelConfig.model_validate(base).losses
     parts = model.compute_losses(x, tf.constant(labels[:n]), training=False)
     assert float(parts["softmax_loss"]) == float(parts["pairwise_loss"]) == 0.0
