@@ -294,3 +294,18 @@ def test_title_embedding_is_stable_and_ignores_the_year():
     assert ml.title_words("Shawshank Redemption, The (1994)") == ["shawshank", "redemption", "the"]
     assert ml.primary_genre([1] + [0] * 18) == "unknown"
     assert ml.primary_genre([1, 0, 0, 0, 0, 1] + [0] * 13) == "Comedy"
+
+
+def test_model_benchmark_runs_the_pipeline_steps_on_the_split(database_url, tmp_path):
+    from dropoutnet.benchmarks import movielens as bench
+
+    folder = write_slice(tmp_path / "ml")
+    result = bench.run(folder, database_url, tmp_path / "work", ks=(1, 2), epochs=1,
+                       cold_share=0.34)
+    assert result["cold_items"] == 2 and result["test_users"] == 3
+    for k in (1, 2):
+        assert 0.0 <= result["model"][f"recall@{k}"] <= 1.0
+        assert f"recall@{k}" in result["baselines"]["genre_popularity"]
+    # two candidates: every user's relevant item is in the top 2
+    assert result["model"]["recall@2"] == 1.0
+    assert result["train"]["rows"] > 0

@@ -666,9 +666,10 @@ def evaluate_scores(split: dict[str, Any], scores: np.ndarray, ks: Sequence[int]
 
 
 def benchmark_baselines(path: str | Path, ks: Sequence[int] = (20, 50, 100),
-                        n_resamples: int = 1000, seed: int = 0) -> dict[str, Any]:
+                        n_resamples: int = 1000, seed: int = 0,
+                        cold_share: float = 0.15) -> dict[str, Any]:
     """Every baseline's figures on the time-based item-cold split (see the module doc)."""
-    split = split_time_cold(path)
+    split = split_time_cold(path, cold_share)
     result: dict[str, Any] = {
         "cold_items": int(len(split["candidates"])),
         "test_users": int(len(split["test_users"])),
