@@ -150,3 +150,12 @@ def test_softmax_gradient_is_finite_with_masked_negatives():
                             tf.constant(["x", "y", "z", "x"]), None, scale=5.0, margin=0.1,
                             sv_coefficient=1.2)
     assert np.all(np.isfinite(tape.gradient(loss, items).numpy()))
+
+
+def test_softmax_on_a_one_row_batch_is_zero_not_an_error():
+    # the last batch of an epoch can hold a single row: no negatives at all
+    user = tf.constant([[0.6, 0.8]])
+    item = tf.constant([[1.0, 0.0]])
+    for ids in (None, tf.constant(["a"])):
+        loss = softmax_loss(user, item, tf.constant([1.0]), ids, scale=10.0)
+        assert float(loss) == 0.0

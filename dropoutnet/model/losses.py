@@ -99,7 +99,8 @@ def softmax_loss(user_embedding: tf.Tensor, item_embedding: tf.Tensor, labels: t
     if item_ids is not None:
         ids = tf.reshape(item_ids, [-1])
         same = tf.equal(tf.gather(ids, neg_rows), tf.gather(ids, rows)[:, None])
-        same = tf.concat([tf.zeros_like(same[:, :1]), same], axis=1)
+        # the positive's own column is never masked (built by shape: `same` may have no column)
+        same = tf.concat([tf.zeros([tf.shape(same)[0], 1], tf.bool), same], axis=1)
         logits = tf.where(same, tf.constant(float("-inf"), logits.dtype), logits)
     per_row = tf.reduce_logsumexp(logits, axis=1) - logits[:, 0]
     return tf.math.divide_no_nan(tf.reduce_sum(per_row), tf.cast(tf.size(rows), per_row.dtype))
