@@ -1,0 +1,158 @@
+"""Cold-start quality of our model against baselines on three datasets, in one run.
+
+    .venv/bin/python bench/quality.py [--out bench/results] [--skip citeulike] [--quick]
+
+* synthetic: the demo's generated data, the daily pipeline for two bizdates (the second warm
+  starts); cold-item recall@K of real pgvector retrieval, with random, popularity, content kNN
+  and the planted-preference oracle;
+* movielens-100k: the time-based item-cold split (``dropoutnet.benchmarks.movielens``);
+* citeulike-a: the DropoutNet paper's cold split (``dropoutnet.benchmarks.citeulike``).
+
+Prints one JSON object with every figure and writes it to ``OUT/quality.json`` with a chart of
+the recall@K curves (model, baselines, oracle) to ``OUT/quality.png``.  Runs in a temporary
+``DROPOUTNET_HOME`` with its own embedded Postgres, so it never touches your pipeline's data.
+Datasets are read from ``../shared/datasets`` (``--datasets DIR``); they are never copied.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+
+def synthetic(quick: bool) -> dict:
+    from dropoutnet import datagen, embedded_pg, pipeline
+    from dropoutnet.evaluate import read_metrics
+
+    url = embedded_pg.database_url()
+    end = dt.datetime.now(dt.timezone.utc).date() - dt.timedelta(days=1)
+    sizes = dict(n_users=600, n_items=800, n_authors=80, new_items_per_day=60, days=16) if quick \
+        else dict(n_users=2000, n_items=3000, n_authors=300, new_items_per_day=150, days=21)
+    datagen.generate(url, end_date=end, seed=42, **sizes)
+    days = [end - dt.timedelta(days=1), end]
+    out = {"sizes": sizes, "bizdates": {}}
+    cfg = pipeline.load(None)
+    for day in days:
+        pipeline.run(day.isoformat(), force_publish=True)
+        out["bizdates"][day.isoformat()] = read_metrics(cfg, day)
+    last = out["bizdates"][days[-1].isoformat()]
+    oracle = last["baselines"].get("oracle", {})
+    out["ratio_to_oracle"] = {k: round(last[k] / oracle[k], 4) for k in oracle
+                              if k.startswith("recall@") and oracle[k]}
+    return out
+
+
+def movielens(datasets: Path, work: Path) -> dict:
+    from dropoutnet import embedded_pg
+    from dropoutnet.benchmarks import movielens as bench
+
+    return bench.run(datasets / "ml-100k", embedded_pg.database_url(), work / "movielens")
+
+
+def citeulike(datasets: Path) -> dict:
+    from dropoutnet.benchmarks import citeulike as bench
+
+    return bench.run_benchmark(datasets / "citeulike-a", datasets / "citeulike-a-dropoutnet-split")
+
+
+def _curves(result: dict) -> dict[str, dict[str, dict[int, float]]]:
+    """Per dataset, per method, recall@K points for the chart."""
+    def points(figures: dict) -> dict[int, float]:
+        return {int(k.split("@")[1]): v for k, v in figures.items()
+                if k.startswith("recall@") and "_" not in k and isinstance(v, (int, float))}
+
+    curves: dict[str, dict[str, dict[int, float]]] = {}
+    if "synthetic" in result:
+        last = list(result["synthetic"]["bizdates"].values())[-1]
+        curves["synthetic (cold items)"] = {"model": points(last), **{
+            name: points(f) for name, f in last["baselines"].items()}}
+    if "movielens-100k" in result:
+        r = result["movielens-100k"]
+        curves["MovieLens 100K (time-cold items)"] = {"model": points(r["model"]), **{
+            name: points(f) for name, f in r["baselines"].items()}}
+    if "citeulike-a" in result:
+        r = result["citeulike-a"]
+        runs = r.get("runs", {"": r}) if isinstance(r, dict) else {}
+        for content, run in runs.items():
+            title = "CiteULike-a cold split" + (f" ({content})" if content else "")
+            curves[title] = {"model": points(run.get("model", {})), **{
+                name: points(f) for name, f in run.get("baselines", {}).items()
+                if isinstance(f, dict)}}
+    return curves
+
+
+def chart(result: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    curves = _curves(result)
+    fig, axes = plt.subplots(1, max(len(curves), 1), figsize=(5.2 * max(len(curves), 1), 4.2))
+    axes = [axes] if len(curves) <= 1 else list(axes)
+    for ax, (title, methods) in zip(axes, curves.items()):
+        for name, pts in methods.items():
+            if not pts:
+                continue
+            ks = sorted(pts)
+            style = {"model": dict(lw=2.6, color="C3"), "oracle": dict(ls="--", color="k")}.get(
+                name, dict(lw=1.3))
+            ax.plot(ks, [pts[k] for k in ks], marker="o", label=name, **style)
+        ax.set_title(title, fontsize=10)
+        ax.set_xlabel("K")
+        ax.set_ylabel("recall@K")
+        ax.set_ylim(0, 1)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out", type=Path, default=REPO / "bench" / "results")
+    parser.add_argument("--datasets", type=Path, default=REPO.parent / "shared" / "datasets")
+    parser.add_argument("--skip", action="append", default=[],
+                        choices=["synthetic", "movielens", "citeulike"])
+    parser.add_argument("--quick", action="store_true", help="smaller synthetic data")
+    args = parser.parse_args()
+
+    home = Path(tempfile.mkdtemp(prefix="dropoutnet-quality-"))
+    os.environ["DROPOUTNET_HOME"] = str(home)
+    os.environ.setdefault("KERAS_HOME", str(home / "keras"))
+    os.environ.pop("DROPOUTNET_DATABASE_URL", None)
+    os.environ.pop("DROPOUTNET_CONFIG", None)
+    started = time.monotonic()
+    result: dict = {"date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}
+    try:
+        if "synthetic" not in args.skip:
+            result["synthetic"] = synthetic(args.quick)
+        if "movielens" not in args.skip:
+            result["movielens-100k"] = movielens(args.datasets, home)
+        if "citeulike" not in args.skip:
+            result["citeulike-a"] = citeulike(args.datasets)
+    finally:
+        from dropoutnet import embedded_pg
+
+        embedded_pg.stop(home)
+        shutil.rmtree(home, ignore_errors=True)
+    result["seconds"] = round(time.monotonic() - started, 1)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "quality.json").write_text(json.dumps(result, indent=1, default=str))
+    chart(result, args.out / "quality.png")
+    print(json.dumps(result, default=str))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
