@@ -100,13 +100,16 @@ def chart(result: dict, path: Path) -> None:
     curves = _curves(result)
     fig, axes = plt.subplots(1, max(len(curves), 1), figsize=(5.2 * max(len(curves), 1), 4.2))
     axes = [axes] if len(curves) <= 1 else list(axes)
+    fixed = {"model": dict(lw=2.6, color="C3"), "oracle": dict(ls="--", color="k"),
+             "random": dict(ls=":", color="0.55")}
+    palette = ["C0", "C1", "C2", "C4", "C5", "C6", "C8", "C9"]  # C3 is the model's
     for ax, (title, methods) in zip(axes, curves.items()):
+        others = iter(palette)
         for name, pts in methods.items():
             if not pts:
                 continue
             ks = sorted(pts)
-            style = {"model": dict(lw=2.6, color="C3"), "oracle": dict(ls="--", color="k")}.get(
-                name, dict(lw=1.3))
+            style = fixed.get(name) or dict(lw=1.3, color=next(others))
             ax.plot(ks, [pts[k] for k in ks], marker="o", label=name, **style)
         ax.set_title(title, fontsize=10)
         ax.set_xlabel("K")
