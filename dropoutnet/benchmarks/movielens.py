@@ -35,6 +35,11 @@ def benchmark_config(raw_schema: str, out_schema: str, train_days: int,
         data["raw"][name]["schema"] = raw_schema
     data["storage"]["schema"] = out_schema
     data["cold_start_recall"]["train_days"] = train_days
+    # the split's baselines read each user's whole training history; most MovieLens users
+    # rate in a few early sessions, so a 60-day preference window would make them cold
+    for feature in data["features"]:
+        if feature.get("preference"):
+            feature["preference"]["window_days"] = train_days
     if epochs is not None:
         data["training"]["epochs"] = epochs
     if losses:
