@@ -490,10 +490,6 @@ def _copy(cur, table: str, columns: dict[str, np.ndarray]) -> int:
     return n
 
 
-def _qualified(schema: str | None, table: str) -> str:
-    return f'"{schema}".{table}' if schema else table
-
-
 def generate(url: str, *, n_users: int, n_items: int, n_authors: int, days: int,
              end_date: dt.date, new_items_per_day: int, seed: int,
              schema: str | None = None) -> dict[str, Any]:
@@ -536,31 +532,12 @@ def generate(url: str, *, n_users: int, n_items: int, n_authors: int, days: int,
                             "quality": np.char.mod("%.6f", world.item_quality).astype(object)},
     }
 
-    import psycopg2
+    from . import db
 
-    counts: dict[str, int] = {}
-    conn = psycopg2.connect(url)
-    try:
-        with conn:  # one transaction: commit on success, roll back on any error
-            with conn.cursor() as cur:
-                cur.execute("select 1 from pg_extension where extname = 'vector'")
-                if cur.fetchone() is None:
-                    cur.execute("create extension if not exists vector")
-                if schema:
-                    cur.execute(f'create schema if not exists "{schema}"')
-                for table in TABLES:
-                    name = _qualified(schema, table)
-                    cur.execute(f"drop table if exists {name}")
-                    cur.execute(f"create table {name} ({_DDL[table]})")
-                for table in TABLES:
-                    counts[table] = _copy(cur, _qualified(schema, table), data[table])
-                ev_name = _qualified(schema, "sv_events")
-                for col in ("event_time", "item_id", "user_id"):
-                    cur.execute(f"create index sv_events_{col}_idx on {ev_name} ({col})")
-                for table in TABLES:
-                    cur.execute(f"analyze {_qualified(schema, table)}")
-    finally:
-        conn.close()
+    counts = db.replace_tables(
+        url, schema, {t: _DDL[t] for t in TABLES},
+        lambda cur, name, table: _copy(cur, name, data[table]),
+        indexes=[("sv_events", c) for c in ("event_time", "item_id", "user_id")])
 
     n_imp = int(len(world.imp_click))
     imp = ev["type"] == 0

@@ -11,9 +11,8 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import logging
-from typing import Any, Iterator, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
-import numpy as np
 import psycopg2
 import psycopg2.extensions
 from pgvector.psycopg2 import register_vector
@@ -56,6 +55,45 @@ def ensure_ddl(url: str | None, template: str, **context: Any) -> None:
     with transaction(url) as cur:
         sql.execute(cur, "ddl/lock.sql")
         sql.execute(cur, template, **context)
+
+
+def replace_tables(url: str, schema: str | None, ddl: dict[str, str],
+                   load: Callable[[Any, str, str], int],
+                   indexes: Sequence[tuple[str, str]] = ()) -> dict[str, int]:
+    """Drop, create and load raw tables in one transaction; return the rows loaded per table.
+
+    ``ddl`` maps each table to its column definitions, in creation order; ``load(cur,
+    qualified_name, table)`` fills one table (a COPY) and returns its row count; ``indexes``
+    are ``(table, column)`` pairs indexed after the load.  Any error rolls everything back,
+    so the previous tables stay as they were.  Used by the dataset writers (the synthetic
+    generator, the MovieLens loader).
+    """
+    def name(table: str) -> str:  # table names are the writers' own constants
+        return f"{sql.ident(schema)}.{table}" if schema else table
+
+    counts: dict[str, int] = {}
+    conn = psycopg2.connect(url)
+    try:
+        with conn:  # one transaction: commit on success, roll back on any error
+            with conn.cursor() as cur:
+                cur.execute("select 1 from pg_extension where extname = 'vector'")
+                if cur.fetchone() is None:
+                    cur.execute("create extension if not exists vector")
+                if schema:
+                    cur.execute(f"create schema if not exists {sql.ident(schema)}")
+                for table, columns in ddl.items():
+                    cur.execute(f"drop table if exists {name(table)}")
+                    cur.execute(f"create table {name(table)} ({columns})")
+                for table in ddl:
+                    counts[table] = load(cur, name(table), table)
+                for table, column in indexes:
+                    cur.execute(f"create index {sql.ident(f'{table}_{column}_idx')} "
+                                f"on {name(table)} ({sql.ident(column)})")
+                for table in ddl:
+                    cur.execute(f"analyze {name(table)}")
+    finally:
+        conn.close()
+    return counts
 
 
 def partition_name(parent: str, value: str | dt.date) -> str:

@@ -235,7 +235,7 @@ def wait_for_runs(api: AirflowAPI, days: list[str], since: dt.datetime, timeout:
             if run and state == "failed":
                 report_failure(api, day, run)
                 raise DemoError(f"the run for bizdate {day} failed")
-        if all((r := runs.get(d)) and seen.get(d) == "success" for d in days):
+        if all(runs.get(d) and seen.get(d) == "success" for d in days):
             return runs
         if time.monotonic() - t0 > timeout:
             raise DemoError(f"the runs did not finish within {timeout:.0f}s; they go on in Airflow "

@@ -11,7 +11,6 @@ import datetime as dt
 import json
 import logging
 import shutil
-from pathlib import Path
 from typing import Any
 
 from .config import PipelineConfig, default_config_path, load_config

@@ -18,7 +18,6 @@ import time
 from pathlib import Path
 from typing import Any, Sequence
 
-import numpy as np
 
 from .. import db, inputs, samples
 from ..config import PipelineConfig, load_config

@@ -428,10 +428,6 @@ _DDL = {
 }
 
 
-def _qualified(schema: str | None, table: str) -> str:
-    return f'"{schema}".{table}' if schema else table
-
-
 def _copy(cur, table: str, columns: dict[str, list]) -> int:
     n = len(next(iter(columns.values())))
     buf = io.StringIO()
@@ -455,31 +451,12 @@ def load(url: str, path: str | Path, schema: str | None = None) -> dict[str, Any
     ml = read(path)
     data = tables(ml)
 
-    import psycopg2
+    from .. import db
 
-    counts: dict[str, int] = {}
-    conn = psycopg2.connect(url)
-    try:
-        with conn:  # one transaction: commit on success, roll back on any error
-            with conn.cursor() as cur:
-                cur.execute("select 1 from pg_extension where extname = 'vector'")
-                if cur.fetchone() is None:
-                    cur.execute("create extension if not exists vector")
-                if schema:
-                    cur.execute(f'create schema if not exists "{schema}"')
-                for table in TABLES:
-                    name = _qualified(schema, table)
-                    cur.execute(f"drop table if exists {name}")
-                    cur.execute(f"create table {name} ({_DDL[table]})")
-                for table in TABLES:
-                    counts[table] = _copy(cur, _qualified(schema, table), data[table])
-                events = _qualified(schema, "ml_events")
-                for col in ("event_time", "item_id", "user_id"):
-                    cur.execute(f"create index ml_events_{col}_idx on {events} ({col})")
-                for table in TABLES:
-                    cur.execute(f"analyze {_qualified(schema, table)}")
-    finally:
-        conn.close()
+    counts = db.replace_tables(
+        url, schema, {t: _DDL[t] for t in TABLES},
+        lambda cur, name, table: _copy(cur, name, data[table]),
+        indexes=[("ml_events", c) for c in ("event_time", "item_id", "user_id")])
     day = lambda s: dt.datetime.fromtimestamp(int(s), dt.timezone.utc).date().isoformat()  # noqa: E731
     return {
         "dataset": NAME,
