@@ -127,20 +127,11 @@ def click_probability(oracle_logit: np.ndarray) -> np.ndarray:
 
 
 def auc(scores: np.ndarray, labels: np.ndarray) -> float:
-    """ROC AUC by the rank-sum formula (ties get average ranks)."""
-    scores = np.asarray(scores, dtype=np.float64)
-    labels = np.asarray(labels).astype(bool)
-    n_pos, n_neg = int(labels.sum()), int((~labels).sum())
-    if n_pos == 0 or n_neg == 0:
-        return float("nan")
-    order = np.argsort(scores, kind="mergesort")
-    sorted_scores = scores[order]
-    ranks = np.empty(len(scores), dtype=np.float64)
-    # average ranks over ties
-    _, first, counts = np.unique(sorted_scores, return_index=True, return_counts=True)
-    avg = first + (counts + 1) / 2.0
-    ranks[order] = np.repeat(avg, counts)
-    return float((ranks[labels].sum() - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg))
+    """ROC AUC (:func:`dropoutnet.metrics.auc`); NaN when one class is absent."""
+    from .metrics import auc as rank_auc
+
+    value = rank_auc(scores, labels)
+    return float("nan") if value is None else value
 
 
 # --- validation ------------------------------------------------------------------------------
