@@ -3,8 +3,8 @@
     .venv/bin/python bench/quality.py [--out bench/results] [--skip citeulike] [--quick]
 
 * synthetic: the demo's generated data, the daily pipeline for two bizdates (the second warm
-  starts); cold-item recall@K of real pgvector retrieval, with random, popularity, content kNN
-  and the planted-preference oracle;
+  starts); recall@K of real pgvector retrieval on the three eval splits (cold items, warm
+  items, cold users), with random, popularity, content kNN and the planted-preference oracle;
 * movielens-100k: the time-based item-cold split (``dropoutnet.benchmarks.movielens``);
 * citeulike-a: the DropoutNet paper's cold split (``dropoutnet.benchmarks.citeulike``).
 
@@ -45,10 +45,13 @@ def synthetic(quick: bool) -> dict:
     for day in days:
         pipeline.run(day.isoformat(), force_publish=True)
         out["bizdates"][day.isoformat()] = read_metrics(cfg, day)
-    last = out["bizdates"][days[-1].isoformat()]
-    oracle = last["baselines"].get("oracle", {})
-    out["ratio_to_oracle"] = {k: round(last[k] / oracle[k], 4) for k in oracle
-                              if k.startswith("recall@") and oracle[k]}
+    last = out["bizdates"][days[-1].isoformat()]["splits"]
+    out["ratio_to_oracle"] = {}
+    for split, figures in last.items():
+        oracle = figures["baselines"].get("oracle", {})
+        out["ratio_to_oracle"][split] = {
+            k: round(figures[k] / oracle[k], 4) for k in oracle
+            if k.startswith("recall@") and oracle[k] and figures.get(k) is not None}
     return out
 
 
@@ -74,8 +77,9 @@ def _curves(result: dict) -> dict[str, dict[str, dict[int, float]]]:
     curves: dict[str, dict[str, dict[int, float]]] = {}
     if "synthetic" in result:
         last = list(result["synthetic"]["bizdates"].values())[-1]
-        curves["synthetic (cold items)"] = {"model": points(last), **{
-            name: points(f) for name, f in last["baselines"].items()}}
+        for split, figures in last["splits"].items():
+            curves[f"synthetic ({split.replace('_', ' ')})"] = {"model": points(figures), **{
+                name: points(f) for name, f in figures["baselines"].items()}}
     if "movielens-100k" in result:
         r = result["movielens-100k"]
         curves["MovieLens 100K (time-cold items)"] = {"model": points(r["model"]), **{
@@ -98,8 +102,13 @@ def chart(result: dict, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     curves = _curves(result)
-    fig, axes = plt.subplots(1, max(len(curves), 1), figsize=(5.2 * max(len(curves), 1), 4.2))
-    axes = [axes] if len(curves) <= 1 else list(axes)
+    n = max(len(curves), 1)
+    cols = min(n, 3)
+    rows = -(-n // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(5.2 * cols, 4.2 * rows), squeeze=False)
+    axes = list(axes.flat)
+    for ax in axes[len(curves):]:
+        ax.set_visible(False)
     fixed = {"model": dict(lw=2.6, color="C3"), "oracle": dict(ls="--", color="k"),
              "random": dict(ls=":", color="0.55")}
     palette = ["C0", "C1", "C2", "C4", "C5", "C6", "C8", "C9"]  # C3 is the model's

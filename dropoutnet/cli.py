@@ -79,31 +79,37 @@ def cmd_recall(args: argparse.Namespace) -> int:
     return 0
 
 
+SPLIT_TITLES = {"cold_items": "cold items (new on the bizdate)",
+                "warm_items": "warm items (held-out returning users)",
+                "cold_users": "cold users (no event before the bizdate)"}
+
+
 def format_metrics(m: dict[str, Any]) -> str:
-    """The stored metrics of a bizdate as a small table: the model beside every baseline."""
-    ks = sorted(int(k.split("@")[1]) for k in m if k.startswith("recall@"))
-    rows = [("model", m)] + list(m.get("baselines", {}).items())
+    """The stored metrics of a bizdate as small tables: per split, the model beside every
+    baseline on the same users and candidates."""
 
     def f(v: Any) -> str:
         return "   n/a" if v is None else f"{v:6.4f}"
 
-    auc = m.get("auc")
-    lines = [
-        f"bizdate {m['bizdate']}  model version {m['model_version']}",
-        f"  samples: {m.get('train_samples')} train ({m.get('train_positives')} positive), "
-        f"{m.get('eval_samples')} eval on {m.get('new_items')} new items "
-        f"({m.get('eval_positives')} positive, {m.get('eval_users')} users)",
-        f"  AUC on cold items: {auc:.4f}" if auc is not None else "  AUC: n/a",
-        "  " + f"{'cold items':<12}" + "".join(f"  recall@{k:<4}" for k in ks)
-        + "".join(f"  NDCG@{k:<6}" for k in ks),
-    ]
-    for name, figures in rows:
-        lines.append("  " + f"{name:<12}"
-                     + "".join(f"  {f(figures.get(f'recall@{k}')):>11}" for k in ks)
-                     + "".join(f"  {f(figures.get(f'ndcg@{k}')):>11}" for k in ks))
+    lines = [f"bizdate {m['bizdate']}  model version {m['model_version']}",
+             f"  training samples: {m.get('train_samples')} ({m.get('train_positives')} positive)"]
+    for split, s in m.get("splits", {}).items():
+        ks = sorted(int(k.split("@")[1]) for k in s if k.startswith("recall@"))
+        auc = s.get("auc")
+        lines += [
+            f"  {SPLIT_TITLES.get(split, split)}: {s.get('samples')} samples "
+            f"({s.get('positives')} positive), {s.get('users')} users with a click, "
+            f"{s.get('candidates')} candidates, AUC {f(auc).strip()}",
+            "    " + f"{'':<12}" + "".join(f"  recall@{k:<4}" for k in ks)
+            + "".join(f"  NDCG@{k:<6}" for k in ks),
+        ]
+        for name, figures in [("model", s)] + list(s.get("baselines", {}).items()):
+            lines.append("    " + f"{name:<12}"
+                         + "".join(f"  {f(figures.get(f'recall@{k}')):>11}" for k in ks)
+                         + "".join(f"  {f(figures.get(f'ndcg@{k}')):>11}" for k in ks))
     gate = m.get("gate") or {}
     if gate.get("active") is not None:
-        lines.append(f"  gate: {gate['metric']} {f(gate.get('new'))} vs active version "
+        lines.append(f"  gate: cold-item {gate['metric']} {f(gate.get('new'))} vs active version "
                      f"{gate['active_version']} {f(gate.get('active'))} (same users and items)")
     train = m.get("train")
     if train:

@@ -370,7 +370,15 @@ class GateConfig(_Strict):
 
 
 class EvaluationConfig(_Strict):
+    """What the evaluate task measures.
+
+    ``warm_holdout_share``: the share of the bizdate's returning users (by a stable hash of
+    user and bizdate) whose exposures of older items on the bizdate are kept out of training
+    to measure the warm-item split.  Cold items and cold users are held out whole.
+    """
+
     k: list[int] = Field(default_factory=lambda: [20, 50, 100])
+    warm_holdout_share: float = Field(default=0.1, ge=0.0, le=0.5)
     gate: GateConfig = Field(default_factory=GateConfig)
     oracle: OracleConfig | None = None
 

@@ -1,15 +1,21 @@
-"""Evaluate a bizdate's model version on the cold items of that bizdate.
+"""Evaluate a bizdate's model version on the bizdate's held-out exposures, split three ways.
 
-* AUC of the final model on the eval partition (the bizdate's exposures of items created on
-  the bizdate, which training never saw; their preference input is cold).
-* recall@K and NDCG@K of *real* retrieval: for every eval user with a click on a new item,
-  the HNSW top-K over the version's item embeddings, filtered to items created on the
-  bizdate, against the items the user clicked.
-* Baselines on the same users and the same candidates (see :mod:`dropoutnet.baselines`):
-  random, popularity of the item's categorical content values, content kNN, and, where the
-  config names planted preferences (synthetic data), the oracle.
-* The quality gate's figures: the gate metric of this version and of the active version,
-  both by exact retrieval with their own towers on the same users and new items.
+The eval partition (``samples.sql``) holds the bizdate's exposures that training never saw:
+
+* ``cold_items``: exposures of items created on the bizdate (their preference input is cold);
+* ``cold_users``: exposures of older items by users with no event before the bizdate;
+* ``warm_items``: exposures of older items by a hashed share of the returning users.
+
+Per split: AUC of the final model on the split's samples, and recall@K / NDCG@K of *real*
+retrieval (the HNSW top-K over the version's item embeddings) for every user of the split
+with a click, against the candidates of its own split: the items created on the bizdate for
+cold items, the older items of the candidate pool for the other two.  Baselines on the same
+users and candidates (see :mod:`dropoutnet.baselines`): random, popularity of the item's
+categorical content values, content kNN, and, where the config names planted preferences
+(synthetic data), the oracle.
+
+The quality gate's figures: the gate metric on cold items of this version and of the active
+version, both by exact retrieval with their own towers on the same users and new items.
 
 The metrics are stored per bizdate (a rerun replaces them).
 """
@@ -36,14 +42,14 @@ def ensure_tables(url: str | None, cfg: PipelineConfig) -> None:
     db.ensure_ddl(url, "ddl/model_tables.sql", schema=cfg.storage.schema_)
 
 
-def _auc(cfg: PipelineConfig, bizdate: dt.date, data: dict[str, Any]) -> float | None:
-    from .export import load_serving  # TensorFlow only when needed
+SPLITS = ("cold_items", "warm_items", "cold_users")
 
-    if len(data["labels"]) == 0:
+
+def _auc(final, features: dict[str, np.ndarray], labels: np.ndarray) -> float | None:
+    if len(labels) == 0:
         return None
-    final = load_serving(artifacts.paths(cfg.model_name, bizdate).final)
-    probability = final(data["features"])["probability"].reshape(-1)
-    return metrics.auc(probability, data["labels"])
+    probability = final(features)["probability"].reshape(-1)
+    return metrics.auc(probability, labels)
 
 
 def _as_vectors(values: list) -> dict[str, np.ndarray]:
@@ -121,45 +127,89 @@ def _exact_rankings(cfg: PipelineConfig, bizdate: dt.date, model_bizdate: dt.dat
                                   item_vectors, k)
 
 
-def evaluate(cfg: PipelineConfig, bizdate: dt.date, url: str | None = None,
-             extra: dict[str, Any] | None = None) -> dict[str, Any]:
-    version = artifacts.model_version(bizdate)
+def _candidate_range(cfg: PipelineConfig, bizdate: dt.date,
+                     split: str) -> tuple[dt.datetime, dt.datetime]:
+    """A split's candidates by creation time: the bizdate's new items for cold items, the older
+    items of the embedded candidate pool (``retrieval.candidate_window_days``) otherwise."""
+    day_start = dt.datetime.combine(bizdate, dt.time(), tzinfo=dt.timezone.utc)
+    if split == "cold_items":
+        return day_start, day_start + dt.timedelta(days=1)
+    return day_start - dt.timedelta(days=cfg.retrieval.candidate_window_days - 1), day_start
+
+
+def _evaluate_split(cur, cfg: PipelineConfig, bizdate: dt.date, version: str, split: str,
+                    data: dict[str, Any], final) -> tuple[dict[str, Any], dict[str, Any]]:
+    """One split's figures; also the (users, items, relevant) the quality gate needs."""
     ks = cfg.evaluation.k
     top = max(ks)
-    day_start = dt.datetime.combine(bizdate, dt.time(), tzinfo=dt.timezone.utc)
-    day_end = day_start + dt.timedelta(days=1)
+    rows = data["splits"] == split
+    created_from, created_to = _candidate_range(cfg, bizdate, split)
+    items = read_features(cur, cfg, "item", bizdate, {
+        "created_from": created_from, "created_to": created_to})
+    candidates = set(items["item_id"])
+    relevant: dict[str, set[str]] = {}
+    for user, item, label in zip(data["user_ids"][rows], data["item_ids"][rows],
+                                 data["labels"][rows]):
+        if label > 0 and item in candidates:
+            relevant.setdefault(user, set()).add(item)
+    users = sorted(relevant)
+
+    # the model: real HNSW retrieval over the version's items of the split's candidates
+    rankings: dict[str, list[str]] = {}
+    missing_users = 0
+    for user in users:
+        vector = retrieval.user_vector(cur, cfg, version, user)
+        if vector is None:
+            missing_users += 1
+            continue
+        rankings[user] = [i for i, _ in retrieval.top_items(
+            cur, cfg, version, vector, top, created_from=created_from, created_to=created_to)]
+
+    n = len(candidates)
+    figures: dict[str, Any] = {
+        "auc": _auc(final, {k: v[rows] for k, v in data["features"].items()},
+                    data["labels"][rows]),
+        **metrics.ranking_metrics(rankings, relevant, ks),
+        "samples": int(rows.sum()),
+        "positives": int(np.sum(data["labels"][rows] > 0)),
+        "users": len(users),
+        "users_without_embedding": missing_users,
+        "candidates": n,
+        "baselines": {
+            "random": {f"recall@{k}": (min(k, n) / n if n else None) for k in ks},
+        },
+    }
+    popular = _popularity(cur, cfg, bizdate, items, top)
+    figures["baselines"]["popularity"] = metrics.ranking_metrics(
+        {u: popular for u in users}, relevant, ks)
+    knn = _content_knn(cur, cfg, bizdate, items, users, top)
+    if knn is not None:
+        figures["baselines"]["content_knn"] = metrics.ranking_metrics(knn, relevant, ks)
+    oracle = _oracle(cur, cfg, items, users, top)
+    if oracle is not None:
+        figures["baselines"]["oracle"] = metrics.ranking_metrics(oracle, relevant, ks)
+    return figures, {"items": items, "users": set(users), "relevant": relevant}
+
+
+def evaluate(cfg: PipelineConfig, bizdate: dt.date, url: str | None = None,
+             extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    from .export import load_serving  # TensorFlow only when needed
+
+    version = artifacts.model_version(bizdate)
     schema = cfg.storage.schema_
     ensure_tables(url, cfg)
+    final = load_serving(artifacts.paths(cfg.model_name, bizdate).final)
+    splits: dict[str, Any] = {}
     with db.transaction(url) as cur:
         if not samples.partition_exists(cur, cfg, "eval_samples", bizdate):
             raise samples.MissingDataError(
                 f"eval_samples has no partition for bizdate {bizdate}: run the samples task "
                 "for that bizdate first")
         data = samples.load_partition(cur, cfg, "eval_samples", bizdate)
-        relevant: dict[str, set[str]] = {}
-        for user, item, label in zip(data["user_ids"], data["item_ids"], data["labels"]):
-            if label > 0:
-                relevant.setdefault(user, set()).add(item)
-        users = sorted(relevant)
-
-        # the model: real HNSW retrieval over the version's items created on the bizdate
-        rankings: dict[str, list[str]] = {}
-        missing_users = 0
-        for user in users:
-            vector = retrieval.user_vector(cur, cfg, version, user)
-            if vector is None:
-                missing_users += 1
-                continue
-            rankings[user] = [i for i, _ in retrieval.top_items(
-                cur, cfg, version, vector, top, created_from=day_start, created_to=day_end)]
-
-        # the same candidates for every baseline: the items created on the bizdate
-        items = read_features(cur, cfg, "item", bizdate, {
-            "created_from": day_start, "created_to": day_end})
-        n_candidates = len(items["item_id"])
-        popular = _popularity(cur, cfg, bizdate, items, top)
-        knn = _content_knn(cur, cfg, bizdate, items, users, top)
-        oracle = _oracle(cur, cfg, items, users, top)
+        for split in SPLITS:
+            splits[split], held = _evaluate_split(cur, cfg, bizdate, version, split, data, final)
+            if split == "cold_items":
+                cold = held
         active = retrieval.active_version(cur, cfg)
         user_cols = read_features(cur, cfg, "user", bizdate, {
             "active_from": bizdate, "active_to": bizdate + dt.timedelta(days=1)})
@@ -170,27 +220,12 @@ def evaluate(cfg: PipelineConfig, bizdate: dt.date, url: str | None = None,
     result: dict[str, Any] = {
         "bizdate": bizdate.isoformat(),
         "model_version": version,
-        "auc": _auc(cfg, bizdate, data),
-        **metrics.ranking_metrics(rankings, relevant, ks),
         "train_samples": int(train_samples),
         "train_positives": int(train_positives),
-        "eval_samples": int(len(data["labels"])),
-        "eval_positives": int(np.sum(data["labels"] > 0)),
-        "eval_users": len(relevant),
-        "eval_users_without_embedding": missing_users,
-        "new_items": n_candidates,
-        "baselines": {
-            "random": {f"recall@{k}": (min(k, n_candidates) / n_candidates
-                                       if n_candidates else None) for k in ks},
-            "popularity": metrics.ranking_metrics({u: popular for u in users}, relevant, ks),
-        },
+        "splits": splits,
+        "gate": _gate_figures(cfg, bizdate, active, version, user_cols, cold["items"],
+                              cold["users"], cold["relevant"]),
     }
-    if knn is not None:
-        result["baselines"]["content_knn"] = metrics.ranking_metrics(knn, relevant, ks)
-    if oracle is not None:
-        result["baselines"]["oracle"] = metrics.ranking_metrics(oracle, relevant, ks)
-    result["gate"] = _gate_figures(cfg, bizdate, active, version, user_cols, items,
-                                   set(users), relevant)
     if extra:
         result.update(extra)
     result = json.loads(json.dumps(result, default=float).replace("NaN", "null"))
@@ -198,8 +233,9 @@ def evaluate(cfg: PipelineConfig, bizdate: dt.date, url: str | None = None,
         sql.execute(cur, "save_metrics.sql", params={
             "bizdate": bizdate, "model_version": version, "metrics": Json(result)},
             schema=schema)
-    log.info("metrics of %s: auc %s, %s", bizdate, result["auc"],
-             {k: v for k, v in result.items() if k.startswith("recall@")})
+    log.info("metrics of %s: %s", bizdate, {
+        split: {k: v for k, v in f.items() if k == "auc" or k.startswith("recall@")}
+        for split, f in result["splits"].items()})
     return result
 
 

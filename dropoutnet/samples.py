@@ -57,7 +57,11 @@ def check_raw_tables(cur, cfg: PipelineConfig) -> None:
 
 
 def build_samples(cfg: PipelineConfig, bizdate: dt.date, url: str | None = None) -> dict[str, Any]:
-    """Write the samples, eval_samples and feature_boundaries partitions of ``bizdate``."""
+    """Write the samples, eval_samples and feature_boundaries partitions of ``bizdate``.
+
+    The eval partition holds the bizdate's exposures that training does not see, in three
+    splits (``cold_items``, ``cold_users``, ``warm_items``; see ``samples.sql``).
+    """
     schema = cfg.storage.schema_
     window_start = bizdate - dt.timedelta(days=cfg.cold_start_recall.train_days - 1)
     params = feature_queries.feature_params(cfg, window_start, bizdate)
@@ -66,6 +70,7 @@ def build_samples(cfg: PipelineConfig, bizdate: dt.date, url: str | None = None)
         "window_start": window_start,
         "window_end": bizdate + dt.timedelta(days=1),
         "exposure_events": list(cfg.raw.exposure_events),
+        "warm_holdout_share": cfg.evaluation.warm_holdout_share,
     })
     ctx = feature_queries.template_context(cfg)
     with db.transaction(url) as cur:
@@ -78,11 +83,16 @@ def build_samples(cfg: PipelineConfig, bizdate: dt.date, url: str | None = None)
         sql.execute(cur, "samples.sql", params=params, train_stage=train_stage,
                     eval_stage=eval_stage, selection=cfg.cold_start_recall.label.selection,
                     **ctx)
-        counts = {}
+        counts: dict[str, Any] = {"eval": {}}
         for key, stage in (("train", train_stage), ("eval", eval_stage)):
-            sql.execute(cur, "stage_stats.sql", schema=schema, stage=stage, label=cfg.label_name)
-            n, positives = cur.fetchone()
-            counts[key] = {"samples": int(n), "positives": int(positives or 0)}
+            sql.execute(cur, "stage_stats.sql", schema=schema, stage=stage, label=cfg.label_name,
+                        by_split=key == "eval")
+            for split, n, positives in cur.fetchall():
+                figures = {"samples": int(n), "positives": int(positives or 0)}
+                if split is None:
+                    counts[key] = figures
+                else:
+                    counts.setdefault(key, {})[split] = figures
         if counts["train"]["samples"] == 0:
             raise MissingDataError(
                 f"no training samples for bizdate {bizdate}: the raw events table has no "
@@ -118,19 +128,22 @@ def load_boundaries(cur, cfg: PipelineConfig, bizdate: dt.date) -> dict[str, lis
 
 
 def load_partition(cur, cfg: PipelineConfig, table: str, bizdate: dt.date) -> dict[str, Any]:
-    """Read one sample partition: model inputs, labels, user and item ids."""
+    """Read one sample partition: model inputs, labels, user and item ids (and the eval split)."""
     if not db.table_exists(cur, cfg.storage.schema_, table):
         raise MissingDataError(f"table {cfg.storage.schema_}.{table} does not exist; run the "
                                f"samples task for bizdate {bizdate} first")
     query = sql.render("read_partition.sql", schema=cfg.storage.schema_, table=table,
                        label=cfg.label_name, features=cfg.features)
     columns = db.fetch_columns(cur, query, {"bizdate": bizdate})
-    return {
+    data = {
         "features": inputs.to_inputs(cfg.features, columns),
         "labels": np.asarray(columns[cfg.label_name], dtype=np.float32),
         "user_ids": np.asarray(columns["user_id"], dtype=object),
         "item_ids": np.asarray(columns["item_id"], dtype=object),
     }
+    if "split" in columns:
+        data["splits"] = np.asarray(columns["split"], dtype=object)
+    return data
 
 
 def partition_exists(cur, cfg: PipelineConfig, table: str, bizdate: dt.date) -> bool:

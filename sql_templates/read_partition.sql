@@ -1,6 +1,7 @@
--- One bizdate's partition of a sample table, in a stable order.
+-- One bizdate's partition of a sample table (with the eval split), in a stable order.
 select
-    user_id,
+    {% if table == 'eval_samples' %}split,
+    {% endif %}user_id,
     item_id,
     {{ label | ident }}{% for f in features %},
     {{ f.name | ident }}{% endfor %}

@@ -81,6 +81,12 @@ def test_all_loss_weights_zero_is_rejected(tmp_path):
     assert "pointwise_weight, pairwise_weight or softmax_weight" in msg
 
 
+def test_warm_holdout_share_out_of_range_is_rejected(tmp_path):
+    msg = _load_with(tmp_path, lambda d: d.setdefault("evaluation", {}).update(
+        warm_holdout_share=0.9))
+    assert "evaluation.warm_holdout_share" in msg and "0.5" in msg
+
+
 def _load_ok(tmp_path, mutate):
     data = demo_config_data()
     mutate(data)

@@ -29,12 +29,14 @@ def env(database_url, tmp_path_factory):
         cur.execute(f"drop schema if exists {raw_schema} cascade; create schema {raw_schema}")
         cur.execute(f"drop schema if exists {out_schema} cascade")
     url = f"{database_url}&options=-csearch_path%3D{raw_schema},public"
-    datagen.generate(url, n_users=120, n_items=150, n_authors=20, days=8, end_date=END,
+    datagen.generate(url, n_users=300, n_items=150, n_authors=20, days=8, end_date=END,
                      new_items_per_day=25, seed=3, schema=raw_schema)
     config = write_config(home / "pipeline.yaml", storage={"schema": out_schema},
                           cold_start_recall={"train_days": 5},
                           training={"epochs": 1, "batch_size": 256},
-                          evaluation={"k": [5, 10], "gate": {"metric": "recall@10"}})
+                          retrieval={"candidate_window_days": 5},
+                          evaluation={"k": [5, 10], "warm_holdout_share": 0.3,
+                                      "gate": {"metric": "recall@10"}})
     mp = pytest.MonkeyPatch()
     mp.setenv("DROPOUTNET_DATABASE_URL", url)
     mp.setenv("DROPOUTNET_MODELS_ROOT", str(home / "models"))
@@ -68,7 +70,8 @@ def test_recall_before_any_version_says_how_to_make_one(env):
 def test_two_bizdates_warm_start_and_recall(env, caplog):
     first = pipeline.run(DAY1.isoformat())
     assert first["train"]["warm_started"] is False
-    assert first["samples"]["train"]["samples"] > 0 and first["samples"]["eval"]["samples"] > 0
+    assert first["samples"]["train"]["samples"] > 0
+    assert first["samples"]["eval"]["cold_items"]["samples"] > 0
     with caplog.at_level("INFO"):
         second = pipeline.run(DAY2.isoformat())
     assert second["train"]["warm_started"] is True
@@ -85,11 +88,17 @@ def test_two_bizdates_warm_start_and_recall(env, caplog):
     assert any("hnsw" in d and "vector_ip_ops" in d for (d,) in indexes)
 
     metrics = second["evaluate"]
-    for key in ("bizdate", "model_version", "auc", "recall@5", "recall@10", "ndcg@10"):
-        assert key in metrics
-    assert metrics["model_version"] == "20261120"
-    assert 0.0 <= metrics["recall@10"] <= 1.0
-    assert "popularity" in metrics["baselines"]
+    assert metrics["bizdate"] == "2026-11-20" and metrics["model_version"] == "20261120"
+    assert set(metrics["splits"]) == {"cold_items", "warm_items", "cold_users"}
+    for split, figures in metrics["splits"].items():
+        for key in ("auc", "recall@5", "recall@10", "ndcg@10", "samples", "users", "candidates"):
+            assert key in figures, (split, key)
+        assert figures["users"] > 0 and figures["candidates"] > 0, split
+        assert 0.0 <= figures["recall@10"] <= 1.0 and 0.0 <= figures["auc"] <= 1.0
+        assert {"random", "popularity", "content_knn"} <= set(figures["baselines"])
+    # each split ranks its own candidates: new items for cold items, older ones otherwise
+    assert metrics["splits"]["cold_items"]["candidates"] == query(
+        env, f"select count(*) from pipe_raw.sv_items where (create_time at time zone 'utc')::date = '2026-11-20'")[0][0]
 
     user = query(env, f"select user_id from {s}.user_embeddings "
                       "where model_version = '20261120' order by user_id limit 1")[0][0]
@@ -102,7 +111,9 @@ def test_two_bizdates_warm_start_and_recall(env, caplog):
     assert scores == sorted(scores, reverse=True)
 
     code, out, _ = run_cli("metrics", "--bizdate", DAY2.isoformat(), "--json")
-    assert code == 0 and json.loads(out)["recall@10"] == metrics["recall@10"]
+    assert code == 0 and json.loads(out)["splits"] == metrics["splits"]
+    code, out, _ = run_cli("metrics", "--bizdate", DAY2.isoformat())
+    assert code == 0 and "cold users (no event before the bizdate)" in out
 
 
 def test_rerun_replaces_exactly_the_bizdate(env):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 
 import psycopg2
 import pytest
@@ -35,8 +36,9 @@ def rows(url, query):
 def test_samples_labels_window_and_point_in_time_features(tiny):
     url, cfg = tiny
     report = samples.build_samples(cfg, BIZDATE, url)
-    assert report["train"] == {"samples": 4, "positives": 2}
-    assert report["eval"] == {"samples": 2, "positives": 1}
+    assert report["train"] == {"samples": 3, "positives": 2}
+    assert report["eval"] == {"cold_items": {"samples": 2, "positives": 1},
+                              "cold_users": {"samples": 1, "positives": 0}}
     s = cfg.storage.schema_
     got = rows(url, f"""select sample_date::text, user_id, item_id, is_click, u_clicks_7d,
                                u_ctr_7d, u_click_cate1_14d, i_impressions_7d, i_ctr_7d, i_tags
@@ -47,8 +49,7 @@ def test_samples_labels_window_and_point_in_time_features(tiny):
         # i2 has no behaviour before 11-08: its preference features are NULL (cold)
         ("2026-11-08", "u1", "i2", 1, 1.0, 1.0, "music", None, None, "y"),
         ("2026-11-09", "u1", "i1", 1, 2.0, 2 / 3, "music|sport", 2.0, 0.5, "x|y"),
-        # u2 registered on 11-10: a cold user
-        ("2026-11-10", "u2", "i2", 0, None, None, None, 1.0, 1.0, "y"),
+        # u2 registered on 11-10: a cold user, whose (u2, i2) is held out (cold_users split)
     ]
 
 
@@ -57,11 +58,59 @@ def test_new_items_of_the_bizdate_are_held_out_for_evaluation(tiny):
     samples.build_samples(cfg, BIZDATE, url)
     s = cfg.storage.schema_
     assert rows(url, f'select count(*) from "{s}".samples where item_id = \'i3\'') == [(0,)]
-    got = rows(url, f"""select user_id, item_id, is_click, u_clicks_7d, i_impressions_7d
-                        from "{s}".eval_samples order by 1""")
+    got = rows(url, f"""select split, user_id, item_id, is_click, u_clicks_7d, i_impressions_7d
+                        from "{s}".eval_samples order by 1, 2, 3""")
     # u1 clicked on 11-07, 11-08 and 11-09 (the 11-10 click is the label, not a feature);
     # u2's click on 11-11 is in the future and labels nothing.
-    assert got == [("u1", "i3", 1, 3.0, None), ("u2", "i3", 0, None, None)]
+    assert got == [("cold_items", "u1", "i3", 1, 3.0, None),
+                   ("cold_items", "u2", "i3", 0, None, None),
+                   # u2 has no event before 11-10: its exposure of the older i2 is a cold user's
+                   ("cold_users", "u2", "i2", 0, None, 1.0)]
+
+
+def _held_out(user: str, bizdate: dt.date, share: float) -> bool:
+    """samples.sql's holdout hash, recomputed: the first 32 bits of md5(user/bizdate)."""
+    digest = hashlib.md5(f"{user}/{bizdate.isoformat()}".encode()).hexdigest()
+    return int(digest[:8], 16) / 2**32 < share
+
+
+def test_eval_splits_hold_out_cold_users_and_a_stable_share_of_warm_users(tiny):
+    url, cfg = tiny
+    cfg = cfg.model_copy(update={"evaluation": cfg.evaluation.model_copy(
+        update={"warm_holdout_share": 0.5})})
+    # twenty returning users who saw i1 on 11-09 and i1/i2 on 11-10; w00 was last seen on
+    # 11-01, before the training window: still a returning user, not a cold one
+    returning = [f"w{k:02d}" for k in range(20)]
+    with db.transaction(url) as cur:
+        for user in returning:
+            first = "2026-11-01 09:00+00" if user == "w00" else "2026-11-09 09:00+00"
+            cur.execute("insert into sv_users values (%s, 'f', '18-24', 'hz', 1, "
+                        "'2026-10-01 00:00+00')", (user,))
+            cur.execute("""insert into sv_events values
+                           (%(u)s, 'i1', 'impression', %(first)s),
+                           (%(u)s, 'i1', 'impression', '2026-11-10 09:00+00'),
+                           (%(u)s, 'i1', 'click', '2026-11-10 09:01+00'),
+                           (%(u)s, 'i2', 'impression', '2026-11-10 09:05+00')""",
+                        {"u": user, "first": first})
+    held = {u for u in returning if _held_out(u, BIZDATE, 0.5)}
+    assert 0 < len(held) < len(returning)  # the hash splits them (fixed data: stable)
+
+    report = samples.build_samples(cfg, BIZDATE, url)
+    s = cfg.storage.schema_
+    warm = rows(url, f"""select user_id, item_id, is_click from "{s}".eval_samples
+                         where split = 'warm_items' order by 1, 2""")
+    assert warm == [(u, i, c) for u in sorted(held) for i, c in (("i1", 1), ("i2", 0))]
+    assert report["eval"]["warm_items"] == {"samples": 2 * len(held), "positives": len(held)}
+    assert rows(url, f"""select distinct user_id from "{s}".eval_samples
+                         where split = 'cold_users'""") == [("u2",)]
+    # nothing held out is trained on; everything else of the bizdate is
+    trained = {u for (u,) in rows(url, f"""select distinct user_id from "{s}".samples
+                                           where sample_date = '2026-11-10'""")}
+    assert trained == set(returning) - held
+    # a rerun holds out the same users
+    samples.build_samples(cfg, BIZDATE, url)
+    assert rows(url, f"""select user_id, item_id, is_click from "{s}".eval_samples
+                         where split = 'warm_items' order by 1, 2""") == warm
 
 
 def test_no_future_information_in_preference_features(tiny):
@@ -84,7 +133,8 @@ def test_boundaries_are_sorted_distinct_quantiles(tiny):
         bounds = samples.load_boundaries(cur, cfg, BIZDATE)
     assert set(bounds) == {f.name for f in cfg.binned_features}
     assert bounds["i_duration"] == sorted(set(bounds["i_duration"]))
-    assert bounds["i_duration"][0] == 30.0 and bounds["i_duration"][-1] == 60.0
+    # training durations 30, 60, 30: the deciles 0.1 .. 0.5 tie at 30, then 36 .. 54
+    assert bounds["i_duration"] == pytest.approx([30.0, 36.0, 42.0, 48.0, 54.0])
 
 
 def test_rerun_replaces_the_partition_and_leaves_other_bizdates(tiny):
@@ -96,7 +146,7 @@ def test_rerun_replaces_the_partition_and_leaves_other_bizdates(tiny):
     first = rows(url, count)
     samples.build_samples(cfg, BIZDATE, url)
     samples.build_samples(cfg, BIZDATE, url)
-    assert rows(url, count) == first == [("2026-11-09", 4), ("2026-11-10", 4)]
+    assert rows(url, count) == first == [("2026-11-09", 4), ("2026-11-10", 3)]
 
 
 def test_missing_raw_column_is_named_and_nothing_is_written(tiny):

@@ -1,6 +1,8 @@
 -- The derived tables of the sample step, one partition per bizdate (dt).
 --   samples          training samples over train_days ending at dt (cold items of dt excluded)
---   eval_samples     samples of dt whose item is new on dt (held out of training)
+--   eval_samples     samples of dt held out of training, by split: cold_items (the item is
+--                    new on dt), cold_users (the user has no event before dt), warm_items
+--                    (a hashed share of the other users); see samples.sql
 --   feature_boundaries  quantile edges of each binned numeric feature, from dt's samples
 -- Feature columns follow the config; a feature added later is added as a column.
 {% import '_macros.sql' as m %}
@@ -19,6 +21,10 @@ alter table {{ qualified(schema, table) }}
     add column if not exists {{ f.name | ident }} {{ m.feature_type(f) }};
 {% endfor %}
 {% endfor %}
+
+-- the eval split; partitions written before splits existed hold only cold items
+alter table {{ qualified(schema, 'eval_samples') }}
+    add column if not exists split text not null default 'cold_items';
 
 create table if not exists {{ qualified(schema, 'feature_boundaries') }} (
     dt date not null,
