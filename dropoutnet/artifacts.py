@@ -1,6 +1,10 @@
 """Where models, checkpoints and exported versions live.
 
-``<models root>/<model_name>/<bizdate>/{checkpoints, export/final, export/user, export/item}``.
+``<models root>/<model_name>/<bizdate>/{checkpoints, export/final, export/user, export/item}``
+is a bizdate's working area: train and export replace it on every run.
+``<models root>/<model_name>/published/<version>/export/{final,user,item}`` is the copy that
+publish made when the version went live: a rerun of the live version's bizdate never
+changes it before it passes the quality gate.
 The models root is ``DROPOUTNET_MODELS_ROOT`` or ``$DROPOUTNET_HOME/models``; on a cluster
 point it at shared storage.  The model version of a bizdate is the bizdate as ``yyyymmdd``
 (TensorFlow Serving's version folders are integers).
@@ -10,6 +14,8 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import shutil
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -52,3 +58,27 @@ class ModelPaths:
 
 def paths(model_name: str, bizdate: dt.date) -> ModelPaths:
     return ModelPaths(models_root() / model_name / bizdate.isoformat())
+
+
+def published_paths(model_name: str, version: str) -> ModelPaths:
+    """The published copy of ``version``'s exported towers (no checkpoints)."""
+    return ModelPaths(models_root() / model_name / "published" / version)
+
+
+def replace_dir(tmp: Path, target: Path) -> None:
+    """Swap ``tmp`` into ``target`` (two renames; the old folder is removed afterwards)."""
+    old = None
+    if target.exists():
+        old = target.with_name(f".{target.name}.old-{uuid.uuid4().hex[:8]}")
+        os.replace(target, old)
+    os.replace(tmp, target)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def copy_dir(source: Path, target: Path) -> None:
+    """Copy ``source`` to ``target`` through a temporary sibling, never half-copied."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.tmp-{uuid.uuid4().hex[:8]}")
+    shutil.copytree(source, tmp)
+    replace_dir(tmp, target)

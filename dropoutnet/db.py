@@ -117,6 +117,32 @@ def swap_partition(cur, schema: str, parent: str, value: str | dt.date, stage: s
                 partition=partition_name(parent, value))
 
 
+def candidate_name(parent: str, value: str | dt.date) -> str:
+    """``item_embeddings`` + 20261128 -> ``item_embeddings_p20261128_candidate``."""
+    return partition_name(parent, value) + "_candidate"
+
+
+def keep_candidate(cur, schema: str, parent: str, value: str | dt.date, stage: str) -> str:
+    """Keep a filled ``stage`` as the unattached candidate partition of ``value``.
+
+    The embedding tasks write candidates, so a rerun of the live version's bizdate never
+    changes what readers of the live version see; publish attaches both candidates at once.
+    """
+    candidate = candidate_name(parent, value)
+    sql.execute(cur, "partition/keep_candidate.sql", schema=schema, stage=stage,
+                candidate=candidate)
+    return candidate
+
+
+def version_table(cur, schema: str, parent: str, value: str | dt.date) -> str | None:
+    """The table holding ``value``'s rows of ``parent``: its candidate while one is waiting
+    to be published, else its attached partition; ``None`` if neither exists."""
+    for table in (candidate_name(parent, value), partition_name(parent, value)):
+        if table_exists(cur, schema, table):
+            return table
+    return None
+
+
 def table_exists(cur, schema: str, table: str) -> bool:
     cur.execute("select to_regclass(%s) is not null", (sql.qualified(schema, table),))
     return bool(cur.fetchone()[0])

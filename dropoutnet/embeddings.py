@@ -2,9 +2,12 @@
 
 Features are read as of the start of the bizdate (``user_features.sql`` /
 ``item_features.sql``), pushed through the exported user or item SavedModel, and COPYed into a
-staging table that replaces the version's partition in one transaction.  The item partition
-gets its inner-product HNSW index before it is swapped in, so a reader never queries an
-unindexed or half-loaded version.
+staging table that becomes the version's *candidate* partition (``db.keep_candidate``), not
+yet attached: evaluate reads the candidates, and publish attaches the user and the item
+candidate in one transaction.  So a rerun of the live version's bizdate changes nothing a
+reader sees until it is published, and a reader never sees the user vectors of one run with
+the item vectors of another.  The item candidate gets its inner-product HNSW index before
+it is kept, so a reader never queries an unindexed or half-loaded version.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import numpy as np
 
 from . import artifacts, db, feature_queries, inputs, sql
 from .config import PipelineConfig
+from .samples import MissingDataError
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +82,7 @@ def write_user_embeddings(cfg: PipelineConfig, bizdate: dt.date, url: str | None
         stage = db.create_stage(cur, schema, "user_embeddings", version)
         _copy_rows(cur, schema, stage, ["model_version", "user_id", "embedding"],
                    [(version, u) for u in columns["user_id"]], vectors)
-        db.swap_partition(cur, schema, "user_embeddings", version, stage)
+        db.keep_candidate(cur, schema, "user_embeddings", version, stage)
     cold = _cold_count(cfg, "user", columns)
     log.info("user embeddings of version %s: %d users (%d cold)", version, n, cold)
     return {"model_version": version, "users": n, "cold_users": cold}
@@ -104,11 +108,37 @@ def write_item_embeddings(cfg: PipelineConfig, bizdate: dt.date, url: str | None
                     for i, c in zip(columns["item_id"], columns["created_at"])], vectors)
         sql.execute(cur, "hnsw_index.sql", schema=schema, stage=stage, m=r.hnsw.m,
                     ef_construction=r.hnsw.ef_construction)
-        db.swap_partition(cur, schema, "item_embeddings", version, stage)
+        db.keep_candidate(cur, schema, "item_embeddings", version, stage)
     new = sum(1 for c in columns["created_at"] if c is not None and c.date() == bizdate)
     log.info("item embeddings of version %s: %d candidates (%d new on %s)", version, n, new,
              bizdate)
     return {"model_version": version, "items": n, "new_items": new}
+
+
+def version_tables(cur, cfg: PipelineConfig, version: str) -> dict[str, str]:
+    """The tables holding ``version``'s user and item embeddings, as one consistent pair.
+
+    Both are unpublished candidates (the embedding tasks ran since the last publish) or both
+    are attached partitions (published).  One of each would pair the user vectors of one run
+    with the item vectors of another, so it is refused with the task to rerun.
+    """
+    schema = cfg.storage.schema_
+    tables, candidates = {}, {}
+    for side in ("user", "item"):
+        parent = f"{side}_embeddings"
+        table = db.version_table(cur, schema, parent, version)
+        if table is None:
+            raise MissingDataError(f"version {version} has no {side} embeddings: run the "
+                                   f"{side}_embeddings task for that bizdate first")
+        tables[side] = table
+        candidates[side] = table == db.candidate_name(parent, version)
+    if candidates["user"] != candidates["item"]:
+        stale = "user" if candidates["item"] else "item"
+        raise MissingDataError(
+            f"version {version}'s {stale} embeddings are from the published run but its "
+            f"{'item' if stale == 'user' else 'user'} embeddings were rerun: rerun the "
+            f"{stale}_embeddings task for that bizdate too, so both come from the same model")
+    return tables
 
 
 def _cold_count(cfg: PipelineConfig, side: str, columns: dict[str, list]) -> int:

@@ -31,7 +31,7 @@ import numpy as np
 from psycopg2.extras import Json
 
 from . import artifacts, baselines, db, inputs, metrics, retrieval, samples, sql
-from .embeddings import read_features
+from .embeddings import read_features, version_tables
 from .inputs import as_vector
 from .config import PipelineConfig
 
@@ -106,19 +106,30 @@ def _oracle(cur, cfg: PipelineConfig, items: dict[str, list], users: list[str],
                                   item_vectors, k, bias)
 
 
-def _exact_rankings(cfg: PipelineConfig, bizdate: dt.date, model_bizdate: dt.date,
+def _has_towers(paths: artifacts.ModelPaths) -> bool:
+    return all((p / "saved_model.pb").exists() for p in (paths.user, paths.item))
+
+
+def _active_towers(cfg: PipelineConfig, active: str) -> artifacts.ModelPaths | None:
+    """The live version's towers: the copy publish made, so that a rerun of the live
+    version's bizdate (which replaces that bizdate's export) is compared with what is live."""
+    published = artifacts.published_paths(cfg.model_name, active)
+    if _has_towers(published):
+        return published
+    legacy = artifacts.paths(cfg.model_name, dt.datetime.strptime(active, "%Y%m%d").date())
+    return legacy if _has_towers(legacy) else None  # published before copies were kept
+
+
+def _exact_rankings(cfg: PipelineConfig, paths: artifacts.ModelPaths,
                     user_cols: dict[str, list], items: dict[str, list], users: set[str],
-                    k: int) -> dict[str, list[str]] | None:
-    """Exact top-k of the new items for ``users`` with the towers of ``model_bizdate``'s version.
+                    k: int) -> dict[str, list[str]]:
+    """Exact top-k of the new items for ``users`` with the towers under ``paths``.
 
     Both the new and the active version are scored this way on the same users and items, so
     the quality gate compares like with like.
     """
     from .export import load_tower
 
-    paths = artifacts.paths(cfg.model_name, model_bizdate)
-    if not (paths.user / "saved_model.pb").exists() or not (paths.item / "saved_model.pb").exists():
-        return None
     rows = [i for i, u in enumerate(user_cols["user_id"]) if u in users]
     sub = {name: [values[i] for i in rows] for name, values in user_cols.items()}
     user_vectors = load_tower(paths.user)(inputs.to_inputs(cfg.features_of(side="user"), sub))
@@ -138,7 +149,8 @@ def _candidate_range(cfg: PipelineConfig, bizdate: dt.date,
 
 
 def _evaluate_split(cur, cfg: PipelineConfig, bizdate: dt.date, version: str, split: str,
-                    data: dict[str, Any], final) -> tuple[dict[str, Any], dict[str, Any]]:
+                    data: dict[str, Any], final,
+                    tables: dict[str, str]) -> tuple[dict[str, Any], dict[str, Any]]:
     """One split's figures; also the (users, items, relevant) the quality gate needs."""
     ks = cfg.evaluation.k
     top = max(ks)
@@ -158,12 +170,13 @@ def _evaluate_split(cur, cfg: PipelineConfig, bizdate: dt.date, version: str, sp
     rankings: dict[str, list[str]] = {}
     missing_users = 0
     for user in users:
-        vector = retrieval.user_vector(cur, cfg, version, user)
+        vector = retrieval.user_vector(cur, cfg, version, user, table=tables["user"])
         if vector is None:
             missing_users += 1
             continue
         rankings[user] = [i for i, _ in retrieval.top_items(
-            cur, cfg, version, vector, top, created_from=created_from, created_to=created_to)]
+            cur, cfg, version, vector, top, created_from=created_from, created_to=created_to,
+            table=tables["item"])]
 
     n = len(candidates)
     figures: dict[str, Any] = {
@@ -206,8 +219,10 @@ def evaluate(cfg: PipelineConfig, bizdate: dt.date, url: str | None = None,
                 f"eval_samples has no partition for bizdate {bizdate}: run the samples task "
                 "for that bizdate first")
         data = samples.load_partition(cur, cfg, "eval_samples", bizdate)
+        tables = version_tables(cur, cfg, version)
         for split in SPLITS:
-            splits[split], held = _evaluate_split(cur, cfg, bizdate, version, split, data, final)
+            splits[split], held = _evaluate_split(cur, cfg, bizdate, version, split, data, final,
+                                                  tables)
             if split == "cold_items":
                 cold = held
         active = retrieval.active_version(cur, cfg)
@@ -223,8 +238,8 @@ def evaluate(cfg: PipelineConfig, bizdate: dt.date, url: str | None = None,
         "train_samples": int(train_samples),
         "train_positives": int(train_positives),
         "splits": splits,
-        "gate": _gate_figures(cfg, bizdate, active, version, user_cols, cold["items"],
-                              cold["users"], cold["relevant"]),
+        "gate": _gate_figures(cfg, bizdate, active, user_cols, cold["items"], cold["users"],
+                              cold["relevant"]),
     }
     if extra:
         result.update(extra)
@@ -239,7 +254,7 @@ def evaluate(cfg: PipelineConfig, bizdate: dt.date, url: str | None = None,
     return result
 
 
-def _gate_figures(cfg: PipelineConfig, bizdate: dt.date, active: str | None, version: str,
+def _gate_figures(cfg: PipelineConfig, bizdate: dt.date, active: str | None,
                   user_cols: dict[str, list], items: dict[str, list], users: set[str],
                   relevant: dict[str, set[str]]) -> dict[str, Any]:
     """The gate metric of the new and of the active version on the same users and items."""
@@ -248,13 +263,17 @@ def _gate_figures(cfg: PipelineConfig, bizdate: dt.date, active: str | None, ver
     k = int(k)
     figures: dict[str, Any] = {"metric": gate.metric, "tolerance": gate.tolerance,
                                "active_version": active, "new": None, "active": None}
-    new = _exact_rankings(cfg, bizdate, bizdate, user_cols, items, users, k)
-    if new is not None:
-        figures["new"] = metrics.ranking_metrics(new, relevant, [k])[gate.metric]
-    if active is not None and active != version:
-        old = _exact_rankings(cfg, bizdate, dt.datetime.strptime(active, "%Y%m%d").date(),
-                              user_cols, items, users, k)
-        if old is not None:
+    new = _exact_rankings(cfg, artifacts.paths(cfg.model_name, bizdate), user_cols, items,
+                          users, k)
+    figures["new"] = metrics.ranking_metrics(new, relevant, [k])[gate.metric]
+    towers = _active_towers(cfg, active) if active is not None else None
+    if towers is not None:
+        try:
+            old = _exact_rankings(cfg, towers, user_cols, items, users, k)
+        except KeyError as err:  # the active towers read a feature the config dropped
+            figures["active_error"] = str(err)
+            log.warning("the quality gate cannot score the active version %s: %s", active, err)
+        else:
             figures["active"] = metrics.ranking_metrics(old, relevant, [k])[gate.metric]
     return figures
 

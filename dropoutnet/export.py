@@ -33,7 +33,8 @@ import numpy as np
 import tensorflow as tf
 
 from dropoutnet.config import PipelineConfig
-from dropoutnet.train import _replace_dir, load_meta, load_trained_model
+from dropoutnet.artifacts import replace_dir
+from dropoutnet.train import load_meta, load_trained_model
 
 __all__ = ["export_models", "load_serving", "load_tower"]
 
@@ -49,7 +50,7 @@ def _write(model: keras.Model, fn: Callable, signature: dict[str, tf.TensorSpec]
     archive.track(model)
     archive.add_endpoint(name=SIGNATURE, fn=fn, input_signature=[signature])
     archive.write_out(str(tmp), verbose=False)
-    _replace_dir(tmp, target)
+    replace_dir(tmp, target)
 
 
 def export_models(cfg: PipelineConfig, checkpoint_dir: Path, export_dir: Path) -> dict[str, Any]:

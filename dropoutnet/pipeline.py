@@ -112,7 +112,7 @@ def train(bizdate: str, config_path: str | None = None) -> dict[str, Any]:
     (paths.root / "train_report.json").write_text(json.dumps(stats, indent=1))
     return {"bizdate": day.isoformat(), **{k: stats[k] for k in (
         "rows", "positives", "steps", "loss", "warm_started", "restored_variables",
-        "not_restored_variables")}}
+        "not_restored_variables", "warm_start")}}
 
 
 def export(bizdate: str, config_path: str | None = None) -> dict[str, Any]:
@@ -145,7 +145,7 @@ def item_embeddings(bizdate: str, config_path: str | None = None) -> dict[str, A
 
 
 def evaluate(bizdate: str, config_path: str | None = None) -> dict[str, Any]:
-    """AUC and retrieval metrics on the bizdate's cold items, with baselines; stored."""
+    """AUC and retrieval metrics on the bizdate's three eval splits, with baselines; stored."""
     from . import artifacts
     from .evaluate import evaluate as evaluate_version
 

@@ -25,17 +25,22 @@ def active_version(cur, cfg: PipelineConfig) -> str | None:
     return row[0] if row else None
 
 
-def user_vector(cur, cfg: PipelineConfig, version: str, user_id: str) -> np.ndarray | None:
+def user_vector(cur, cfg: PipelineConfig, version: str, user_id: str,
+                table: str = "user_embeddings") -> np.ndarray | None:
     sql.execute(cur, "user_vector.sql", params={"model_version": version, "user_id": user_id},
-                schema=cfg.storage.schema_)
+                schema=cfg.storage.schema_, table=table)
     row = cur.fetchone()
     return None if row is None else as_vector(row[0])
 
 
 def top_items(cur, cfg: PipelineConfig, version: str, vector: np.ndarray, top_n: int,
               created_from: dt.datetime | dt.date | None = None,
-              created_to: dt.datetime | dt.date | None = None) -> list[tuple[str, float]]:
-    """The ``top_n`` items of ``version`` by inner product with ``vector`` (HNSW scan)."""
+              created_to: dt.datetime | dt.date | None = None,
+              table: str = "item_embeddings") -> list[tuple[str, float]]:
+    """The ``top_n`` items of ``version`` by inner product with ``vector`` (HNSW scan).
+
+    ``table`` is the live parent, or a version's unpublished candidate (``db.version_table``).
+    """
     ranged = created_from is not None
     sql.execute(cur, "retrieval_settings.sql", params={
         "ef_search": max(cfg.retrieval.hnsw.ef_search, top_n),
@@ -44,7 +49,7 @@ def top_items(cur, cfg: PipelineConfig, version: str, vector: np.ndarray, top_n:
     sql.execute(cur, "retrieve.sql", params={
         "user_vector": vector, "model_version": version, "top_n": top_n,
         "created_from": created_from, "created_to": created_to,
-    }, schema=cfg.storage.schema_, created_range=ranged)
+    }, schema=cfg.storage.schema_, table=table, created_range=ranged)
     return [(item, float(score)) for item, score in cur.fetchall()]
 
 

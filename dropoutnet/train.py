@@ -29,8 +29,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
-import shutil
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -41,6 +39,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from dropoutnet import artifacts
 from dropoutnet.config import FeatureSpec, ModelConfig, PipelineConfig
 from dropoutnet.features import input_signature, to_numpy_batch
 from dropoutnet.model import ITEM_ID_KEY, ITEM_LOGQ_KEY, DropoutNet, item_log_frequency
@@ -261,17 +260,6 @@ def load_trained_model(checkpoint_dir: Path) -> DropoutNet:
     return model
 
 
-def _replace_dir(tmp: Path, target: Path) -> None:
-    """Swap ``tmp`` into ``target`` (two renames; the old folder is removed afterwards)."""
-    old = None
-    if target.exists():
-        old = target.with_name(f".{target.name}.old-{uuid.uuid4().hex[:8]}")
-        os.replace(target, old)
-    os.replace(tmp, target)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
-
-
 # --- training -------------------------------------------------------------------------------
 
 
@@ -314,7 +302,7 @@ def train_model(cfg: PipelineConfig, features: dict[str, np.ndarray], labels: np
                                          str(tmp), max_to_keep=1)
     saved = manager.save()
     (tmp / META_FILE).write_text(json.dumps(_meta(cfg, boundaries), indent=1))
-    _replace_dir(tmp, checkpoint_dir)
+    artifacts.replace_dir(tmp, checkpoint_dir)
 
     stats = {
         "rows": n,

@@ -12,6 +12,7 @@ import psycopg2
 import pytest
 
 from dropoutnet import cli, datagen, pipeline
+from dropoutnet.samples import MissingDataError
 from helpers import write_config
 
 END = dt.date(2026, 11, 20)
@@ -129,6 +130,77 @@ def test_rerun_replaces_exactly_the_bizdate(env):
     assert query(env, snapshot) == before
     assert query(env, f"select metrics from {s}.metrics where dt = '{DAY1}'") == day1_metrics
     assert query(env, f"select count(*) from {s}.metrics") == [(2,)]
+
+
+def test_rerun_of_the_live_bizdate_changes_nothing_live_until_published(env):
+    s = env["schema"]
+    vectors = {side: f"""select {side}_id, embedding::text from {s}.{side}_embeddings
+                         where model_version = '20261120' order by 1""" for side in ("user", "item")}
+    live = {side: query(env, q) for side, q in vectors.items()}
+    user = live["user"][0][0]
+    code, recall_before, _ = run_cli("recall", "--user-id", user, "--json")
+    published = env["home"] / "models" / "sv_dropoutnet" / "published" / "20261120" / "export"
+    weights = published / "item" / "variables" / "variables.data-00000-of-00001"
+    tower_before = weights.read_bytes()
+
+    # retrain the live bizdate with another config: a different model
+    other = write_config(env["home"] / "other.yaml", storage={"schema": s},
+                         cold_start_recall={"train_days": 5},
+                         training={"epochs": 2, "batch_size": 128, "seed": 7},
+                         retrieval={"candidate_window_days": 5},
+                         evaluation={"k": [5, 10], "warm_holdout_share": 0.3,
+                                     "gate": {"metric": "recall@10"}})
+    result = pipeline.run(DAY2.isoformat(), config_path=str(other),
+                          tasks=("train", "export", "user_embeddings", "item_embeddings",
+                                 "evaluate"))
+    # readers of the live version see exactly what they saw, towers included
+    assert {side: query(env, q) for side, q in vectors.items()} == live
+    assert run_cli("recall", "--user-id", user, "--json")[1] == recall_before
+    assert weights.read_bytes() == tower_before
+    candidate = query(env, f"""select item_id, embedding::text
+                               from {s}.item_embeddings_p20261120_candidate order by 1""")
+    assert [i for i, _ in candidate] == [i for i, _ in live["item"]] and candidate != live["item"]
+    # the gate compared the new run with the published one, on the same users and items
+    gate = result["evaluate"]["gate"]
+    assert gate["active_version"] == "20261120" and gate["active"] is not None
+
+    pipeline.publish(DAY2.isoformat(), config_path=str(other), force_publish=True)
+    assert query(env, vectors["item"]) == candidate
+    assert query(env, f"select to_regclass('{s}.item_embeddings_p20261120_candidate')") == [(None,)]
+    assert weights.read_bytes() != tower_before
+
+
+def test_warm_start_across_a_changed_feature_set(env):
+    """A feature added and a vocabulary grown overnight: the run restores what still fits."""
+    from helpers import demo_config_data
+
+    features = demo_config_data()["features"]
+    for f in features:
+        if f["name"] == "u_city":
+            f["buckets"] = 77  # the city vocabulary grew: a new embedding shape
+    features.append({"name": "i_width", "group": "item_content", "kind": "numeric",
+                     "source": "items.width"})
+    changed = write_config(env["home"] / "changed.yaml", storage={"schema": env["schema"]},
+                           features=features, cold_start_recall={"train_days": 5},
+                           training={"epochs": 1, "batch_size": 256},
+                           retrieval={"candidate_window_days": 5},
+                           evaluation={"k": [5, 10], "gate": {"metric": "recall@10"}})
+    result = pipeline.run(DAY2.isoformat(), config_path=str(changed),
+                          tasks=("samples", "train", "export", "item_embeddings"))
+    # the user embeddings of the published run do not pair with the new item embeddings
+    with pytest.raises(MissingDataError, match="rerun the user_embeddings task"):
+        pipeline.evaluate(DAY2.isoformat(), config_path=str(changed))
+    with pytest.raises(MissingDataError, match="rerun the user_embeddings task"):
+        pipeline.publish(DAY2.isoformat(), config_path=str(changed), force_publish=True)
+    result.update(pipeline.run(DAY2.isoformat(), config_path=str(changed),
+                               tasks=("user_embeddings", "evaluate")))
+    train = result["train"]
+    assert train["warm_started"] is True and train["restored_variables"] > 0
+    skipped = train["warm_start"]["not_restored"]
+    assert any("u_city" in k and "shape" in why for k, why in skipped.items())
+    assert any("i_width" in k and why == "not in checkpoint" for k, why in skipped.items())
+    assert not any("u_gender" in k for k in skipped)  # unchanged features carry over
+    assert result["evaluate"]["splits"]["cold_items"]["candidates"] > 0
 
 
 def test_recall_for_an_unknown_user_is_a_clear_error(env):
