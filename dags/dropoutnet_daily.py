@@ -26,13 +26,13 @@ run processes yesterday (UTC).
 | task | what it does |
 |---|---|
 | `resolve_bizdate` | the run's bizdate (the `bizdate` param if given, else the data interval's start); checks the config and the raw tables |
-| `samples` | builds the bizdate's sample, feature-binning and cold-start eval partitions (SQL) |
+| `samples` | builds the bizdate's sample, feature-binning and held-out eval partitions (SQL) |
 | `train` | trains DropoutNet, warm-starting from the previous bizdate's checkpoint |
 | `export` | writes the user-tower and item-tower SavedModels |
-| `user_embeddings` | batch-predicts active users' vectors into pgvector |
-| `item_embeddings` | embeds the cold-start candidate items into pgvector (HNSW) |
-| `evaluate` | AUC, recall@K and NDCG@K over the items new on the bizdate, with baselines |
-| `publish` | switches the active model version atomically, if it passes the quality gate (`force_publish` overrides) |
+| `user_embeddings` | batch-predicts active users' vectors into pgvector (a candidate, not live yet) |
+| `item_embeddings` | embeds the served item pool into pgvector with its HNSW index (a candidate, not live yet) |
+| `evaluate` | AUC, recall@K and NDCG@K on three held-out splits (cold items, warm items, cold users), with baselines |
+| `publish` | makes the version's embeddings and model live in one transaction, if it passes the quality gate (`force_publish` overrides) |
 
 Runs never overlap (`max_active_runs=1`): warm start needs the previous day's model.
 Every task is idempotent; rerunning a bizdate replaces its outputs.
