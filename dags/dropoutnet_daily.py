@@ -33,6 +33,7 @@ run processes yesterday (UTC).
 | `item_embeddings` | embeds the served item pool into pgvector with its HNSW index (a candidate, not live yet) |
 | `evaluate` | AUC, recall@K and NDCG@K on three held-out splits (cold items, warm items, cold users), with baselines |
 | `publish` | makes the version's embeddings and model live in one transaction, if it passes the quality gate (`force_publish` overrides) |
+| `deploy` | copies the live version's item (and user) tower into the model service's base path as version yyyymmdd (atomic rename) |
 
 Runs never overlap (`max_active_runs=1`): warm start needs the previous day's model.
 Every task is idempotent; rerunning a bizdate replaces its outputs.
@@ -145,6 +146,12 @@ def dropoutnet_daily():
             # the old version stays active; retrying would measure the same figures again
             raise AirflowFailException(str(exc)) from exc
 
+    @task
+    def deploy(bizdate: str) -> dict:
+        from dropoutnet import pipeline
+
+        return pipeline.deploy(bizdate, _config_path())
+
     day = resolve_bizdate()
     (
         samples(day)
@@ -153,6 +160,7 @@ def dropoutnet_daily():
         >> [user_embeddings(day), item_embeddings(day)]
         >> evaluate(day)
         >> publish(day)
+        >> deploy(day)
     )
 
 

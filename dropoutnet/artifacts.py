@@ -60,6 +60,15 @@ def paths(model_name: str, bizdate: dt.date) -> ModelPaths:
     return ModelPaths(models_root() / model_name / bizdate.isoformat())
 
 
+def serving_root(configured: Path | None = None) -> Path:
+    """The model service's base folder: the config's ``serving.base_path``, else
+    ``DROPOUTNET_SERVING_ROOT``, else ``$DROPOUTNET_HOME/serving``."""
+    if configured is not None:
+        return Path(configured).resolve()
+    env = os.environ.get("DROPOUTNET_SERVING_ROOT")
+    return Path(env).resolve() if env else embedded_pg.home() / "serving"
+
+
 def published_paths(model_name: str, version: str) -> ModelPaths:
     """The published copy of ``version``'s exported towers (no checkpoints)."""
     return ModelPaths(models_root() / model_name / "published" / version)

@@ -31,9 +31,10 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     from .publish import QualityGateError
     from .retrieval import RecallError
     from .samples import MissingDataError
+    from .serving.service import ServiceError
 
     return (ConfigError, pipeline.BizdateError, MissingDataError, RecallError, QualityGateError,
-            ValueError)
+            ServiceError, ValueError)
 
 
 def _print_json(obj: Any) -> None:
@@ -127,6 +128,33 @@ def cmd_metrics(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    from .serving.__main__ import serve
+
+    serve(args.config, args.host, args.port)
+    return 0
+
+
+def cmd_service(args: argparse.Namespace) -> int:
+    from .serving import service
+
+    if args.action == "create":
+        result = service.create(args.target)
+    elif args.action == "modify":
+        if not args.config:
+            raise ConfigError("usage: dropoutnet service modify NAME CONFIG.json")
+        result = service.modify(args.target, args.config)
+    elif args.action == "desc":
+        result = service.desc(args.target)
+    else:
+        result = service.stop(args.target)
+    if args.json or args.action == "stop":
+        _print_json(result)
+    else:
+        print(service.format_desc(result))
+    return 0
+
+
 def cmd_db_url(args: argparse.Namespace) -> int:
     from . import embedded_pg
 
@@ -175,6 +203,21 @@ def build_parser() -> argparse.ArgumentParser:
 
     datasets.add_arguments(p)  # datasets load NAME --path DIR: datasets.load_from_args(args, url)
     p.set_defaults(func=datasets.cmd_datasets)
+
+    p = sub.add_parser("serve", help="run a model server (TF Serving REST API) in the "
+                                     "foreground")
+    p.add_argument("config", help="the service's JSON config (see `service create`)")
+    p.add_argument("--host")
+    p.add_argument("--port", type=int)
+    p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser("service", help="deploy, update, describe or stop a model service "
+                                       "(as eascmd create / modify / desc / stop)")
+    p.add_argument("action", choices=["create", "modify", "desc", "stop"])
+    p.add_argument("target", help="CONFIG.json for create; the service NAME otherwise")
+    p.add_argument("config", nargs="?", help="CONFIG.json (modify only)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_service)
 
     p = sub.add_parser("db-url", help="print the application database URL")
     p.set_defaults(func=cmd_db_url)

@@ -347,6 +347,30 @@ class RetrievalConfig(_Strict):
     hnsw: HnswConfig = Field(default_factory=HnswConfig)
 
 
+class ServingConfig(_Strict):
+    """Where the daily DAG deploys each published version for the model service.
+
+    ``base_path`` (default ``$DROPOUTNET_SERVING_ROOT`` or ``$DROPOUTNET_HOME/serving``) holds
+    TensorFlow Serving's layout, ``<base_path>/<model>/<yyyymmdd>/saved_model.pb``, for the
+    item tower (model ``item_model``, default ``<model_name>_item``) and, if ``deploy_user``,
+    the user tower.  The newest ``keep_on_disk`` versions of each stay on disk.
+    """
+
+    base_path: Path | None = None
+    item_model: str | None = None
+    user_model: str | None = None
+    deploy_user: bool = True
+    keep_on_disk: int = Field(default=7, ge=1)
+
+    @field_validator("item_model", "user_model")
+    @classmethod
+    def _model(cls, v: str | None) -> str | None:
+        if v is not None and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}", v):
+            raise ValueError(f"model name {v!r} must be 1-63 letters, digits, '_', '.' or '-' "
+                             "(it names a folder and a URL path segment)")
+        return v
+
+
 class OracleTable(_Strict):
     table: str
     id: str
@@ -416,6 +440,7 @@ class PipelineConfig(_Strict):
     training: TrainingConfig = Field(default_factory=TrainingConfig)
     retrieval: RetrievalConfig = Field(default_factory=RetrievalConfig)
     evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
+    serving: ServingConfig = Field(default_factory=ServingConfig)
 
     @model_validator(mode="after")
     def _features(self) -> "PipelineConfig":

@@ -6,7 +6,8 @@
 4. backfill the two last bizdates (yesterday-1, then yesterday) through the scheduler;
 5. wait for both runs, then print each bizdate's sample counts and metrics and the top-10 new
    items of three users;
-6. print the Airflow UI address and login.
+6. start the model service on the deployed towers and embed one new item through its REST API;
+7. print the Airflow UI address and login.
 
 Running it again needs no cleanup: the data is regenerated and both bizdates are reprocessed.
 ``make stop`` stops everything.
@@ -277,6 +278,56 @@ def active_users(url: str, bizdate: str, n: int = 3) -> list[str]:
         conn.close()
 
 
+def start_item_service(base: Path, url: str, bizdate: str) -> None:
+    """Serve the deployed towers (``dropoutnet service create``) and embed one of the
+    bizdate's new items through the REST API, as the real-time job would."""
+    import numpy as np
+
+    from dropoutnet import artifacts, db, inputs, pipeline
+    from dropoutnet.deploy import served_models
+    from dropoutnet.embeddings import read_features
+    from dropoutnet.serving import service
+
+    cfg = pipeline.load(None)
+    models = served_models(cfg)
+    root = artifacts.serving_root(cfg.serving.base_path)
+    config = {"name": models["item"], "model_path": str(root / models["item"]),
+              "processor": "tensorflow_cpu", "metadata": {"cpu": 2, "instance": 1, "memory": 2000},
+              "models": {m: str(root / m) for side, m in models.items() if side != "item"},
+              "port": int(os.environ.get("DROPOUTNET_SERVING_PORT", "8501"))}
+    path = base / "item-service.json"
+    path.write_text(json.dumps(config, indent=1))
+    name = models["item"]
+    say(f"  dropoutnet service {'modify ' + name if service.running_pid(name) else 'create'} {path}")
+    desc = (service.modify(name, path) if service.running_pid(name) else service.create(path))
+    say("  " + "\n  ".join(service.format_desc(desc).splitlines()[:5]))
+
+    day = dt.date.fromisoformat(bizdate)
+    start = dt.datetime.combine(day, dt.time(), tzinfo=dt.timezone.utc)
+    with db.transaction(url) as cur:
+        items = read_features(cur, cfg, "item", day, {
+            "created_from": start, "created_to": start + dt.timedelta(days=1)})
+    specs = cfg.features_of(side="item")
+    arrays = inputs.to_inputs(specs, {k: v[:1] for k, v in items.items()})
+    instance = {}
+    for f in specs:
+        v = arrays[f.name][0]
+        instance[f.name] = ([round(float(x), 5) for x in v] if f.kind == "vector" else
+                            (None if np.isnan(v) else float(v)) if f.kind == "numeric" else
+                            (str(v) or None))
+    address = desc["address"]
+    request = urllib.request.Request(f"{address}/v1/models/{name}:predict",
+                                     data=json.dumps({"instances": [instance]}).encode(),
+                                     headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=30) as response:
+        embedding = json.loads(response.read())["predictions"][0]
+    say(f"\n  new item {items['item_id'][0]} (created {bizdate}), embedded online:")
+    say(f"  curl {address}/v1/models/{name}:predict -d '{{\"instances\": [{{...{len(instance)} "
+        "raw features, preference ones null...}]}'")
+    say("  -> {\"predictions\": [[" + ", ".join(f"{x:.4f}" for x in embedding[:4])
+        + f", ...]]}}  ({len(embedding)} dims, norm {np.linalg.norm(embedding):.3f})")
+
+
 def dropoutnet_cli(args: list[str], env: dict[str, str]) -> str:
     proc = subprocess.run([stack.dropoutnet_bin(), *args], env=env, capture_output=True, text=True,
                           timeout=300)
@@ -363,6 +414,12 @@ def main(argv: list[str] | None = None) -> int:
         for user in users:
             say(f"\n$ dropoutnet recall --user-id {user} --top-n 10")
             say(dropoutnet_cli(["recall", "--user-id", user, "--top-n", "10"], cli_env))
+
+        step("The item tower online (TensorFlow Serving's REST API)")
+        try:
+            start_item_service(base, url, days[-1])
+        except Exception as exc:  # noqa: BLE001 - the pipeline's results stand without it
+            say(f"  (the model service did not start: {exc})")
     except (DemoError, stack.StackError) as exc:
         say(f"\nerror: {exc}")
         say(f"Airflow and Postgres are still running (see the UI); `make stop` stops them. "
@@ -373,7 +430,7 @@ def main(argv: list[str] | None = None) -> int:
     stack.print_login(stack.login_info(base), echo=say)
     say("  dropoutnet_daily runs daily at 00:00 UTC for the day before; trigger a bizdate from the "
         "UI's trigger form (bizdate = YYYY-MM-DD).")
-    say("Airflow and Postgres keep running; `make stop` stops them.")
+    say("Airflow, Postgres and the model service keep running; `make stop` stops them.")
     say(f"Demo finished in {time.monotonic() - _T0:.0f}s (wall time).")
     return 0
 

@@ -17,7 +17,8 @@ from .config import PipelineConfig, default_config_path, load_config
 
 log = logging.getLogger(__name__)
 
-TASKS = ("samples", "train", "export", "user_embeddings", "item_embeddings", "evaluate", "publish")
+TASKS = ("samples", "train", "export", "user_embeddings", "item_embeddings", "evaluate", "publish",
+         "deploy")
 
 
 class BizdateError(ValueError):
@@ -165,6 +166,13 @@ def publish(bizdate: str, config_path: str | None = None,
     from .publish import publish as publish_version
 
     return publish_version(load(config_path), parse_bizdate(bizdate), force=force_publish)
+
+
+def deploy(bizdate: str, config_path: str | None = None) -> dict[str, Any]:
+    """Copy the active version's towers into the model service's base path (atomically)."""
+    from .deploy import deploy as deploy_version
+
+    return deploy_version(load(config_path), parse_bizdate(bizdate))
 
 
 def run(bizdate: str, config_path: str | None = None,

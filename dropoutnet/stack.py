@@ -453,6 +453,10 @@ def stop_airflow(base: Path | None = None, *, timeout: float = 20, echo=print) -
 
 def stop(base: Path | None = None, *, echo=print) -> None:
     base = base or home()
+    from .serving import service
+
+    for name in service.stop_all():
+        echo(f"  stopped model service {name}")
     stopped = stop_airflow(base, echo=echo)
     if not stopped:
         echo("  no Airflow component was running")

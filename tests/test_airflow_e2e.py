@@ -27,7 +27,7 @@ DAG_ID = "dropoutnet_daily"
 BIZDATE = dt.date(2026, 11, 20)
 TINY = dict(n_users=300, n_items=400, n_authors=30, days=16, new_items_per_day=40, seed=11)
 TASKS = {"resolve_bizdate", "samples", "train", "export", "user_embeddings", "item_embeddings",
-         "evaluate", "publish"}
+         "evaluate", "publish", "deploy"}
 
 
 def _with_database(url: str, name: str) -> str:
@@ -106,6 +106,10 @@ def test_daily_dag_end_to_end(e2e_database, tmp_path):
     assert not failed, f"tasks not successful: {failed}; log: {tmp_path / 'dags-test.log'}\n{output}"
     assert run_states == ["success"]
     assert proc.returncode == 0, output
+
+    # the deploy task put both towers in TF Serving's layout under the serving root
+    for model in ("sv_dropoutnet_item", "sv_dropoutnet_user"):
+        assert (home / "serving" / model / "20261120" / "saved_model.pb").exists(), model
 
     user = _active_user(e2e_database, BIZDATE)
     proc = _run([stack.dropoutnet_bin(), "recall", "--user-id", user, "--top-n", "5", "--json"], env,

@@ -18,7 +18,7 @@ from dropoutnet import pipeline, stack
 
 DAG_ID = "dropoutnet_daily"
 TASK_ORDER = ["resolve_bizdate", "samples", "train", "export", "user_embeddings",
-              "item_embeddings", "evaluate", "publish"]
+              "item_embeddings", "evaluate", "publish", "deploy"]
 HEAVY_MODULES = ("tensorflow", "keras", "dropoutnet.pipeline", "dropoutnet.train",
                  "dropoutnet.model")
 
@@ -100,7 +100,8 @@ def test_dag_has_no_cycle_and_the_documented_order(probe):
     assert tasks["user_embeddings"]["downstream"] == ["evaluate"]
     assert tasks["item_embeddings"]["downstream"] == ["evaluate"]
     assert tasks["evaluate"]["downstream"] == ["publish"]
-    assert tasks["publish"]["downstream"] == []
+    assert tasks["publish"]["downstream"] == ["deploy"]
+    assert tasks["deploy"]["downstream"] == []
     # every task gets the bizdate from resolve_bizdate
     assert set(tasks["resolve_bizdate"]["downstream"]) == set(TASK_ORDER) - {"resolve_bizdate"}
 

@@ -41,6 +41,7 @@ def env(database_url, tmp_path_factory):
     mp = pytest.MonkeyPatch()
     mp.setenv("DROPOUTNET_DATABASE_URL", url)
     mp.setenv("DROPOUTNET_MODELS_ROOT", str(home / "models"))
+    mp.setenv("DROPOUTNET_SERVING_ROOT", str(home / "serving"))
     mp.setenv("DROPOUTNET_CONFIG", str(config))
     yield {"url": url, "config": str(config), "home": home, "schema": out_schema,
            "conn": conn}
@@ -100,6 +101,12 @@ def test_two_bizdates_warm_start_and_recall(env, caplog):
     # each split ranks its own candidates: new items for cold items, older ones otherwise
     assert metrics["splits"]["cold_items"]["candidates"] == query(
         env, f"select count(*) from pipe_raw.sv_items where (create_time at time zone 'utc')::date = '2026-11-20'")[0][0]
+
+    # deploy put both towers of the live version in TF Serving's layout
+    for model in ("sv_dropoutnet_item", "sv_dropoutnet_user"):
+        assert second["deploy"]["deployed"][model] == str(env["home"] / "serving" / model / "20261120")
+        assert (env["home"] / "serving" / model / "20261120" / "saved_model.pb").exists()
+        assert (env["home"] / "serving" / model / "20261119" / "saved_model.pb").exists()
 
     user = query(env, f"select user_id from {s}.user_embeddings "
                       "where model_version = '20261120' order by user_id limit 1")[0][0]
@@ -250,6 +257,9 @@ def test_quality_gate_keeps_the_active_version_unless_forced(env):
 
     code, _, stderr = run_cli("run", "--bizdate", DAY2.isoformat(), "--tasks", "publish")
     assert code == 1 and "quality gate" in stderr and "Traceback" not in stderr
+    # a version that failed the gate is never deployed
+    with pytest.raises(MissingDataError, match="is not the active version"):
+        pipeline.deploy(DAY2.isoformat())
     assert query(env, f"select model_version from {s}.active_version") == [("20261119",)]
 
     result = pipeline.publish(DAY2.isoformat(), force_publish=True)

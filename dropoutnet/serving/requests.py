@@ -1,0 +1,233 @@
+"""TensorFlow Serving's predict request and response bodies, checked against the signature.
+
+A request is ``{"signature_name"?, "instances": [...]}`` (row format: one object per
+instance, keyed by input name; or the bare value when the signature has one input) or
+``{"signature_name"?, "inputs": {...}}`` (columnar: a list of rows per input name; or the bare
+list when there is one input).  Every input is checked before TensorFlow sees it: names
+(unknown or missing), the JSON type against the dtype, and each row's shape against the
+signature's.  ``null`` is a missing value: ``""`` for a string input, NaN for a float input
+(the pipeline's data contract: how a feature with no value looks).
+
+The answer mirrors the request: ``{"predictions": [...]}`` for rows (each row the bare output
+when the signature has one output, else an object), ``{"outputs": ...}`` for columns.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from .versions import SIGNATURE, Signature, TensorInfo
+
+
+class BadRequest(ValueError):
+    """A malformed request (HTTP 400); the message names the field and what was expected."""
+
+
+_FLOATS = {"DT_FLOAT", "DT_DOUBLE", "DT_HALF", "DT_BFLOAT16"}
+_INTS = {"DT_INT8", "DT_INT16", "DT_INT32", "DT_INT64", "DT_UINT8", "DT_UINT16",
+         "DT_UINT32", "DT_UINT64"}
+_NUMPY = {"DT_FLOAT": np.float32, "DT_DOUBLE": np.float64, "DT_HALF": np.float16,
+          "DT_BFLOAT16": np.float32, "DT_BOOL": np.bool_}
+
+
+def _expected(info: TensorInfo) -> str:
+    kind = ("a string" if info.dtype == "DT_STRING" else "a boolean" if info.dtype == "DT_BOOL"
+            else "an integer" if info.dtype in _INTS else "a number")
+    if not info.row_shape:
+        return kind
+    dims = "x".join("?" if d is None else str(d) for d in info.row_shape)
+    return f"a list of shape [{dims}] of {kind.split(' ', 1)[1]}s"
+
+
+def _scalar(value: Any, info: TensorInfo, where: str) -> Any:
+    dtype = info.dtype
+    if value is None:
+        if dtype == "DT_STRING":
+            return ""
+        if dtype in _FLOATS:
+            return float("nan")
+        raise BadRequest(f"{where}: null is not allowed for {dtype} input {info.name!r}")
+    if dtype == "DT_STRING":
+        if isinstance(value, dict) and set(value) == {"b64"} and isinstance(value["b64"], str):
+            import base64
+
+            try:
+                return base64.b64decode(value["b64"], validate=True)
+            except ValueError:
+                raise BadRequest(f"{where}: invalid base64 in {{'b64': ...}}") from None
+        if not isinstance(value, str):
+            raise BadRequest(f"{where}: expected a string for input {info.name!r}, got "
+                             f"{type(value).__name__} {value!r:.40}")
+        return value
+    if dtype == "DT_BOOL":
+        if not isinstance(value, bool):
+            raise BadRequest(f"{where}: expected true/false for input {info.name!r}, got "
+                             f"{value!r:.40}")
+        return value
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise BadRequest(f"{where}: expected a number for input {info.name!r}, got "
+                         f"{type(value).__name__} {value!r:.40}")
+    if dtype in _INTS and not (isinstance(value, int) or float(value).is_integer()):
+        raise BadRequest(f"{where}: expected an integer for input {info.name!r}, got {value!r}")
+    return value
+
+
+def _row(value: Any, info: TensorInfo, where: str) -> Any:
+    """One instance's value of one input, checked against the row shape."""
+    shape = info.row_shape
+
+    def walk(v: Any, dims: tuple[int | None, ...], path: str) -> Any:
+        if not dims:
+            if isinstance(v, list):
+                raise BadRequest(f"{where}: input {info.name!r} expects {_expected(info)} per "
+                                 f"instance, got a nested list at {path or 'the top'}")
+            return _scalar(v, info, where)
+        if not isinstance(v, list):
+            raise BadRequest(f"{where}: input {info.name!r} expects {_expected(info)} per "
+                             f"instance, got {type(v).__name__} {v!r:.40}")
+        if dims[0] is not None and len(v) != dims[0]:
+            raise BadRequest(f"{where}: input {info.name!r} expects {_expected(info)} per "
+                             f"instance, got a list of length {len(v)}")
+        return [walk(x, dims[1:], f"{path}[{i}]") for i, x in enumerate(v)]
+
+    return walk(value, shape, "")
+
+
+def _array(rows: list[Any], info: TensorInfo) -> np.ndarray:
+    dtype = object if info.dtype == "DT_STRING" else _NUMPY.get(info.dtype, np.int64)
+    try:
+        return np.asarray(rows, dtype=dtype)
+    except ValueError:  # ragged rows of a dimension the signature leaves open
+        raise BadRequest(f"input {info.name!r}: rows have different shapes") from None
+
+
+def parse_predict(body: Any, signature: Signature) -> tuple[dict[str, np.ndarray], str, int]:
+    """Check a predict body; return (inputs as arrays, 'row' or 'columnar', rows)."""
+    if not isinstance(body, dict):
+        raise BadRequest(f"the request body must be a JSON object with \"instances\" or "
+                         f"\"inputs\", got {type(body).__name__}")
+    unknown = sorted(set(body) - {"signature_name", "instances", "inputs"})
+    if unknown:
+        raise BadRequest(f"unknown field(s) {unknown} in the request; expected "
+                         "\"instances\" (row format) or \"inputs\" (columnar format), and "
+                         "optionally \"signature_name\"")
+    name = body.get("signature_name", SIGNATURE)
+    if name != SIGNATURE:
+        raise BadRequest(f"signature_name {name!r} not found; this model has "
+                         f"{SIGNATURE!r}")
+    if ("instances" in body) == ("inputs" in body):
+        raise BadRequest("the request must have exactly one of \"instances\" (row format) "
+                         "or \"inputs\" (columnar format)")
+    specs = signature.inputs
+    if "instances" in body:
+        return _parse_rows(body["instances"], specs), "row", len(body["instances"])
+    arrays, n = _parse_columns(body["inputs"], specs)
+    return arrays, "columnar", n
+
+
+def _parse_rows(instances: Any, specs: dict[str, TensorInfo]) -> dict[str, np.ndarray]:
+    if not isinstance(instances, list):
+        raise BadRequest(f"\"instances\" must be a list (one entry per instance), got "
+                         f"{type(instances).__name__}")
+    if not instances:
+        raise BadRequest("\"instances\" is empty: send at least one instance")
+    names = list(specs)
+    columns: dict[str, list] = {n: [] for n in names}
+    for i, instance in enumerate(instances):
+        where = f"instances[{i}]"
+        if len(names) == 1 and not isinstance(instance, dict):
+            instance = {names[0]: instance}
+        if not isinstance(instance, dict):
+            raise BadRequest(f"{where}: expected an object keyed by input name "
+                             f"({', '.join(names)}), got {type(instance).__name__}")
+        _check_names(instance, specs, where)
+        for n in names:
+            columns[n].append(_row(instance[n], specs[n], where))
+    return {n: _array(columns[n], specs[n]) for n in names}
+
+
+def _parse_columns(inputs: Any, specs: dict[str, TensorInfo]) -> tuple[dict[str, np.ndarray], int]:
+    names = list(specs)
+    if len(names) == 1 and isinstance(inputs, list):
+        inputs = {names[0]: inputs}
+    if not isinstance(inputs, dict):
+        raise BadRequest(f"\"inputs\" must be an object keyed by input name "
+                         f"({', '.join(names)}), got {type(inputs).__name__}")
+    _check_names(inputs, specs, "inputs")
+    arrays, n = {}, None
+    for name in names:
+        rows = inputs[name]
+        where = f"inputs[{name!r}]"
+        if not isinstance(rows, list):
+            raise BadRequest(f"{where}: expected a list with one entry per instance, got "
+                             f"{type(rows).__name__}")
+        if not rows:
+            raise BadRequest(f"{where} is empty: send at least one instance")
+        if n is not None and len(rows) != n:
+            raise BadRequest(f"{where} has {len(rows)} rows but the other inputs have {n}; "
+                             "every input needs one entry per instance")
+        n = len(rows)
+        arrays[name] = _array([_row(r, specs[name], f"{where}[{i}]")
+                               for i, r in enumerate(rows)], specs[name])
+    return arrays, int(n or 0)
+
+
+def _check_names(given: dict, specs: dict[str, TensorInfo], where: str) -> None:
+    unknown = sorted(set(given) - set(specs))
+    missing = sorted(set(specs) - set(given))
+    if unknown or missing:
+        parts = []
+        if unknown:
+            parts.append(f"unknown input(s) {unknown}")
+        if missing:
+            parts.append(f"missing input(s) {missing}")
+        raise BadRequest(f"{where}: {' and '.join(parts)}; the signature's inputs are "
+                         f"{sorted(specs)}")
+
+
+def format_predict(outputs: dict[str, np.ndarray], fmt: str) -> dict[str, Any]:
+    """TF Serving's answer: ``predictions`` (row format) or ``outputs`` (columnar)."""
+    as_lists = {k: _jsonable(v) for k, v in outputs.items()}
+    if fmt == "columnar":
+        return {"outputs": next(iter(as_lists.values())) if len(as_lists) == 1 else as_lists}
+    if len(as_lists) == 1:
+        return {"predictions": next(iter(as_lists.values()))}
+    n = len(next(iter(as_lists.values())))
+    return {"predictions": [{k: v[i] for k, v in as_lists.items()} for i in range(n)]}
+
+
+def _jsonable(value: np.ndarray) -> list:
+    if value.dtype.kind in "OS":
+        return np.vectorize(lambda b: b.decode("utf-8", "replace") if isinstance(b, bytes)
+                            else b, otypes=[object])(value).tolist()
+    rows = value.tolist()
+    if value.dtype.kind == "f" and not np.isfinite(value).all():
+        rows = _finite(rows)  # JSON has no NaN or Infinity
+    return rows
+
+
+def _finite(x: Any) -> Any:
+    if isinstance(x, list):
+        return [_finite(v) for v in x]
+    return x if x == x and x not in (float("inf"), float("-inf")) else None
+
+
+def metadata(name: str, version: int, signature: Signature) -> dict[str, Any]:
+    """``GetModelMetadataResponse`` as TF Serving renders it in JSON."""
+    def tensor(info: TensorInfo, kind: str) -> dict[str, Any]:
+        return {"dtype": info.dtype,
+                "tensor_shape": {"dim": [{"size": str(-1 if d is None else d), "name": ""}
+                                         for d in info.shape], "unknown_rank": False},
+                "name": f"{kind}_{info.name}:0"}
+
+    return {
+        "model_spec": {"name": name, "signature_name": "", "version": str(version)},
+        "metadata": {"signature_def": {"signature_def": {SIGNATURE: {
+            "inputs": {k: tensor(v, "serving_default") for k, v in signature.inputs.items()},
+            "outputs": {k: tensor(v, "StatefulPartitionedCall") for k, v in
+                        signature.outputs.items()},
+            "method_name": signature.method_name,
+        }}}},
+    }

@@ -1,0 +1,364 @@
+"""Model versions on disk, loaded in the background and switched without a failed request.
+
+TensorFlow Serving's layout: ``<base path>/<version>/saved_model.pb`` with integer version
+folders (ours: the bizdate as yyyymmdd).  A poller thread scans each model's base path:
+
+* a new version is loaded in the poller thread (state LOADING), checked (a ``serving_default``
+  signature with named inputs and outputs) and warmed up with a one-row request; only then
+  does it become AVAILABLE, and requests without a version go to the newest AVAILABLE one;
+* a version that fails any of that (a corrupt folder, a wrong signature) is END with its
+  error in the status and never replaces a working one; it is retried only when its folder
+  changes;
+* the newest ``keep_versions`` AVAILABLE versions stay loaded; an older one (or one whose
+  folder is gone) is UNLOADING until its in-flight requests end, then END and released;
+* a version folder replaced in place (a rerun of the bizdate) is loaded beside the one in
+  service and swapped in when ready; if it fails, the loaded one keeps serving.
+
+Requests hold a version with :meth:`ModelRepository.acquire` (a context manager), so a
+version is never released under a running prediction.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+SIGNATURE = "serving_default"
+LOADING, AVAILABLE, UNLOADING, END = "LOADING", "AVAILABLE", "UNLOADING", "END"
+
+
+class NotFound(LookupError):
+    """An unknown model, or a version that is not loaded (HTTP 404)."""
+
+
+@dataclass(frozen=True)
+class TensorInfo:
+    """One input or output of a signature: dtype name (``DT_FLOAT``...) and shape."""
+
+    name: str
+    dtype: str                   # TensorFlow's enum name, as TF Serving's metadata shows it
+    shape: tuple[int | None, ...]
+
+    @property
+    def row_shape(self) -> tuple[int | None, ...]:
+        return self.shape[1:]
+
+
+@dataclass
+class Signature:
+    inputs: dict[str, TensorInfo]
+    outputs: dict[str, TensorInfo]
+    method_name: str = "tensorflow/serving/predict"
+
+
+@dataclass
+class Version:
+    """One version folder and what became of it."""
+
+    number: int
+    path: Path
+    stamp: float                                # folder mtime when it was (tried to be) loaded
+    state: str = LOADING
+    error: str = ""
+    signature: Signature | None = None
+    predict: Callable[[dict[str, np.ndarray]], dict[str, np.ndarray]] | None = None
+    in_flight: int = 0
+    loaded_at: float = field(default_factory=time.time)
+    failed_stamp: float | None = None           # a replacement folder that failed to load
+
+    def status(self) -> dict[str, Any]:
+        return {"version": str(self.number), "state": self.state,
+                "status": {"error_code": "UNKNOWN" if self.error else "OK",
+                           "error_message": self.error}}
+
+
+def _dtype_name(dtype) -> str:
+    from tensorflow.core.framework import types_pb2
+
+    return types_pb2.DataType.Name(dtype.as_datatype_enum)
+
+
+def _spec(name: str, spec) -> TensorInfo:
+    shape = tuple(None if d is None else int(d) for d in spec.shape.as_list())
+    return TensorInfo(name=name, dtype=_dtype_name(spec.dtype), shape=shape)
+
+
+def _warmup_batch(signature: Signature) -> dict[str, np.ndarray]:
+    batch = {}
+    for name, info in signature.inputs.items():
+        shape = (1,) + tuple(d or 1 for d in info.row_shape)
+        batch[name] = (np.full(shape, "", dtype=object) if info.dtype == "DT_STRING"
+                       else np.zeros(shape, dtype=np.float32 if info.dtype.startswith("DT_F")
+                                     else np.int64))
+    return batch
+
+
+def load_version(path: Path
+                 ) -> tuple[Signature, Callable[[dict[str, np.ndarray]], dict[str, np.ndarray]]]:
+    """Load a SavedModel's ``serving_default``; raise ``ValueError`` with the reason if the
+    folder is not a usable model."""
+    import tensorflow as tf
+
+    if not (path / "saved_model.pb").exists():
+        raise ValueError(f"{path} has no saved_model.pb")
+    try:
+        loaded = tf.saved_model.load(str(path))
+    except Exception as err:  # noqa: BLE001 - TensorFlow raises many types for a bad folder
+        raise ValueError(f"cannot load the SavedModel in {path}: "
+                         f"{type(err).__name__}: {str(err).splitlines()[0][:300]}") from None
+    if SIGNATURE not in loaded.signatures:
+        raise ValueError(f"{path} has no {SIGNATURE!r} signature "
+                         f"(it has {sorted(loaded.signatures) or 'none'})")
+    fn = loaded.signatures[SIGNATURE]
+    args, kwargs = fn.structured_input_signature
+    if args or not kwargs:
+        raise ValueError(f"the {SIGNATURE!r} signature of {path} must take named inputs")
+    outputs = fn.structured_outputs
+    if not isinstance(outputs, dict) or not outputs:
+        raise ValueError(f"the {SIGNATURE!r} signature of {path} must return named outputs")
+    signature = Signature(inputs={k: _spec(k, s) for k, s in sorted(kwargs.items())},
+                          outputs={k: _spec(k, s) for k, s in sorted(outputs.items())})
+    dtypes = {k: s.dtype for k, s in kwargs.items()}
+
+    def predict(batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        out = fn(**{k: tf.constant(v, dtype=dtypes[k]) for k, v in batch.items()})
+        return {k: v.numpy() for k, v in out.items()}
+
+    predict.model = loaded  # keep the trackable objects alive with the function
+    try:
+        predict(_warmup_batch(signature))
+    except Exception as err:  # noqa: BLE001
+        raise ValueError(f"warm-up request on {path} failed: {type(err).__name__}: "
+                         f"{str(err).splitlines()[0][:300]}") from None
+    return signature, predict
+
+
+def _version_folders(base: Path) -> dict[int, Path]:
+    """Integer-named subfolders (hidden or temporary names are ignored)."""
+    if not base.is_dir():
+        return {}
+    out = {}
+    for child in base.iterdir():
+        if child.is_dir() and child.name.isdigit():
+            out[int(child.name)] = child
+    return out
+
+
+class ModelRepository:
+    """The loaded versions of every served model, kept in step with their base paths."""
+
+    def __init__(self, models: dict[str, Path], keep_versions: int = 2,
+                 poll_seconds: float = 5.0,
+                 on_change: Callable[[str, list[int]], None] | None = None) -> None:
+        self.models = {name: Path(path) for name, path in models.items()}
+        self.keep_versions = keep_versions
+        self.poll_seconds = poll_seconds
+        self.on_change = on_change
+        self._versions: dict[str, dict[int, Version]] = {name: {} for name in self.models}
+        self._lock = threading.Condition()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    # --- lifecycle ---------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Scan once (so the server starts with what is on disk), then poll in the background."""
+        self.poll()
+        self._thread = threading.Thread(target=self._run, name="model-poller", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.poll_seconds):
+            try:
+                self.poll()
+            except Exception:  # noqa: BLE001 - the poller must outlive a bad scan
+                log.exception("model poll failed")
+
+    # --- polling -----------------------------------------------------------------------------
+
+    def poll(self) -> None:
+        for name, base in self.models.items():
+            self._poll_model(name, base)
+
+    def _poll_model(self, name: str, base: Path) -> None:
+        on_disk = _version_folders(base)
+        with self._lock:
+            known = dict(self._versions[name])
+        newest_first = sorted(on_disk, reverse=True)
+        for number in newest_first[: self.keep_versions]:
+            path = on_disk[number]
+            try:
+                stamp = path.stat().st_mtime
+            except FileNotFoundError:
+                continue
+            seen = known.get(number)
+            if seen is not None and (seen.stamp == stamp or seen.state in (LOADING, UNLOADING)
+                                     or seen.failed_stamp == stamp):
+                continue  # loaded (or refused) and unchanged since
+            self._load(name, number, path, stamp, serving=seen if seen is not None and
+                       seen.state == AVAILABLE else None)
+        # a folder replaced by two renames is missing for an instant: look again before
+        # unloading a version for being gone
+        gone = set(known) - set(on_disk)
+        if gone:
+            time.sleep(0.05)
+            on_disk = _version_folders(base)
+        self._retire(name, set(on_disk))
+
+    def _load(self, name: str, number: int, path: Path, stamp: float,
+              serving: Version | None = None) -> None:
+        """Load a version folder; ``serving`` is the AVAILABLE version it replaces (the same
+        number, a folder replaced in place), which keeps serving unless the new one loads."""
+        version = Version(number=number, path=path, stamp=stamp)
+        if serving is None:
+            with self._lock:
+                self._versions[name][number] = version
+        started = time.monotonic()
+        try:
+            signature, predict = load_version(path)
+        except ValueError as err:
+            with self._lock:
+                if serving is None:
+                    version.state, version.error = END, str(err)
+                else:
+                    serving.failed_stamp = stamp
+            log.error("model %s version %d refused%s: %s", name, number,
+                      " (the loaded one keeps serving)" if serving else "", err)
+            return
+        with self._lock:
+            version.signature, version.predict = signature, predict
+            version.state, version.loaded_at = AVAILABLE, time.time()
+            if serving is not None:  # the folder was replaced: switch, then retire the old
+                self._versions[name][number] = version
+                serving.state = UNLOADING
+                self._release_if_idle(serving)
+            self._lock.notify_all()
+        log.info("model %s version %d AVAILABLE (loaded and warmed up in %.2f s)%s", name,
+                 number, time.monotonic() - started, " replacing its previous folder"
+                 if serving else "")
+        self._changed(name)
+
+    def _retire(self, name: str, on_disk: set[int]) -> None:
+        """Unload AVAILABLE versions past the newest ``keep_versions``, or gone from disk."""
+        with self._lock:
+            available = sorted((n for n, v in self._versions[name].items()
+                                if v.state == AVAILABLE), reverse=True)
+            keep = set(available[: self.keep_versions]) & on_disk
+            retired = []
+            for number in available:
+                if number not in keep:
+                    version = self._versions[name][number]
+                    version.state = UNLOADING
+                    retired.append(version)
+            for version in retired:
+                self._release_if_idle(version)
+            # forget failed versions whose folder is gone
+            for number in [n for n, v in self._versions[name].items()
+                           if v.state == END and n not in on_disk]:
+                del self._versions[name][number]
+        if retired:
+            log.info("model %s: unloading versions %s", name, [v.number for v in retired])
+            self._changed(name)
+
+    def _release_if_idle(self, version: Version) -> None:
+        # caller holds the lock
+        if version.state == UNLOADING and version.in_flight == 0:
+            version.state, version.predict = END, None
+
+    def _changed(self, name: str) -> None:
+        if self.on_change is not None:
+            self.on_change(name, self.available(name))
+
+    # --- reading -----------------------------------------------------------------------------
+
+    def check_model(self, name: str) -> None:
+        if name not in self.models:
+            raise NotFound(f"Servable not found for request: model {name!r} is not served "
+                           f"here (served: {', '.join(sorted(self.models))})")
+
+    def available(self, name: str) -> list[int]:
+        with self._lock:
+            return sorted(n for n, v in self._versions[name].items() if v.state == AVAILABLE)
+
+    def statuses(self, name: str, number: int | None = None) -> list[dict[str, Any]]:
+        self.check_model(name)
+        with self._lock:
+            versions = self._versions[name]
+            if number is not None:
+                if number not in versions:
+                    raise NotFound(f"Servable not found for request: version {number} of "
+                                   f"model {name!r} is not known to this server")
+                return [versions[number].status()]
+            return [v.status() for _, v in sorted(versions.items(), reverse=True)]
+
+    def _pick(self, name: str, number: int | None) -> Version:
+        # caller holds the lock
+        versions = self._versions[name]
+        if number is None:
+            live = [v for n, v in sorted(versions.items(), reverse=True) if v.state == AVAILABLE]
+            if not live:
+                raise NotFound(f"Servable not found for request: model {name!r} has no "
+                               f"available version yet (base path {self.models[name]})")
+            return live[0]
+        version = versions.get(number)
+        if version is None or version.state != AVAILABLE:
+            raise NotFound(f"Servable not found for request: version {number} of model "
+                           f"{name!r} is not available (available: "
+                           f"{[n for n, v in versions.items() if v.state == AVAILABLE]})")
+        return version
+
+    @contextlib.contextmanager
+    def acquire(self, name: str, number: int | None = None) -> Iterator[Version]:
+        """Hold a version for one request: it is not released until the request ends."""
+        self.check_model(name)
+        with self._lock:
+            version = self._pick(name, number)
+            version.in_flight += 1
+        try:
+            yield version
+        finally:
+            with self._lock:
+                version.in_flight -= 1
+                self._release_if_idle(version)
+
+    def wait_available(self, name: str, number: int | None = None,
+                       timeout: float = 60.0) -> bool:
+        """Block until ``name`` (version ``number``, or any) is AVAILABLE (tests, startup)."""
+        deadline = time.monotonic() + timeout
+        with self._lock:
+            while True:
+                versions = self._versions.get(name, {})
+                if any(v.state == AVAILABLE and (number is None or n == number)
+                       for n, v in versions.items()):
+                    return True
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._lock.wait(min(left, 0.2))
+
+
+def configure_threads(threads: int) -> None:
+    """TensorFlow's intra- and inter-op threads of this process (before any model loads)."""
+    import tensorflow as tf
+
+    os.environ.setdefault("TF_NUM_INTRAOP_THREADS", str(threads))
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(max(1, min(threads, 2)))
+    except RuntimeError:  # already initialised (a second app in one process): keep as is
+        pass

@@ -1,0 +1,371 @@
+"""The model service: a real uvicorn server on a free port, real SavedModels, real HTTP.
+
+Two tiny item towers (trained on the tiny data of test_model.py) play yesterday's and
+today's versions.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.error
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("KERAS_HOME", os.path.join(tempfile.gettempdir(), "dropoutnet-keras"))
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from dropoutnet import artifacts  # noqa: E402
+from dropoutnet.export import export_models, load_tower  # noqa: E402
+from dropoutnet.serving.config import ConfigError, ServiceConfig, load_service_config  # noqa: E402
+from dropoutnet.train import train_model  # noqa: E402
+from test_model import make_config, make_data  # noqa: E402
+
+MODEL = "items"
+ITEM_INPUTS = ["i_age_bands_7d", "i_cate1", "i_ctr_7d", "i_duration", "i_tags", "i_title_emb"]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def towers(tmp_path_factory):
+    """Two item towers that answer differently: (export folder, in-process embed) each."""
+    features, labels, item_ids, boundaries = make_data(n=192)
+    out = []
+    for seed in (7, 8):
+        root = tmp_path_factory.mktemp(f"tower{seed}")
+        cfg = make_config(epochs=1, seed=seed)
+        train_model(cfg, features, labels, boundaries, root / "ckpt", None, item_ids)
+        export_models(cfg, root / "ckpt", root / "export")
+        out.append((root / "export" / "item", load_tower(root / "export" / "item")))
+    return out
+
+
+def instances(n: int = 3) -> list[dict]:
+    features = make_data(n=max(n, 8), seed=5)[0]
+    rows = []
+    for i in range(n):
+        row = {}
+        for name in ITEM_INPUTS:
+            v = features[name][i]
+            if isinstance(v, np.ndarray):
+                row[name] = [float(x) for x in v]
+            elif isinstance(v, (float, np.floating)):
+                row[name] = None if np.isnan(v) else float(v)
+            else:
+                row[name] = str(v)
+        rows.append(row)
+    return rows
+
+
+def columns(rows: list[dict]) -> dict[str, np.ndarray]:
+    out = {}
+    for name in ITEM_INPUTS:
+        values = [r[name] for r in rows]
+        if name in ("i_ctr_7d", "i_duration", "i_title_emb"):
+            out[name] = np.array([np.nan if v is None else v for v in values], dtype=np.float32)
+        else:
+            out[name] = np.array(values, dtype=object)
+    return out
+
+
+class Server:
+    """``create_app`` under a real uvicorn server in a thread, on a free port."""
+
+    def __init__(self, config: ServiceConfig) -> None:
+        import uvicorn
+
+        from dropoutnet.serving.app import create_app
+
+        self.config = config
+        self.url = f"http://127.0.0.1:{config.port}"
+        self.app = create_app(config)
+        self.server = uvicorn.Server(uvicorn.Config(self.app, host="127.0.0.1", port=config.port,
+                                                    log_level="warning", access_log=False))
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self.thread.start()
+        deadline = time.monotonic() + 60
+        while not self.server.started:
+            assert time.monotonic() < deadline, "server did not start"
+            time.sleep(0.05)
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=20)
+
+    def call(self, method: str, path: str, body=None, headers=None) -> tuple[int, dict | str]:
+        data = body if isinstance(body, (bytes, type(None))) else json.dumps(body).encode()
+        request = urllib.request.Request(self.url + path, data=data, method=method,
+                                         headers={"Content-Type": "application/json",
+                                                  **(headers or {})})
+        try:
+            with urllib.request.urlopen(request, timeout=30) as r:
+                raw = r.read()
+                status = r.status
+        except urllib.error.HTTPError as err:
+            raw, status = err.read(), err.code
+        try:
+            return status, json.loads(raw)
+        except ValueError:
+            return status, raw.decode()
+
+    def predict(self, body, path=f"/v1/models/{MODEL}:predict", headers=None):
+        return self.call("POST", path, body, headers)
+
+    def versions(self) -> dict[str, str]:
+        status, body = self.call("GET", f"/v1/models/{MODEL}")
+        assert status == 200, body
+        return {v["version"]: v["state"] for v in body["model_version_status"]}
+
+
+def wait_for(predicate, timeout: float = 60.0, what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.1)
+
+
+@pytest.fixture
+def served(tmp_path, towers):
+    """A server polling a base path that holds version 20261127 (the first tower)."""
+    base = tmp_path / "serving" / MODEL
+    artifacts.copy_dir(towers[0][0], base / "20261127")
+    config = ServiceConfig(name=MODEL, model_path=base, port=free_port(), poll_seconds=0.2,
+                           max_body_bytes=64 * 1024,
+                           batching={"max_batch_size": 1000, "timeout_ms": 30})
+    server = Server(config)
+    wait_for(lambda: server.versions().get("20261127") == "AVAILABLE", what="first version")
+    yield server, base
+    server.stop()
+
+
+def test_predictions_equal_the_in_process_model(served, towers):
+    server, _ = served
+    rows = instances(4)
+    expected = towers[0][1](columns(rows))
+    status, body = server.predict({"instances": rows})
+    assert status == 200, body
+    np.testing.assert_allclose(np.array(body["predictions"]), expected, atol=1e-5)
+    # columnar request, columnar answer; a named version
+    status, body = server.predict({"inputs": {k: [r[k] for r in rows] for k in ITEM_INPUTS}},
+                                  path=f"/v1/models/{MODEL}/versions/20261127:predict")
+    assert status == 200, body
+    np.testing.assert_allclose(np.array(body["outputs"]), expected, atol=1e-5)
+    # the same rows, sent as 8 concurrent one-row requests, are batched and split back
+    with ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(lambda r: server.predict({"instances": [r]}), rows * 2))
+    for (status, body), want in zip(answers, np.concatenate([expected, expected])):
+        assert status == 200
+        np.testing.assert_allclose(body["predictions"][0], want, atol=1e-5)
+    status, text = server.call("GET", "/metrics")
+    merged = [line for line in text.splitlines()
+              if line.startswith("dropoutnet_serving_batch_requests_count")]
+    calls = float(merged[0].split()[-1])
+    assert calls < 2 + 8  # two single calls above, and fewer calls than the 8 requests
+
+
+def test_metadata_status_and_health(served, towers):
+    server, _ = served
+    status, body = server.call("GET", f"/v1/models/{MODEL}/metadata")
+    assert status == 200
+    assert body["model_spec"] == {"name": MODEL, "signature_name": "", "version": "20261127"}
+    sig = body["metadata"]["signature_def"]["signature_def"]["serving_default"]
+    assert sorted(sig["inputs"]) == ITEM_INPUTS
+    assert sig["inputs"]["i_cate1"]["dtype"] == "DT_STRING"
+    assert sig["inputs"]["i_title_emb"]["dtype"] == "DT_FLOAT"
+    assert [d["size"] for d in sig["inputs"]["i_title_emb"]["tensor_shape"]["dim"]] == ["-1", "4"]
+    assert list(sig["outputs"]) == ["embedding"]
+    assert [d["size"] for d in sig["outputs"]["embedding"]["tensor_shape"]["dim"]] == ["-1", "8"]
+
+    status, body = server.call("GET", f"/v1/models/{MODEL}/versions/20261127")
+    assert status == 200 and body == {"model_version_status": [{
+        "version": "20261127", "state": "AVAILABLE",
+        "status": {"error_code": "OK", "error_message": ""}}]}
+    assert server.call("GET", "/healthz")[0] == 200
+    status, text = server.call("GET", "/metrics")
+    assert status == 200
+    assert f'dropoutnet_serving_loaded_versions{{model="{MODEL}"}} 1.0' in text
+    assert "dropoutnet_serving_request_seconds_bucket" in text
+
+
+def test_a_new_version_is_served_without_a_failed_request(served, towers):
+    server, base = served
+    rows = instances(2)
+    old, new = (t[1](columns(rows)) for t in towers)
+    failures, answers, stop = [], [], threading.Event()
+
+    def client():
+        while not stop.is_set():
+            status, body = server.predict({"instances": rows})
+            if status != 200:
+                failures.append((status, body))
+            else:
+                answers.append(np.array(body["predictions"]))
+
+    thread = threading.Thread(target=client)
+    thread.start()
+    try:
+        time.sleep(0.5)
+        artifacts.copy_dir(towers[1][0], base / "20261128")  # what the DAG's deploy does
+        wait_for(lambda: answers and np.allclose(answers[-1], new, atol=1e-5),
+                 what="the new version's answers")
+        time.sleep(0.3)
+    finally:
+        stop.set()
+        thread.join()
+    assert not failures
+    assert np.allclose(answers[0], old, atol=1e-5)
+    # every answer is one version's or the other's, never a mix
+    assert all(np.allclose(a, old, atol=1e-5) or np.allclose(a, new, atol=1e-5) for a in answers)
+    assert server.versions() == {"20261128": "AVAILABLE", "20261127": "AVAILABLE"}
+    # keep_versions (2): a third version retires the oldest
+    artifacts.copy_dir(towers[0][0], base / "20261129")
+    wait_for(lambda: server.versions().get("20261127") == "END", what="the oldest to unload")
+    assert server.versions() == {"20261129": "AVAILABLE", "20261128": "AVAILABLE",
+                                 "20261127": "END"}
+
+
+def test_a_corrupt_version_is_refused_and_the_old_one_keeps_serving(served, towers):
+    server, base = served
+    rows = instances(2)
+    broken = base / "20261128"
+    broken.mkdir()
+    (broken / "saved_model.pb").write_bytes(b"not a protobuf")
+    wait_for(lambda: "20261128" in server.versions(), what="the broken version's status")
+    status, body = server.call("GET", f"/v1/models/{MODEL}/versions/20261128")
+    entry = body["model_version_status"][0]
+    assert entry["state"] == "END" and entry["status"]["error_code"] == "UNKNOWN"
+    assert "cannot load the SavedModel" in entry["status"]["error_message"]
+    status, body = server.predict({"instances": rows})
+    assert status == 200
+    np.testing.assert_allclose(body["predictions"], towers[0][1](columns(rows)), atol=1e-5)
+    assert server.call("GET", "/healthz")[0] == 200
+    # a folder with another signature name is refused too
+    wrong = base / "20261129"
+    artifacts.copy_dir(towers[1][0], wrong)
+    pb = (wrong / "saved_model.pb").read_bytes().replace(b"serving_default", b"serving_defaulx")
+    (wrong / "saved_model.pb").write_bytes(pb)
+    wait_for(lambda: server.versions().get("20261129") == "END", what="the wrong signature")
+    assert server.predict({"instances": rows})[0] == 200
+    assert server.call("GET", f"/v1/models/{MODEL}/metadata")[1]["model_spec"]["version"] == \
+        "20261127"
+
+
+@pytest.mark.parametrize("body, status, message", [
+    ({"instance": []}, 400, "unknown field(s) ['instance']"),
+    ({"instances": [{**instances(1)[0], "i_duration": "long"}]}, 400,
+     "instances[0]: expected a number for input 'i_duration', got str"),
+    ({"instances": [{**instances(1)[0], "i_title_emb": [1.0, 2.0]}]}, 400,
+     "input 'i_title_emb' expects a list of shape [4] of numbers per instance, got a list of "
+     "length 2"),
+    ({"instances": [{k: v for k, v in instances(1)[0].items() if k != "i_tags"}]}, 400,
+     "missing input(s) ['i_tags']"),
+    ({"instances": []}, 400, "\"instances\" is empty"),
+    (b"", 400, "the request body is empty"),
+    (b'{"instances": [', 400, "the request body is not valid JSON"),
+    (b"[" + b"1," * 40000 + b"1]", 413, "over the limit of 65536 bytes"),
+    ({"instances": instances(1), "inputs": {}}, 400, "exactly one of \"instances\""),
+    ({"instances": instances(1), "signature_name": "other"}, 400,
+     "signature_name 'other' not found"),
+    ({"inputs": {**{k: [v] for k, v in instances(1)[0].items()}, "i_cate1": ["a", "b"]}}, 400,
+     "inputs['i_cate1'] has 2 rows but the other inputs have 1"),
+])
+def test_malformed_requests_get_a_status_and_a_message(served, body, status, message):
+    server, _ = served
+    got, answer = server.predict(body)
+    assert got == status and message in answer["error"], answer
+
+
+def test_unknown_model_or_version_is_404(served):
+    server, _ = served
+    status, body = server.predict({"instances": instances(1)}, path="/v1/models/nope:predict")
+    assert status == 404 and "model 'nope' is not served here" in body["error"]
+    status, body = server.call("GET", f"/v1/models/{MODEL}/versions/20200101")
+    assert status == 404 and "version 20200101" in body["error"]
+    status, body = server.predict({"instances": instances(1)},
+                                  path=f"/v1/models/{MODEL}/versions/20200101:predict")
+    assert status == 404 and "not available" in body["error"]
+
+
+def test_the_bearer_token_is_enforced_when_set(served, monkeypatch):
+    server, _ = served
+    monkeypatch.setenv("DROPOUTNET_SERVING_TOKEN", "s3cret")
+    status, body = server.predict({"instances": instances(1)})
+    assert status == 401 and "bearer token" in body["error"]
+    assert server.predict({"instances": instances(1)},
+                          headers={"Authorization": "Bearer wrong"})[0] == 401
+    assert server.predict({"instances": instances(1)},
+                          headers={"Authorization": "Bearer s3cret"})[0] == 200
+    assert server.call("GET", f"/v1/models/{MODEL}")[0] == 401
+    assert server.call("GET", "/healthz")[0] == 200  # probes need no token
+
+
+def test_service_config_errors_name_the_problem(tmp_path):
+    path = tmp_path / "svc.json"
+    path.write_text('{"name": "x", "model_path": "m", "processor": "pytorch"}')
+    with pytest.raises(ConfigError, match="unknown processor 'pytorch'"):
+        load_service_config(path)
+    path.write_text('{"name": "x", "model_path": "m", "metadata": {"cpu": 0, "gpu": 1}}')
+    with pytest.raises(ConfigError) as err:
+        load_service_config(path)
+    assert "metadata.cpu" in str(err.value) and "metadata.gpu: unknown key" in str(err.value)
+    path.write_text('{"name": "x",')
+    with pytest.raises(ConfigError, match="is not valid JSON"):
+        load_service_config(path)
+
+
+def test_service_create_desc_modify_stop(tmp_path, towers):
+    """The eascmd-style commands, through the CLI, with a real background server."""
+    base = tmp_path / "serving" / MODEL
+    artifacts.copy_dir(towers[0][0], base / "20261127")
+    port = free_port()
+    config = {"name": MODEL, "model_path": "serving/" + MODEL, "processor": "tensorflow_cpu",
+              "metadata": {"cpu": 1, "instance": 1, "memory": 1000}, "port": port,
+              "poll_seconds": 0.5}
+    (tmp_path / "svc.json").write_text(json.dumps(config))
+    env = {**os.environ, "DROPOUTNET_HOME": str(tmp_path / "home")}
+
+    def cli(*args):
+        return subprocess.run([sys.executable, "-m", "dropoutnet.cli", "service", *args],
+                              capture_output=True, text=True, env=env, timeout=180,
+                              cwd=tmp_path)
+
+    try:
+        proc = cli("create", "svc.json")
+        assert proc.returncode == 0, proc.stderr
+        assert "status    Running" in proc.stdout and f"http://127.0.0.1:{port}" in proc.stdout
+        assert "20261127 AVAILABLE" in proc.stdout
+        proc = cli("create", "svc.json")
+        assert proc.returncode == 1 and "already running" in proc.stderr
+
+        config["keep_versions"] = 1
+        (tmp_path / "svc2.json").write_text(json.dumps(config))
+        proc = cli("modify", MODEL, "svc2.json", "--json")
+        assert proc.returncode == 0, proc.stderr
+        d = json.loads(proc.stdout)
+        assert d["status"] == "Running" and d["config"]["keep_versions"] == 1
+        assert d["config"]["model_path"] == str(base)
+        assert d["models"][MODEL][0]["state"] == "AVAILABLE"
+
+        proc = cli("stop", MODEL)
+        assert proc.returncode == 0 and json.loads(proc.stdout)["status"] == "Stopped"
+        proc = cli("desc", MODEL)
+        assert proc.returncode == 0 and "status    Stopped" in proc.stdout
+        proc = cli("desc", "nope")
+        assert proc.returncode == 1 and "no service 'nope'" in proc.stderr
+    finally:
+        cli("stop", MODEL)
