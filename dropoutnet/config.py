@@ -11,6 +11,7 @@ A pipeline is described by a single YAML file (see ``config/pipeline.yaml``):
   a kind.  Content features read a raw column (``source: table.column``); preference features
   are point-in-time behaviour statistics (``preference: {...}``) computed by SQL as of the end
   of the day before each sample.
+* ``samples`` (optional) adds sampled negatives to the training samples.
 * ``model``, ``training``, ``retrieval`` and ``evaluation`` hold the remaining settings.
 
 Validation happens here, before any task runs, and every error names the key, the value and
@@ -40,6 +41,15 @@ _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 class ConfigError(ValueError):
     """A pipeline config that cannot be used; the message names the key and the fix."""
+
+
+def served_name(value: str, what: str) -> str:
+    """A served model's or service's name: it names a folder and a URL path segment."""
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}", value):
+        raise ValueError(f"{what} {value!r} must be 1-63 letters, digits, '_', '.' or '-', "
+                         "starting with a letter or digit (it names a folder and a URL path "
+                         "segment)")
+    return value
 
 
 class _Strict(BaseModel):
@@ -365,10 +375,7 @@ class ServingConfig(_Strict):
     @field_validator("item_model", "user_model")
     @classmethod
     def _model(cls, v: str | None) -> str | None:
-        if v is not None and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}", v):
-            raise ValueError(f"model name {v!r} must be 1-63 letters, digits, '_', '.' or '-' "
-                             "(it names a folder and a URL path segment)")
-        return v
+        return None if v is None else served_name(v, "model name")
 
 
 class OracleTable(_Strict):
@@ -422,6 +429,42 @@ class EvaluationConfig(_Strict):
         return self
 
 
+class SampledNegativesConfig(_Strict):
+    """Label-0 training samples of items the user did not touch, beside the real exposures.
+
+    For each (user, day) of the training window with an exposure, ``per_user_day`` items drawn
+    uniformly from the items that existed by the end of that day (created then or earlier,
+    and before the bizdate: the bizdate's new items are the cold items, never trained on),
+    skipping any item the user had an event with that day; their features are joined point in
+    time like a real sample's.  The bizdate's own day gets none: its rows may be held out for
+    evaluation, which must see real exposures only.  The draws hash ``(seed, user, day, k)``
+    (no ``random()``), so a rerun of a bizdate writes the same samples; a (user, day) gets
+    fewer than ``per_user_day`` only when its hashed draws run out of untouched items.
+
+    Why: when exposures are self-selected (MovieLens records only the movies a user chose to
+    rate), impressions without a click teach "liked, given watched", which ranks niche items
+    first; negatives from the whole catalogue also teach which items get watched at all.
+    """
+
+    per_user_day: int = Field(description="items drawn per (user, day) with an exposure, 1-1000")
+    seed: int = Field(default=0, description="changes which items are drawn")
+
+    @field_validator("per_user_day", mode="before")
+    @classmethod
+    def _per_user_day(cls, v):
+        if isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= 1000:
+            raise ValueError(f"per_user_day must be an integer from 1 to 1000 (items drawn per "
+                             f"user and day), got {v!r}; to turn sampled negatives off, remove "
+                             f"samples.sampled_negatives")
+        return v
+
+
+class SamplesConfig(_Strict):
+    """Optional additions to the training samples (all off by default)."""
+
+    sampled_negatives: SampledNegativesConfig | None = None
+
+
 class StorageConfig(_Strict):
     schema_: str = Field(default="dropoutnet", alias="schema")
 
@@ -436,6 +479,7 @@ class PipelineConfig(_Strict):
     raw: RawConfig
     features: list[FeatureSpec] = Field(min_length=1)
     storage: StorageConfig = Field(default_factory=StorageConfig)
+    samples: SamplesConfig = Field(default_factory=SamplesConfig)
     model: ModelConfig = Field(default_factory=ModelConfig)
     training: TrainingConfig = Field(default_factory=TrainingConfig)
     retrieval: RetrievalConfig = Field(default_factory=RetrievalConfig)
@@ -528,8 +572,9 @@ class PipelineConfig(_Strict):
         return [f for f in self.features if f.kind == "numeric"]
 
 
-def _format_errors(err: ValidationError, path: Path) -> str:
-    lines = [f"invalid pipeline config {path}:"]
+def format_errors(err: ValidationError, title: str) -> str:
+    """A validation error as one line per key: ``  - key: what is wrong``, under ``title``."""
+    lines = [f"{title}:"]
     for e in err.errors():
         key = ".".join(str(p) for p in e["loc"]) or "(top level)"
         msg = e["msg"].removeprefix("Value error, ")
@@ -558,7 +603,7 @@ def load_config(path: str | os.PathLike[str]) -> PipelineConfig:
     try:
         return PipelineConfig.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(_format_errors(exc, path)) from None
+        raise ConfigError(format_errors(exc, f"invalid pipeline config {path}")) from None
 
 
 def default_config_path() -> Path:

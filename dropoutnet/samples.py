@@ -73,6 +73,10 @@ def build_samples(cfg: PipelineConfig, bizdate: dt.date, url: str | None = None)
         "warm_holdout_share": cfg.evaluation.warm_holdout_share,
     })
     ctx = feature_queries.template_context(cfg)
+    negatives = cfg.samples.sampled_negatives  # samples.sql's optional sampled negatives
+    ctx["sampled_negatives"] = negatives is not None
+    if negatives is not None:
+        params.update(neg_per_user_day=negatives.per_user_day, neg_seed=negatives.seed)
     with db.transaction(url) as cur:
         check_raw_tables(cur, cfg)
     ensure_tables(url, cfg)

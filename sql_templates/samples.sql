@@ -6,7 +6,8 @@
 --                warm_items  exposures of older items by a hashed share of the other users
 --                            (evaluation.warm_holdout_share; stable for a bizdate);
 --   train stage: every other (user, item, day) exposure in the train_days window ending at
---                the bizdate.
+--                the bizdate, and with samples.sampled_negatives, label-0 samples of items
+--                the user did not touch on days before the bizdate (see `sampled_negatives`).
 -- The label is the config's `selection` aggregate over the sample's events.  Features are
 -- point-in-time (see _features.sql).
 {% import '_features.sql' as features with context %}
@@ -25,7 +26,7 @@ window_events as (
       and e.{{ features.col('events', 'event_time') }} < %(window_end)s
 ),
 
-requests as (
+exposures as (
     -- one sample per user, item and day with at least one exposure event
     select
         _dn_day as as_of,
@@ -35,6 +36,88 @@ requests as (
     from window_events
     group by _dn_day, _dn_user_id, _dn_item_id
     having bool_or({{ features.col('events', 'event_type') }}::text = any(%(exposure_events)s))
+),
+{% if sampled_negatives %}
+
+-- Sampled negatives (samples.sampled_negatives): label-0 samples of items the user did not
+-- touch, so that training also learns which items get watched at all, not only which of the
+-- exposed items get clicked.  Uniform over the items that existed that day; deterministic
+-- (hashes, no random()), so a rerun of the bizdate writes the same rows.
+
+negative_pool as (
+    -- the items that can be drawn, numbered by creation time: the items that existed by the
+    -- end of a day are the prefix 1 .. n of the numbering.  The bizdate's new items are the
+    -- cold items: never in training, so never drawn
+    select
+        i.{{ features.col('items', 'item_id') }}::text as item_id,
+        i.{{ features.col('items', 'create_time') }} as created,
+        row_number() over (order by i.{{ features.col('items', 'create_time') }},
+                                    i.{{ features.col('items', 'item_id') }}::text) as pos
+    from {{ m.raw_table(raw.items) }} as i
+    where i.{{ features.col('items', 'create_time') }} < %(bizdate)s::date
+),
+
+negative_user_days as (
+    -- the (user, day) pairs that get negatives, with the size n of that day's pool; not the
+    -- bizdate: its rows may be held out for evaluation, which must hold real exposures only
+    select d.as_of, d.user_id, s.n_items
+    from (select distinct as_of, user_id from exposures where as_of < %(bizdate)s::date) as d
+    join (
+        select days.as_of, count(*) as n_items
+        from (select distinct as_of from exposures) as days
+        join negative_pool as p
+          on p.created < days.as_of + 1
+        group by days.as_of
+    ) as s
+      on s.as_of = d.as_of
+),
+
+negative_draws as (
+    -- 2N + 10 draws per (user, day), with replacement: pool position = 1 + a 60-bit md5 of
+    -- (seed, user, day, draw number) modulo the pool size
+    select
+        d.as_of,
+        d.user_id,
+        k as draw,
+        1 + mod(('x' || left(md5(%(neg_seed)s::text || '/' || d.user_id || '/'
+                                 || d.as_of::text || '/' || k::text), 15))::bit(60)::bigint,
+                d.n_items) as pos
+    from negative_user_days as d
+    cross join generate_series(1, 2 * %(neg_per_user_day)s + 10) as k
+),
+
+sampled_negatives as (
+    -- per (user, day): the first N distinct drawn items the user had no event with that day
+    select as_of, user_id, item_id, 0::smallint as label
+    from (
+        select
+            d.as_of,
+            d.user_id,
+            p.item_id,
+            row_number() over (partition by d.as_of, d.user_id order by min(d.draw)) as n
+        from negative_draws as d
+        join negative_pool as p
+          on p.pos = d.pos
+        where not exists (
+            select 1
+            from window_events as e
+            where e._dn_user_id = d.user_id
+              and e._dn_day = d.as_of
+              and e._dn_item_id = p.item_id
+        )
+        group by d.as_of, d.user_id, p.item_id
+    ) as drawn
+    where n <= %(neg_per_user_day)s
+),
+{% endif %}
+
+requests as (
+    -- the samples: the exposures{{ ' and the sampled negatives' if sampled_negatives }}
+    select as_of, user_id, item_id, label from exposures
+{% if sampled_negatives %}
+    union all
+    select as_of, user_id, item_id, label from sampled_negatives
+{% endif %}
 ),
 {{ features.ctes() }}
 

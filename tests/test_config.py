@@ -97,6 +97,25 @@ def _load_ok(tmp_path, mutate):
     return load_config(path)
 
 
+def test_sampled_negatives_are_off_by_default_and_validated(tmp_path):
+    assert load_config(DEMO_CONFIG).samples.sampled_negatives is None
+    on = _load_ok(tmp_path, lambda d: d.update(samples={"sampled_negatives": {"per_user_day": 5}}))
+    assert (on.samples.sampled_negatives.per_user_day, on.samples.sampled_negatives.seed) == (5, 0)
+    for bad in (0, -3, 1001, 2.5, "10", True, None):
+        msg = _load_with(tmp_path, lambda d, bad=bad: d.update(
+            samples={"sampled_negatives": {"per_user_day": bad}}))
+        assert "samples.sampled_negatives.per_user_day: per_user_day must be an integer from " \
+               "1 to 1000" in msg, (bad, msg)
+        assert f"got {bad!r}" in msg and "remove samples.sampled_negatives" in msg
+    msg = _load_with(tmp_path, lambda d: d.update(samples={"sampled_negatives": {}}))
+    assert "samples.sampled_negatives.per_user_day: missing required key" in msg
+    msg = _load_with(tmp_path, lambda d: d.update(
+        samples={"sampled_negatives": {"per_user_day": 5, "ratio": 2}}))
+    assert "samples.sampled_negatives.ratio: unknown key" in msg
+    msg = _load_with(tmp_path, lambda d: d.update(samples={"negatives": 5}))
+    assert "samples.negatives: unknown key" in msg
+
+
 def test_softmax_negatives_must_be_below_the_batch_size(tmp_path):
     def mutate(n, batch):
         def f(d):

@@ -116,6 +116,11 @@ def test_load_maps_the_files_to_the_raw_tables(db_schema, tmp_path):
     assert items["4"][1:3] == ("Action", "Action") and items["4"][4:6] == (1995, "1990s")
     assert items["3"][4] == 1994 and items["3"][6] == "Café au lait (1994)"  # year from title
     assert items["6"][1:6] == ("unknown", "unknown", ["unknown"], None, None)
+    # how new a movie is when it appears: days from its release date to its first rating
+    ages = dict(_query(db_schema, "select item_id, release_age_days from ml_items"))
+    assert ages["1"] == (_utc(T0).date() - dt.date(1995, 1, 1)).days
+    assert ages["4"] == (_utc(T0 + 3 * DAY).date() - dt.date(1995, 12, 15)).days
+    assert ages["3"] is None and ages["6"] is None  # no release date
     authors = dict(_query(db_schema, "select author_id, genre from ml_authors"))
     assert set(authors) == {row[1] for row in items.values()}
     # users: age band, zip region

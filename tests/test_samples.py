@@ -177,3 +177,78 @@ def test_a_bizdate_without_events_is_an_error_that_writes_nothing(tiny):
     with pytest.raises(samples.MissingDataError, match="no training samples for bizdate 2026-10-01"):
         samples.build_samples(cfg, dt.date(2026, 10, 1), url)
     assert rows(url, f'select dt::text, count(*) from "{s}".samples group by 1') == before
+
+
+def test_sampled_negatives_are_untouched_existing_items_and_deterministic(tiny):
+    url, _ = tiny
+    # a catalogue to draw from: ten items of 11-01, one created late on 11-08, one on the
+    # bizdate (a cold item: never drawn), one in the future, one without a create time
+    extra = [(f"c{k}", "2026-11-01 08:00+00") for k in range(10)] + [
+        ("late8", "2026-11-08 23:00+00"), ("new10", "2026-11-10 07:00+00"),
+        ("future", "2026-11-20 07:00+00"), ("undated", None)]
+    with db.transaction(url) as cur:
+        for item, created in extra:
+            cur.execute("""insert into sv_items (item_id, author_id, primary_type, title, duration,
+                               source_type, grade_score, topic, category_level1, category_level2,
+                               tags, create_time)
+                           values (%s, 'a1', 'video', 't', 10, 'app', 0.5, 'fun', 'music',
+                                   'music/pop', '{z}', %s)""", (item, created))
+            cur.execute("insert into sv_item_text_embedding select %s, title_embedding, "
+                        "tag_embedding from sv_item_text_embedding where item_id = 'i1'", (item,))
+        # u3 touches four catalogue items on 11-09: never drawn for u3 that day
+        for item in ("c0", "c1", "c2", "c3"):
+            cur.execute("insert into sv_events values ('u3', %s, 'impression', "
+                        "'2026-11-09 12:00+00')", (item,))
+        cur.execute("insert into sv_users values ('u3', 'f', '18-24', 'hz', 1, "
+                    "'2026-10-01 00:00+00')")
+    plain = make_config(storage={"schema": url.schema + "_dn"},
+                        cold_start_recall={"train_days": 3})
+    samples.build_samples(plain, BIZDATE, url)
+    s = plain.storage.schema_
+    columns = "sample_date::text, user_id, item_id, is_click, u_clicks_7d, i_impressions_7d, i_tags"
+    real = rows(url, f'select {columns} from "{s}".samples order by 1, 2, 3')
+    real_eval = rows(url, f'select * from "{s}".eval_samples order by 2, 3, 4, 5')
+
+    cfg = make_config(storage={"schema": url.schema + "_dn"},
+                      cold_start_recall={"train_days": 3},
+                      samples={"sampled_negatives": {"per_user_day": 3}})
+    report = samples.build_samples(cfg, BIZDATE, url)
+    everything = rows(url, f'select {columns} from "{s}".samples order by 1, 2, 3')
+    negatives = sorted(set(everything) - set(real))
+    # the real samples and the eval partition are untouched; negatives add label-0 rows
+    assert set(real) <= set(everything) and len(everything) == len(real) + len(negatives)
+    assert rows(url, f'select * from "{s}".eval_samples order by 2, 3, 4, 5') == real_eval
+    assert report["train"]["positives"] == sum(r[3] for r in real)
+    assert negatives and all(r[3] == 0 for r in negatives)
+    # per_user_day per (user, day) with an exposure before the bizdate; none on the bizdate
+    per_day = {}
+    for day, user, item, *_ in negatives:
+        per_day.setdefault((day, user), []).append(item)
+    assert per_day.keys() == {("2026-11-08", "u1"), ("2026-11-09", "u1"), ("2026-11-09", "u3")}
+    assert all(len(items) == 3 == len(set(items)) for items in per_day.values())
+    created = dict(rows(url, "select item_id, create_time::date::text from sv_items"))
+    touched = set(rows(url, "select event_time::date::text, user_id, item_id from sv_events"))
+    for (day, user), items in per_day.items():
+        for item in items:
+            assert created[item] is not None and created[item] <= day, (day, item)
+            assert created[item] != BIZDATE.isoformat()
+            assert (day, user, item) not in touched, (day, user, item)
+    # features are joined point in time, as for a real sample of that user and day
+    user_feature = {(r[0], r[1]): r[4] for r in real}
+    assert all(r[4] == user_feature[(r[0], r[1])] for r in negatives)
+    tags = dict(rows(url, "select item_id, array_to_string(tags, '|') from sv_items"))
+    assert all(r[6] == tags[r[2]] for r in negatives)
+    impressions = rows(url, "select item_id, event_time::date from sv_events "
+                            "where event_type = 'impression'")
+    for day, _, item, _, _, i_impressions, _ in negatives:
+        as_of = dt.date.fromisoformat(day)
+        n = sum(1 for i, d in impressions
+                if i == item and as_of - dt.timedelta(days=7) <= d < as_of)
+        assert i_impressions == (n or None), (day, item)  # NULL: no behaviour yet (cold)
+    # a rerun writes the same rows; another seed draws other items
+    samples.build_samples(cfg, BIZDATE, url)
+    assert rows(url, f'select {columns} from "{s}".samples order by 1, 2, 3') == everything
+    other = cfg.model_copy(update={"samples": make_config(
+        samples={"sampled_negatives": {"per_user_day": 3, "seed": 1}}).samples})
+    samples.build_samples(other, BIZDATE, url)
+    assert rows(url, f'select {columns} from "{s}".samples order by 1, 2, 3') != everything

@@ -40,7 +40,9 @@ table               columns
                     date, else the ``(1995)`` in the title), ``decade`` (``1990s``),
                     ``release_date``, ``video_release_date``, ``imdb_url``, ``category`` (the
                     primary genre), ``tags`` (``text[]`` of every genre), ``n_genres``,
-                    ``create_time`` = the movie's first rating (its "publish time")
+                    ``create_time`` = the movie's first rating (its "publish time"),
+                    ``release_age_days`` = days from the release date to ``create_time``: how
+                    new the movie is when it appears (NULL without a release date)
 ``ml_authors``      ``author_id``, ``genre``: one row per primary genre
 ``ml_item_text``    ``item_id``, ``title_embedding vector(16)`` (a signed hashed bag of the
                     title's words, the year left out, L2-normalised), ``genre_vector
@@ -329,6 +331,15 @@ def item_year(title: str, release: dt.date | None) -> int | None:
 _NULL = "\\N"
 
 
+def release_age_days(release: dt.date | None, publish: int) -> str:
+    """Days from the release date to the publish time (unix seconds; < 0 = never rated), as
+    COPY text: how new a movie is when it appears, known at that moment.  Negative when it is
+    rated before its release date (previews); NULL without a release date or publish time."""
+    if release is None or publish < 0:
+        return _NULL
+    return str((dt.datetime.fromtimestamp(publish, dt.timezone.utc).date() - release).days)
+
+
 def _ts(seconds: np.ndarray) -> np.ndarray:
     out = np.char.add(np.datetime_as_string(seconds.astype("datetime64[s]"), unit="s"), "+00")
     out = out.astype(object)
@@ -383,6 +394,8 @@ def tables(ml: MovieLens) -> dict[str, dict[str, list]]:
                  for g in ml.genres],
         "n_genres": [str(int(g.sum())) for g in ml.genres],
         "create_time": list(_ts(publish)),
+        "release_age_days": [release_age_days(d, int(p)) for d, p in
+                             zip(ml.release_dates, publish)],
     }
     authors = sorted(set(primary))
     item_text = {
@@ -421,7 +434,7 @@ _DDL = {
     "ml_authors": "author_id text primary key, genre text",
     "ml_items": """item_id text primary key, author_id text, title text, year int, decade text,
         release_date date, video_release_date date, imdb_url text, category text, tags text[],
-        n_genres int, create_time timestamptz""",
+        n_genres int, create_time timestamptz, release_age_days int""",
     "ml_item_text": f"""item_id text primary key, title_embedding vector({TEXT_DIM}),
         genre_vector vector({len(GENRES)})""",
     "ml_events": "user_id text, item_id text, event_type text, event_time timestamptz, rating smallint",
