@@ -1,10 +1,12 @@
 """Server-side batching: concurrent small requests of one model version become one call.
 
-The first request of a batch starts a timer of ``timeout_ms``; requests of the same version
-that arrive before it fires (or until ``max_batch_size`` rows are waiting) join the batch.
-The batch's inputs are concatenated, predicted in one TensorFlow call on a worker thread, and
-each request gets its own rows back.  While a batch runs, the next one fills, so batching
-also pipelines.  A request at least ``max_batch_size`` rows long runs on its own at once.
+Adaptive, so that batching costs no latency when there is nothing to batch: a request that
+finds its version idle (no call running, none waiting) runs at once.  Requests that arrive
+while a call runs wait for it and go together as the next call, as soon as the running one
+ends; ``timeout_ms`` bounds that wait, and ``max_batch_size`` rows start a call at once.
+The batch's inputs are concatenated, predicted in one TensorFlow call on a worker thread,
+and each request gets its own rows back.  A request of at least ``max_batch_size`` rows
+runs on its own.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ Predict = Callable[[dict[str, np.ndarray]], dict[str, np.ndarray]]
 @dataclass
 class _Pending:
     predict: Predict
+    key: Any = None
     items: list[tuple[dict[str, np.ndarray], int, asyncio.Future]] = field(default_factory=list)
     rows: int = 0
     timer: asyncio.TimerHandle | None = None
@@ -33,6 +36,7 @@ class Batcher:
         self.timeout = timeout_ms / 1000.0
         self.on_batch = on_batch  # (requests, rows) of every executed batch, for metrics
         self._pending: dict[Any, _Pending] = {}
+        self._running: dict[Any, int] = {}  # calls in progress per key
 
     async def predict(self, key: Any, predict: Predict, inputs: dict[str, np.ndarray],
                       rows: int) -> dict[str, np.ndarray]:
@@ -46,12 +50,13 @@ class Batcher:
             self._flush(key)
             pending = None
         if pending is None:
-            pending = self._pending[key] = _Pending(predict)
+            pending = self._pending[key] = _Pending(predict, key)
         future: asyncio.Future = loop.create_future()
         pending.items.append((inputs, rows, future))
         pending.rows += rows
-        if pending.rows >= self.max_batch_size or self.timeout == 0:
-            self._flush(key)
+        if (pending.rows >= self.max_batch_size or self.timeout == 0
+                or not self._running.get(key)):
+            self._flush(key)  # full, or nothing running to wait for: go now
         elif pending.timer is None:
             pending.timer = loop.call_later(self.timeout, self._flush, key)
         return await future
@@ -62,9 +67,20 @@ class Batcher:
             return
         if pending.timer is not None:
             pending.timer.cancel()
+        self._running[key] = self._running.get(key, 0) + 1
         asyncio.get_running_loop().create_task(self._run(pending))
 
     async def _run(self, pending: _Pending) -> None:
+        try:
+            await self._call(pending)
+        finally:
+            key = pending.key
+            self._running[key] -= 1
+            if not self._running[key]:
+                del self._running[key]
+                self._flush(key)  # what gathered while this call ran goes next, at once
+
+    async def _call(self, pending: _Pending) -> None:
         items = pending.items
         if self.on_batch:
             self.on_batch(len(items), pending.rows)

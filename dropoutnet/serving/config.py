@@ -20,26 +20,17 @@ version policy, batching and safety settings.
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from ..config import ConfigError
+from ..config import ConfigError, format_errors, served_name
 
 PROCESSORS = ("tensorflow_cpu", "tensorflow")
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
 
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
-
-
-def _name(value: str, what: str) -> str:
-    if not _NAME.match(value):
-        raise ValueError(f"{what} {value!r} must be 1-63 letters, digits, '_', '.' or '-', "
-                         "starting with a letter or digit")
-    return value
 
 
 class Resources(_Strict):
@@ -77,13 +68,13 @@ class ServiceConfig(_Strict):
     @field_validator("name")
     @classmethod
     def _service_name(cls, v: str) -> str:
-        return _name(v, "name")
+        return served_name(v, "name")
 
     @field_validator("models")
     @classmethod
     def _model_names(cls, v: dict[str, Path]) -> dict[str, Path]:
         for name in v:
-            _name(name, "models key")
+            served_name(name, "models key")
         return v
 
     @field_validator("processor")
@@ -105,13 +96,7 @@ def parse_service_config(data: object, where: str) -> ServiceConfig:
     try:
         return ServiceConfig.model_validate(data)
     except ValidationError as err:
-        lines = []
-        for e in err.errors():
-            loc = ".".join(str(p) for p in e["loc"]) or "(top level)"
-            msg = "unknown key" if e["type"] == "extra_forbidden" else e["msg"]
-            msg = "missing required key" if e["type"] == "missing" else msg
-            lines.append(f"  - {loc}: {msg.removeprefix('Value error, ')}")
-        raise ConfigError(f"invalid service config {where}:\n" + "\n".join(lines)) from None
+        raise ConfigError(format_errors(err, f"invalid service config {where}")) from None
 
 
 def load_service_config(path: str | Path) -> ServiceConfig:
