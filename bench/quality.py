@@ -1,6 +1,6 @@
 """Cold-start quality of our model against baselines on three datasets, in one run.
 
-    .venv/bin/python bench/quality.py [--out bench/results] [--skip citeulike] [--quick]
+    .venv/bin/python bench/quality.py [--out bench/results] [--skip citeulike] [--keep] [--quick]
 
 * synthetic: the demo's generated data, the daily pipeline for two bizdates (the second warm
   starts); recall@K of real pgvector retrieval on the three eval splits (cold items, warm
@@ -78,7 +78,8 @@ def _curves(result: dict) -> dict[str, dict[str, dict[int, float]]]:
     if "synthetic" in result:
         last = list(result["synthetic"]["bizdates"].values())[-1]
         for split, figures in last["splits"].items():
-            curves[f"synthetic ({split.replace('_', ' ')})"] = {"model": points(figures), **{
+            title = f"synthetic ({split.replace('_', ' ')}, {figures.get('users')} users)"
+            curves[title] = {"model": points(figures), **{
                 name: points(f) for name, f in figures["baselines"].items()}}
     if "movielens-100k" in result:
         r = result["movielens-100k"]
@@ -137,7 +138,19 @@ def main() -> int:
     parser.add_argument("--skip", action="append", default=[],
                         choices=["synthetic", "movielens", "citeulike"])
     parser.add_argument("--quick", action="store_true", help="smaller synthetic data")
+    parser.add_argument("--keep", action="store_true",
+                        help="keep the skipped datasets' figures from OUT/quality.json (each "
+                             "section keeps the date of the run that made it)")
     args = parser.parse_args()
+    sections = {"synthetic": "synthetic", "movielens": "movielens-100k",
+                "citeulike": "citeulike-a"}
+    kept: dict = {}
+    if args.keep and (args.out / "quality.json").exists():
+        previous = json.loads((args.out / "quality.json").read_text())
+        for name in args.skip:
+            if sections[name] in previous:
+                kept[sections[name]] = {"run_date": previous.get("date"),
+                                        **previous[sections[name]]}
 
     home = Path(tempfile.mkdtemp(prefix="dropoutnet-quality-"))
     os.environ["DROPOUTNET_HOME"] = str(home)
@@ -159,6 +172,8 @@ def main() -> int:
         embedded_pg.stop(home)
         shutil.rmtree(home, ignore_errors=True)
     result["seconds"] = round(time.monotonic() - started, 1)
+    for key, section in kept.items():
+        result.setdefault(key, section)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "quality.json").write_text(json.dumps(result, indent=1, default=str))
     chart(result, args.out / "quality.png")
