@@ -56,18 +56,25 @@ def _as_vectors(values: list) -> dict[str, np.ndarray]:
     return {u: as_vector(v) for u, v in values}
 
 
-def _popularity(cur, cfg: PipelineConfig, bizdate: dt.date, items: dict[str, list],
-                k: int) -> list[str]:
+def _value_counts(cur, cfg: PipelineConfig, bizdate: dt.date) -> dict[str, dict[str, int]]:
+    """Positives per value of each categorical item-content feature in the bizdate's
+    training samples: the popularity baseline's counts (one query for every split)."""
     feats = [f for f in cfg.features_of(group="item_content") if f.kind == "categorical"]
+    counts: dict[str, dict[str, int]] = {f.name: {} for f in feats}
     if not feats:
-        return []
+        return counts
     sql.execute(cur, "eval/positive_value_counts.sql",
                 params={"bizdate": bizdate, **{f"name_{f.name}": f.name for f in feats}},
                 schema=cfg.storage.schema_, label=cfg.label_name, features=feats)
-    counts: dict[str, dict[str, int]] = {}
     for feature, value, n in cur.fetchall():
         counts.setdefault(feature, {})[value] = int(n)
-    values = {f.name: ["" if v is None else str(v) for v in items[f.name]] for f in feats}
+    return counts
+
+
+def _popularity(counts: dict[str, dict[str, int]], items: dict[str, list], k: int) -> list[str]:
+    if not counts:
+        return []
+    values = {name: ["" if v is None else str(v) for v in items[name]] for name in counts}
     return baselines.rank(items["item_id"], baselines.popularity_scores(values, counts), k)
 
 
@@ -149,8 +156,8 @@ def _candidate_range(cfg: PipelineConfig, bizdate: dt.date,
 
 
 def _evaluate_split(cur, cfg: PipelineConfig, bizdate: dt.date, version: str, split: str,
-                    data: dict[str, Any], final,
-                    tables: dict[str, str]) -> tuple[dict[str, Any], dict[str, Any]]:
+                    data: dict[str, Any], final, tables: dict[str, str],
+                    counts: dict[str, dict[str, int]]) -> tuple[dict[str, Any], dict[str, Any]]:
     """One split's figures; also the (users, items, relevant) the quality gate needs."""
     ks = cfg.evaluation.k
     top = max(ks)
@@ -192,7 +199,7 @@ def _evaluate_split(cur, cfg: PipelineConfig, bizdate: dt.date, version: str, sp
             "random": {f"recall@{k}": (min(k, n) / n if n else None) for k in ks},
         },
     }
-    popular = _popularity(cur, cfg, bizdate, items, top)
+    popular = _popularity(counts, items, top)
     figures["baselines"]["popularity"] = metrics.ranking_metrics(
         {u: popular for u in users}, relevant, ks)
     knn = _content_knn(cur, cfg, bizdate, items, users, top)
@@ -220,9 +227,10 @@ def evaluate(cfg: PipelineConfig, bizdate: dt.date, url: str | None = None,
                 "for that bizdate first")
         data = samples.load_partition(cur, cfg, "eval_samples", bizdate)
         tables = version_tables(cur, cfg, version)
+        counts = _value_counts(cur, cfg, bizdate)
         for split in SPLITS:
             splits[split], held = _evaluate_split(cur, cfg, bizdate, version, split, data, final,
-                                                  tables)
+                                                  tables, counts)
             if split == "cold_items":
                 cold = held
         active = retrieval.active_version(cur, cfg)
