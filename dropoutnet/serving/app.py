@@ -16,6 +16,7 @@ Inputs are checked against the signature before TensorFlow sees them.
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import json
 import logging
@@ -186,8 +187,6 @@ def create_app(config: ServiceConfig, repository: ModelRepository | None = None)
                 if batcher is not None:
                     outputs = await batcher.predict(id(held), held.predict, inputs, rows)
                 else:
-                    import asyncio
-
                     outputs = await asyncio.to_thread(held.predict, inputs)
             return JSONResponse(format_predict(outputs, fmt))
         return await observed(name, "predict", request, handler)
