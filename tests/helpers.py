@@ -92,6 +92,17 @@ TINY = {
 }
 
 
+def fetch_all(url: str, sql: str, params=None) -> list[tuple]:
+    """Run one query on a new connection and return its rows."""
+    conn = psycopg2.connect(url)
+    try:
+        with conn.cursor() as cur:
+            cur.execute(sql, params)
+            return cur.fetchall()
+    finally:
+        conn.close()
+
+
 def load_tiny(url: str) -> None:
     """Create the raw tables (in the URL's search-path schema) and load TINY."""
     conn = psycopg2.connect(url)

@@ -10,6 +10,7 @@ import psycopg2
 import pytest
 
 from dropoutnet import datagen
+from helpers import fetch_all
 
 END = dt.date(2025, 6, 30)
 DAYS = 4
@@ -39,20 +40,10 @@ EXPECTED_COLUMNS = {
 }
 
 
-def _query(url: str, sql: str, params=None) -> list[tuple]:
-    conn = psycopg2.connect(url)
-    try:
-        with conn.cursor() as cur:
-            cur.execute(sql, params)
-            return cur.fetchall()
-    finally:
-        conn.close()
-
-
 def _checksums(url: str) -> dict[str, tuple[int, str]]:
     out = {}
     for table in datagen.TABLES:
-        (row,) = _query(url, f"select count(*), md5(coalesce(string_agg(t::text, '|' "
+        (row,) = fetch_all(url, f"select count(*), md5(coalesce(string_agg(t::text, '|' "
                              f"order by t::text), '')) from {table} t")
         out[table] = row
     return out
@@ -72,7 +63,7 @@ def _auc(scores: np.ndarray, labels: np.ndarray) -> float:
 
 def test_tables_columns_and_types(db_schema):
     summary = datagen.generate(db_schema, **TINY)
-    rows = _query(db_schema, """
+    rows = fetch_all(db_schema, """
         select c.relname, a.attname, format_type(a.atttypid, a.atttypmod)
         from pg_attribute a join pg_class c on c.oid = a.attrelid
         join pg_namespace n on n.oid = c.relnamespace
@@ -83,23 +74,23 @@ def test_tables_columns_and_types(db_schema):
         found.setdefault(table, {})[column] = type_
     assert found == EXPECTED_COLUMNS
 
-    indexes = {r[0] for r in _query(db_schema, "select indexdef from pg_indexes where "
+    indexes = {r[0] for r in fetch_all(db_schema, "select indexdef from pg_indexes where "
                                                "schemaname = %s and tablename = 'sv_events'",
                                     (db_schema.schema,))}
     for col in ("event_time", "item_id", "user_id"):
         assert any(f"({col})" in d for d in indexes), (col, indexes)
 
     for table in datagen.TABLES:
-        (count,), = _query(db_schema, f"select count(*) from {table}")
+        (count,), = fetch_all(db_schema, f"select count(*) from {table}")
         assert count == summary["rows"][table] > 0, table
     assert summary["rows"]["sv_users"] == TINY["n_users"]
     assert summary["rows"]["sv_items"] == TINY["n_items"] + DAYS * NEW_PER_DAY
     assert summary["start_date"] == (END - dt.timedelta(days=DAYS - 1)).isoformat()
     assert summary["end_date"] == END.isoformat()
-    types = {r[0] for r in _query(db_schema, "select distinct event_type from sv_events")}
+    types = {r[0] for r in fetch_all(db_schema, "select distinct event_type from sv_events")}
     assert types == {"impression", "click", "like", "share"}
     # events lie in the window, after the user registered and after the item was created
-    (bad,), = _query(db_schema, """
+    (bad,), = fetch_all(db_schema, """
         select count(*) from sv_events e join sv_users u using (user_id)
         join sv_items i using (item_id)
         where e.event_time < u.register_time or e.event_time < i.create_time
@@ -107,7 +98,7 @@ def test_tables_columns_and_types(db_schema):
                      (summary["start_date"], summary["end_date"]))
     assert bad == 0
     # some users register inside the window (cold users) and still get impressions
-    (cold,), = _query(db_schema, """
+    (cold,), = fetch_all(db_schema, """
         select count(distinct u.user_id) from sv_users u join sv_events e using (user_id)
         where u.register_time >= %s""", (summary["start_date"],))
     assert cold > 0
@@ -125,12 +116,12 @@ def test_same_seed_same_data(db_schema):
 
 def test_new_items_every_day_get_same_day_impressions(db_schema):
     datagen.generate(db_schema, **TINY)
-    per_day = dict(_query(db_schema, """
+    per_day = dict(fetch_all(db_schema, """
         select (create_time at time zone 'UTC')::date, count(*) from sv_items
         where create_time >= %s group by 1""", (END - dt.timedelta(days=DAYS - 1),)))
     window = [END - dt.timedelta(days=k) for k in range(DAYS)]
     assert per_day == {day: NEW_PER_DAY for day in window}
-    (missing,), = _query(db_schema, """
+    (missing,), = fetch_all(db_schema, """
         select count(*) from sv_items i where i.create_time >= %s and not exists (
             select 1 from sv_events e where e.item_id = i.item_id
               and e.event_type = 'impression' and e.event_time >= i.create_time
@@ -138,7 +129,7 @@ def test_new_items_every_day_get_same_day_impressions(db_schema):
                   = (i.create_time at time zone 'UTC')::date)""", (min(window),))
     assert missing == 0
     # same-day new items take a sizeable share of each day's impressions
-    shares = _query(db_schema, """
+    shares = fetch_all(db_schema, """
         select (e.event_time at time zone 'UTC')::date,
                avg(((i.create_time at time zone 'UTC')::date
                     = (e.event_time at time zone 'UTC')::date)::int)
@@ -150,7 +141,7 @@ def test_new_items_every_day_get_same_day_impressions(db_schema):
 
 def test_clicks_likes_shares_follow_impressions_and_clicks(db_schema):
     datagen.generate(db_schema, **TINY)
-    orphans = dict(_query(db_schema, """
+    orphans = dict(fetch_all(db_schema, """
         select e.event_type, count(*) from sv_events e
         where e.event_type <> 'impression' and not exists (
             select 1 from sv_events p
@@ -162,7 +153,7 @@ def test_clicks_likes_shares_follow_impressions_and_clicks(db_schema):
                   = (e.event_time at time zone 'UTC')::date)
         group by 1"""))
     assert orphans == {}
-    (dupes,), = _query(db_schema, """
+    (dupes,), = fetch_all(db_schema, """
         select count(*) from (select 1 from sv_events
         group by user_id, item_id, event_type, (event_time at time zone 'UTC')::date
         having count(*) > 1) d""")
@@ -171,7 +162,7 @@ def test_clicks_likes_shares_follow_impressions_and_clicks(db_schema):
 
 def test_oracle_separates_clicks(db_schema):
     datagen.generate(db_schema, **TINY)
-    rows = _query(db_schema, """
+    rows = fetch_all(db_schema, """
         select ou.taste::text, oi.latent::text, oi.quality,
                exists (select 1 from sv_events c where c.event_type = 'click'
                          and c.user_id = e.user_id and c.item_id = e.item_id
@@ -189,7 +180,7 @@ def test_oracle_separates_clicks(db_schema):
     assert np.allclose(logit, np.einsum("nd,nd->n", taste, latent) + quality)
     assert _auc(logit, clicked) > 0.7
     # the text embeddings carry the item signal: similar latents, similar title embeddings
-    emb = _query(db_schema, """select oi.latent::text, t.title_embedding::text
+    emb = fetch_all(db_schema, """select oi.latent::text, t.title_embedding::text
                                from sv_oracle_items oi join sv_item_text_embedding t
                                using (item_id) order by item_id""")
     lat = np.stack([_vec(a) for a, _ in emb])
@@ -237,7 +228,7 @@ def test_cli_defaults_and_run(db_schema):
         db_schema)
     assert summary["start_date"] == "2025-01-30" and summary["end_date"] == "2025-01-31"
     assert summary["rows"]["sv_items"] == 36
-    (n,), = _query(db_schema, "select count(*) from sv_events")
+    (n,), = fetch_all(db_schema, "select count(*) from sv_events")
     assert n == summary["rows"]["sv_events"] > 0
 
 

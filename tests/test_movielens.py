@@ -17,6 +17,7 @@ import pytest
 from dropoutnet import datasets
 from dropoutnet.config import load_config
 from dropoutnet.datasets import movielens as ml
+from helpers import fetch_all
 
 REPO = Path(__file__).resolve().parent.parent
 DAY = 86400
@@ -67,18 +68,8 @@ def write_slice(folder: Path, users=USERS, items=ITEMS, ratings=RATINGS,
     return folder
 
 
-def _query(url: str, sql: str, params=None) -> list[tuple]:
-    conn = psycopg2.connect(url)
-    try:
-        with conn.cursor() as cur:
-            cur.execute(sql, params)
-            return cur.fetchall()
-    finally:
-        conn.close()
-
-
 def _checksums(url: str) -> dict[str, tuple]:
-    return {t: _query(url, f"select count(*), md5(coalesce(string_agg(t::text, '|' "
+    return {t: fetch_all(url, f"select count(*), md5(coalesce(string_agg(t::text, '|' "
                            f"order by t::text), '')) from {t} t")[0] for t in ml.TABLES}
 
 
@@ -94,7 +85,7 @@ def test_load_maps_the_files_to_the_raw_tables(db_schema, tmp_path):
     assert (summary["ratings"], summary["clicks"]) == (len(RATINGS), n_clicks)
 
     # every rating an impression; a rating >= 4 also a click at the same time
-    events = _query(db_schema, "select user_id, item_id, event_type, event_time, rating "
+    events = fetch_all(db_schema, "select user_id, item_id, event_type, event_time, rating "
                                "from ml_events")
     imps = sorted((u, i, t, r) for u, i, e, t, r in events if e == "impression")
     clicks = sorted((u, i, t, r) for u, i, e, t, r in events if e == "click")
@@ -102,13 +93,13 @@ def test_load_maps_the_files_to_the_raw_tables(db_schema, tmp_path):
     assert clicks == sorted((str(u), str(i), _utc(t), r) for u, i, r, t in RATINGS if r >= 4)
 
     # an item's create_time is its first rating; a user's register_time too
-    items = {row[0]: row[1:] for row in _query(db_schema, """
+    items = {row[0]: row[1:] for row in fetch_all(db_schema, """
         select item_id, create_time, author_id, category, tags, year, decade, title
         from ml_items""")}
     for item in range(1, 7):
         first = min(t for _, i, _, t in RATINGS if i == item)
         assert items[str(item)][0] == _utc(first)
-    users = dict(_query(db_schema, "select user_id, register_time from ml_users"))
+    users = dict(fetch_all(db_schema, "select user_id, register_time from ml_users"))
     for user in range(1, 5):
         assert users[str(user)] == _utc(min(t for u, _, _, t in RATINGS if u == user))
     # genres: tags and a primary genre, which is also the "author"
@@ -117,20 +108,20 @@ def test_load_maps_the_files_to_the_raw_tables(db_schema, tmp_path):
     assert items["3"][4] == 1994 and items["3"][6] == "Café au lait (1994)"  # year from title
     assert items["6"][1:6] == ("unknown", "unknown", ["unknown"], None, None)
     # how new a movie is when it appears: days from its release date to its first rating
-    ages = dict(_query(db_schema, "select item_id, release_age_days from ml_items"))
+    ages = dict(fetch_all(db_schema, "select item_id, release_age_days from ml_items"))
     assert ages["1"] == (_utc(T0).date() - dt.date(1995, 1, 1)).days
     assert ages["4"] == (_utc(T0 + 3 * DAY).date() - dt.date(1995, 12, 15)).days
     assert ages["3"] is None and ages["6"] is None  # no release date
-    authors = dict(_query(db_schema, "select author_id, genre from ml_authors"))
+    authors = dict(fetch_all(db_schema, "select author_id, genre from ml_authors"))
     assert set(authors) == {row[1] for row in items.values()}
     # users: age band, zip region
-    rows = {r[0]: r[1:] for r in _query(db_schema, "select user_id, age, age_band, gender, "
+    rows = {r[0]: r[1:] for r in fetch_all(db_schema, "select user_id, age, age_band, gender, "
                                                    "occupation, zip_region, zip3 from ml_users")}
     assert rows["1"] == (24, "18-24", "M", "technician", "8", "857")
     assert rows["3"] == (17, "under18", "M", "student", "other", "T8H")
     assert rows["4"][4] == "0"
     # item text: hashed title words (unit length) and genre flags
-    text = dict(_query(db_schema, "select item_id, vector_dims(title_embedding) || ':' || "
+    text = dict(fetch_all(db_schema, "select item_id, vector_dims(title_embedding) || ':' || "
                                   "round(vector_norm(title_embedding)::numeric, 4) || ':' || "
                                   "genre_vector::text from ml_item_text"))
     assert text["1"] == "16:1.0000:[0,0,0,1,0,1,0,0,0,0,0,0,0,0,0,0,0,0,0]"
@@ -141,7 +132,7 @@ def test_load_into_a_schema_and_the_config_reads_it(database_url, db_schema, tmp
     try:
         summary = ml.load(database_url, write_slice(tmp_path / "ml"), schema=target)
         assert summary["schema"] == target
-        (n,), = _query(database_url, f'select count(*) from "{target}".ml_events')
+        (n,), = fetch_all(database_url, f'select count(*) from "{target}".ml_events')
         assert n == summary["rows"]["ml_events"]
     finally:
         _query_autocommit(database_url, f'drop schema if exists "{target}" cascade')
