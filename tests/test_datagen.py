@@ -6,7 +6,6 @@ import argparse
 import datetime as dt
 
 import numpy as np
-import psycopg2
 import pytest
 
 from dropoutnet import datagen
