@@ -11,8 +11,13 @@ retrieval (the HNSW top-K over the version's item embeddings) for every user of 
 with a click, against the candidates of its own split: the items created on the bizdate for
 cold items, the older items of the candidate pool for the other two.  Baselines on the same
 users and candidates (see :mod:`dropoutnet.baselines`): random, popularity of the item's
-categorical content values, content kNN, and, where the config names planted preferences
-(synthetic data), the oracle.
+categorical content values, content → popularity (a regression of an item's training
+positives on its content, at equal exposure), content kNN, ridge → factors (implicit-ALS
+factors of the training positives, a ridge from content to item factors), and, where the
+config names planted preferences (synthetic data), the oracle, a ceiling rather than a
+baseline.  Every recall@K of the model and of the baselines but random (an exact
+expectation) and the oracle carries its bootstrap interval over the split's users
+(``recall@K_ci``); ``strongest_baseline`` names, per K, the baseline with the highest recall.
 
 The quality gate's figures: the gate metric on cold items of this version and of the active
 version, both by exact retrieval with their own towers on the same users and new items.
@@ -25,12 +30,15 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 from psycopg2.extras import Json
 
 from . import artifacts, baselines, db, inputs, metrics, retrieval, samples, sql
+from .cf import Ridge
+from .content import ContentEncoder
 from .embeddings import read_features, version_tables
 from .inputs import as_vector
 from .config import PipelineConfig
@@ -69,6 +77,65 @@ def _value_counts(cur, cfg: PipelineConfig, bizdate: dt.date) -> dict[str, dict[
     for feature, value, n in cur.fetchall():
         counts.setdefault(feature, {})[value] = int(n)
     return counts
+
+
+@dataclass(frozen=True)
+class ContentModels:
+    """The content regressions of one bizdate, fitted once for every split: the encoder of
+    the items' content, content → popularity, and ALS factors with the ridge from content to
+    item factors (None without a positive pair)."""
+
+    encoder: ContentEncoder
+    popularity: Ridge
+    factors: baselines.Factors | None
+    to_factors: Ridge | None
+
+
+def _content_models(cur, cfg: PipelineConfig, bizdate: dt.date) -> ContentModels | None:
+    """Fit the content baselines on the items and positives of the bizdate's training
+    samples; None when the config has no item content or training has no item."""
+    feats = cfg.features_of(group="item_content")
+    if not feats:
+        return None
+    query = sql.render("eval/training_items.sql", schema=cfg.storage.schema_,
+                       label=cfg.label_name, features=feats, items=cfg.raw.table("items"))
+    window_start = bizdate - dt.timedelta(days=cfg.cold_start_recall.train_days - 1)
+    trained = db.fetch_columns(cur, query, {"bizdate": bizdate, "window_start": window_start})
+    if not trained["item_id"]:
+        return None
+    encoder = ContentEncoder(feats).fit(trained)
+    content = encoder.transform(trained)
+    popularity = baselines.popularity_regression(  # an unknown exposure (None) has its own bin
+        content, np.asarray(trained["positives"]),
+        np.array(trained["exposure_days"], dtype=np.float64))
+    query = sql.render("eval/positive_pairs.sql", schema=cfg.storage.schema_,
+                       label=cfg.label_name)
+    pairs = db.fetch_columns(cur, query, {"bizdate": bizdate})
+    if not pairs["item_id"]:
+        return ContentModels(encoder, popularity, None, None)
+    factors = baselines.als_factors(pairs["user_id"], pairs["item_id"])
+    to_factors = baselines.factor_regression(content, factors.item_factors(trained["item_id"]))
+    return ContentModels(encoder, popularity, factors, to_factors)
+
+
+def _content_baselines(models: ContentModels, items: dict[str, list], users: list[str],
+                       relevant: dict[str, set[str]], ks: list[int]) -> dict[str, Any]:
+    """content_popularity and ridge_to_factors on a split's users and candidates."""
+    top = max(ks)
+    content = models.encoder.transform(items)
+    ranked = baselines.rank(items["item_id"], models.popularity.predict(content)[:, 0], top)
+    out = {"content_popularity": metrics.ranking_metrics(
+        {u: ranked for u in users}, relevant, ks, ci=True)}
+    if models.to_factors is not None:
+        directions = baselines.factor_directions(models.to_factors, content)
+        f = models.factors
+        # a user without factors (no positive in the training window: every cold user) gets
+        # no ranking from it, so recall 0, as content kNN does for a user without a profile
+        user_vectors = {u: f.user_vectors[f.users[u]] for u in users if u in f.users}
+        out["ridge_to_factors"] = metrics.ranking_metrics(
+            baselines.dot_rankings(user_vectors, items["item_id"], directions, top),
+            relevant, ks, ci=True)
+    return out
 
 
 def _popularity(counts: dict[str, dict[str, int]], items: dict[str, list], k: int) -> list[str]:
@@ -157,7 +224,8 @@ def _candidate_range(cfg: PipelineConfig, bizdate: dt.date,
 
 def _evaluate_split(cur, cfg: PipelineConfig, bizdate: dt.date, version: str, split: str,
                     data: dict[str, Any], final, tables: dict[str, str],
-                    counts: dict[str, dict[str, int]]) -> tuple[dict[str, Any], dict[str, Any]]:
+                    counts: dict[str, dict[str, int]], content_models: ContentModels | None
+                    ) -> tuple[dict[str, Any], dict[str, Any]]:
     """One split's figures; also the (users, items, relevant) the quality gate needs."""
     ks = cfg.evaluation.k
     top = max(ks)
@@ -189,7 +257,7 @@ def _evaluate_split(cur, cfg: PipelineConfig, bizdate: dt.date, version: str, sp
     figures: dict[str, Any] = {
         "auc": _auc(final, {k: v[rows] for k, v in data["features"].items()},
                     data["labels"][rows]),
-        **metrics.ranking_metrics(rankings, relevant, ks),
+        **metrics.ranking_metrics(rankings, relevant, ks, ci=True),
         "samples": int(rows.sum()),
         "positives": int(np.sum(data["labels"][rows] > 0)),
         "users": len(users),
@@ -199,14 +267,22 @@ def _evaluate_split(cur, cfg: PipelineConfig, bizdate: dt.date, version: str, sp
             "random": {f"recall@{k}": (min(k, n) / n if n else None) for k in ks},
         },
     }
+    # listed simplest first: a tie for the strongest baseline goes to the simpler one
     popular = _popularity(counts, items, top)
     figures["baselines"]["popularity"] = metrics.ranking_metrics(
-        {u: popular for u in users}, relevant, ks)
+        {u: popular for u in users}, relevant, ks, ci=True)
+    content = (_content_baselines(content_models, items, users, relevant, ks)
+               if content_models is not None and n else {})
+    if "content_popularity" in content:
+        figures["baselines"]["content_popularity"] = content["content_popularity"]
     knn = _content_knn(cur, cfg, bizdate, items, users, top)
     if knn is not None:
-        figures["baselines"]["content_knn"] = metrics.ranking_metrics(knn, relevant, ks)
+        figures["baselines"]["content_knn"] = metrics.ranking_metrics(knn, relevant, ks, ci=True)
+    if "ridge_to_factors" in content:
+        figures["baselines"]["ridge_to_factors"] = content["ridge_to_factors"]
+    figures["strongest_baseline"] = metrics.strongest_baseline(figures["baselines"], ks)
     oracle = _oracle(cur, cfg, items, users, top)
-    if oracle is not None:
+    if oracle is not None:  # a ceiling, not a competitor: no interval, never the strongest
         figures["baselines"]["oracle"] = metrics.ranking_metrics(oracle, relevant, ks)
     return figures, {"items": items, "users": set(users), "relevant": relevant}
 
@@ -228,9 +304,10 @@ def evaluate(cfg: PipelineConfig, bizdate: dt.date, url: str | None = None,
         data = samples.load_partition(cur, cfg, "eval_samples", bizdate)
         tables = version_tables(cur, cfg, version)
         counts = _value_counts(cur, cfg, bizdate)
+        content_models = _content_models(cur, cfg, bizdate)
         for split in SPLITS:
             splits[split], held = _evaluate_split(cur, cfg, bizdate, version, split, data, final,
-                                                  tables, counts)
+                                                  tables, counts, content_models)
             if split == "cold_items":
                 cold = held
         active = retrieval.active_version(cur, cfg)
@@ -257,7 +334,8 @@ def evaluate(cfg: PipelineConfig, bizdate: dt.date, url: str | None = None,
             "bizdate": bizdate, "model_version": version, "metrics": Json(result)},
             schema=schema)
     log.info("metrics of %s: %s", bizdate, {
-        split: {k: v for k, v in f.items() if k == "auc" or k.startswith("recall@")}
+        split: {k: v for k, v in f.items()
+                if k == "auc" or (k.startswith("recall@") and not k.endswith("_ci"))}
         for split, f in result["splits"].items()})
     return result
 

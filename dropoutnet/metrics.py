@@ -1,8 +1,14 @@
-"""Ranking and classification metrics, in numpy (no extra dependency)."""
+"""Ranking and classification metrics, in numpy (no extra dependency).
+
+Every recall figure is a mean over users, so its uncertainty is the users': the
+:func:`bootstrap_ci` of the per-user values (percentile, 1000 resamples, fixed seed) goes
+next to it as ``recall@K_ci``.  With the same seed and the same users, every method of one
+report is resampled on the same draws, so their intervals are paired.
+"""
 
 from __future__ import annotations
 
-from typing import Iterable, Sequence
+from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
@@ -43,17 +49,59 @@ def ndcg_at_k(ranked: Sequence[str], relevant: Iterable[str], k: int) -> float:
     return float(dcg / ideal)
 
 
+def bootstrap_ci(per_user: Sequence[float], n_resamples: int = 1000, level: float = 0.95,
+                 seed: int = 0) -> tuple[float, float]:
+    """Percentile bootstrap interval of the mean of ``per_user`` over resampled users."""
+    per_user = np.asarray(per_user, dtype=np.float64)
+    if per_user.size == 0:
+        raise ValueError("a bootstrap interval needs at least one user")
+    rng = np.random.default_rng(seed)
+    means = per_user[rng.integers(0, len(per_user), (n_resamples, len(per_user)))].mean(axis=1)
+    alpha = (1 - level) / 2
+    lo, hi = np.quantile(means, [alpha, 1 - alpha])
+    return float(lo), float(hi)
+
+
 def ranking_metrics(rankings: dict[str, Sequence[str]], relevant: dict[str, set[str]],
-                    ks: Sequence[int]) -> dict[str, float]:
-    """Mean recall@k and NDCG@k over the users of ``relevant`` (each ranked in ``rankings``)."""
-    out: dict[str, float] = {}
+                    ks: Sequence[int], ci: bool = False) -> dict[str, Any]:
+    """Mean recall@k and NDCG@k over the users of ``relevant`` (each ranked in ``rankings``;
+    a user without a ranking scores 0); with ``ci``, also ``recall@k_ci``: the bootstrap
+    interval over those users (None when there is none)."""
+    out: dict[str, Any] = {}
     users = [u for u in relevant if relevant[u]]
     for k in ks:
         if not users:
             out[f"recall@{k}"] = out[f"ndcg@{k}"] = float("nan")
+            if ci:
+                out[f"recall@{k}_ci"] = None
             continue
-        out[f"recall@{k}"] = float(np.mean([recall_at_k(rankings.get(u, []), relevant[u], k)
-                                            for u in users]))
+        recalls = [recall_at_k(rankings.get(u, []), relevant[u], k) for u in users]
+        out[f"recall@{k}"] = float(np.mean(recalls))
+        if ci:
+            out[f"recall@{k}_ci"] = list(bootstrap_ci(recalls))
         out[f"ndcg@{k}"] = float(np.mean([ndcg_at_k(rankings.get(u, []), relevant[u], k)
                                           for u in users]))
+    return out
+
+
+def strongest_baseline(baselines: Mapping[str, Mapping[str, Any]], ks: Sequence[int],
+                       exclude: Iterable[str] = ("oracle",)) -> dict[str, str | None]:
+    """Per ``recall@K``, the name of the baseline with the highest recall (``exclude``: not
+    baselines but ceilings, like the synthetic data's oracle).
+
+    A tie goes to the baseline listed first, so list the simpler ones first; None when no
+    baseline has a figure at that K.
+    """
+    skip = set(exclude)
+    out: dict[str, str | None] = {}
+    for k in ks:
+        key = f"recall@{k}"
+        best, best_value = None, -np.inf
+        for name, figures in baselines.items():
+            value = figures.get(key)
+            if name in skip or value is None or not np.isfinite(value):
+                continue
+            if value > best_value:
+                best, best_value = name, value
+        out[key] = best
     return out

@@ -141,13 +141,26 @@ def test_benchmark_end_to_end_on_tiny_data(dataset):
     assert result["content"] == "tags+citations" and result["n_items"] == len(COLD)
     assert result["n_users"] == N_USERS
     for block in (result, result["citations_only"]):
-        assert set(block["baselines"]) == {"random", "content_knn", "ridge_to_als"}
+        assert set(block["baselines"]) == {"random", "content_popularity", "content_knn",
+                                           "ridge_to_als", "ridge_to_als_normalised"}
         for figures in [block["model"], *block["baselines"].values()]:
-            assert set(figures) == {f"{m}@{k}" for m in ("recall", "ndcg") for k in cu.KS}
-            assert all(0.0 <= x <= 1.0 for x in figures.values())
+            assert set(figures) == {f"{m}@{k}{ci}" for k in cu.KS for m, ci in (
+                ("recall", ""), ("recall", "_ci"), ("ndcg", ""))}
+            for k in cu.KS:  # each recall inside its bootstrap interval over the test users
+                lo, hi = figures[f"recall@{k}_ci"]  # rounded to 4 decimals
+                assert 0.0 <= lo <= hi <= 1.0
+                assert lo - 1e-4 <= figures[f"recall@{k}"] <= hi + 1e-4
+                assert 0.0 <= figures[f"ndcg@{k}"] <= 1.0
         # every cold item is ranked: recall@100 covers all 10 candidates
         assert block["model"]["recall@100"] == pytest.approx(1.0)
+        strongest = block["strongest_baseline"]
+        assert set(strongest) == {f"recall@{k}" for k in cu.KS}
+        for key, name in strongest.items():
+            assert block["baselines"][name][key] == max(b[key] for b in block["baselines"].values())
     json.dumps(result)
+    report = cu.format_report(result)
+    assert "strongest baseline: recall@20 " in report and "ridge_to_als_normalised" in report
+    assert "recall@20 [95% CI]" in report
 
 
 def test_cli_benchmark(dataset, capsys):

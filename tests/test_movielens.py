@@ -283,6 +283,36 @@ def test_baselines_recall_and_bootstrap(tmp_path):
     assert figures["recall@1_ci"][0] <= figures["recall@1"] <= figures["recall@1_ci"][1]
 
 
+def test_content_baselines_and_the_strongest_baseline(tmp_path):
+    folder = write_slice(tmp_path / "ml")
+    movies = ml.read(folder)
+    # the content the loader computes: genres, decade, year, release age when first rated
+    assert ml.movie_content(movies, np.array([0, 2, 3, 5])) == {
+        "genres": ["Animation|Comedy", "Comedy", "Action|Crime", "unknown"],
+        "decade": ["1990s", "1990s", "1990s", None],
+        "year": [1995, 1994, 1995, None],  # Café au lait: no release date, the title's year
+        "release_age_days": [1054, None, 709, None],  # 1995-01-01 .. 1997-11-20; 12-15 .. 11-23
+    }
+    split = ml.split_time_cold(folder, cold_share=0.5)
+    pop = ml.baseline_scores(split, "content_popularity")
+    assert pop.shape == (3, 3) and np.all(pop == pop[0])  # the same ranking for every user
+    factors = ml.baseline_scores(split, "ridge_to_factors")
+    assert factors.shape == (3, 3) and np.all(np.isfinite(factors))
+    # every test user has a training click, so ALS factors: no all-zero row of scores
+    assert np.all(np.abs(factors).sum(axis=1) > 0)
+
+    result = ml.benchmark_baselines(folder, ks=(1, 2), n_resamples=100, cold_share=0.5)
+    assert {"genre_popularity", "genre_knn", "content_popularity", "ridge_to_factors",
+            "random"} <= set(result["baselines"])
+    for name, figures in result["baselines"].items():
+        for k in (1, 2):
+            lo, hi = figures[f"recall@{k}_ci"]
+            assert lo - 1e-4 <= figures[f"recall@{k}"] <= hi + 1e-4, (name, k)
+    for key, name in result["strongest_baseline"].items():
+        assert result["baselines"][name][key] == max(
+            b[key] for b in result["baselines"].values())
+
+
 def test_title_embedding_is_stable_and_ignores_the_year():
     a = ml.title_embedding("Toy Story (1995)")
     assert a.shape == (16,) and np.isclose(np.linalg.norm(a), 1.0)
@@ -302,6 +332,9 @@ def test_model_benchmark_runs_the_pipeline_steps_on_the_split(database_url, tmp_
     for k in (1, 2):
         assert 0.0 <= result["model"][f"recall@{k}"] <= 1.0
         assert f"recall@{k}" in result["baselines"]["genre_popularity"]
+        lo, hi = result["model"][f"recall@{k}_ci"]
+        assert lo - 1e-4 <= result["model"][f"recall@{k}"] <= hi + 1e-4
+        assert result["strongest_baseline"][f"recall@{k}"] in result["baselines"]
     # two candidates: every user's relevant item is in the top 2
     assert result["model"]["recall@2"] == 1.0
     assert result["train"]["rows"] > 0

@@ -97,7 +97,26 @@ def test_two_bizdates_warm_start_and_recall(env, caplog):
             assert key in figures, (split, key)
         assert figures["users"] > 0 and figures["candidates"] > 0, split
         assert 0.0 <= figures["recall@10"] <= 1.0 and 0.0 <= figures["auc"] <= 1.0
-        assert {"random", "popularity", "content_knn"} <= set(figures["baselines"])
+        assert {"random", "popularity", "content_popularity", "content_knn",
+                "ridge_to_factors"} <= set(figures["baselines"])
+        # a bootstrap interval over the split's users beside every recall of the model and of
+        # the baselines (random's recall is an exact expectation: none there)
+        for name, f in [("model", figures), *figures["baselines"].items()]:
+            for k in (5, 10):
+                if name in ("random", "oracle"):
+                    assert f"recall@{k}_ci" not in f, (split, name)
+                    continue
+                lo, hi = f[f"recall@{k}_ci"]
+                assert 0.0 <= lo <= f[f"recall@{k}"] <= hi <= 1.0, (split, name, k)
+        # the strongest baseline per K: the best recall among the baselines but the oracle
+        strongest = figures["strongest_baseline"]
+        assert set(strongest) == {"recall@5", "recall@10"}, split
+        for key, name in strongest.items():
+            assert name not in (None, "oracle"), (split, key)
+            assert figures["baselines"][name][key] == max(
+                f[key] for b, f in figures["baselines"].items() if b != "oracle")
+    # a cold user has no ALS factors: ridge -> factors ranks nothing for them
+    assert metrics["splits"]["cold_users"]["baselines"]["ridge_to_factors"]["recall@10"] == 0.0
     # each split ranks its own candidates: new items for cold items, older ones otherwise
     assert metrics["splits"]["cold_items"]["candidates"] == query(
         env, f"select count(*) from pipe_raw.sv_items where (create_time at time zone 'utc')::date = '2026-11-20'")[0][0]
@@ -122,6 +141,11 @@ def test_two_bizdates_warm_start_and_recall(env, caplog):
     assert code == 0 and json.loads(out)["splits"] == metrics["splits"]
     code, out, _ = run_cli("metrics", "--bizdate", DAY2.isoformat())
     assert code == 0 and "cold users (no event before the bizdate)" in out
+    lo, hi = metrics["splits"]["cold_items"]["recall@10_ci"]
+    assert f"[{lo:.3f}, {hi:.3f}]" in out and "recall@10 [95% CI]" in out
+    cold_strongest = metrics["splits"]["cold_items"]["strongest_baseline"]
+    assert (f"strongest baseline: recall@5 {cold_strongest['recall@5']}, "
+            f"recall@10 {cold_strongest['recall@10']}") in out
 
 
 def test_rerun_replaces_exactly_the_bizdate(env):

@@ -34,10 +34,13 @@ factors are *precomputed* preference features), trained on the training positive
 sampled negatives (label 0) with its configured losses, item preference dropout 0.5.  Cold
 items are embedded by the item tower with zero factors, exactly as at serving.
 
-**Baselines, same run, same users and items:** random; content kNN (a user is the mean tf-idf
-of their training items, cosine); a ridge map from the tf-idf content to the ALS item factors,
-ranked by U·V̂.  Item popularity is flat on cold items (none has a training pair), so it is not
-reported.
+**Baselines, same run, same users and items:** random; content → popularity (a ridge from the
+tf-idf to log1p of an item's training users, the same ranking for every user: item popularity
+itself is flat on cold items, none has a training pair); content kNN (a user is the mean
+tf-idf of their training items, cosine); a ridge map from the tf-idf content to the ALS item
+factors, ranked by U·V̂ (``ridge_to_als``) and by U·V̂/|V̂| (``ridge_to_als_normalised``).
+Every recall carries its bootstrap interval over the test users (``recall@K_ci``), and each
+content variant names its ``strongest_baseline`` per K.
 """
 
 from __future__ import annotations
@@ -50,6 +53,10 @@ from typing import Any, Sequence
 
 import numpy as np
 import scipy.sparse as sp
+
+from ..baselines import popularity_regression
+from ..cf import implicit_als, ridge_predict, unit_rows
+from ..metrics import bootstrap_ci, strongest_baseline
 
 log = logging.getLogger(__name__)
 
@@ -250,72 +257,15 @@ def svd_features(x: sp.csr_matrix, dim: int, seed: int, n_iter: int = 4,
     return np.clip(z, -clip, clip).astype(np.float32)
 
 
-# --- implicit ALS ----------------------------------------------------------------------------
-
-
-def _cg_solve(r: sp.csr_matrix, y: np.ndarray, x: np.ndarray, reg: float, alpha: float,
-              steps: int) -> np.ndarray:
-    """A few conjugate-gradient steps on every row's WMF normal equations at once.
-
-    Row u solves ``(YᵀY + Yᵀ(C_u − I)Y + reg·I) x_u = Yᵀ C_u p_u`` with ``C_u = 1 + alpha·r_u``
-    and ``p_u`` = 1 on the row's pairs (Hu, Koren & Volinsky 2008; CG as in Takács et al.).
-    """
-    rows = np.repeat(np.arange(r.shape[0]), np.diff(r.indptr))
-    cols = r.indices
-    extra = alpha * r.data  # C - 1 on the observed entries
-    gram = y.T @ y + reg * np.eye(y.shape[1])
-
-    def apply(v: np.ndarray) -> np.ndarray:
-        d = np.einsum("ij,ij->i", v[rows], y[cols]) * extra
-        return v @ gram + sp.csr_matrix((d, (rows, cols)), shape=r.shape) @ y
-
-    b = sp.csr_matrix((1.0 + extra, (rows, cols)), shape=r.shape) @ y
-    x = x.copy()
-    res = b - apply(x)
-    p = res.copy()
-    rs_old = np.einsum("ij,ij->i", res, res)
-    for _ in range(steps):
-        ap = apply(p)
-        denom = np.einsum("ij,ij->i", p, ap)
-        a = np.divide(rs_old, denom, out=np.zeros_like(rs_old), where=denom > 1e-20)
-        x += a[:, None] * p
-        res -= a[:, None] * ap
-        rs_new = np.einsum("ij,ij->i", res, res)
-        beta = np.divide(rs_new, rs_old, out=np.zeros_like(rs_new), where=rs_old > 1e-20)
-        p = res + beta[:, None] * p
-        rs_old = rs_new
-    return x
-
-
-def implicit_als(pairs: np.ndarray, n_users: int, n_items: int, rank: int = 200,
-                 reg: float = 1.0, alpha: float = 20.0, iterations: int = 12,
-                 cg_steps: int = 3, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """WMF user and item factors ``(U [n_users, rank], V [n_items, rank])`` from implicit
-    pairs; an entity with no pair gets an all-zero row (cold: no preference)."""
-    r = sp.csr_matrix((np.ones(len(pairs)), (pairs[:, 0], pairs[:, 1])),
-                      shape=(n_users, n_items))
-    r.sum_duplicates()
-    r.data[:] = 1.0
-    rt = r.T.tocsr()
-    rng = np.random.default_rng(seed)
-    has_u = np.diff(r.indptr) > 0
-    has_i = np.diff(rt.indptr) > 0
-    u = rng.normal(0, 0.01, (n_users, rank)) * has_u[:, None]
-    v = rng.normal(0, 0.01, (n_items, rank)) * has_i[:, None]
-    for _ in range(iterations):
-        u = _cg_solve(r, v, u, reg, alpha, cg_steps) * has_u[:, None]
-        v = _cg_solve(rt, u, v, reg, alpha, cg_steps) * has_i[:, None]
-    return u.astype(np.float32), v.astype(np.float32)
-
-
 # --- metrics ---------------------------------------------------------------------------------
 
 
-def ranking_metrics(scores: np.ndarray, relevant: np.ndarray, ks: Sequence[int] = KS
-                    ) -> dict[str, float]:
+def ranking_metrics(scores: np.ndarray, relevant: np.ndarray, ks: Sequence[int] = KS,
+                    ci: bool = False) -> dict[str, Any]:
     """Mean recall@K and NDCG@K over the rows of ``relevant`` (bool ``[users, items]``) that
     have at least one relevant item; ``scores`` ``[users, items]``, higher ranks first (ties
-    broken by column order)."""
+    broken by column order).  With ``ci``, also ``recall@K_ci``: the bootstrap interval over
+    those users (:func:`dropoutnet.metrics.bootstrap_ci`)."""
     scores = np.asarray(scores, dtype=np.float64)
     relevant = np.asarray(relevant, dtype=bool)
     keep = relevant.any(axis=1)
@@ -326,13 +276,16 @@ def ranking_metrics(scores: np.ndarray, relevant: np.ndarray, ks: Sequence[int] 
     hits = np.take_along_axis(relevant, top, axis=1)
     gains = hits / np.log2(np.arange(2, kmax + 2))
     ideal_cum = np.cumsum(1.0 / np.log2(np.arange(2, kmax + 2)))
-    out: dict[str, float] = {}
+    out: dict[str, Any] = {}
     for k in ks:
         kk = min(k, kmax)
         if not len(n_rel):
             out[f"recall@{k}"] = out[f"ndcg@{k}"] = float("nan")
             continue
-        out[f"recall@{k}"] = float(np.mean(hits[:, :kk].sum(axis=1) / n_rel))
+        recall = hits[:, :kk].sum(axis=1) / n_rel
+        out[f"recall@{k}"] = float(np.mean(recall))
+        if ci:
+            out[f"recall@{k}_ci"] = [round(x, 4) for x in bootstrap_ci(recall)]
         ideal = ideal_cum[np.minimum(n_rel, kk) - 1]
         out[f"ndcg@{k}"] = float(np.mean(gains[:, :kk].sum(axis=1) / ideal))
     return out
@@ -467,7 +420,7 @@ def _run_content(name: str, s: BenchmarkSettings, data: CiteULikeData, r: sp.csr
     tf_idf = content_matrix(data, CONTENTS[name])
     svd = svd_features(tf_idf, s.content_dim, s.seed)
     warm = np.flatnonzero(np.diff(r.tocsc().indptr) > 0)
-    cold_vhat = _ridge_predict(tf_idf, v, warm, cand, s.ridge_reg)
+    cold_vhat = ridge_predict(tf_idf, v, warm, cand, s.ridge_reg)
     # content mapped to the CF space (a function of content only): out-of-fold for the
     # items with training pairs, so the model sees it as noisy as it is for cold items
     vhat = _out_of_fold_ridge(tf_idf, v, warm, s.ridge_reg, s.ridge_folds, s.seed)
@@ -478,19 +431,35 @@ def _run_content(name: str, s: BenchmarkSettings, data: CiteULikeData, r: sp.csr
     user_content = np.asarray(_mean_rows(r, item_content), dtype=np.float32)
     log.info("%s: content %s -> %s in %.1fs", name, tf_idf.shape, item_content.shape,
              time.monotonic() - t0)
-    baselines: dict[str, dict[str, float]] = {}
+    # every baseline on the same users and candidates, simplest first (a tie for the
+    # strongest baseline goes to the simpler one); each recall with its bootstrap interval
+    baselines: dict[str, dict[str, Any]] = {}
 
     rng = np.random.default_rng(s.seed)
-    baselines["random"] = ranking_metrics(rng.random(relevant.shape), relevant, ks)
+    baselines["random"] = ranking_metrics(rng.random(relevant.shape), relevant, ks, ci=True)
+
+    # content -> popularity: a ridge from the tf-idf to log1p(training users per item), fit
+    # on every non-candidate item (0 users included); the same ranking for every user
+    fit = np.setdiff1d(np.arange(data.n_items), cand)
+    users_per_item = np.diff(r.tocsc().indptr)
+    expected = popularity_regression(tf_idf[fit], users_per_item[fit],
+                                     reg=s.ridge_reg).predict(tf_idf[cand])[:, 0]
+    baselines["content_popularity"] = ranking_metrics(
+        np.broadcast_to(expected, relevant.shape), relevant, ks, ci=True)
 
     # content kNN: the user's mean tf-idf against each candidate's, cosine
     profile = _l2_rows(sp.csr_matrix(_mean_rows(r[test_users], tf_idf)))
     knn = (profile @ tf_idf[cand].T).toarray()
-    baselines["content_knn"] = ranking_metrics(knn, relevant, ks)
+    baselines["content_knn"] = ranking_metrics(knn, relevant, ks, ci=True)
 
-    # ridge map: tf-idf content -> ALS item factors on the items with training pairs
-    baselines["ridge_to_als"] = ranking_metrics(u[test_users] @ cold_vhat.T, relevant, ks)
-    log.info("%s baselines: %s", name, baselines)
+    # ridge map: tf-idf content -> ALS item factors on the items with training pairs, ranked
+    # by U·V̂, and by U·V̂/|V̂| (the predicted direction only)
+    baselines["ridge_to_als"] = ranking_metrics(u[test_users] @ cold_vhat.T, relevant, ks,
+                                                ci=True)
+    baselines["ridge_to_als_normalised"] = ranking_metrics(
+        u[test_users] @ unit_rows(cold_vhat).T, relevant, ks, ci=True)
+    strongest = strongest_baseline(baselines, ks)
+    log.info("%s baselines: %s; strongest: %s", name, baselines, strongest)
 
     model, train_stats = train_dropoutnet(s, data, item_content, user_content, u, v, r)
     import tensorflow as tf
@@ -500,41 +469,13 @@ def _run_content(name: str, s: BenchmarkSettings, data: CiteULikeData, r: sp.csr
     ue = _embed(user_fn, {"u_content": user_content[test_users], "u_factors": u[test_users]})
     # cold items: no training pair, so their factors are all zero -- the cold encoding
     ie = _embed(item_fn, {"i_content": item_content[cand], "i_factors": v[cand]})
-    model_metrics = ranking_metrics(ue @ ie.T, relevant, ks)
+    model_metrics = ranking_metrics(ue @ ie.T, relevant, ks, ci=True)
     log.info("%s model: %s", name, model_metrics)
     return {"content": name, "model": model_metrics, "baselines": baselines,
+            "strongest_baseline": strongest,
             "training": {k: val for k, val in train_stats.items() if k != "history"}
             | {"final": {k: round(val[-1], 5) for k, val in train_stats["history"].items()}},
             "seconds": round(time.monotonic() - t0, 1)}
-
-
-def _ridge_predict(x: sp.csr_matrix, v: np.ndarray, train_rows: np.ndarray,
-                   predict_rows: np.ndarray, reg: float, steps: int = 100) -> np.ndarray:
-    """Ridge regression from sparse ``x`` (plus an intercept) to ``v``, fit on ``train_rows``;
-    the prediction for ``predict_rows``.  ``(XᵀX + reg·I) W = XᵀV`` is solved by conjugate
-    gradients, every output column at once, without forming ``XᵀX``."""
-    xt = sp.hstack([x[train_rows], np.ones((len(train_rows), 1))]).tocsr()
-    target = v[train_rows].astype(np.float64)
-
-    def apply(w: np.ndarray) -> np.ndarray:
-        return xt.T @ (xt @ w) + reg * w
-
-    w = np.zeros((xt.shape[1], target.shape[1]))
-    res = np.asarray(xt.T @ target)
-    p = res.copy()
-    rs_old = np.einsum("ij,ij->j", res, res)
-    for _ in range(steps):
-        ap = apply(p)
-        denom = np.einsum("ij,ij->j", p, ap)
-        a = np.divide(rs_old, denom, out=np.zeros_like(rs_old), where=denom > 1e-30)
-        w += p * a
-        res -= ap * a
-        rs_new = np.einsum("ij,ij->j", res, res)
-        beta = np.divide(rs_new, rs_old, out=np.zeros_like(rs_new), where=rs_old > 1e-30)
-        p = res + p * beta
-        rs_old = rs_new
-    xp = sp.hstack([x[predict_rows], np.ones((len(predict_rows), 1))]).tocsr()
-    return np.asarray(xp @ w)
 
 
 def _out_of_fold_ridge(x: sp.csr_matrix, v: np.ndarray, rows: np.ndarray, reg: float,
@@ -545,7 +486,7 @@ def _out_of_fold_ridge(x: sp.csr_matrix, v: np.ndarray, rows: np.ndarray, reg: f
     for f in range(max(2, folds)):
         held = rows[fold == f]
         if len(held):
-            out[held] = _ridge_predict(x, v, rows[fold != f], held, reg)
+            out[held] = ridge_predict(x, v, rows[fold != f], held, reg)
     return out
 
 
@@ -582,13 +523,15 @@ def run_benchmark(path: str | Path, split: str | Path, settings: BenchmarkSettin
         "content": first["content"],
         "model": first["model"],
         "baselines": first["baselines"],
+        "strongest_baseline": first["strongest_baseline"],
         "n_users": int(len(test_users)),
         "n_items": int(len(data.test_items)),
         "seconds": 0.0,
     }
     for other in variants[1:]:  # e.g. "citations_only"
         key = other["content"] if "+" in other["content"] else other["content"] + "_only"
-        out[key] = {k: other[k] for k in ("content", "model", "baselines")}
+        out[key] = {k: other[k] for k in ("content", "model", "baselines",
+                                          "strongest_baseline")}
     out["training"] = {vr["content"]: vr["training"] for vr in variants}
     out["settings"] = {k: (list(val) if isinstance(val, tuple) else val)
                        for k, val in s.__dict__.items()}
@@ -598,19 +541,31 @@ def run_benchmark(path: str | Path, split: str | Path, settings: BenchmarkSettin
 
 
 def format_report(result: dict[str, Any]) -> str:
-    """A plain-text table of every figure."""
-    ks = sorted(int(k.split("@")[1]) for k in result["model"] if k.startswith("recall@"))
+    """A plain-text table of every figure: recall@K with its 95 % bootstrap interval over the
+    test users, NDCG@K, and the strongest baseline per K."""
+    ks = sorted(int(k.split("@")[1]) for k in result["model"]
+                if k.startswith("recall@") and not k.endswith("_ci"))
     lines = [f"{result['dataset']}: {result['n_users']} test users, {result['n_items']} cold "
              f"items, {result['seconds']:.0f}s"]
     blocks = [result] + [v for v in result.values()
                          if isinstance(v, dict) and "model" in v and "baselines" in v]
     for block in blocks:
         lines.append(f"content: {block['content']}")
-        header = "  " + f"{'':<14}" + "".join(f"{'recall@' + str(k):>12}" for k in ks) + \
+        header = "  " + f"{'':<24}" + "".join(
+            f"  {'recall@' + str(k) + ' [95% CI]':<23}" for k in ks) + \
             "".join(f"{'ndcg@' + str(k):>10}" for k in ks)
         lines.append(header)
         rows = {"dropoutnet": block["model"], **block["baselines"]}
         for name, m in rows.items():
-            lines.append("  " + f"{name:<14}" + "".join(f"{m[f'recall@{k}']:>12.4f}" for k in ks)
+            cells = []
+            for k in ks:
+                ci = m.get(f"recall@{k}_ci")
+                cells.append(f"{m[f'recall@{k}']:.4f}" + (f" [{ci[0]:.3f}, {ci[1]:.3f}]"
+                                                         if ci else ""))
+            lines.append("  " + f"{name:<24}" + "".join(f"  {c:<23}" for c in cells)
                          + "".join(f"{m[f'ndcg@{k}']:>10.4f}" for k in ks))
+        strongest = block.get("strongest_baseline")
+        if strongest:
+            lines.append("  strongest baseline: " + ", ".join(
+                f"{key} {name or 'n/a'}" for key, name in strongest.items()))
     return "\n".join(lines)

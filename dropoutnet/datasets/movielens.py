@@ -74,8 +74,9 @@ one of them only ratings below 4); candidates = the 252 cold movies. Recall@K is
 paper's: per test user, the share of their test movies in the top K of the candidates,
 averaged over users; :func:`bootstrap_ci` resamples the test users. Rankings break score ties
 by publish time (then id); the expected recall under random tie-breaking is given beside it,
-because genre-only scores tie a lot. :func:`baseline_scores` gives the issue's two baselines
-(and a random one); reproduce every figure with::
+because genre-only scores tie a lot. :func:`baseline_scores` gives the baselines: genre
+popularity, genre kNN, content → popularity, ridge → factors and random;
+:func:`benchmark_baselines` names the strongest per K.  Reproduce every figure with::
 
     python -m dropoutnet.datasets.movielens ../shared/datasets/ml-100k
 """
@@ -93,6 +94,11 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from ..baselines import (als_factors, factor_directions, factor_regression,
+                         popularity_regression)
+from ..config import FeatureSpec
+from ..content import ContentEncoder
+from ..metrics import bootstrap_ci, strongest_baseline
 from . import DatasetError
 
 NAME = "movielens-100k"
@@ -331,13 +337,19 @@ def item_year(title: str, release: dt.date | None) -> int | None:
 _NULL = "\\N"
 
 
-def release_age_days(release: dt.date | None, publish: int) -> str:
-    """Days from the release date to the publish time (unix seconds; < 0 = never rated), as
-    COPY text: how new a movie is when it appears, known at that moment.  Negative when it is
-    rated before its release date (previews); NULL without a release date or publish time."""
+def release_age(release: dt.date | None, publish: int) -> int | None:
+    """Days from the release date to the publish time (unix seconds; < 0 = never rated): how
+    new a movie is when it appears, known at that moment.  Negative when it is rated before
+    its release date (previews); None without a release date or publish time."""
     if release is None or publish < 0:
-        return _NULL
-    return str((dt.datetime.fromtimestamp(publish, dt.timezone.utc).date() - release).days)
+        return None
+    return (dt.datetime.fromtimestamp(publish, dt.timezone.utc).date() - release).days
+
+
+def release_age_days(release: dt.date | None, publish: int) -> str:
+    """:func:`release_age` as COPY text (NULL when unknown)."""
+    age = release_age(release, publish)
+    return _NULL if age is None else str(age)
 
 
 def _ts(seconds: np.ndarray) -> np.ndarray:
@@ -554,7 +566,58 @@ def split_time_cold(path: str | Path | MovieLens, cold_share: float = 0.15,
     }
 
 
-BASELINES = ("genre_popularity", "genre_knn", "random")
+BASELINES = ("genre_popularity", "genre_knn", "content_popularity", "ridge_to_factors", "random")
+
+# A movie's content for the content regressions, as the loader computes it (``ml_items``):
+# every genre, the decade, the year and the release age when it appears
+CONTENT = (
+    FeatureSpec(name="genres", group="item_content", kind="tags", source="items.tags"),
+    FeatureSpec(name="decade", group="item_content", kind="categorical", source="items.decade"),
+    FeatureSpec(name="year", group="item_content", kind="numeric", source="items.year"),
+    FeatureSpec(name="release_age_days", group="item_content", kind="numeric",
+                source="items.release_age_days"),
+)
+
+
+def movie_content(ml: MovieLens, rows: np.ndarray) -> dict[str, list]:
+    """The :data:`CONTENT` columns of the movies at positions ``rows`` (of ``ml.item_ids``)."""
+    publish = ml.item_publish_time
+    years = [item_year(ml.titles[r], ml.release_dates[r]) for r in rows]
+    return {
+        "genres": ["|".join(GENRES[g] for g in np.flatnonzero(ml.genres[r])) for r in rows],
+        "decade": [None if y is None else f"{y // 10 * 10}s" for y in years],
+        "year": years,
+        "release_age_days": [release_age(ml.release_dates[r], int(publish[r])) for r in rows],
+    }
+
+
+def _content_scores(split: dict[str, Any], method: str) -> np.ndarray:
+    """``content_popularity`` or ``ridge_to_factors`` (see :func:`baseline_scores`)."""
+    ml, train = split["dataset"], split["train"]
+    ipos = {int(i): k for k, i in enumerate(split["items"])}
+    train_rows = np.array([ipos[int(i)] for i in train["item"]], dtype=np.int64)
+    fit = np.unique(train_rows)  # the movies with a training rating
+    fit_columns = movie_content(ml, fit)
+    encoder = ContentEncoder(CONTENT).fit(fit_columns)
+    fit_content = encoder.transform(fit_columns)
+    candidates = encoder.transform(movie_content(
+        ml, np.array([ipos[int(c)] for c in split["candidates"]], dtype=np.int64)))
+    clicked = train["rating"] >= CLICK_MIN_RATING
+    users = split["test_users"]
+    if method == "content_popularity":
+        clicks = np.bincount(train_rows[clicked], minlength=len(ipos))[fit]
+        # exposure: the days from a movie's publish time to the end of training
+        exposure = (split["cutoff_time"] - split["publish_time"][fit]) / 86400.0
+        expected = popularity_regression(fit_content, clicks, exposure).predict(candidates)[:, 0]
+        return np.tile(expected, (len(users), 1))
+    factors = als_factors(train["user"][clicked].tolist(), train["item"][clicked].tolist())
+    directions = factor_directions(factor_regression(
+        fit_content, factors.item_factors(split["items"][fit].tolist())), candidates)
+    user_vectors = np.zeros((len(users), directions.shape[1]))
+    for k, u in enumerate(users.tolist()):
+        if u in factors.users:  # every test user has a training click (the split's rule)
+            user_vectors[k] = factors.user_vectors[factors.users[u]]
+    return user_vectors @ directions.T
 
 
 def baseline_scores(split: dict[str, Any], method: str, *, profile: str = "click",
@@ -567,8 +630,17 @@ def baseline_scores(split: dict[str, Any], method: str, *, profile: str = "click
     * ``genre_knn``: content kNN on genres: a user is the mean genre vector of their training
       movies (those rated >= 4 with ``profile="click"``, all rated with ``profile="rating"``),
       scored against each candidate's genre vector by cosine.
+    * ``content_popularity``: a ridge from a movie's content (:data:`CONTENT`) to log1p of
+      its training clicks (ratings >= 4), fit on the movies with a training rating, at equal
+      exposure (the days from a movie's publish time to the cutoff: see
+      :func:`dropoutnet.baselines.popularity_regression`); the same ranking for every user.
+    * ``ridge_to_factors``: implicit-ALS factors of the training clicks, a ridge from the
+      same content to the movies' factors, each predicted vector L2-normalised, scored by the
+      user's factors · the prediction.
     * ``random``: uniform random scores (``seed``).
     """
+    if method in ("content_popularity", "ridge_to_factors"):
+        return _content_scores(split, method)
     users, cand = split["test_users"], split["candidate_genres"].astype(np.float64)
     train = split["train"]
     ipos = {int(i): k for k, i in enumerate(split["items"])}
@@ -630,17 +702,6 @@ def recall_at_k(scores: np.ndarray, relevant: Sequence[set[int]], k: int,
     return out
 
 
-def bootstrap_ci(per_user: np.ndarray, n_resamples: int = 1000, level: float = 0.95,
-                 seed: int = 0) -> tuple[float, float]:
-    """Percentile bootstrap interval of the mean of ``per_user`` over resampled users."""
-    per_user = np.asarray(per_user, dtype=np.float64)
-    rng = np.random.default_rng(seed)
-    means = per_user[rng.integers(0, len(per_user), (n_resamples, len(per_user)))].mean(axis=1)
-    alpha = (1 - level) / 2
-    lo, hi = np.quantile(means, [alpha, 1 - alpha])
-    return float(lo), float(hi)
-
-
 def evaluate_scores(split: dict[str, Any], scores: np.ndarray, ks: Sequence[int] = (20, 50, 100),
                     n_resamples: int = 1000, level: float = 0.95, seed: int = 0) -> dict[str, Any]:
     """recall@k (ties by publish order) with its bootstrap interval, and the tie-averaged recall."""
@@ -672,10 +733,13 @@ def benchmark_baselines(path: str | Path, ks: Sequence[int] = (20, 50, 100),
         "genre_popularity": baseline_scores(split, "genre_popularity"),
         "genre_knn": baseline_scores(split, "genre_knn"),
         "genre_knn_all_ratings": baseline_scores(split, "genre_knn", profile="rating"),
+        "content_popularity": baseline_scores(split, "content_popularity"),
+        "ridge_to_factors": baseline_scores(split, "ridge_to_factors"),
         "random": baseline_scores(split, "random", seed=seed),
     }
     for name, scores in runs.items():
         result["baselines"][name] = evaluate_scores(split, scores, ks, n_resamples, seed=seed)
+    result["strongest_baseline"] = strongest_baseline(result["baselines"], ks)
     return result
 
 
