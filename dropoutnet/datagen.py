@@ -39,8 +39,29 @@ does not change any ranking.  A click may be followed by a like (``sigmoid(LIKE_
 Exposure is not personalised: each day a random ~60 % of the registered users is active and
 sees 10-24 impressions, ~30 % of them on the items published that day (every new item gets
 impressions on its publish day) and the rest on older items drawn by recent clicks and
-freshness.  Title and tag embeddings are noisy random projections of the item latent and of
-its tags' latents.  Users register over a year before the window and during it (cold users).
+freshness (weight ``sqrt(1 + clicks of the last 7 days) * exp(-age / freshness_days)``).
+Title and tag embeddings are noisy random projections of the item latent and of its tags'
+latents.  Users register over a year before the window and during it (cold users).
+
+Sizes and shape (``generate``'s arguments; ``dropoutnet datagen --help``)
+------------------------------------------------------------------------
+``n_users`` users (``--users``), of whom ``cold_user_share`` (``--cold-user-share``, default
+0.2) register during the window; ``n_items`` items before the window (``--items``) and
+``new_items_per_day`` on each of its ``days`` days; ``n_authors`` authors.
+
+* ``registration_growth`` (``--registration-growth``, default 1): the cold users' registrations
+  on window day ``d`` are proportional to ``registration_growth ** d`` and are exact counts
+  (:func:`registrations_per_day`).  1 spreads them evenly; 2 is a sign-up campaign that doubles
+  every day, so about half of them register on the last day.  A bizdate's cold users are the
+  users who register on it, and users of earlier days cost training rows on every later day:
+  a campaign gives the last bizdate many cold users at little training cost.
+* ``freshness_days`` (``--freshness-days``, default 20): how fast the exposure of older items
+  fades with age.  The pipeline serves the items of the last few days
+  (``retrieval.candidate_window_days``, 3 in the demo: the bizdate's and the two days' before);
+  with the default about 1 in 6 impressions of older items falls on the two previous days'
+  items, with 2 about half, as in a short-video feed.
+
+Neither changes the planted preferences or the click model: who sees what, not who clicks what.
 """
 
 from __future__ import annotations
@@ -66,13 +87,12 @@ IMPRESSIONS_PER_DAY = (10, 24)  # inclusive range per active user
 ACTIVE_SHARE = 0.60
 CATALOGUE_DAYS = 60           # the initial catalogue is created over this many days before
 REGISTER_DAYS = 365           # users registered before the window: over this many days before
-COLD_USER_SHARE = 0.20        # share of users who register during the window
 
 TABLES = ("sv_users", "sv_authors", "sv_items", "sv_item_text_embedding", "sv_events",
           "sv_oracle_users", "sv_oracle_items")
 
 DEFAULTS = dict(n_users=2000, n_items=3000, n_authors=300, days=21, new_items_per_day=150,
-                seed=42)
+                cold_user_share=0.2, registration_growth=1.0, freshness_days=20.0, seed=42)
 
 _CATEGORIES: dict[str, list[str]] = {
     "food": ["recipes", "street_food", "baking", "restaurants", "drinks"],
@@ -134,24 +154,50 @@ def auc(scores: np.ndarray, labels: np.ndarray) -> float:
     return float("nan") if value is None else value
 
 
+def registrations_per_day(n_users: int, days: int, cold_user_share: float,
+                          registration_growth: float) -> np.ndarray:
+    """How many users register on each day of the window (``days`` counts, oldest first).
+
+    ``round(cold_user_share * n_users)`` users register during the window; day ``d`` gets a
+    share proportional to ``registration_growth ** d`` (1 = evenly; above 1 a sign-up
+    campaign that grows by that factor a day), rounded so that the counts add up exactly
+    (largest remainders).
+    """
+    n_cold = int(round(cold_user_share * n_users))
+    log_w = np.arange(days) * np.log(registration_growth)
+    w = np.exp(log_w - log_w.max())
+    exact = n_cold * w / w.sum()
+    counts = np.floor(exact).astype(np.int64)
+    rest = n_cold - int(counts.sum())
+    counts[np.argsort(-(exact - counts), kind="stable")[:rest]] += 1
+    return counts
+
+
 # --- validation ------------------------------------------------------------------------------
 
-_LIMITS = {  # argument -> (CLI option, minimum, maximum)
-    "n_users": ("--users", 1, 10_000_000),
-    "n_items": ("--items", 1, 10_000_000),
-    "n_authors": ("--authors", 1, 1_000_000),
-    "days": ("--days", 1, 366),
-    "new_items_per_day": ("--new-items-per-day", 0, 1_000_000),
+_LIMITS = {  # argument -> (CLI option, type, minimum, maximum)
+    "n_users": ("--users", int, 1, 10_000_000),
+    "n_items": ("--items", int, 1, 10_000_000),
+    "n_authors": ("--authors", int, 1, 1_000_000),
+    "days": ("--days", int, 1, 366),
+    "new_items_per_day": ("--new-items-per-day", int, 0, 1_000_000),
+    "cold_user_share": ("--cold-user-share", float, 0.0, 1.0),
+    "registration_growth": ("--registration-growth", float, 0.1, 10.0),
+    "freshness_days": ("--freshness-days", float, 0.1, 1000.0),
 }
 
 
 def _check_sizes(values: dict[str, Any], *, cli: bool = False) -> None:
     for name, value in values.items():
-        option, low, high = _LIMITS[name]
+        option, kind, low, high = _LIMITS[name]
         label = option if cli else name
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        if kind is int and (isinstance(value, bool)
+                            or not isinstance(value, (int, np.integer))):
             raise ValueError(f"{label} must be an integer, got {value!r}")
-        if not low <= value <= high:
+        if kind is float and (isinstance(value, bool)
+                              or not isinstance(value, (int, float, np.integer, np.floating))):
+            raise ValueError(f"{label} must be a number, got {value!r}")
+        if not low <= value <= high:  # also rejects NaN
             raise ValueError(f"{label} must be between {low} and {high}, got {value}")
 
 
@@ -201,9 +247,11 @@ class _World:
     """Everything drawn from the seed, in memory (numpy arrays; index = row)."""
 
     def __init__(self, *, n_users: int, n_items: int, n_authors: int, days: int,
-                 end_date: dt.date, new_items_per_day: int, seed: int) -> None:
+                 end_date: dt.date, new_items_per_day: int, cold_user_share: float,
+                 registration_growth: float, freshness_days: float, seed: int) -> None:
         self.rng = rng = np.random.default_rng(seed)
         self.days = days
+        self.freshness_days = freshness_days
         self.start_date = end_date - dt.timedelta(days=days - 1)
         self.end_date = end_date
         start = np.datetime64(self.start_date.isoformat(), "s")
@@ -343,9 +391,11 @@ class _World:
         self.user_taste = TASTE_SCALE * _normalise(taste)
         level = np.clip(rng.poisson(2.0, u) + 1, 1, 8)
         self.user_activity = np.clip(rng.beta(6, 4, u) + 0.02 * (level - 3), 0.05, 1.0)
-        cold = rng.random(u) < COLD_USER_SHARE
-        rt = np.where(cold, rng.integers(0, days * day_s - 4 * 3600, u),
-                      -rng.integers(day_s, REGISTER_DAYS * day_s, u))
+        rt = -rng.integers(day_s, REGISTER_DAYS * day_s, u)
+        per_day = registrations_per_day(u, days, cold_user_share, registration_growth)
+        cold = rng.permutation(u)[:int(per_day.sum())]
+        rt[cold] = (np.repeat(np.arange(days), per_day) * day_s
+                    + rng.integers(0, day_s - 4 * 3600, len(cold)))
         self.user_rt = rt
         self.user_ids = _ids("u", u, 6)
         self.users = {
@@ -389,7 +439,8 @@ class _World:
             if total - k_new:
                 age_days = (lo_day - self.item_ct[old_items]) / day_s
                 recent = clicks_by_day[max(0, d - 7):d, old_items].sum(axis=0)
-                w = (np.sqrt(1.0 + recent) + prior[old_items] * (d < 7)) * np.exp(-age_days / 20)
+                w = ((np.sqrt(1.0 + recent) + prior[old_items] * (d < 7))
+                     * np.exp(-age_days / self.freshness_days))
                 items[~is_new] = rng.choice(old_items, total - k_new, p=w / w.sum())
             # one impression per (user, item, day)
             _, keep = np.unique(users * m + items, return_index=True)
@@ -483,6 +534,9 @@ def _copy(cur, table: str, columns: dict[str, np.ndarray]) -> int:
 
 def generate(url: str, *, n_users: int, n_items: int, n_authors: int, days: int,
              end_date: dt.date, new_items_per_day: int, seed: int,
+             cold_user_share: float = DEFAULTS["cold_user_share"],
+             registration_growth: float = DEFAULTS["registration_growth"],
+             freshness_days: float = DEFAULTS["freshness_days"],
              schema: str | None = None) -> dict[str, Any]:
     """Write the synthetic tables (replacing them) in one transaction; return a summary.
 
@@ -493,8 +547,10 @@ def generate(url: str, *, n_users: int, n_items: int, n_authors: int, days: int,
     of the impressions and the elapsed seconds.
     """
     began = time.perf_counter()
+    shape = dict(cold_user_share=cold_user_share, registration_growth=registration_growth,
+                 freshness_days=freshness_days)
     _check_sizes(dict(n_users=n_users, n_items=n_items, n_authors=n_authors, days=days,
-                      new_items_per_day=new_items_per_day))
+                      new_items_per_day=new_items_per_day, **shape))
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
         raise ValueError(f"seed must be an integer, got {seed!r}")
     end_date = parse_end_date(end_date)
@@ -502,7 +558,7 @@ def generate(url: str, *, n_users: int, n_items: int, n_authors: int, days: int,
         raise ValueError(f"schema {schema!r} is not a plain SQL identifier (letters, digits, _)")
 
     world = _World(n_users=n_users, n_items=n_items, n_authors=n_authors, days=days,
-                   end_date=end_date, new_items_per_day=new_items_per_day, seed=seed)
+                   end_date=end_date, new_items_per_day=new_items_per_day, seed=seed, **shape)
     ev = world.events()
     t0 = world.t0
     data: dict[str, dict[str, np.ndarray]] = {
@@ -554,7 +610,7 @@ def generate(url: str, *, n_users: int, n_items: int, n_authors: int, days: int,
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The options of ``dropoutnet datagen``."""
     parser.add_argument("--users", type=int, default=DEFAULTS["n_users"],
-                        help="number of users (default: %(default)s)")
+                        help="number of users, the cold users included (default: %(default)s)")
     parser.add_argument("--items", type=int, default=DEFAULTS["n_items"],
                         help="items in the initial catalogue, created before the window "
                              "(default: %(default)s)")
@@ -564,6 +620,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="days of events, ending at --end-date (default: %(default)s)")
     parser.add_argument("--new-items-per-day", type=int, default=DEFAULTS["new_items_per_day"],
                         help="items published on each day of the window (default: %(default)s)")
+    parser.add_argument("--cold-user-share", type=float, default=DEFAULTS["cold_user_share"],
+                        metavar="SHARE",
+                        help="share of the users who register during the window (cold users; "
+                             "the others registered within a year before it) "
+                             "(default: %(default)s)")
+    parser.add_argument("--registration-growth", type=float,
+                        default=DEFAULTS["registration_growth"], metavar="FACTOR",
+                        help="the window's registrations grow by this factor a day: 1 spreads "
+                             "them evenly, 2 is a sign-up campaign that doubles daily and puts "
+                             "half of them on the last day (default: %(default)s)")
+    parser.add_argument("--freshness-days", type=float, default=DEFAULTS["freshness_days"],
+                        metavar="DAYS",
+                        help="exposure of items older than the day decays as exp(-age / DAYS): "
+                             "smaller values put more of the feed on the last days' items "
+                             "(default: %(default)s)")
     parser.add_argument("--end-date", default=None, metavar="YYYY-MM-DD",
                         help="last day of the window, inclusive (default: yesterday UTC)")
     parser.add_argument("--seed", type=int, default=DEFAULTS["seed"],
@@ -574,7 +645,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run_from_args(args: argparse.Namespace, url: str) -> dict[str, Any]:
     """Validate the parsed options, generate, and return the summary."""
     sizes = dict(n_users=args.users, n_items=args.items, n_authors=args.authors,
-                 days=args.days, new_items_per_day=args.new_items_per_day)
+                 days=args.days, new_items_per_day=args.new_items_per_day,
+                 cold_user_share=args.cold_user_share,
+                 registration_growth=args.registration_growth,
+                 freshness_days=args.freshness_days)
     _check_sizes(sizes, cli=True)
     try:
         end_date = parse_end_date(args.end_date)

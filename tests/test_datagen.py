@@ -196,6 +196,8 @@ def test_failed_generate_keeps_previous_tables(db_schema, monkeypatch):
 
     with pytest.raises(ValueError, match="days"):
         datagen.generate(db_schema, **{**TINY, "days": 0})
+    with pytest.raises(ValueError, match="registration_growth must be between"):
+        datagen.generate(db_schema, **{**TINY, "registration_growth": 0.0})
     assert _checksums(db_schema) == before
 
     real_copy = datagen._copy
@@ -211,6 +213,69 @@ def test_failed_generate_keeps_previous_tables(db_schema, monkeypatch):
     assert _checksums(db_schema) == before
 
 
+def test_registrations_per_day_add_up_and_grow():
+    assert datagen.registrations_per_day(150, 4, 0.2, 1.0).tolist() == [8, 8, 7, 7]
+    assert datagen.registrations_per_day(200, 4, 0.5, 2.0).tolist() == [7, 13, 27, 53]
+    assert datagen.registrations_per_day(50, 3, 0.0, 2.0).tolist() == [0, 0, 0]
+    # no overflow at the extremes: all on the last (first) day
+    assert datagen.registrations_per_day(10, 366, 1.0, 10.0)[-1] == 9
+    assert datagen.registrations_per_day(10, 366, 1.0, 0.1)[0] == 9
+    campaign = datagen.registrations_per_day(3600, 21, 0.5, 2.0)
+    assert campaign.sum() == 1800 and campaign[-1] == 900
+
+
+def test_registrations_follow_cold_share_and_growth(db_schema):
+    """Each window day gets exactly ``registrations_per_day`` new users, and they are active."""
+    sizes = {**TINY, "n_users": 200, "cold_user_share": 0.5, "registration_growth": 2.0}
+    datagen.generate(db_schema, **sizes)
+    start = END - dt.timedelta(days=DAYS - 1)
+    per_day = dict(fetch_all(db_schema, """
+        select (register_time at time zone 'UTC')::date, count(*) from sv_users
+        where register_time >= %s group by 1""", (start,)))
+    expected = [7, 13, 27, 53]
+    assert per_day == {start + dt.timedelta(days=d): n for d, n in enumerate(expected)}
+    (before,), = fetch_all(db_schema, "select count(*) from sv_users where register_time < %s",
+                           (start,))
+    assert before == 100
+    # the last day's registrants are that day's cold users: many of them get impressions
+    (active,), = fetch_all(db_schema, """
+        select count(distinct e.user_id) from sv_events e join sv_users u using (user_id)
+        where (u.register_time at time zone 'UTC')::date = %s""", (END,))
+    assert active > 0.4 * expected[-1]
+
+
+def _share_on_recent_items(url: str) -> float:
+    """Of the impressions of items older than the day, the share on the two previous days'."""
+    (share,), = fetch_all(url, """
+        select avg((day - (i.create_time at time zone 'UTC')::date <= 2)::int)
+        from (select item_id, (event_time at time zone 'UTC')::date as day from sv_events
+              where event_type = 'impression') e
+        join sv_items i using (item_id)
+        where (i.create_time at time zone 'UTC')::date < day""")
+    return float(share)
+
+
+def test_freshness_days_puts_the_feed_on_recent_items(db_schema):
+    sizes = {**TINY, "days": 8}
+    datagen.generate(db_schema, **sizes)
+    slow = _share_on_recent_items(db_schema)
+    datagen.generate(db_schema, **sizes, freshness_days=2.0)
+    fast = _share_on_recent_items(db_schema)
+    assert slow < 0.35 < 0.5 < fast, (slow, fast)
+
+
+@pytest.mark.parametrize("name, value, message", [
+    ("cold_user_share", 1.5, "cold_user_share must be between 0.0 and 1.0, got 1.5"),
+    ("cold_user_share", float("nan"), "cold_user_share must be between 0.0 and 1.0, got nan"),
+    ("registration_growth", 0.0, "registration_growth must be between 0.1 and 10.0"),
+    ("freshness_days", -1, "freshness_days must be between 0.1 and 1000.0"),
+    ("freshness_days", "2", "freshness_days must be a number, got '2'"),
+])
+def test_generate_rejects_bad_shape(name, value, message):
+    with pytest.raises(ValueError, match=message):
+        datagen.generate("postgresql://unused", **{**TINY, name: value})
+
+
 def _args(*argv: str) -> argparse.Namespace:
     parser = argparse.ArgumentParser()
     datagen.add_arguments(parser)
@@ -221,12 +286,20 @@ def test_cli_defaults_and_run(db_schema):
     args = _args()
     assert (args.users, args.items, args.authors, args.days, args.new_items_per_day,
             args.seed, args.end_date) == (2000, 3000, 300, 21, 150, 42, None)
+    assert (args.cold_user_share, args.registration_growth, args.freshness_days) == (
+        0.2, 1.0, 20.0)
     summary = datagen.run_from_args(
         _args("--users", "40", "--items", "30", "--authors", "5", "--days", "2",
-              "--new-items-per-day", "3", "--end-date", "2025-01-31", "--seed", "1"),
+              "--new-items-per-day", "3", "--end-date", "2025-01-31", "--seed", "1",
+              "--cold-user-share", "0.5", "--registration-growth", "3",
+              "--freshness-days", "2"),
         db_schema)
     assert summary["start_date"] == "2025-01-30" and summary["end_date"] == "2025-01-31"
     assert summary["rows"]["sv_items"] == 36
+    registered = dict(fetch_all(db_schema, """
+        select (register_time at time zone 'UTC')::date::text, count(*) from sv_users
+        where register_time >= '2025-01-30' group by 1"""))
+    assert registered == {"2025-01-30": 5, "2025-01-31": 15}
     (n,), = fetch_all(db_schema, "select count(*) from sv_events")
     assert n == summary["rows"]["sv_events"] > 0
 
@@ -238,10 +311,21 @@ def test_cli_defaults_and_run(db_schema):
     (("--days", "0"), "--days must be between 1"),
     (("--users", "-5"), "--users must be between 1"),
     (("--new-items-per-day", "-1"), "--new-items-per-day must be between 0"),
+    (("--cold-user-share", "1.01"), "--cold-user-share must be between 0.0 and 1.0"),
+    (("--cold-user-share", "nan"), "--cold-user-share must be between 0.0 and 1.0, got nan"),
+    (("--registration-growth", "0"), "--registration-growth must be between 0.1 and 10.0"),
+    (("--freshness-days", "inf"), "--freshness-days must be between 0.1 and 1000.0"),
 ])
 def test_cli_rejects_bad_input(argv, message):
     with pytest.raises(ValueError, match=message):
         datagen.run_from_args(_args(*argv), "postgresql://unused")
+
+
+def test_cli_rejects_a_shape_that_is_not_a_number(capsys):
+    with pytest.raises(SystemExit):
+        _args("--registration-growth", "fast")
+    err = capsys.readouterr().err
+    assert "argument --registration-growth: invalid float value: 'fast'" in err
 
 
 def test_end_date_default_is_yesterday_utc():
