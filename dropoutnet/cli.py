@@ -5,6 +5,7 @@
     dropoutnet run --bizdate D [--tasks a,b]    the daily task chain without Airflow
     dropoutnet recall --user-id U [--top-n N] [--json]
     dropoutnet metrics --bizdate D [--json]
+    dropoutnet tune --bizdate D --trials N      choose settings on a validation split (Optuna)
     dropoutnet db-url                           the application database's URL
     dropoutnet benchmark citeulike --path DIR --split DIR [--json]   paper protocol + baselines
 
@@ -18,6 +19,7 @@ import argparse
 import json
 import logging
 import sys
+from pathlib import Path
 from typing import Any, Sequence
 
 from . import pipeline
@@ -87,27 +89,38 @@ SPLIT_TITLES = {"cold_items": "cold items (new on the bizdate)",
 
 def format_metrics(m: dict[str, Any]) -> str:
     """The stored metrics of a bizdate as small tables: per split, the model beside every
-    baseline on the same users and candidates."""
+    baseline on the same users and candidates, each recall with its 95 % bootstrap interval
+    over the users, and the strongest baseline per K."""
 
     def f(v: Any) -> str:
         return "   n/a" if v is None else f"{v:6.4f}"
 
+    def recall(figures: dict[str, Any], k: int) -> str:
+        ci = figures.get(f"recall@{k}_ci")
+        text = f(figures.get(f"recall@{k}"))
+        return text + (f" [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else "")
+
     lines = [f"bizdate {m['bizdate']}  model version {m['model_version']}",
              f"  training samples: {m.get('train_samples')} ({m.get('train_positives')} positive)"]
     for split, s in m.get("splits", {}).items():
-        ks = sorted(int(k.split("@")[1]) for k in s if k.startswith("recall@"))
+        ks = sorted(int(k.split("@")[1]) for k in s
+                    if k.startswith("recall@") and not k.endswith("_ci"))
         auc = s.get("auc")
         lines += [
             f"  {SPLIT_TITLES.get(split, split)}: {s.get('samples')} samples "
             f"({s.get('positives')} positive), {s.get('users')} users with a click, "
             f"{s.get('candidates')} candidates, AUC {f(auc).strip()}",
-            "    " + f"{'':<12}" + "".join(f"  recall@{k:<4}" for k in ks)
+            "    " + f"{'':<18}" + "".join(f"  {'recall@' + str(k) + ' [95% CI]':<22}" for k in ks)
             + "".join(f"  NDCG@{k:<6}" for k in ks),
         ]
         for name, figures in [("model", s)] + list(s.get("baselines", {}).items()):
-            lines.append("    " + f"{name:<12}"
-                         + "".join(f"  {f(figures.get(f'recall@{k}')):>11}" for k in ks)
+            lines.append("    " + f"{name:<18}"
+                         + "".join(f"  {recall(figures, k):<22}" for k in ks)
                          + "".join(f"  {f(figures.get(f'ndcg@{k}')):>11}" for k in ks))
+        strongest = s.get("strongest_baseline")
+        if strongest:
+            lines.append("    strongest baseline: " + ", ".join(
+                f"{key} {name or 'n/a'}" for key, name in strongest.items()))
     gate = m.get("gate") or {}
     if gate.get("active") is not None:
         lines.append(f"  gate: cold-item {gate['metric']} {f(gate.get('new'))} vs active version "
@@ -152,6 +165,36 @@ def cmd_service(args: argparse.Namespace) -> int:
         _print_json(result)
     else:
         print(service.format_desc(result))
+    return 0
+
+
+def cmd_tune(args: argparse.Namespace) -> int:
+    import yaml
+
+    from . import embedded_pg, tuning
+
+    cfg = pipeline.load(args.config)
+    day = pipeline.parse_bizdate(args.bizdate)
+    result = tuning.tune_pipeline(cfg, day, args.trials, seed=args.seed, days=args.validation_days,
+                                  metric=args.metric, echo=lambda line: print(line, flush=True))
+    out = Path(args.out) if args.out else (
+        embedded_pg.home() / "tuning" / f"{cfg.model_name}-{day.isoformat()}.yaml")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    best = result["best"]
+    header = (f"# {cfg.model_name}: settings chosen by `dropoutnet tune` on the validation split "
+              f"of bizdate {day}\n# ({result['validation']}); {result['metric']} "
+              f"{best['value']:.4f} at trial {best['trial'] + 1} of {len(result['trials'])}, "
+              f"against {result['base_value']:.4f} for the settings it started from.\n")
+    out.write_text(header + yaml.safe_dump(result["config"], sort_keys=False))
+    out.with_suffix(".json").write_text(json.dumps(
+        {k: v for k, v in result.items() if k != "config"}, indent=1, default=str))
+    if args.json:
+        _print_json({k: v for k, v in result.items() if k != "config"} | {"written": str(out)})
+    else:
+        print(f"best {result['metric']} {best['value']:.4f} (trial {best['trial'] + 1}; the "
+              f"config's own settings: {result['base_value']:.4f})")
+        print(f"wrote the config with the chosen settings to {out} (trials: "
+              f"{out.with_suffix('.json')})")
     return 0
 
 
@@ -218,6 +261,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("config", nargs="?", help="CONFIG.json (modify only)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_service)
+
+    p = sub.add_parser("tune", help="choose model and training settings on a validation "
+                                    "split of a bizdate's training samples (Optuna)")
+    p.add_argument("--bizdate", required=True, help="YYYY-MM-DD; its samples must exist")
+    p.add_argument("--trials", type=int, required=True, help="trial budget (>= 1)")
+    p.add_argument("--seed", type=int, default=0, help="the sampler's seed")
+    p.add_argument("--validation-days", type=int, default=1,
+                   help="hold out the items created in the N days before the bizdate")
+    p.add_argument("--metric", help="recall@K to maximise (default: the gate metric's K)")
+    p.add_argument("--out", help="where to write the config with the chosen settings "
+                                 "(default $DROPOUTNET_HOME/tuning/MODEL-BIZDATE.yaml)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_tune)
 
     p = sub.add_parser("db-url", help="print the application database URL")
     p.set_defaults(func=cmd_db_url)

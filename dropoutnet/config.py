@@ -188,6 +188,9 @@ class FeatureSpec(_Strict):
     buckets: int | None = Field(default=None, ge=2, description="hash buckets (categorical, tags)")
     dim: int | None = Field(default=None, ge=1, description="vector length (vector)")
     separator: str = "|"
+    age: bool = Field(default=False, description="a numeric content feature read from a "
+                      "timestamp column (e.g. items.create_time): whole days from it to the "
+                      "row's as-of day, 0 when not earlier (a new item's age is 0)")
     allow_id: bool = Field(default=False, description="let a content feature read the entity's "
                            "own id column (leaks for cold entities; warned at load)")
 
@@ -237,6 +240,10 @@ class FeatureSpec(_Strict):
                 raise ValueError(f"source {self.source!r} of feature {self.name!r} must be "
                                  f"table.column with table one of {', '.join(RAW_TABLES)}")
             _identifier(column, "source column")
+        if self.age and (self.kind != "numeric" or is_pref):
+            raise ValueError(f"age: true is for numeric content features (days since a "
+                             f"timestamp); feature {self.name!r} is {self.kind!r} in "
+                             f"{self.group!r}")
         if self.kind == "vector":
             if self.dim is None:
                 raise ValueError(f"vector feature {self.name!r} needs dim")
@@ -290,6 +297,13 @@ class LossConfig(_Strict):
                                           "negatives not re-weighted")
     softmax_logq: bool = Field(default=False, description="subtract log q(item), q = the item's "
                                                           "share of training rows")
+    distill_weight: float = Field(default=0.0, ge=0, description="the DropoutNet paper's "
+                                  "objective: regress the score onto a preference model's "
+                                  "U_u . V_i (see distill_features)")
+    distill_features: list[str] | None = Field(
+        default=None, min_length=2, max_length=2,
+        description="[user feature, item feature]: the precomputed preference vectors (e.g. "
+                    "CF factors) whose inner product is the distillation target")
 
     @model_validator(mode="before")
     @classmethod
@@ -309,9 +323,14 @@ class LossConfig(_Strict):
 
     @model_validator(mode="after")
     def _some(self) -> "LossConfig":
-        if self.pointwise_weight == 0 and self.pairwise_weight == 0 and self.softmax_weight == 0:
-            raise ValueError("every loss weight is 0: set pointwise_weight, pairwise_weight or "
-                             "softmax_weight > 0")
+        if (self.pointwise_weight == 0 and self.pairwise_weight == 0 and self.softmax_weight == 0
+                and self.distill_weight == 0):
+            raise ValueError("every loss weight is 0: set pointwise_weight, pairwise_weight, "
+                             "softmax_weight or distill_weight > 0")
+        if self.distill_weight > 0 and not self.distill_features:
+            raise ValueError("distill_weight > 0 needs distill_features: [user feature, item "
+                             "feature], the precomputed preference vectors whose inner product "
+                             "the score learns")
         return self
 
     @property
@@ -320,8 +339,30 @@ class LossConfig(_Strict):
         return None if self.softmax_negatives == "all" else int(self.softmax_negatives)
 
 
+NORMALIZATIONS = ("l2", "none", "cosine")
+
+
 class ModelConfig(_Strict):
+    """The towers and the score.
+
+    Each tower ends in a vector of ``embedding_dim``; ``normalization`` says what happens to it:
+
+    * ``l2``: both vectors are L2-normalised and the score is a learned ``scale`` times their
+      cosine (the exported user vector carries the scale);
+    * ``none``: the raw inner product (the DropoutNet paper's linear towers), times ``scale``;
+    * ``cosine``: the score is the cosine itself and both exported vectors are unit length
+      (EasyRec's contract), for indexes that compare unit vectors; no room for a prior.
+
+    ``item_prior`` adds a scalar per item from the item tower (content, and preference when
+    the item has behaviour): ``score = scale * <u, v> + prior + bias``, still one inner
+    product: the exported item vector is ``[v, prior + bias]`` and the user vector
+    ``[scale * u, 1]`` (``embedding_dim + 1`` dimensions).  It lets the score say "this new
+    item will be liked by many", which a normalised cosine cannot.
+    """
+
     embedding_dim: int = Field(default=32, ge=2, le=2000)
+    normalization: Literal["l2", "none", "cosine"] = "l2"
+    item_prior: bool = False
     feature_embedding_dim: int = Field(default=16, ge=1)
     hash_buckets: int = Field(default=10000, ge=2)
     num_bins: int = Field(default=10, ge=2, le=1000)
@@ -332,11 +373,27 @@ class ModelConfig(_Strict):
     item_dropout_rate: float = Field(default=0.5, ge=0, lt=1)
     losses: LossConfig = Field(default_factory=LossConfig)
 
+    @model_validator(mode="after")
+    def _prior_fits(self) -> "ModelConfig":
+        if self.item_prior and self.normalization == "cosine":
+            raise ValueError("item_prior: true cannot be held with normalization: cosine (unit "
+                             "vectors have no room for a prior dimension); set "
+                             "model.normalization to l2 or none, or item_prior: false")
+        return self
+
+    @property
+    def vector_dim(self) -> int:
+        """Length of the exported (and stored) user and item vectors."""
+        return self.embedding_dim + (1 if self.item_prior else 0)
+
 
 class TrainingConfig(_Strict):
     batch_size: int = Field(default=1024, ge=2)
     epochs: int = Field(default=2, ge=1)
     learning_rate: float = Field(default=1e-3, gt=0)
+    weight_decay: float = Field(default=0.0, ge=0, lt=1, description="AdamW's decoupled weight "
+                                "decay (0 = Adam): keeps the content embeddings from memorising "
+                                "warm items, which a cold item cannot use")
     seed: int = 42
 
 
@@ -540,6 +597,31 @@ class PipelineConfig(_Strict):
             log.warning("feature %r (%s) reads %r, the %s's own id (allow_id: true): it carries "
                         "nothing for cold %ss and can make the model lean on memorised ids",
                         f.name, f.group, f.source, f.side, f.side)
+        return self
+
+    @model_validator(mode="after")
+    def _distill_features(self) -> "PipelineConfig":
+        """The distillation target's two vectors: a user and an item precomputed preference
+        vector of the same length (the preference model's factors)."""
+        names = self.model.losses.distill_features
+        if not names:
+            return self
+        by_name = {f.name: f for f in self.features}
+        found = []
+        for name, side in zip(names, ("user", "item")):
+            f = by_name.get(name)
+            if f is None or f.group != f"{side}_preference" or f.kind != "vector" \
+                    or not f.precomputed:
+                raise ValueError(
+                    f"model.losses.distill_features names {name!r} as the {side} vector; it "
+                    f"must be a {side}_preference feature with kind: vector and precomputed: "
+                    f"true (the preference model's {side} factors)")
+            found.append(f)
+        if found[0].dim != found[1].dim:
+            raise ValueError(
+                f"model.losses.distill_features: {found[0].name!r} has dim {found[0].dim} but "
+                f"{found[1].name!r} has dim {found[1].dim}; the target is their inner product, "
+                f"so both must be factors of the same preference model")
         return self
 
     @model_validator(mode="after")

@@ -27,8 +27,25 @@ log = logging.getLogger(__name__)
 
 
 def ensure_tables(url: str | None, cfg: PipelineConfig) -> None:
-    db.ensure_ddl(url, "ddl/embedding_tables.sql", schema=cfg.storage.schema_,
-                  dim=cfg.model.embedding_dim)
+    """Create the embedding tables if absent; refuse tables of another vector size.
+
+    A vector's size is fixed per table (the HNSW index needs it), and every version lives in
+    the same two tables: a model of another size (``embedding_dim``, ``item_prior``) needs
+    tables of its own.
+    """
+    schema, dim = cfg.storage.schema_, cfg.model.vector_dim
+    db.ensure_ddl(url, "ddl/embedding_tables.sql", schema=schema, dim=dim)
+    with db.transaction(url) as cur:
+        sql.execute(cur, "table_columns.sql", params={"schema": schema,
+                                                      "table": "item_embeddings"})
+        stored = dict(cur.fetchall())["embedding"]
+    if stored != f"vector({dim})":
+        raise MissingDataError(
+            f"the embedding tables of schema {schema!r} hold {stored} but this config's model "
+            f"makes vector({dim}) (model.embedding_dim {cfg.model.embedding_dim}"
+            f"{' + 1 for model.item_prior' if cfg.model.item_prior else ''}): set "
+            f"storage.schema to a new schema for this model, or drop {schema}.user_embeddings "
+            f"and {schema}.item_embeddings (every stored version is lost) and rerun")
 
 
 def read_features(cur, cfg: PipelineConfig, side: str, bizdate: dt.date,
@@ -59,9 +76,9 @@ def _predict(path, cfg: PipelineConfig, side: str, columns: dict[str, list]) -> 
     specs = cfg.features_of(side=side)
     tower = load_tower(path)
     vectors = np.asarray(tower(inputs.to_inputs(specs, columns)), dtype=np.float32)
-    if vectors.shape != (len(columns[f"{side}_id"]), cfg.model.embedding_dim):
+    if vectors.shape != (len(columns[f"{side}_id"]), cfg.model.vector_dim):
         raise RuntimeError(f"the {side} model at {path} returned shape {vectors.shape}; "
-                           f"expected (n, {cfg.model.embedding_dim}) — re-export the model")
+                           f"expected (n, {cfg.model.vector_dim}) — re-export the model")
     return vectors
 
 

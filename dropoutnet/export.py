@@ -3,10 +3,12 @@
 :func:`export_models` rebuilds the trained model from its checkpoint folder (the features,
 model config and boundaries recorded in ``model_meta.json``, not today's config) and writes
 
-* ``export_dir/final``: all features -> ``probability``, ``score`` (cosine), ``user_embedding``,
-  ``item_embedding``;
-* ``export_dir/user``: user features -> ``embedding``;
-* ``export_dir/item``: item features -> ``embedding``.
+* ``export_dir/final``: all features -> ``probability``, ``logit``, ``score`` (the inner
+  product of the two embeddings), ``user_embedding``, ``item_embedding`` and the towers' parts
+  (``similarity``, ``prior``, ``user_vector``, ``item_vector``);
+* ``export_dir/user``: user features -> ``embedding`` (``model.vector_dim`` floats);
+* ``export_dir/item``: item features -> ``embedding`` (with ``model.item_prior``, its last
+  entry is the item's prior plus the global bias, matched by a constant 1 in the user's).
 
 Each has one ``serving_default`` signature whose inputs are the *raw* features by name:
 ``tf.string [None]`` for categorical and tags, ``tf.float32 [None]`` for numeric (NaN =
@@ -87,6 +89,7 @@ def export_models(cfg: PipelineConfig, checkpoint_dir: Path, export_dir: Path) -
     return {
         **paths,
         "embedding_dim": int(meta["embedding_dim"]),
+        "vector_dim": int(meta["model"].vector_dim),
         "user_features": [f.name for f in model.user_specs],
         "item_features": [f.name for f in model.item_specs],
         "checkpoint_dir": str(checkpoint_dir),

@@ -35,7 +35,13 @@ def to_array(spec: FeatureSpec, values: Sequence[Any]) -> np.ndarray:
         out = np.zeros((len(values), spec.dim), dtype=np.float32)
         for i, v in enumerate(values):
             if v is not None:
-                out[i] = as_vector(v)
+                vector = as_vector(v)
+                if vector.shape != (spec.dim,):
+                    raise ValueError(
+                        f"feature {spec.name!r} has dim {spec.dim} in the config but its source "
+                        f"{spec.source} holds a vector of length {vector.size} (row {i}); set "
+                        f"its dim to the vectors' length or fix the column")
+                out[i] = vector
         return out
     return np.array(["" if v is None else str(v) for v in values], dtype=object)
 

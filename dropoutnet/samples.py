@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import re
 from typing import Any
 
 import numpy as np
@@ -39,11 +40,13 @@ def check_raw_tables(cur, cfg: PipelineConfig) -> None:
         if f.preference and f.preference.collect:
             t, _, c = f.preference.collect.partition(".")
             needed[t].add(c)
+    types: dict[str, dict[str, str]] = {}
     for name, columns in needed.items():
         table = cfg.raw.table(name)
-        sql.execute(cur, "check_raw_table.sql",
+        sql.execute(cur, "table_columns.sql",
                     params={"schema": table.schema_, "table": table.table})
-        present = {row[0] for row in cur.fetchall()}
+        types[name] = dict(cur.fetchall())
+        present = set(types[name])
         where = f"{table.schema_}.{table.table}" if table.schema_ else table.table
         if not present:
             raise MissingDataError(
@@ -54,6 +57,16 @@ def check_raw_tables(cur, cfg: PipelineConfig) -> None:
             raise MissingDataError(
                 f"raw.{name}: table {where!r} has no column(s) {missing}; its columns are "
                 f"{sorted(present)} — fix the column mapping or the feature sources")
+    for i, f in enumerate(cfg.features):
+        if f.kind != "vector":
+            continue
+        column_type = types[f.source_table][f.source_column]
+        match = re.fullmatch(r"vector\((\d+)\)", column_type)
+        if match and int(match.group(1)) != f.dim:
+            raise MissingDataError(
+                f"features.{i}.dim: feature {f.name!r} has dim {f.dim} but its source "
+                f"{f.source} is {column_type}; set dim: {match.group(1)} or point source at "
+                f"a column of {f.dim}-dimensional vectors")
 
 
 def build_samples(cfg: PipelineConfig, bizdate: dt.date, url: str | None = None) -> dict[str, Any]:
@@ -132,7 +145,8 @@ def load_boundaries(cur, cfg: PipelineConfig, bizdate: dt.date) -> dict[str, lis
 
 
 def load_partition(cur, cfg: PipelineConfig, table: str, bizdate: dt.date) -> dict[str, Any]:
-    """Read one sample partition: model inputs, labels, user and item ids (and the eval split)."""
+    """Read one sample partition: model inputs, labels, user and item ids, sample dates (and
+    the eval split)."""
     if not db.table_exists(cur, cfg.storage.schema_, table):
         raise MissingDataError(f"table {cfg.storage.schema_}.{table} does not exist; run the "
                                f"samples task for bizdate {bizdate} first")
@@ -144,6 +158,7 @@ def load_partition(cur, cfg: PipelineConfig, table: str, bizdate: dt.date) -> di
         "labels": np.asarray(columns[cfg.label_name], dtype=np.float32),
         "user_ids": np.asarray(columns["user_id"], dtype=object),
         "item_ids": np.asarray(columns["item_id"], dtype=object),
+        "sample_dates": np.asarray(columns["sample_date"], dtype=object),
     }
     if "split" in columns:
         data["splits"] = np.asarray(columns["split"], dtype=object)

@@ -60,8 +60,9 @@ _VALUE_SUFFIX = "/.ATTRIBUTES/VARIABLE_VALUE"
 
 def build_model(features: Sequence[FeatureSpec], model_config: ModelConfig,
                 boundaries: Mapping[str, Sequence[float]], seed: int,
-                learning_rate: float | None = None) -> DropoutNet:
-    """A DropoutNet with every variable created; compiled with Adam when ``learning_rate``.
+                learning_rate: float | None = None, weight_decay: float = 0.0) -> DropoutNet:
+    """A DropoutNet with every variable created; compiled with Adam when ``learning_rate``
+    (AdamW when ``weight_decay`` > 0).
 
     Seeds Python, NumPy and TensorFlow from ``seed`` first, so the same inputs give the same
     initial weights, dropout draws and shuffling.
@@ -70,7 +71,9 @@ def build_model(features: Sequence[FeatureSpec], model_config: ModelConfig,
     model = DropoutNet(features, model_config, boundaries, seed=seed)
     model.build_from_signature()
     if learning_rate is not None:
-        model.compile(optimizer=keras.optimizers.Adam(learning_rate), jit_compile=False)
+        optimizer = (keras.optimizers.AdamW(learning_rate, weight_decay=weight_decay)
+                     if weight_decay > 0 else keras.optimizers.Adam(learning_rate))
+        model.compile(optimizer=optimizer, jit_compile=False)
         model.optimizer.build(model.trainable_variables)
     return model
 
@@ -284,7 +287,7 @@ def train_model(cfg: PipelineConfig, features: dict[str, np.ndarray], labels: np
                              "come from the training rows' item ids")
         item_logq = item_log_frequency(item_ids)
     model = build_model(cfg.features, cfg.model, boundaries, tc.seed,
-                        learning_rate=tc.learning_rate)
+                        learning_rate=tc.learning_rate, weight_decay=tc.weight_decay)
     report = restore_warm_start(model, Path(warm_start_dir) if warm_start_dir else None)
 
     ds = make_dataset(model, features, labels, tc.batch_size, item_ids=item_ids, seed=tc.seed,
@@ -314,6 +317,7 @@ def train_model(cfg: PipelineConfig, features: dict[str, np.ndarray], labels: np
         "pointwise_loss": last.get("pointwise_loss"),
         "pairwise_loss": last.get("pairwise_loss"),
         "softmax_loss": last.get("softmax_loss"),
+        "distill_loss": last.get("distill_loss"),
         "train_auc": last.get("auc"),
         "history": {k: [float(x) for x in v] for k, v in history.items()},
         "warm_started": report.warm_started,
@@ -324,7 +328,7 @@ def train_model(cfg: PipelineConfig, features: dict[str, np.ndarray], labels: np
         "checkpoint_dir": str(checkpoint_dir),
     }
     log.info("trained %s on %d rows (%d positives): %d steps, loss %s (pointwise %s, pairwise "
-             "%s, softmax %s), train AUC %s", cfg.model_name, n, stats["positives"], steps,
-             stats["loss"], stats["pointwise_loss"], stats["pairwise_loss"],
-             stats["softmax_loss"], stats["train_auc"])
+             "%s, softmax %s, distill %s), train AUC %s", cfg.model_name, n, stats["positives"],
+             steps, stats["loss"], stats["pointwise_loss"], stats["pairwise_loss"],
+             stats["softmax_loss"], stats["distill_loss"], stats["train_auc"])
     return stats

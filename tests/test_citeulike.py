@@ -133,9 +133,12 @@ def test_als_gives_cold_items_zero_factors(dataset):
 
 
 def test_benchmark_end_to_end_on_tiny_data(dataset):
-    settings = cu.BenchmarkSettings(content_dim=6, rank=4, als_iterations=2, epochs=1,
-                                    batch_size=16, hidden=8, embedding_dim=4)
-    result = cu.run_benchmark(*dataset, settings)
+    settings = cu.BenchmarkSettings(
+        content_dim=6, rank=4, als_iterations=2, training={"epochs": 1, "batch_size": 16},
+        model={"embedding_dim": 4, "content_mlp": [8], "preference_mlp": [8], "tower_mlp": [8],
+               "item_prior": True, "losses": {"distill_weight": 1.0,
+                                              "distill_features": ["u_factors", "i_factors"]}})
+    result = cu.run_benchmark(*dataset, settings, seeds=2)
     assert {"dataset", "content", "model", "baselines", "n_users", "n_items",
             "seconds"} <= set(result)
     assert result["content"] == "tags+citations" and result["n_items"] == len(COLD)
@@ -143,9 +146,16 @@ def test_benchmark_end_to_end_on_tiny_data(dataset):
     for block in (result, result["citations_only"]):
         assert set(block["baselines"]) == {"random", "content_popularity", "content_knn",
                                            "ridge_to_als", "ridge_to_als_normalised"}
-        for figures in [block["model"], *block["baselines"].values()]:
-            assert set(figures) == {f"{m}@{k}{ci}" for k in cu.KS for m, ci in (
-                ("recall", ""), ("recall", "_ci"), ("ndcg", ""))}
+        model = block["model"]  # the mean of 2 seeds, with their spread
+        assert model["seeds"] == 2
+        for k in cu.KS:
+            assert len(model[f"recall@{k}_per_seed"]) == 2
+            assert model[f"recall@{k}"] == pytest.approx(np.mean(model[f"recall@{k}_per_seed"]),
+                                                         abs=1e-4)
+            assert model[f"recall@{k}_std"] >= 0
+        for figures in [model, *block["baselines"].values()]:
+            assert {f"{m}@{k}{ci}" for k in cu.KS for m, ci in (
+                ("recall", ""), ("recall", "_ci"), ("ndcg", ""))} <= set(figures)
             for k in cu.KS:  # each recall inside its bootstrap interval over the test users
                 lo, hi = figures[f"recall@{k}_ci"]  # rounded to 4 decimals
                 assert 0.0 <= lo <= hi <= 1.0
@@ -163,6 +173,38 @@ def test_benchmark_end_to_end_on_tiny_data(dataset):
     assert "recall@20 [95% CI]" in report
 
 
+def test_validation_split_is_carved_from_the_training_pairs(dataset):
+    d = cu.load(*dataset)
+    train, test, held = cu.validation_split(d, share=0.25, seed=3)
+    assert len(train) + len(test) == len(d.train)
+    assert not np.isin(held, d.test_items).any()          # never a test item
+    assert not np.isin(train[:, 1], held).any()            # pseudo-cold: no training pair
+    assert set(test[:, 1]) <= set(held)
+    np.testing.assert_array_equal(cu.validation_split(d, 0.25, seed=3)[2], held)  # seeded
+    with pytest.raises(ValueError, match="share must be between 0 and 1"):
+        cu.validation_split(d, share=0.0)
+
+
+def test_tune_on_the_validation_split_prints_each_trial(dataset):
+    settings = cu.BenchmarkSettings(
+        content_dim=6, rank=4, als_iterations=2, training={"epochs": 1, "batch_size": 16},
+        model={"embedding_dim": 4, "content_mlp": [8], "preference_mlp": [8], "tower_mlp": [8],
+               "losses": {"distill_features": ["u_factors", "i_factors"]}})
+    lines = []
+    result = cu.tune(*dataset, trials=2, settings=settings, seed=1, k=3, share=0.25,
+                     echo=lines.append)
+    assert lines[0].startswith("validation split: ") and len(lines) == 3
+    assert lines[1].startswith("trial 1/2: recall@3 ") and lines[2].startswith("trial 2/2: ")
+    assert [t["trial"] for t in result["trials"]] == [0, 1]
+    # trial 0 is the settings it started from; the search covers the distillation weight
+    assert result["trials"][0]["params"]["distill_weight"] == 0.0
+    assert result["base_value"] == result["trials"][0]["value"]
+    best = result["best"]
+    assert best["value"] == max(t["value"] for t in result["trials"])
+    assert set(best["settings"]) == {"model", "training"}
+    assert "distill_weight" in best["settings"]["model"]["losses"]
+
+
 def test_cli_benchmark(dataset, capsys):
     from dropoutnet.cli import main
 
@@ -173,6 +215,9 @@ def test_cli_benchmark(dataset, capsys):
     assert main(["benchmark", "citeulike", "--path", str(dataset[0] / "nope"), "--split",
                  str(dataset[1])]) == 1
     assert "no such folder" in capsys.readouterr().err
+    assert main(["benchmark", "citeulike", "--path", str(dataset[0]), "--split",
+                 str(dataset[1]), "--tune", "0"]) == 1
+    assert "--tune must be at least 1 (the number of trials), got 0" in capsys.readouterr().err
 
 
 # --- precomputed preference features --------------------------------------------------------

@@ -78,7 +78,51 @@ def test_all_loss_weights_zero_is_rejected(tmp_path):
     msg = _load_with(tmp_path, lambda d: d["model"]["losses"].update(
         pointwise_weight=0, pairwise_weight=0, softmax_weight=0))
     assert "model.losses: every loss weight is 0" in msg
-    assert "pointwise_weight, pairwise_weight or softmax_weight" in msg
+    assert "distill_weight" in msg
+
+
+def test_item_prior_with_cosine_normalization_is_rejected(tmp_path):
+    msg = _load_with(tmp_path, lambda d: d["model"].update(item_prior=True,
+                                                           normalization="cosine"))
+    assert "model: item_prior: true cannot be held with normalization: cosine" in msg
+    assert "set model.normalization to l2 or none" in msg
+    msg = _load_with(tmp_path, lambda d: d["model"].update(normalization="unit"))
+    assert "model.normalization" in msg and "'l2', 'none' or 'cosine'" in msg
+
+
+def _with_factors(d, user_dim=8, item_dim=8):
+    d["features"] += [
+        {"name": "u_factors", "group": "user_preference", "kind": "vector", "dim": user_dim,
+         "precomputed": True, "source": "users.factors"},
+        {"name": "i_factors", "group": "item_preference", "kind": "vector", "dim": item_dim,
+         "precomputed": True, "source": "items.factors"}]
+
+
+def test_distill_features_must_be_factors_of_the_same_dimension(tmp_path):
+    def wrong_dim(d):
+        _with_factors(d, item_dim=6)
+        d["model"]["losses"].update(distill_weight=1.0,
+                                    distill_features=["u_factors", "i_factors"])
+    msg = _load_with(tmp_path, wrong_dim)
+    assert "model.losses.distill_features: 'u_factors' has dim 8 but 'i_factors' has dim 6" \
+        in msg
+
+    def not_a_factor(d):
+        _with_factors(d)
+        d["model"]["losses"].update(distill_weight=1.0, distill_features=["u_factors", "i_ctr_7d"])
+    msg = _load_with(tmp_path, not_a_factor)
+    assert "distill_features names 'i_ctr_7d' as the item vector" in msg
+    assert "kind: vector and precomputed: true" in msg
+
+    msg = _load_with(tmp_path, lambda d: d["model"]["losses"].update(distill_weight=1.0))
+    assert "model.losses: distill_weight > 0 needs distill_features" in msg
+
+
+def test_age_feature_is_numeric_content(tmp_path):
+    msg = _load_with(tmp_path, lambda d: d["features"].append(
+        {"name": "i_age", "group": "item_content", "kind": "categorical",
+         "source": "items.create_time", "age": True}))
+    assert "age: true is for numeric content features" in msg
 
 
 def test_warm_holdout_share_out_of_range_is_rejected(tmp_path):

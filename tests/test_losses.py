@@ -20,7 +20,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import tensorflow as tf  # noqa: E402
 
 from dropoutnet.model.losses import (  # noqa: E402
-    item_log_frequency, negative_shifts, pairwise_loss, pointwise_loss, softmax_loss)
+    distill_loss, item_log_frequency, negative_shifts, pairwise_loss, pointwise_loss,
+    softmax_loss)
 
 
 def _batch(cosines):
@@ -48,11 +49,18 @@ def _sm(cosines, labels, ids=None, logq=None, **kw):
 
 
 def test_pointwise_loss_on_a_hand_example():
-    # labels 1, 0; cosines 0.5, -0.2; scale 5, bias 0.1 -> logits 2.6, -0.9
+    # labels 1, 0; logits 2.6, -0.9 (e.g. cosines 0.5, -0.2 with scale 5 and bias 0.1)
     expected = (math.log(1 + math.exp(-2.6)) + math.log(1 + math.exp(-0.9))) / 2
-    got = pointwise_loss(tf.constant([1.0, 0.0]), tf.constant([0.5, -0.2]), tf.constant(5.0),
-                         tf.constant(0.1))
+    got = pointwise_loss(tf.constant([1.0, 0.0]), tf.constant([2.6, -0.9]))
     assert float(got) == pytest.approx(expected, rel=1e-5)
+
+
+def test_distill_loss_on_a_hand_example():
+    # squared errors 0.25 and 1.0 on the known rows; the third row has no target
+    got = distill_loss(tf.constant([1.0, 0.0, 5.0]), tf.constant([0.5, 1.0, 0.0]),
+                       tf.constant([True, True, False]))
+    assert float(got) == pytest.approx((0.25 + 1.0) / 2)
+    assert float(distill_loss(tf.constant([1.0]), tf.constant([0.0]), tf.constant([False]))) == 0
 
 
 def test_pairwise_loss_on_a_hand_example():
@@ -125,6 +133,16 @@ def test_softmax_logq_correction():
     row0 = _ce([1.2 - lq[0], 1.0 - lq[1], 0.2 - lq[2]])
     row2 = _ce([0.2 - lq[2], 1.2 - lq[0], 1.0 - lq[1]])
     got = _sm(c, [1, 0, 1], ids=["a", "b", "c"], logq=lq, scale=2.0)
+    assert got == pytest.approx((row0 + row2) / 2, rel=1e-5)
+
+
+def test_softmax_item_bias_is_added_to_each_items_logit():
+    # the item prior in the softmax's units: + bias of the column's item, positive included
+    c, b = [0.6, 0.5, 0.1], [0.3, -0.2, 1.0]
+    row0 = _ce([1.2 + b[0], 1.0 + b[1], 0.2 + b[2]])
+    row2 = _ce([0.2 + b[2], 1.2 + b[0], 1.0 + b[1]])
+    got = _sm(c, [1, 0, 1], ids=["a", "b", "c"], scale=2.0,
+              item_bias=tf.constant(b, tf.float32))
     assert got == pytest.approx((row0 + row2) / 2, rel=1e-5)
     assert abs(got - _sm(c, [1, 0, 1], ids=["a", "b", "c"], scale=2.0)) > 0.05
     # the frequency estimate: share of training rows holding the item

@@ -54,14 +54,16 @@ NEW_FEATURE = {"name": "i_topic", "group": "item_content", "kind": "categorical"
                "source": "items.topic"}
 
 
-def make_config(features: list[dict] = FEATURES, **training) -> PipelineConfig:
+def make_config(features: list[dict] = FEATURES, model: dict | None = None,
+                **training) -> PipelineConfig:
     base = load_config(REPO / "config" / "pipeline.yaml").model_dump(by_alias=True)
     base["features"] = features
     base["model"] = {"embedding_dim": 8, "feature_embedding_dim": 4, "hash_buckets": 64,
                      "num_bins": 4, "content_mlp": [16], "preference_mlp": [8],
                      "tower_mlp": [16], "user_dropout_rate": 0.3, "item_dropout_rate": 0.5,
+                     "normalization": "l2", "item_prior": False,
                      "losses": {"pointwise_weight": 1.0, "softmax_weight": 0.5,
-                                "softmax_scale": 5.0}}
+                                "softmax_scale": 5.0}, **(model or {})}
     base["training"] = {"batch_size": 32, "epochs": 10, "learning_rate": 0.01, "seed": 7,
                         **training}
     return PipelineConfig.model_validate(base)
@@ -117,16 +119,6 @@ def day1(tmp_path_factory, data):
 # --- losses ---------------------------------------------------------------------------------
 
 
-def test_pointwise_loss_matches_hand_computation():
-    labels, cos, scale, bias = np.array([1.0, 0.0, 1.0]), np.array([0.5, -0.2, -0.9]), 5.0, 0.1
-    z = scale * cos + bias
-    expected = np.mean(-labels * np.log(1 / (1 + np.exp(-z)))
-                       - (1 - labels) * np.log(1 - 1 / (1 + np.exp(-z))))
-    got = pointwise_loss(tf.constant(labels, tf.float32), tf.constant(cos, tf.float32),
-                         tf.constant(scale), tf.constant(bias))
-    assert float(got) == pytest.approx(expected, rel=1e-5)
-
-
 def test_compute_losses_sums_the_weighted_terms(data):
     features, labels, item_ids, boundaries = data
     base = make_config().model.model_dump()
@@ -144,9 +136,12 @@ def test_compute_losses_sums_the_weighted_terms(data):
     assert all(t > 0 for t in terms)
     assert float(parts["loss"]) == pytest.approx(terms[0] + 0.5 * terms[1] + 0.25 * terms[2],
                                                  rel=1e-5)
-    # the pairwise term is RankNet on scale * cosine, the softmax term as in losses.py
-    score = parts["outputs"]["score"]
-    assert terms[1] == pytest.approx(float(pairwise_loss(labels[:n], model.scale * score)),
+    # the pairwise term is RankNet on the ranking score scale * cosine (+ prior), the
+    # pointwise term cross-entropy on the logit (that score + bias)
+    out = parts["outputs"]
+    ranking = model.scale * out["similarity"] + out["prior"]
+    assert terms[1] == pytest.approx(float(pairwise_loss(labels[:n], ranking)), rel=1e-5)
+    assert terms[0] == pytest.approx(float(pointwise_loss(labels[:n], ranking + model.bias)),
                                      rel=1e-5)
     # a weight of 0 turns a term off
     base["losses"] = {"pointwise_weight": 1.0, "pairwise_weight": 0.0, "softmax_weight": 0.0}
@@ -260,11 +255,15 @@ def test_export_towers_reproduce_final_scores(day1, data, tmp_path):
     final = load_serving(tmp_path / "export" / "final", batch_size=100)
     ue, ie, out = user(features), item(features), final(features)
     assert ue.shape == (len(labels), 8) and ue.dtype == np.float32
-    np.testing.assert_allclose(np.linalg.norm(ue, axis=1), 1.0, atol=1e-5)
+    # l2 towers: unit item vectors; the user vector carries the learned scale
+    model = load_trained_model(ckpt)
+    np.testing.assert_allclose(np.linalg.norm(ie, axis=1), 1.0, atol=1e-5)
+    np.testing.assert_allclose(np.linalg.norm(ue, axis=1), float(model.scale), rtol=1e-5)
+    np.testing.assert_allclose(np.sum(ue * ie, axis=1) + float(model.bias), out["logit"],
+                               atol=1e-4)
     np.testing.assert_allclose(np.sum(ue * ie, axis=1), out["score"], atol=1e-5)
     np.testing.assert_allclose(ue, out["user_embedding"], atol=1e-6)
     # the exported final model agrees with the trained model in memory
-    model = load_trained_model(ckpt)
     np.testing.assert_allclose(predict_scores(model, features), out["probability"], atol=1e-5)
 
     # a fresh load, through the signature, with the raw dtypes
@@ -322,3 +321,128 @@ def test_missing_warm_start_dir_is_a_cold_start(data, tmp_path, caplog):
                         missing, epochs=0)
     assert stats["warm_started"] is False
     assert f"no checkpoint at {missing}: cold start (training from scratch)" in caplog.text
+
+
+# --- item prior, normalisation, the paper's objective ------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def prior_model(tmp_path_factory, data):
+    """A model with an item prior, trained and exported."""
+    features, labels, item_ids, boundaries = data
+    cfg = make_config(model={"item_prior": True})
+    root = tmp_path_factory.mktemp("prior")
+    train_model(cfg, features, labels, boundaries, root / "checkpoints", None, item_ids)
+    export_models(cfg, root / "checkpoints", root / "export")
+    return cfg, root
+
+
+def test_prior_export_inner_product_is_the_models_logit(prior_model, data):
+    cfg, root = prior_model
+    features = data[0]
+    user, item = load_tower(root / "export" / "user"), load_tower(root / "export" / "item")
+    out = load_serving(root / "export" / "final")(features)
+    ue, ie = user(features), item(features)
+    assert ue.shape[1] == ie.shape[1] == cfg.model.vector_dim == 9
+    np.testing.assert_array_equal(ue[:, -1], 1.0)  # the user side of the prior: a constant
+    # one inner product: the exported vectors give the model's score, which is its logit
+    np.testing.assert_allclose(np.sum(ue * ie, axis=1), out["score"], atol=1e-4)
+    np.testing.assert_allclose(out["score"], out["logit"], atol=1e-4)
+    model = load_trained_model(root / "checkpoints")
+    np.testing.assert_allclose(ie[:, -1], out["prior"] + float(model.bias), atol=1e-5)
+    # the prior is learnt: items of different content get different priors
+    assert np.std(out["prior"]) > 1e-3
+
+
+def test_cold_items_prior_comes_from_content_alone(prior_model, data):
+    cfg, root = prior_model
+    features = data[0]
+    model = load_trained_model(root / "checkpoints")
+    item_specs = model.item_specs
+    n = 40
+    cold = {f.name: features[f.name][:n] for f in item_specs}
+    cold["i_ctr_7d"] = np.full(n, np.nan, np.float32)
+    cold["i_age_bands_7d"] = np.full(n, "", dtype=object)
+    warm = dict(cold, i_ctr_7d=np.linspace(0, 1, n).astype(np.float32),
+                i_age_bands_7d=np.full(n, "18-24|45+", dtype=object))
+
+    def prior(batch, keep=None, training=False):
+        return model.item_tower(to_tensors(item_specs, batch), training=training,
+                                keep=keep)["prior"].numpy()
+
+    # a cold item's prior: whatever its (absent) behaviour would say, the same as a
+    # dropped row in training, and it moves with the content
+    np.testing.assert_array_equal(prior(cold), prior(warm, keep=tf.zeros([n]), training=True))
+    assert not np.allclose(prior(warm), prior(cold))
+    other = dict(cold, i_cate1=np.where(cold["i_cate1"] == "f", "m", "f").astype(object))
+    assert not np.allclose(prior(other), prior(cold))
+    # the served item vector carries it: a cold item's last entry = prior + bias
+    served = load_tower(root / "export" / "item")(cold)
+    np.testing.assert_allclose(served[:, -1], prior(cold) + float(model.bias), atol=1e-5)
+
+
+@pytest.mark.parametrize("normalization", ["none", "cosine"])
+def test_normalization_setting(data, normalization):
+    features, labels, item_ids, boundaries = data
+    cfg = make_config(model={"normalization": normalization})
+    model = build_model(cfg.features, cfg.model, boundaries, seed=3)
+    out = {k: v.numpy() for k, v in model(to_tensors(model.feature_specs, features)).items()}
+    norms = np.linalg.norm(out["user_embedding"], axis=1)
+    np.testing.assert_allclose(np.sum(out["user_embedding"] * out["item_embedding"], axis=1),
+                               out["score"], atol=1e-5)
+    if normalization == "cosine":  # unit vectors: the score is the cosine
+        np.testing.assert_allclose(norms, 1.0, atol=1e-5)
+        np.testing.assert_allclose(out["score"], out["similarity"], atol=1e-6)
+    else:  # the raw linear towers of the paper
+        assert np.std(norms) > 1e-3
+
+
+def _distill_data(n: int = 256, seed: int = 0):
+    """Users and items with 4-dim preference factors and a content signal of the item's."""
+    rng = np.random.default_rng(seed)
+    users, items = rng.normal(size=(20, 4)), rng.normal(size=(30, 4))
+    u, i = rng.integers(0, 20, n), rng.integers(0, 30, n)
+    item_factors = items[i].astype(np.float32)
+    item_factors[i % 5 == 0] = 0.0  # items without factors: no target
+    features = {
+        "u_group": np.array([f"g{k % 3}" for k in u], dtype=object),
+        "u_factors": users[u].astype(np.float32),
+        "i_content": (items[i] + rng.normal(scale=0.3, size=(n, 4))).astype(np.float32),
+        "i_factors": item_factors,
+    }
+    labels = (np.sum(users[u] * items[i], axis=1) > 0).astype(np.float32)
+    return features, labels
+
+
+DISTILL_FEATURES = [
+    {"name": "u_group", "group": "user_content", "kind": "categorical", "source": "users.g"},
+    {"name": "u_factors", "group": "user_preference", "kind": "vector", "dim": 4,
+     "precomputed": True, "source": "users.factors"},
+    {"name": "i_content", "group": "item_content", "kind": "vector", "dim": 4,
+     "source": "items.content"},
+    {"name": "i_factors", "group": "item_preference", "kind": "vector", "dim": 4,
+     "precomputed": True, "source": "items.factors"},
+]
+
+
+def test_distill_loss_regresses_the_score_onto_the_factors(tmp_path):
+    features, labels = _distill_data()
+    losses = {"pointwise_weight": 0.0, "softmax_weight": 0.0, "distill_weight": 1.0,
+              "distill_features": ["u_factors", "i_factors"]}
+    cfg = make_config(DISTILL_FEATURES, model={"item_prior": True, "losses": losses},
+                      epochs=30)
+    model = build_model(cfg.features, cfg.model, {}, seed=3)
+    x = to_tensors(model.feature_specs, features)
+    parts = model.compute_losses(x, tf.constant(labels), training=False)
+    out = parts["outputs"]
+    target = np.sum(features["u_factors"] * features["i_factors"], axis=1)
+    known = np.any(features["i_factors"] != 0, axis=1)
+    pred = (float(model.distill_scale) * (model.scale * out["similarity"] + out["prior"])
+            + float(model.distill_bias)).numpy()
+    assert float(parts["distill_loss"]) == pytest.approx(
+        np.mean((pred - target)[known] ** 2), rel=1e-4)
+    assert float(parts["loss"]) == pytest.approx(float(parts["distill_loss"]), rel=1e-6)
+    # trained on it alone, the score learns the factors' inner product
+    stats = train_model(cfg, features, labels, {}, tmp_path / "ckpt", None)
+    hist = stats["history"]["distill_loss"]
+    assert hist[-1] < 0.5 * hist[0]

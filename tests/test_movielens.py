@@ -326,11 +326,14 @@ def test_model_benchmark_runs_the_pipeline_steps_on_the_split(database_url, tmp_
     from dropoutnet.benchmarks import movielens as bench
 
     folder = write_slice(tmp_path / "ml")
-    result = bench.run(folder, database_url, tmp_path / "work", ks=(1, 2), epochs=1,
-                       cold_share=0.34)
+    result = bench.run(folder, database_url, ks=(1, 2), seeds=2,
+                       settings={"training": {"epochs": 1}}, cold_share=0.34)
     assert result["cold_items"] == 2 and result["test_users"] == 3
+    assert result["settings"]["training"]["epochs"] == 1
+    assert result["model"]["seeds"] == 2
     for k in (1, 2):
         assert 0.0 <= result["model"][f"recall@{k}"] <= 1.0
+        assert len(result["model"][f"recall@{k}_per_seed"]) == 2
         assert f"recall@{k}" in result["baselines"]["genre_popularity"]
         lo, hi = result["model"][f"recall@{k}_ci"]
         assert lo - 1e-4 <= result["model"][f"recall@{k}"] <= hi + 1e-4
@@ -338,3 +341,32 @@ def test_model_benchmark_runs_the_pipeline_steps_on_the_split(database_url, tmp_
     # two candidates: every user's relevant item is in the top 2
     assert result["model"]["recall@2"] == 1.0
     assert result["train"]["rows"] > 0
+
+
+def test_tuning_uses_a_validation_split_of_the_training_ratings_only(database_url, tmp_path):
+    from dropoutnet.benchmarks import movielens as bench
+
+    folder = write_slice(tmp_path / "ml")
+    data = ml.read(folder)
+    test = ml.split_time_cold(data, 0.34)
+    p = bench.validation(database_url, data, 0.34)
+    # the validation split is the same protocol on the ratings before the test cutoff: its
+    # cold movie (4) is the last training movie, and no test movie (5, 6) is anywhere in it
+    assert list(p.split["candidates"]) == [4] and list(test["candidates"]) == [5, 6]
+    assert p.split["cutoff_time"] < test["cutoff_time"]
+    assert not {5, 6} & set(int(i) for i in p.train["item_ids"])
+    lines = []
+    result = bench.tune(folder, database_url, trials=2, seed=0, k=1, seeds_per_trial=1,
+                        cold_share=0.34, echo=lines.append)
+    assert lines[0].startswith("validation split: 1 cold movies, 1 users")
+    assert lines[1].startswith("trial 1/2: recall@1 ") and len(result["trials"]) == 2
+
+
+def test_benchmark_cli_refuses_a_zero_budget(tmp_path, capsys):
+    from dropoutnet.cli import main
+
+    folder = write_slice(tmp_path / "ml")
+    assert main(["benchmark", "movielens", "--path", str(folder), "--tune", "0"]) == 1
+    assert "--tune must be at least 1 (the number of trials), got 0" in capsys.readouterr().err
+    assert main(["benchmark", "movielens", "--path", str(folder), "--seeds", "0"]) == 1
+    assert "--seeds must be at least 1, got 0" in capsys.readouterr().err

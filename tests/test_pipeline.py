@@ -10,6 +10,7 @@ import sys
 
 import psycopg2
 import pytest
+import yaml
 
 from dropoutnet import cli, datagen, pipeline
 from dropoutnet.samples import MissingDataError
@@ -294,3 +295,24 @@ def test_quality_gate_keeps_the_active_version_unless_forced(env):
     assert check_gate(cfg, "v", {"new": 0.48, "active": 0.5, "active_version": "a"},
                       False)["gate"] == "passed"  # within the 5 % tolerance
     assert check_gate(cfg, "v", None, False)["gate"] == "no comparable active version"
+
+
+def test_a_model_of_another_vector_size_is_refused_before_writing(env):
+    """The embedding tables hold one vector size; a config whose model makes another (a
+    larger embedding_dim, or the item prior's extra dimension) gets the fix, and the stored
+    versions stay as they are."""
+    s = env["schema"]
+    before = query(env, f"select model_version, count(*) from {s}.user_embeddings group by 1")
+    other = env["config"].replace(".yaml", "-other.yaml")
+    data = yaml.safe_load(open(env["config"]).read())
+    data["model"]["embedding_dim"] += 4
+    with open(other, "w") as f:
+        yaml.safe_dump(data, f)
+    stored = pipeline.load(env["config"]).model.vector_dim
+    made = pipeline.load(other).model.vector_dim
+    with pytest.raises(MissingDataError, match=rf"the embedding tables of schema '{s}' hold "
+                       rf"vector\({stored}\) but this config's model makes vector\({made}\) "
+                       r"\(model.embedding_dim \d+.*\): set storage.schema to a new schema"):
+        pipeline.user_embeddings(DAY2.isoformat(), other)
+    assert query(env, f"select model_version, count(*) from {s}.user_embeddings group by 1") \
+        == before

@@ -161,6 +161,38 @@ def test_missing_raw_column_is_named_and_nothing_is_written(tiny):
     assert rows(url, f'select count(*) from "{s}".samples') == before
 
 
+def test_vector_feature_of_the_wrong_dimension_is_named_and_nothing_is_written(tiny):
+    url, cfg = tiny
+    samples.build_samples(cfg, BIZDATE, url)
+    s = cfg.storage.schema_
+    before = rows(url, f'select count(*) from "{s}".samples')
+    data = cfg.model_dump(by_alias=True)
+    index = next(i for i, f in enumerate(data["features"]) if f["name"] == "i_title_emb")
+    data["features"][index]["dim"] = 8
+    wrong = type(cfg).model_validate(data)
+    with pytest.raises(samples.MissingDataError,
+                       match=rf"features.{index}.dim: feature 'i_title_emb' has dim 8 but its "
+                             r"source item_text.title_embedding is vector\(16\); set dim: 16"):
+        samples.build_samples(wrong, BIZDATE, url)
+    assert rows(url, f'select count(*) from "{s}".samples') == before
+
+
+def test_age_feature_is_days_since_creation_at_the_samples_day(tiny):
+    url, cfg = tiny
+    data = cfg.model_dump(by_alias=True)
+    data["features"].append({"name": "i_age_days", "group": "item_content", "kind": "numeric",
+                             "source": "items.create_time", "age": True})
+    cfg = type(cfg).model_validate(data)
+    samples.build_samples(cfg, BIZDATE, url)
+    s = cfg.storage.schema_
+    assert rows(url, f'select sample_date::text, item_id, i_age_days from "{s}".samples '
+                     'order by 1, 2') == [
+        ("2026-11-08", "i1", 7.0), ("2026-11-08", "i2", 3.0), ("2026-11-09", "i1", 8.0)]
+    # the bizdate's new item is 0 days old, as it is when embedded for retrieval
+    assert rows(url, f'select distinct i_age_days from "{s}".eval_samples '
+                     "where item_id = 'i3'") == [(0.0,)]
+
+
 def test_missing_raw_table_is_named(tiny):
     url, cfg = tiny
     with db.transaction(url) as cur:

@@ -49,7 +49,7 @@ import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 import scipy.sparse as sp
@@ -261,11 +261,12 @@ def svd_features(x: sp.csr_matrix, dim: int, seed: int, n_iter: int = 4,
 
 
 def ranking_metrics(scores: np.ndarray, relevant: np.ndarray, ks: Sequence[int] = KS,
-                    ci: bool = False) -> dict[str, Any]:
+                    ci: bool = False, per_user: bool = False) -> dict[str, Any]:
     """Mean recall@K and NDCG@K over the rows of ``relevant`` (bool ``[users, items]``) that
     have at least one relevant item; ``scores`` ``[users, items]``, higher ranks first (ties
     broken by column order).  With ``ci``, also ``recall@K_ci``: the bootstrap interval over
-    those users (:func:`dropoutnet.metrics.bootstrap_ci`)."""
+    those users (:func:`dropoutnet.metrics.bootstrap_ci`); with ``per_user``, ``per_user``:
+    each of those users' recall@K."""
     scores = np.asarray(scores, dtype=np.float64)
     relevant = np.asarray(relevant, dtype=bool)
     keep = relevant.any(axis=1)
@@ -276,7 +277,7 @@ def ranking_metrics(scores: np.ndarray, relevant: np.ndarray, ks: Sequence[int] 
     hits = np.take_along_axis(relevant, top, axis=1)
     gains = hits / np.log2(np.arange(2, kmax + 2))
     ideal_cum = np.cumsum(1.0 / np.log2(np.arange(2, kmax + 2)))
-    out: dict[str, Any] = {}
+    out: dict[str, Any] = {"per_user": {}} if per_user else {}
     for k in ks:
         kk = min(k, kmax)
         if not len(n_rel):
@@ -284,6 +285,8 @@ def ranking_metrics(scores: np.ndarray, relevant: np.ndarray, ks: Sequence[int] 
             continue
         recall = hits[:, :kk].sum(axis=1) / n_rel
         out[f"recall@{k}"] = float(np.mean(recall))
+        if per_user:
+            out["per_user"][f"recall@{k}"] = recall
         if ci:
             out[f"recall@{k}_ci"] = [round(x, 4) for x in bootstrap_ci(recall)]
         ideal = ideal_cum[np.minimum(n_rel, kk) - 1]
@@ -296,6 +299,17 @@ def ranking_metrics(scores: np.ndarray, relevant: np.ndarray, ks: Sequence[int] 
 
 @dataclass
 class BenchmarkSettings:
+    """The benchmark's data preparation, and the model's ``model`` / ``training`` sections.
+
+    ``model`` and ``training`` are overrides of the pipeline config's sections
+    (:class:`~dropoutnet.config.ModelConfig`, :class:`~dropoutnet.config.TrainingConfig`):
+    everything they do not set takes the schema's defaults, as the pipeline would.  The
+    defaults here set only what this dataset has a reason for: towers of the paper's size
+    (500-wide layers, rank 200, as its preference factors), the factor features that the
+    distillation loss reads, and 4 epochs (one model trained from scratch, not a daily
+    warm-started one).
+    """
+
     content_dim: int = 300
     rank: int = 200
     als_reg: float = 1.0
@@ -303,17 +317,13 @@ class BenchmarkSettings:
     als_iterations: int = 12
     ridge_reg: float = 1.0
     ridge_folds: int = 3
-    epochs: int = 4
-    batch_size: int = 1024
-    learning_rate: float = 1e-3
     negatives: int = 1
-    embedding_dim: int = 200
-    hidden: int = 512
-    item_dropout_rate: float = 0.5
-    user_dropout_rate: float = 0.0
     seed: int = 42
     contents: tuple[str, ...] = tuple(CONTENTS)
-    losses: dict[str, Any] = field(default_factory=dict)
+    model: dict[str, Any] = field(default_factory=lambda: {
+        "embedding_dim": 200, "content_mlp": [512], "preference_mlp": [512],
+        "tower_mlp": [512], "losses": {"distill_features": ["u_factors", "i_factors"]}})
+    training: dict[str, Any] = field(default_factory=lambda: {"epochs": 4})
 
 
 def _feature_specs(content_dim: int, rank: int) -> list:
@@ -331,15 +341,16 @@ def _feature_specs(content_dim: int, rank: int) -> list:
     ]
 
 
-def _model_config(s: BenchmarkSettings):
-    from dropoutnet.config import LossConfig, ModelConfig
+def _sections(s: BenchmarkSettings, settings: Mapping[str, Any] | None = None):
+    """The ``(ModelConfig, TrainingConfig)`` of ``s`` with ``settings`` (e.g. a trial's)."""
+    from dropoutnet.config import ModelConfig, TrainingConfig
 
-    known = set(LossConfig.model_fields)
-    losses = LossConfig(**{k: v for k, v in s.losses.items() if k in known})
-    return ModelConfig(embedding_dim=s.embedding_dim, content_mlp=[s.hidden],
-                       preference_mlp=[s.hidden], tower_mlp=[s.hidden],
-                       user_dropout_rate=s.user_dropout_rate,
-                       item_dropout_rate=s.item_dropout_rate, losses=losses)
+    from .. import tuning
+
+    merged = tuning.apply({"model": s.model, "training": s.training}, settings or {})
+    model = tuning.apply(ModelConfig().model_dump(), merged["model"])
+    training = tuning.apply(TrainingConfig(seed=s.seed).model_dump(), merged["training"])
+    return ModelConfig.model_validate(model), TrainingConfig.model_validate(training)
 
 
 def _mean_rows(r: sp.csr_matrix, x) -> Any:
@@ -350,9 +361,118 @@ def _mean_rows(r: sp.csr_matrix, x) -> Any:
     return inv @ (r @ x)
 
 
-def train_dropoutnet(s: BenchmarkSettings, data: CiteULikeData, item_content: np.ndarray,
-                     user_content: np.ndarray, u: np.ndarray, v: np.ndarray,
-                     r: sp.csr_matrix) -> tuple[Any, dict[str, Any]]:
+@dataclass
+class Prepared:
+    """One split with one content variant, ready to score: what every baseline and every
+    model trained on it share (built once, by :func:`prepare`)."""
+
+    content: str
+    train: np.ndarray            # [n, 2] (user, item) training pairs
+    r: sp.csr_matrix             # users x items, binary, the training pairs
+    u: np.ndarray                # ALS factors of the training pairs (cold rows zero)
+    v: np.ndarray
+    tf_idf: sp.csr_matrix
+    cold_vhat: np.ndarray        # ridge tf-idf -> V, predicted for the candidates
+    item_content: np.ndarray     # the model's item content input
+    user_content: np.ndarray
+    candidates: np.ndarray       # cold items, ranked for every test user
+    test_users: np.ndarray
+    relevant: np.ndarray         # bool [test users, candidates]
+
+
+def _relevant(test: np.ndarray, candidates: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    test_users = np.unique(test[:, 0])
+    col = {int(i): j for j, i in enumerate(candidates)}
+    relevant = np.zeros((len(test_users), len(candidates)), dtype=bool)
+    relevant[np.searchsorted(test_users, test[:, 0]), [col[int(i)] for i in test[:, 1]]] = True
+    return test_users, relevant
+
+
+def prepare(s: BenchmarkSettings, data: CiteULikeData, train: np.ndarray, test: np.ndarray,
+            candidates: np.ndarray) -> dict[str, Prepared]:
+    """ALS on ``train`` once, then each content variant's inputs; keyed by variant."""
+    t_als = time.monotonic()
+    r = sp.csr_matrix((np.ones(len(train), np.float32), (train[:, 0], train[:, 1])),
+                      shape=(data.n_users, data.n_items))
+    r.sum_duplicates()
+    r.data[:] = 1.0
+    rank = max(1, min(s.rank, data.n_users, data.n_items))
+    u, v = implicit_als(train, data.n_users, data.n_items, rank=rank, reg=s.als_reg,
+                        alpha=s.als_alpha, iterations=s.als_iterations, seed=s.seed)
+    log.info("ALS rank %d in %.1fs", rank, time.monotonic() - t_als)
+    if not np.all(np.diff(r.tocsc()[:, candidates].indptr) == 0):
+        log.warning("some cold test items have training pairs: they are not cold")
+    test_users, relevant = _relevant(test, candidates)
+    warm = np.flatnonzero(np.diff(r.tocsc().indptr) > 0)
+    out = {}
+    for name in s.contents:
+        t0 = time.monotonic()
+        tf_idf = content_matrix(data, CONTENTS[name])
+        svd = svd_features(tf_idf, s.content_dim, s.seed)
+        cold_vhat = ridge_predict(tf_idf, v, warm, candidates, s.ridge_reg)
+        # content mapped to the CF space (a function of content only): out-of-fold for the
+        # items with training pairs, so the model sees it as noisy as it is for cold items
+        vhat = _out_of_fold_ridge(tf_idf, v, warm, s.ridge_reg, s.ridge_folds, s.seed)
+        vhat[candidates] = cold_vhat
+        mu, sd = vhat[warm].mean(axis=0), vhat[warm].std(axis=0)
+        vhat = np.clip((vhat - mu) / np.where(sd > 0, sd, 1.0), -5, 5)
+        item_content = np.hstack([svd, vhat]).astype(np.float32)
+        user_content = np.asarray(_mean_rows(r, item_content), dtype=np.float32)
+        log.info("%s: content %s -> %s in %.1fs", name, tf_idf.shape, item_content.shape,
+                 time.monotonic() - t0)
+        out[name] = Prepared(name, train, r, u, v, tf_idf, cold_vhat, item_content,
+                             user_content, candidates, test_users, relevant)
+    return out
+
+
+def validation_split(data: CiteULikeData, share: float = 0.2, seed: int = 0
+                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(train, test, candidates)`` carved from the training pairs alone: a ``share`` of the
+    items with training pairs becomes pseudo-cold (all their pairs are the test)."""
+    if not 0 < share < 1:
+        raise ValueError(f"the validation share must be between 0 and 1, got {share!r}")
+    items = np.unique(data.train[:, 1])
+    rng = np.random.default_rng(seed)
+    held = np.sort(rng.choice(items, max(1, int(round(share * len(items)))), replace=False))
+    is_held = np.isin(data.train[:, 1], held)
+    return data.train[~is_held], data.train[is_held], held
+
+
+def baseline_figures(p: Prepared, s: BenchmarkSettings, ks: Sequence[int] = KS
+                     ) -> dict[str, dict[str, Any]]:
+    """Every baseline on the prepared users and candidates, simplest first (a tie for the
+    strongest baseline goes to the simpler one); each recall with its bootstrap interval."""
+    baselines: dict[str, dict[str, Any]] = {}
+    rng = np.random.default_rng(s.seed)
+    relevant, cand = p.relevant, p.candidates
+    baselines["random"] = ranking_metrics(rng.random(relevant.shape), relevant, ks, ci=True)
+
+    # content -> popularity: a ridge from the tf-idf to log1p(training users per item), fit
+    # on every non-candidate item (0 users included); the same ranking for every user
+    fit = np.setdiff1d(np.arange(p.tf_idf.shape[0]), cand)
+    users_per_item = np.diff(p.r.tocsc().indptr)
+    expected = popularity_regression(p.tf_idf[fit], users_per_item[fit],
+                                     reg=s.ridge_reg).predict(p.tf_idf[cand])[:, 0]
+    baselines["content_popularity"] = ranking_metrics(
+        np.broadcast_to(expected, relevant.shape), relevant, ks, ci=True)
+
+    # content kNN: the user's mean tf-idf against each candidate's, cosine
+    profile = _l2_rows(sp.csr_matrix(_mean_rows(p.r[p.test_users], p.tf_idf)))
+    knn = (profile @ p.tf_idf[cand].T).toarray()
+    baselines["content_knn"] = ranking_metrics(knn, relevant, ks, ci=True)
+
+    # ridge map: tf-idf content -> ALS item factors on the items with training pairs, ranked
+    # by U·V̂, and by U·V̂/|V̂| (the predicted direction only)
+    users = p.u[p.test_users]
+    baselines["ridge_to_als"] = ranking_metrics(users @ p.cold_vhat.T, relevant, ks, ci=True)
+    baselines["ridge_to_als_normalised"] = ranking_metrics(
+        users @ unit_rows(p.cold_vhat).T, relevant, ks, ci=True)
+    return baselines
+
+
+def train_dropoutnet(p: Prepared, s: BenchmarkSettings,
+                     settings: Mapping[str, Any] | None = None,
+                     seed: int | None = None) -> tuple[Any, dict[str, Any]]:
     """Build the project's DropoutNet and fit it on positives + sampled negatives.
 
     Each epoch draws ``negatives`` fresh negatives per positive, uniformly over the items with
@@ -362,45 +482,52 @@ def train_dropoutnet(s: BenchmarkSettings, data: CiteULikeData, item_content: np
     """
     import tensorflow as tf
 
-    from dropoutnet.model import ITEM_ID_KEY
+    from dropoutnet.model import ITEM_ID_KEY, item_log_frequency
     from dropoutnet.train import build_model
 
-    specs = _feature_specs(item_content.shape[1], u.shape[1])
-    model = build_model(specs, _model_config(s), {}, s.seed, learning_rate=s.learning_rate)
-    tables = {"u_content": (0, tf.constant(user_content)), "u_factors": (0, tf.constant(u)),
-              "i_content": (1, tf.constant(item_content)), "i_factors": (1, tf.constant(v))}
+    model_config, tc = _sections(s, settings)
+    seed = tc.seed if seed is None else seed
+    specs = _feature_specs(p.item_content.shape[1], p.u.shape[1])
+    model = build_model(specs, model_config, {}, seed, learning_rate=tc.learning_rate,
+                        weight_decay=tc.weight_decay)
+    tables = {"u_content": (0, tf.constant(p.user_content)), "u_factors": (0, tf.constant(p.u)),
+              "i_content": (1, tf.constant(p.item_content)), "i_factors": (1, tf.constant(p.v))}
+    logq = model_config.losses.softmax_logq and model_config.losses.softmax_weight > 0
 
-    def gather(pair, label):
+    def gather(pair, label, item_logq):
         x = {name: tf.gather(table, pair[:, side]) for name, (side, table) in tables.items()}
         x[ITEM_ID_KEY] = pair[:, 1]
+        if logq:
+            x["item_logq"] = item_logq
         return x, label
 
-    rng = np.random.default_rng(s.seed)
-    warm_items = np.flatnonzero(np.diff(r.tocsc().indptr) > 0)
-    pos = data.train
+    rng = np.random.default_rng(seed)
+    warm_items = np.flatnonzero(np.diff(p.r.tocsc().indptr) > 0)
+    pos = p.train
     histories: dict[str, list[float]] = {}
     rows = 0
-    for epoch in range(s.epochs):
+    for epoch in range(tc.epochs):
         neg_users = np.repeat(pos[:, 0], s.negatives)
         neg_items = warm_items[rng.integers(0, len(warm_items), len(neg_users))]
-        is_pos = np.asarray(r[neg_users, neg_items]).ravel() > 0
+        is_pos = np.asarray(p.r[neg_users, neg_items]).ravel() > 0
         pairs = np.concatenate([pos, np.stack([neg_users, neg_items], 1)[~is_pos]])
         labels = np.zeros(len(pairs), np.float32)
         labels[:len(pos)] = 1.0
         order = rng.permutation(len(pairs))
-        if len(order) % s.batch_size == 1 and len(order) > 1:
+        if len(order) % tc.batch_size == 1 and len(order) > 1:
             order = order[:-1]  # no one-row last batch: an in-batch softmax needs two rows
         rows = len(pairs)
-        ds = (tf.data.Dataset.from_tensor_slices((pairs[order], labels[order]))
-              .batch(s.batch_size).map(gather, num_parallel_calls=tf.data.AUTOTUNE)
+        item_logq = item_log_frequency(pairs[:, 1])
+        ds = (tf.data.Dataset.from_tensor_slices((pairs[order], labels[order], item_logq[order]))
+              .batch(tc.batch_size).map(gather, num_parallel_calls=tf.data.AUTOTUNE)
               .prefetch(tf.data.AUTOTUNE))
         h = model.fit(ds, epochs=1, verbose=0, shuffle=False).history
         for k, vals in h.items():
             histories.setdefault(k, []).extend(float(x) for x in vals)
-        log.info("epoch %d/%d: %s", epoch + 1, s.epochs,
+        log.info("epoch %d/%d: %s", epoch + 1, tc.epochs,
                  {k: round(vals[-1], 4) for k, vals in histories.items()})
     return model, {"rows_per_epoch": int(rows), "positives": int(len(pos)),
-                   "epochs": s.epochs, "history": histories}
+                   "epochs": tc.epochs, "history": histories}
 
 
 def _embed(fn, feats: dict[str, np.ndarray], batch: int = 4096) -> np.ndarray:
@@ -412,70 +539,37 @@ def _embed(fn, feats: dict[str, np.ndarray], batch: int = 4096) -> np.ndarray:
     return np.concatenate(out)
 
 
-def _run_content(name: str, s: BenchmarkSettings, data: CiteULikeData, r: sp.csr_matrix,
-                 u: np.ndarray, v: np.ndarray, test_users: np.ndarray,
-                 relevant: np.ndarray, ks: Sequence[int]) -> dict[str, Any]:
-    t0 = time.monotonic()
-    cand = data.test_items
-    tf_idf = content_matrix(data, CONTENTS[name])
-    svd = svd_features(tf_idf, s.content_dim, s.seed)
-    warm = np.flatnonzero(np.diff(r.tocsc().indptr) > 0)
-    cold_vhat = ridge_predict(tf_idf, v, warm, cand, s.ridge_reg)
-    # content mapped to the CF space (a function of content only): out-of-fold for the
-    # items with training pairs, so the model sees it as noisy as it is for cold items
-    vhat = _out_of_fold_ridge(tf_idf, v, warm, s.ridge_reg, s.ridge_folds, s.seed)
-    vhat[cand] = cold_vhat
-    mu, sd = vhat[warm].mean(axis=0), vhat[warm].std(axis=0)
-    vhat = np.clip((vhat - mu) / np.where(sd > 0, sd, 1.0), -5, 5)
-    item_content = np.hstack([svd, vhat]).astype(np.float32)
-    user_content = np.asarray(_mean_rows(r, item_content), dtype=np.float32)
-    log.info("%s: content %s -> %s in %.1fs", name, tf_idf.shape, item_content.shape,
-             time.monotonic() - t0)
-    # every baseline on the same users and candidates, simplest first (a tie for the
-    # strongest baseline goes to the simpler one); each recall with its bootstrap interval
-    baselines: dict[str, dict[str, Any]] = {}
-
-    rng = np.random.default_rng(s.seed)
-    baselines["random"] = ranking_metrics(rng.random(relevant.shape), relevant, ks, ci=True)
-
-    # content -> popularity: a ridge from the tf-idf to log1p(training users per item), fit
-    # on every non-candidate item (0 users included); the same ranking for every user
-    fit = np.setdiff1d(np.arange(data.n_items), cand)
-    users_per_item = np.diff(r.tocsc().indptr)
-    expected = popularity_regression(tf_idf[fit], users_per_item[fit],
-                                     reg=s.ridge_reg).predict(tf_idf[cand])[:, 0]
-    baselines["content_popularity"] = ranking_metrics(
-        np.broadcast_to(expected, relevant.shape), relevant, ks, ci=True)
-
-    # content kNN: the user's mean tf-idf against each candidate's, cosine
-    profile = _l2_rows(sp.csr_matrix(_mean_rows(r[test_users], tf_idf)))
-    knn = (profile @ tf_idf[cand].T).toarray()
-    baselines["content_knn"] = ranking_metrics(knn, relevant, ks, ci=True)
-
-    # ridge map: tf-idf content -> ALS item factors on the items with training pairs, ranked
-    # by U·V̂, and by U·V̂/|V̂| (the predicted direction only)
-    baselines["ridge_to_als"] = ranking_metrics(u[test_users] @ cold_vhat.T, relevant, ks,
-                                                ci=True)
-    baselines["ridge_to_als_normalised"] = ranking_metrics(
-        u[test_users] @ unit_rows(cold_vhat).T, relevant, ks, ci=True)
-    strongest = strongest_baseline(baselines, ks)
-    log.info("%s baselines: %s; strongest: %s", name, baselines, strongest)
-
-    model, train_stats = train_dropoutnet(s, data, item_content, user_content, u, v, r)
+def model_scores(p: Prepared, s: BenchmarkSettings, settings: Mapping[str, Any] | None = None,
+                 seed: int | None = None) -> tuple[np.ndarray, dict[str, Any]]:
+    """Train a model on ``p`` and score its candidates for its test users (exported vectors'
+    inner products); cold items have all-zero factors: the cold encoding."""
     import tensorflow as tf
 
+    model, stats = train_dropoutnet(p, s, settings, seed)
     user_fn = tf.function(lambda x: model.user_embedding(x, training=False), autograph=False)
     item_fn = tf.function(lambda x: model.item_embedding(x, training=False), autograph=False)
-    ue = _embed(user_fn, {"u_content": user_content[test_users], "u_factors": u[test_users]})
-    # cold items: no training pair, so their factors are all zero -- the cold encoding
-    ie = _embed(item_fn, {"i_content": item_content[cand], "i_factors": v[cand]})
-    model_metrics = ranking_metrics(ue @ ie.T, relevant, ks, ci=True)
-    log.info("%s model: %s", name, model_metrics)
-    return {"content": name, "model": model_metrics, "baselines": baselines,
-            "strongest_baseline": strongest,
-            "training": {k: val for k, val in train_stats.items() if k != "history"}
-            | {"final": {k: round(val[-1], 5) for k, val in train_stats["history"].items()}},
-            "seconds": round(time.monotonic() - t0, 1)}
+    ue = _embed(user_fn, {"u_content": p.user_content[p.test_users],
+                          "u_factors": p.u[p.test_users]})
+    ie = _embed(item_fn, {"i_content": p.item_content[p.candidates],
+                          "i_factors": p.v[p.candidates]})
+    return ue @ ie.T, stats
+
+
+def seeds_figures(relevant: np.ndarray, per_seed: Sequence[np.ndarray],
+                  ks: Sequence[int] = KS) -> dict[str, Any]:
+    """Figures over several training seeds: recall@K and NDCG@K of the mean, the bootstrap
+    interval of each user's recall averaged over the seeds, the spread over the seeds."""
+    runs = [ranking_metrics(sc, relevant, ks, per_user=True) for sc in per_seed]
+    out: dict[str, Any] = {"seeds": len(per_seed)}
+    for k in ks:
+        per_user = np.mean([r["per_user"][f"recall@{k}"] for r in runs], axis=0)
+        means = np.array([r[f"recall@{k}"] for r in runs])
+        out[f"recall@{k}"] = float(means.mean())
+        out[f"recall@{k}_ci"] = [round(x, 4) for x in bootstrap_ci(per_user)]
+        out[f"recall@{k}_std"] = round(float(means.std()), 4)
+        out[f"recall@{k}_per_seed"] = [round(float(m), 4) for m in means]
+        out[f"ndcg@{k}"] = float(np.mean([r[f"ndcg@{k}"] for r in runs]))
+    return out
 
 
 def _out_of_fold_ridge(x: sp.csr_matrix, v: np.ndarray, rows: np.ndarray, reg: float,
@@ -490,33 +584,61 @@ def _out_of_fold_ridge(x: sp.csr_matrix, v: np.ndarray, rows: np.ndarray, reg: f
     return out
 
 
+def tune(path: str | Path, split: str | Path, trials: int, settings: BenchmarkSettings | None = None,
+         seed: int = 0, k: int = 100, share: float = 0.2, content: str = "tags+citations",
+         echo=print) -> dict[str, Any]:
+    """An Optuna study of the model's settings on a validation split of the training pairs
+    (a ``share`` of the warm items held out as pseudo-cold; recall@k)."""
+    from .. import tuning
+
+    s = settings or BenchmarkSettings()
+    s = BenchmarkSettings(**{**s.__dict__, "contents": (content,)})
+    data = load(path, split)
+    train, test, candidates = validation_split(data, share, seed)
+    p = prepare(s, data, train, test, candidates)[content]
+    echo(f"validation split: {len(candidates)} pseudo-cold items, {len(p.test_users)} users, "
+         f"{len(train)} training pairs")
+    model, training = _sections(s)
+    base = {"model": model.model_dump(), "training": training.model_dump()}
+
+    def objective(trial_settings: dict[str, Any]) -> float:
+        scores, _ = model_scores(p, s, trial_settings)
+        return ranking_metrics(scores, p.relevant, [k])[f"recall@{k}"]
+
+    return tuning.run_study(objective, base, trials, seed, metric=f"recall@{k}", echo=echo)
+
+
 def run_benchmark(path: str | Path, split: str | Path, settings: BenchmarkSettings | None = None,
-                  ks: Sequence[int] = KS) -> dict[str, Any]:
-    """Load, fit ALS once, then for each content variant the baselines and the model; return
-    one JSON-able dict (the first variant's figures at top level)."""
+                  ks: Sequence[int] = KS, seeds: int = 1) -> dict[str, Any]:
+    """Load, fit ALS once, then for each content variant the baselines and the model
+    (``seeds`` training seeds); return one JSON-able dict (the first variant's figures at top
+    level)."""
     s = settings or BenchmarkSettings()
     unknown = [c for c in s.contents if c not in CONTENTS]
     if unknown or not s.contents:
         raise ValueError(f"unknown content variant(s) {unknown}; allowed: {list(CONTENTS)}")
+    if seeds < 1:
+        raise ValueError(f"--seeds must be at least 1, got {seeds}")
     t0 = time.monotonic()
     data = load(path, split)
-    r = sp.csr_matrix((np.ones(len(data.train), np.float32),
-                       (data.train[:, 0], data.train[:, 1])), shape=(data.n_users, data.n_items))
-    r.sum_duplicates()
-    r.data[:] = 1.0
-    t_als = time.monotonic()
-    rank = max(1, min(s.rank, data.n_users, data.n_items))
-    u, v = implicit_als(data.train, data.n_users, data.n_items, rank=rank, reg=s.als_reg,
-                        alpha=s.als_alpha, iterations=s.als_iterations, seed=s.seed)
-    log.info("ALS rank %d in %.1fs", rank, time.monotonic() - t_als)
-    test_users = np.unique(data.test[:, 0])
-    col = {int(i): j for j, i in enumerate(data.test_items)}
-    relevant = np.zeros((len(test_users), len(data.test_items)), dtype=bool)
-    relevant[np.searchsorted(test_users, data.test[:, 0]),
-             [col[int(i)] for i in data.test[:, 1]]] = True
-    if not r.shape[0] or not np.all(np.diff(r.tocsc()[:, data.test_items].indptr) == 0):
-        log.warning("some cold test items have training pairs: they are not cold")
-    variants = [_run_content(c, s, data, r, u, v, test_users, relevant, ks) for c in s.contents]
+    variants = []
+    for name, p in prepare(s, data, data.train, data.test, data.test_items).items():
+        baselines = baseline_figures(p, s, ks)
+        strongest = strongest_baseline(baselines, ks)
+        log.info("%s baselines: %s; strongest: %s", name, baselines, strongest)
+        _, training = _sections(s)
+        per_seed, stats = [], {}
+        for i in range(seeds):
+            scores, stats = model_scores(p, s, seed=training.seed + i)
+            per_seed.append(scores)
+        model_metrics = seeds_figures(p.relevant, per_seed, ks)
+        log.info("%s model: %s", name, model_metrics)
+        variants.append({
+            "content": name, "model": model_metrics, "baselines": baselines,
+            "strongest_baseline": strongest,
+            "training": {k: val for k, val in stats.items() if k != "history"}
+            | {"final": {k: round(val[-1], 5) for k, val in stats["history"].items()}},
+            "n_users": int(len(p.test_users))})
     first = variants[0]
     out: dict[str, Any] = {
         "dataset": "citeulike-a, DropoutNet cold-item split",
@@ -524,7 +646,7 @@ def run_benchmark(path: str | Path, split: str | Path, settings: BenchmarkSettin
         "model": first["model"],
         "baselines": first["baselines"],
         "strongest_baseline": first["strongest_baseline"],
-        "n_users": int(len(test_users)),
+        "n_users": first["n_users"],
         "n_items": int(len(data.test_items)),
         "seconds": 0.0,
     }
@@ -533,8 +655,11 @@ def run_benchmark(path: str | Path, split: str | Path, settings: BenchmarkSettin
         out[key] = {k: other[k] for k in ("content", "model", "baselines",
                                           "strongest_baseline")}
     out["training"] = {vr["content"]: vr["training"] for vr in variants}
+    model, training = _sections(s)
     out["settings"] = {k: (list(val) if isinstance(val, tuple) else val)
-                       for k, val in s.__dict__.items()}
+                       for k, val in s.__dict__.items() if k not in ("model", "training")}
+    out["settings"] |= {"model": model.model_dump(mode="json"),
+                        "training": training.model_dump(mode="json")}
     out["targets"] = TARGETS
     out["seconds"] = round(time.monotonic() - t0, 1)
     return out
@@ -544,7 +669,7 @@ def format_report(result: dict[str, Any]) -> str:
     """A plain-text table of every figure: recall@K with its 95 % bootstrap interval over the
     test users, NDCG@K, and the strongest baseline per K."""
     ks = sorted(int(k.split("@")[1]) for k in result["model"]
-                if k.startswith("recall@") and not k.endswith("_ci"))
+                if k.startswith("recall@") and k.split("@")[1].isdigit())
     lines = [f"{result['dataset']}: {result['n_users']} test users, {result['n_items']} cold "
              f"items, {result['seconds']:.0f}s"]
     blocks = [result] + [v for v in result.values()
@@ -562,6 +687,8 @@ def format_report(result: dict[str, Any]) -> str:
                 ci = m.get(f"recall@{k}_ci")
                 cells.append(f"{m[f'recall@{k}']:.4f}" + (f" [{ci[0]:.3f}, {ci[1]:.3f}]"
                                                          if ci else ""))
+            if "seeds" in m:
+                name = f"{name} ({m['seeds']} seeds)"
             lines.append("  " + f"{name:<24}" + "".join(f"  {c:<23}" for c in cells)
                          + "".join(f"{m[f'ndcg@{k}']:>10.4f}" for k in ks))
         strongest = block.get("strongest_baseline")

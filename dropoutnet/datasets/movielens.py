@@ -88,7 +88,7 @@ import hashlib
 import io
 import re
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -289,6 +289,14 @@ def read(path: str | Path) -> MovieLens:
     return MovieLens(path=path, **users, **items, **ratings)
 
 
+def ratings_before(ml: MovieLens, before: int) -> MovieLens:
+    """The same dataset with only the ratings before unix time ``before``: what was known at
+    that moment (a benchmark's validation split is carved from it, never from later ratings)."""
+    keep = ml.r_time < before
+    return replace(ml, r_user=ml.r_user[keep], r_item=ml.r_item[keep],
+                               r_rating=ml.r_rating[keep], r_time=ml.r_time[keep])
+
+
 # --- mapping to the raw tables -------------------------------------------------------------
 
 
@@ -464,8 +472,9 @@ def _copy(cur, table: str, columns: dict[str, list]) -> int:
     return n
 
 
-def load(url: str, path: str | Path, schema: str | None = None) -> dict[str, Any]:
-    """Replace the five ``ml_*`` tables with the MovieLens 100K folder ``path``; return a summary.
+def load(url: str, path: str | Path | MovieLens, schema: str | None = None) -> dict[str, Any]:
+    """Replace the five ``ml_*`` tables with the MovieLens 100K folder ``path`` (or a dataset
+    already parsed, e.g. :func:`ratings_before`); return a summary.
 
     The files are parsed and validated first; then everything (drop, create, COPY, indexes)
     happens in one transaction, so any error leaves the previous tables as they were.
@@ -473,7 +482,7 @@ def load(url: str, path: str | Path, schema: str | None = None) -> dict[str, Any
     began = time.perf_counter()
     if schema is not None and not _IDENT.match(schema):
         raise DatasetError(f"schema {schema!r} is not a plain SQL identifier (letters, digits, _)")
-    ml = read(path)
+    ml = path if isinstance(path, MovieLens) else read(path)
     data = tables(ml)
 
     from .. import db

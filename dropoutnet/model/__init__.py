@@ -6,8 +6,8 @@ wiring) must not import it at module level.
 
 from dropoutnet.model.dropoutnet import ITEM_ID_KEY, ITEM_LOGQ_KEY, DropoutNet
 from dropoutnet.model.losses import (
-    item_log_frequency, pairwise_loss, pointwise_loss, softmax_loss)
+    distill_loss, item_log_frequency, pairwise_loss, pointwise_loss, softmax_loss)
 from dropoutnet.model.towers import Tower
 
-__all__ = ["DropoutNet", "ITEM_ID_KEY", "ITEM_LOGQ_KEY", "Tower", "item_log_frequency",
+__all__ = ["DropoutNet", "ITEM_ID_KEY", "ITEM_LOGQ_KEY", "Tower", "distill_loss", "item_log_frequency",
            "pairwise_loss", "pointwise_loss", "softmax_loss"]

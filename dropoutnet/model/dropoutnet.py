@@ -1,10 +1,25 @@
-"""The DropoutNet model: two towers, a learned score calibration, and its training step.
+"""The DropoutNet model: two towers, an optional item prior, a learned score calibration.
 
 ``DropoutNet(features, model_config, boundaries, seed)`` is a ``keras.Model`` holding
 
-* ``user_tower`` and ``item_tower`` (:class:`~dropoutnet.model.towers.Tower`), each ending in
-  an L2-normalised vector, so ``score = <user, item>`` is a cosine in [-1, 1];
-* ``scale`` (initialised to 5) and ``bias``: ``probability = sigmoid(scale * score + bias)``.
+* ``user_tower`` and ``item_tower`` (:class:`~dropoutnet.model.towers.Tower`): vectors ``u``,
+  ``v`` (unit length unless ``model.normalization`` is ``none``) and, with
+  ``model.item_prior``, the item's scalar ``prior``;
+* ``scale`` (initialised to 5 for unit vectors, 1 otherwise) and ``bias``.
+
+**One score, one inner product.**  The model's logit of a click is
+
+    logit = scale * <u, v> + prior + bias
+
+and what retrieval ranks by is the inner product of the *exported* vectors
+(:meth:`user_embedding`, :meth:`item_embedding`), which the model also returns as ``score``:
+
+* with ``item_prior``: user ``[scale * u, 1]``, item ``[v, prior + bias]``, so
+  ``score == logit`` (a log-odds: negative for an item less likely than not to be clicked);
+* without it: user ``scale * u``, item ``v``, so ``score == logit - bias``;
+* ``normalization: cosine``: unit vectors ``u`` and ``v``, ``score`` is their cosine.
+
+In every case ranking items by ``score`` is ranking them by ``logit``.
 
 Inputs are the raw feature tensors keyed by feature name (see :mod:`dropoutnet.features`).
 A training batch is ``(x, labels)`` where ``x`` may also carry ``item_id`` (strings) and
@@ -12,11 +27,10 @@ A training batch is ``(x, labels)`` where ``x`` may also carry ``item_id`` (stri
 softmax (to mask other rows holding the same item, and for the logQ correction), never as
 features.
 
-``train_step`` computes the weighted sum of the pointwise, pairwise and softmax losses
-(``model.losses`` in the config), applies Adam, and reports ``loss``, ``pointwise_loss``,
-``pairwise_loss``, ``softmax_loss`` and ``auc`` (under preference dropout) as epoch means, so
-``model.fit`` works unchanged, including under a ``tf.distribute`` strategy (the in-batch
-pairwise and softmax terms are then computed per replica).
+``train_step`` computes the weighted sum of the pointwise, pairwise, softmax and distillation
+losses (``model.losses`` in the config), applies Adam, and reports ``loss``, each term, and
+``auc`` (under preference dropout) as epoch means, so ``model.fit`` works unchanged, including
+under a ``tf.distribute`` strategy (the in-batch terms are then computed per replica).
 """
 
 from __future__ import annotations
@@ -28,7 +42,7 @@ import tensorflow as tf
 
 from dropoutnet.config import FeatureSpec, LossConfig, ModelConfig
 from dropoutnet.features import input_signature
-from dropoutnet.model.losses import pairwise_loss, pointwise_loss, softmax_loss
+from dropoutnet.model.losses import distill_loss, pairwise_loss, pointwise_loss, softmax_loss
 from dropoutnet.model.towers import Tower
 
 __all__ = ["DropoutNet", "ITEM_ID_KEY", "ITEM_LOGQ_KEY"]
@@ -38,7 +52,7 @@ ITEM_LOGQ_KEY = "item_logq"
 
 
 class DropoutNet(keras.Model):
-    """User tower, item tower, cosine score and a learned sigmoid calibration."""
+    """User tower, item tower (with an optional prior), scaled score and a bias."""
 
     def __init__(self, features: Sequence[FeatureSpec], model_config: ModelConfig,
                  boundaries: Mapping[str, Sequence[float]], seed: int = 42, **kwargs) -> None:
@@ -50,36 +64,70 @@ class DropoutNet(keras.Model):
         self.item_specs = [f for f in self.feature_specs if f.side == "item"]
         self.user_tower = Tower("user", self.user_specs, model_config, boundaries, seed=seed)
         self.item_tower = Tower("item", self.item_specs, model_config, boundaries, seed=seed + 1)
+        initial_scale = 1.0 if model_config.normalization == "none" else 5.0
         self.scale = self.add_weight(shape=(), name="scale",
-                                     initializer=keras.initializers.Constant(5.0))
+                                     initializer=keras.initializers.Constant(initial_scale))
         self.bias = self.add_weight(shape=(), name="bias", initializer="zeros")
-        self._trackers = {name: keras.metrics.Mean(name=name)
-                          for name in ("loss", "pointwise_loss", "pairwise_loss",
-                                       "softmax_loss")}
+        self.distill_features = self.loss_config.distill_features
+        if self.loss_config.distill_weight > 0:
+            # the affine map from the score to the preference model's U.V (only correlation
+            # matters: the score's own scale is set by the other losses)
+            self.distill_scale = self.add_weight(
+                shape=(), name="distill_scale",
+                initializer=keras.initializers.Constant(1.0 / initial_scale))
+            self.distill_bias = self.add_weight(shape=(), name="distill_bias",
+                                                initializer="zeros")
+        names = ("loss", "pointwise_loss", "pairwise_loss", "softmax_loss", "distill_loss")
+        self._trackers = {name: keras.metrics.Mean(name=name) for name in names}
         self._auc = keras.metrics.AUC(name="auc", num_thresholds=500)
 
     # -- inference ---------------------------------------------------------------------------
 
+    @property
+    def has_prior(self) -> bool:
+        return self.model_config.item_prior
+
+    def _export_user(self, vector: tf.Tensor) -> tf.Tensor:
+        if self.model_config.normalization == "cosine":
+            return vector
+        vector = self.scale * vector
+        if self.has_prior:
+            vector = tf.concat([vector, tf.ones_like(vector[:, :1])], axis=1)
+        return vector
+
+    def _export_item(self, vector: tf.Tensor, prior: tf.Tensor) -> tf.Tensor:
+        if self.has_prior:
+            vector = tf.concat([vector, (prior + self.bias)[:, None]], axis=1)
+        return vector
+
     def user_embedding(self, features: Mapping[str, tf.Tensor], training: bool = False,
                        keep: tf.Tensor | None = None) -> tf.Tensor:
-        return self.user_tower(features, training=training, keep=keep)
+        """The exported user vector, ``[n, model.vector_dim]``."""
+        return self._export_user(self.user_tower(features, training=training, keep=keep)["vector"])
 
     def item_embedding(self, features: Mapping[str, tf.Tensor], training: bool = False,
                        keep: tf.Tensor | None = None) -> tf.Tensor:
-        return self.item_tower(features, training=training, keep=keep)
-
-    def logits(self, score: tf.Tensor) -> tf.Tensor:
-        return self.scale * score + self.bias
+        """The exported item vector, ``[n, model.vector_dim]``."""
+        out = self.item_tower(features, training=training, keep=keep)
+        return self._export_item(out["vector"], out["prior"])
 
     def call(self, features: Mapping[str, tf.Tensor], training: bool = False,
              user_keep: tf.Tensor | None = None, item_keep: tf.Tensor | None = None
              ) -> dict[str, tf.Tensor]:
-        """``{"user_embedding", "item_embedding", "score", "probability"}`` for each row."""
-        user = self.user_embedding(features, training=training, keep=user_keep)
-        item = self.item_embedding(features, training=training, keep=item_keep)
-        score = tf.reduce_sum(user * item, axis=1)
-        return {"user_embedding": user, "item_embedding": item, "score": score,
-                "probability": tf.sigmoid(self.logits(score))}
+        """Per row: ``user_embedding``, ``item_embedding`` (exported), ``score`` (their inner
+        product), the towers' raw ``user_vector``, ``item_vector``, their ``similarity``,
+        ``prior`` (0 without one), ``logit`` and ``probability``."""
+        user = self.user_tower(features, training=training, keep=user_keep)
+        item = self.item_tower(features, training=training, keep=item_keep)
+        similarity = tf.reduce_sum(user["vector"] * item["vector"], axis=1)
+        user_embedding = self._export_user(user["vector"])
+        item_embedding = self._export_item(item["vector"], item["prior"])
+        logit = self.scale * similarity + item["prior"] + self.bias
+        return {"user_embedding": user_embedding, "item_embedding": item_embedding,
+                "score": tf.reduce_sum(user_embedding * item_embedding, axis=1),
+                "user_vector": user["vector"], "item_vector": item["vector"],
+                "similarity": similarity, "prior": item["prior"], "logit": logit,
+                "probability": tf.sigmoid(logit)}
 
     def input_signature(self, side: str | None = None) -> dict[str, tf.TensorSpec]:
         """Raw-input signature of one side (``user``/``item``) or of both (``None``)."""
@@ -97,29 +145,47 @@ class DropoutNet(keras.Model):
 
     def compute_losses(self, x: Mapping[str, tf.Tensor], labels: tf.Tensor,
                        training: bool = True) -> dict[str, tf.Tensor]:
-        """``loss`` (weighted total), each term's loss (0 when its weight is 0), ``outputs``."""
+        """``loss`` (weighted total), each term's loss (0 when its weight is 0), ``outputs``.
+
+        Every term sees the same ranking score ``z = scale * similarity + prior``: pointwise
+        on ``z + bias``, pairwise on ``z``, the softmax on ``softmax_scale * (similarity +
+        prior / scale)`` (EasyRec's ``gamma * cosine`` plus the prior in the same units), the
+        distillation on an affine map of ``z``.
+        """
         out = self(x, training=training)
         labels = tf.cast(tf.reshape(labels, [-1]), tf.float32)
         cfg = self.loss_config
         zero = tf.zeros([], tf.float32)
-        pointwise = pairwise = softmax = zero
+        pointwise = pairwise = softmax = distill = zero
+        ranking = out["logit"] - self.bias
         if cfg.pointwise_weight > 0:
-            pointwise = pointwise_loss(labels, out["score"], self.scale, self.bias)
+            pointwise = pointwise_loss(labels, out["logit"])
         if cfg.pairwise_weight > 0:
-            pairwise = pairwise_loss(labels, self.scale * out["score"])
+            pairwise = pairwise_loss(labels, ranking)
         if cfg.softmax_weight > 0:
             logq = x.get(ITEM_LOGQ_KEY) if cfg.softmax_logq else None
             if cfg.softmax_logq and logq is None:
                 raise ValueError(f"model.losses.softmax_logq is on but the batch has no "
                                  f"{ITEM_LOGQ_KEY!r}: pass item_ids to train_model")
+            item_bias = (cfg.softmax_scale * out["prior"] / self.scale) if self.has_prior else None
             softmax = softmax_loss(
-                out["user_embedding"], out["item_embedding"], labels, x.get(ITEM_ID_KEY), logq,
+                out["user_vector"], out["item_vector"], labels, x.get(ITEM_ID_KEY), logq,
                 num_negatives=cfg.num_negatives, margin=cfg.softmax_margin,
-                scale=cfg.softmax_scale, sv_coefficient=cfg.softmax_sv_coefficient)
+                scale=cfg.softmax_scale, sv_coefficient=cfg.softmax_sv_coefficient,
+                item_bias=item_bias)
+        if cfg.distill_weight > 0:
+            user_name, item_name = self.distill_features
+            user_factors = tf.cast(x[user_name], tf.float32)
+            item_factors = tf.cast(x[item_name], tf.float32)
+            known = tf.logical_and(self.user_tower.encoders[user_name].present(user_factors),
+                                   self.item_tower.encoders[item_name].present(item_factors))
+            target = tf.reduce_sum(user_factors * item_factors, axis=1)
+            distill = distill_loss(self.distill_scale * ranking + self.distill_bias, target,
+                                   known)
         total = (cfg.pointwise_weight * pointwise + cfg.pairwise_weight * pairwise
-                 + cfg.softmax_weight * softmax)
+                 + cfg.softmax_weight * softmax + cfg.distill_weight * distill)
         return {"loss": total, "pointwise_loss": pointwise, "pairwise_loss": pairwise,
-                "softmax_loss": softmax, "outputs": out}
+                "softmax_loss": softmax, "distill_loss": distill, "outputs": out}
 
     @property
     def metrics(self) -> list[keras.metrics.Metric]:

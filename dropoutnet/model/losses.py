@@ -3,11 +3,12 @@
 Each is enabled and weighted by ``model.losses`` in the config (see
 :class:`dropoutnet.config.LossConfig`); the model sums the weighted terms.
 
-* :func:`pointwise_loss`: sigmoid cross-entropy of the label against ``scale * cosine + bias``.
-  EasyRec feeds the raw cosine to the sigmoid, which confines probabilities to about
-  [0.27, 0.73]; a learned scale (initialised around 5) and bias remove that ceiling.
+* :func:`pointwise_loss`: sigmoid cross-entropy of the label against the model's logit
+  ``scale * cosine + prior + bias``.  EasyRec feeds the raw cosine to the sigmoid, which
+  confines probabilities to about [0.27, 0.73]; a learned scale (initialised around 5) and
+  bias remove that ceiling.
 * :func:`pairwise_loss`: RankNet over the batch's pairs ``(i, j)`` with ``y_i > y_j``:
-  mean ``log(1 + exp(-(z_i - z_j)))`` on the scaled scores ``z = scale * cosine``.
+  mean ``log(1 + exp(-(z_i - z_j)))`` on the ranking scores ``z = scale * cosine + prior``.
 * :func:`softmax_loss`: for each clicked row, a softmax of its item against ``N`` in-batch
   negatives (other rows' items: all of them, or ``N`` random shifts of the batch as EasyRec
   rolls it) with EasyRec's support-vector hard-negative weighting (margin ``m``, scale ``gamma``,
@@ -15,6 +16,10 @@ Each is enabled and weighted by ``model.losses`` in the config (see
   positive's own item (the same item clicked in two rows of the batch) is masked out, and an
   optional logQ correction subtracts ``log q(item)`` (:func:`item_log_frequency`) from every
   logit, so popular items, drawn as negatives more often, are not pushed down for it.
+  With an item prior, each column also gets its item's prior (in the softmax's units), so
+  the softmax ranks by the same score as retrieval.
+* :func:`distill_loss`: the DropoutNet paper's objective: squared error between an affine map
+  of the score and a preference model's ``U_u . V_i``, on the rows where both are known.
 """
 
 from __future__ import annotations
@@ -22,23 +27,33 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
-__all__ = ["item_log_frequency", "negative_shifts", "pairwise_loss", "pointwise_loss",
-           "softmax_loss"]
+__all__ = ["distill_loss", "item_log_frequency", "negative_shifts", "pairwise_loss",
+           "pointwise_loss", "softmax_loss"]
 
 
-def pointwise_loss(labels: tf.Tensor, cosine: tf.Tensor, scale: tf.Tensor,
-                   bias: tf.Tensor) -> tf.Tensor:
-    """Mean sigmoid cross-entropy of ``labels`` (0/1, [n]) against ``scale * cosine + bias``."""
-    logits = scale * cosine + bias
+def pointwise_loss(labels: tf.Tensor, logits: tf.Tensor) -> tf.Tensor:
+    """Mean sigmoid cross-entropy of ``labels`` (0/1, [n]) against ``logits`` ([n])."""
     labels = tf.cast(labels, logits.dtype)
     return tf.reduce_mean(tf.nn.sigmoid_cross_entropy_with_logits(labels=labels, logits=logits))
+
+
+def distill_loss(prediction: tf.Tensor, target: tf.Tensor, known: tf.Tensor) -> tf.Tensor:
+    """Mean squared error of ``prediction`` against ``target`` over the ``known`` rows ([n]).
+
+    The paper's objective: the towers reproduce a preference model's score ``U_u . V_i``.
+    ``known`` is 1 where both preference vectors exist (a row without them has no target);
+    0 when no row has one.
+    """
+    known = tf.cast(known, prediction.dtype)
+    error = tf.square(prediction - tf.cast(target, prediction.dtype))
+    return tf.math.divide_no_nan(tf.reduce_sum(known * error), tf.reduce_sum(known))
 
 
 def pairwise_loss(labels: tf.Tensor, logits: tf.Tensor) -> tf.Tensor:
     """RankNet over in-batch pairs: mean ``log(1 + exp(-(z_i - z_j)))`` over ``y_i > y_j``.
 
-    ``logits`` are the scaled scores ``z = scale * cosine`` ([n]); pairs cross users, as in
-    EasyRec.  Returns 0 when the batch has no such pair.
+    ``logits`` are the ranking scores ``z = scale * cosine + prior`` ([n]); pairs cross users,
+    as in EasyRec.  Returns 0 when the batch has no such pair.
     """
     logits = tf.reshape(logits, [-1])
     labels = tf.reshape(tf.cast(labels, logits.dtype), [-1])
@@ -64,7 +79,8 @@ def negative_shifts(n: tf.Tensor, num_negatives: int | None, seed: int | None = 
 def softmax_loss(user_embedding: tf.Tensor, item_embedding: tf.Tensor, labels: tf.Tensor,
                  item_ids: tf.Tensor | None = None, item_logq: tf.Tensor | None = None, *,
                  num_negatives: int | None = None, margin: float = 0.0, scale: float = 1.0,
-                 sv_coefficient: float = 1.0, shifts: tf.Tensor | None = None) -> tf.Tensor:
+                 sv_coefficient: float = 1.0, shifts: tf.Tensor | None = None,
+                 item_bias: tf.Tensor | None = None) -> tf.Tensor:
     """Softmax over in-batch negatives with support-vector hard-negative weighting.
 
     For each row ``i`` with label > 0: ``s+ = cos(user_i, item_i)``; its negatives are the
@@ -78,6 +94,8 @@ def softmax_loss(user_embedding: tf.Tensor, item_embedding: tf.Tensor, labels: t
       twice in the batch) is masked out (logit ``-inf``); EasyRec keeps it.
     * ``item_logq`` ([n] float, ``log q`` of each row's item): the sampled-softmax correction,
       ``log q`` of its item subtracted from every logit, the positive's included.
+    * ``item_bias`` ([n] float, per row's item): added to its item's logit after the scale
+      (the item prior, in the softmax's units).
     """
     labels = tf.reshape(tf.cast(labels, tf.float32), [-1])
     n = tf.shape(item_embedding)[0]
@@ -93,6 +111,9 @@ def softmax_loss(user_embedding: tf.Tensor, item_embedding: tf.Tensor, labels: t
     hard = s_neg > s_pos[:, None] - margin
     s_neg = tf.where(hard, sv_coefficient * s_neg + (sv_coefficient - 1.0), s_neg)
     logits = scale * tf.concat([s_pos[:, None] - margin, s_neg], axis=1)        # [p, 1+k]
+    if item_bias is not None:
+        bias = tf.reshape(tf.cast(item_bias, logits.dtype), [-1])
+        logits += tf.concat([tf.gather(bias, rows)[:, None], tf.gather(bias, neg_rows)], axis=1)
     if item_logq is not None:
         logq = tf.reshape(tf.cast(item_logq, logits.dtype), [-1])
         logits -= tf.concat([tf.gather(logq, rows)[:, None], tf.gather(logq, neg_rows)], axis=1)

@@ -1,11 +1,16 @@
 """The user tower and the item tower.
 
-A tower turns one side's raw features into an L2-normalised vector of ``embedding_dim``:
+A tower turns one side's raw features into a vector of ``embedding_dim`` (L2-normalised unless
+``model.normalization`` is ``none``) and, for the item tower with ``model.item_prior``, a
+scalar prior:
 
     content features    -> concat -> content MLP ----------------------------.
     preference features -> concat -> preference MLP -> * row mask, and mask --+-> tower MLP
-                                                                                -> linear
-                                                                                -> L2 norm
+                                                                  (hidden)  -+-> linear -> L2 norm
+                                                                             '-> linear -> prior
+
+The prior reads the same hidden layer as the vector: it comes from the item's content, and
+from its behaviour when it has any; a cold item's prior therefore comes from content alone.
 
 **Preference dropout, decided once.**  The preference group's encoding of a row is its
 preference-MLP output multiplied by a 0/1 row mask ``present * keep``, with no ``1/keep``
@@ -42,7 +47,12 @@ def mlp(units: Sequence[int], name: str) -> keras.Sequential:
 
 
 class Tower(keras.layers.Layer):
-    """One side's tower: ``call(features, training, keep) -> [n, embedding_dim]`` unit vectors."""
+    """One side's tower: ``call(features, training, keep) -> {"vector", "prior"}``.
+
+    ``vector`` is ``[n, embedding_dim]`` (unit length unless ``normalization: none``);
+    ``prior`` is ``[n]``: the item prior, or zeros for the user tower and without
+    ``model.item_prior``.
+    """
 
     def __init__(self, side: str, features: Sequence[FeatureSpec], model: ModelConfig,
                  boundaries: Mapping[str, Sequence[float]], seed: int, **kwargs) -> None:
@@ -65,6 +75,9 @@ class Tower(keras.layers.Layer):
                                if self.preference_specs else None)
         self.tower_mlp = mlp(model.tower_mlp, "tower_mlp")
         self.output_layer = keras.layers.Dense(model.embedding_dim, name="output")
+        self.normalize = model.normalization != "none"
+        self.prior_layer = (keras.layers.Dense(1, name="prior")
+                            if side == "item" and model.item_prior else None)
         self.seed_generator = keras.random.SeedGenerator(seed, name="dropout_seed")
 
     @property
@@ -89,7 +102,7 @@ class Tower(keras.layers.Layer):
         return (present * tf.cast(keep, tf.float32))[:, None]
 
     def call(self, features: Mapping[str, tf.Tensor], training: bool = False,
-             keep: tf.Tensor | None = None) -> tf.Tensor:
+             keep: tf.Tensor | None = None) -> dict[str, tf.Tensor]:
         parts = []
         if self.content_specs:
             content = tf.concat([self.encoders[f.name](features[f.name])
@@ -101,4 +114,11 @@ class Tower(keras.layers.Layer):
             mask = self.preference_mask(features, training=training, keep=keep)
             parts += [self.preference_mlp(preference, training=training) * mask, mask]
         hidden = self.tower_mlp(tf.concat(parts, axis=1), training=training)
-        return tf.math.l2_normalize(self.output_layer(hidden), axis=1)
+        vector = self.output_layer(hidden)
+        if self.normalize:
+            vector = tf.math.l2_normalize(vector, axis=1)
+        if self.prior_layer is None:
+            prior = tf.zeros(tf.shape(vector)[:1], vector.dtype)
+        else:
+            prior = tf.reshape(self.prior_layer(hidden), [-1])
+        return {"vector": vector, "prior": prior}
