@@ -1,17 +1,23 @@
 """Cold-start quality of our model against baselines on three datasets, in one run.
 
     .venv/bin/python bench/quality.py [--out bench/results] [--skip citeulike] [--keep] [--quick]
+                                      [--seeds 3]
 
 * synthetic: the demo's generator and config, sized so that every eval split of the reported
   bizdate has several hundred users with a click (``SYNTHETIC``), the daily pipeline for two
   bizdates (the second warm starts); recall@K of real pgvector retrieval on the three eval
-  splits (cold items, warm items, cold users), with random, popularity, content kNN and the
+  splits (cold items, warm items, cold users), with every baseline of the evaluation and the
   planted-preference oracle;
 * movielens-100k: the time-based item-cold split (``dropoutnet.benchmarks.movielens``);
 * citeulike-a: the DropoutNet paper's cold split (``dropoutnet.benchmarks.citeulike``).
 
+Every model is trained with ``--seeds`` seeds (the synthetic pipeline runs once per seed) and
+reported as their mean, with its spread and bootstrap interval; the models use the configs'
+settings (the schema's defaults unless a config says otherwise): no setting is chosen here.
+
 Prints one JSON object with every figure and writes it to ``OUT/quality.json`` with a chart of
-the recall@K curves (model, baselines, oracle) to ``OUT/quality.png``.  Runs in a temporary
+the recall@K curves (model, strongest baseline per K, oracle, with intervals) to
+``OUT/quality.png``.  Runs in a temporary
 ``DROPOUTNET_HOME`` with its own embedded Postgres, so it never touches your pipeline's data.
 Datasets are read from ``../shared/datasets`` (``--datasets DIR``); they are never copied.
 """
@@ -64,105 +70,181 @@ def synthetic_config(path: Path) -> Path:
     return path
 
 
-def synthetic(quick: bool, work: Path) -> dict:
+def synthetic(quick: bool, work: Path, seeds: int) -> dict:
+    """The daily pipeline for two bizdates (the second warm-starts), once per training seed;
+    the last bizdate's figures, the model's as the mean and spread over the seeds."""
+    import yaml
+
     from dropoutnet import datagen, embedded_pg, pipeline
     from dropoutnet.evaluate import read_metrics
 
     url = embedded_pg.database_url()
     end = dt.datetime.now(dt.timezone.utc).date() - dt.timedelta(days=1)
     sizes = SYNTHETIC_QUICK if quick else SYNTHETIC
-    config = str(synthetic_config(work / "synthetic.yaml"))
+    base = synthetic_config(work / "synthetic.yaml")
     started = time.monotonic()
     datagen.generate(url, end_date=end, seed=42, **sizes)
     days = [end - dt.timedelta(days=1), end]
-    out = {"sizes": sizes, "config_overrides": SYNTHETIC_CONFIG, "bizdates": {}}
-    cfg = pipeline.load(config)
-    for day in days:
-        pipeline.run(day.isoformat(), config, force_publish=True)
-        out["bizdates"][day.isoformat()] = read_metrics(cfg, day)
-    last = out["bizdates"][days[-1].isoformat()]["splits"]
+    out = {"sizes": sizes, "config_overrides": SYNTHETIC_CONFIG, "bizdates": {}, "per_seed": []}
+    for i in range(seeds):
+        data = yaml.safe_load(base.read_text())
+        data["training"]["seed"] += i
+        config = work / f"synthetic-seed{i}.yaml"
+        config.write_text(yaml.safe_dump(data, sort_keys=False))
+        cfg = pipeline.load(str(config))
+        for day in days:
+            pipeline.run(day.isoformat(), str(config), force_publish=True)
+        out["per_seed"].append(read_metrics(cfg, days[-1]))
+        if i == 0:
+            out["bizdates"][days[0].isoformat()] = read_metrics(cfg, days[0])
+    last = _mean_over_seeds(out["per_seed"])
+    out["bizdates"][days[-1].isoformat()] = last
     out["ratio_to_oracle"] = {}
-    for split, figures in last.items():
+    for split, figures in last["splits"].items():
         oracle = figures["baselines"].get("oracle", {})
         out["ratio_to_oracle"][split] = {
             k: round(figures[k] / oracle[k], 4) for k in oracle
-            if k.startswith("recall@") and oracle[k] and figures.get(k) is not None}
+            if k.startswith("recall@") and k[7:].isdigit() and oracle[k]
+            and figures.get(k) is not None}
     out["seconds"] = round(time.monotonic() - started, 1)
     return out
 
 
-def movielens(datasets: Path, work: Path) -> dict:
+def _mean_over_seeds(runs: list[dict]) -> dict:
+    """One bizdate's metrics over training seeds: the model's recall@K as the mean, with
+    ``recall@K_std``, ``recall@K_per_seed`` and ``recall@K_range`` (lowest and highest seed's
+    interval bounds); the baselines are the first run's (they do not depend on the seed)."""
+    import numpy as np
+
+    merged = json.loads(json.dumps(runs[0]))
+    for split, figures in merged["splits"].items():
+        figures["seeds"] = len(runs)
+        for key in [k for k in figures if k.startswith(("recall@", "ndcg@")) and
+                    k.split("@")[1].isdigit()]:
+            values = [r["splits"][split][key] for r in runs]
+            if any(v is None for v in values):
+                continue
+            figures[key] = round(float(np.mean(values)), 4)
+            if key.startswith("recall@"):
+                figures[f"{key}_std"] = round(float(np.std(values)), 4)
+                figures[f"{key}_per_seed"] = [round(v, 4) for v in values]
+                cis = [r["splits"][split].get(f"{key}_ci") for r in runs]
+                if all(cis):
+                    figures[f"{key}_ci"] = [min(c[0] for c in cis), max(c[1] for c in cis)]
+        aucs = [r["splits"][split].get("auc") for r in runs]
+        if all(a is not None for a in aucs):
+            figures["auc"] = round(float(np.mean(aucs)), 4)
+    return merged
+
+
+def movielens(datasets: Path, seeds: int) -> dict:
     from dropoutnet import embedded_pg
     from dropoutnet.benchmarks import movielens as bench
 
-    return bench.run(datasets / "ml-100k", embedded_pg.database_url(), work / "movielens")
+    return bench.run(datasets / "ml-100k", embedded_pg.database_url(), seeds=seeds)
 
 
-def citeulike(datasets: Path) -> dict:
+def citeulike(datasets: Path, seeds: int) -> dict:
     from dropoutnet.benchmarks import citeulike as bench
 
-    return bench.run_benchmark(datasets / "citeulike-a", datasets / "citeulike-a-dropoutnet-split")
+    return bench.run_benchmark(datasets / "citeulike-a", datasets / "citeulike-a-dropoutnet-split",
+                               seeds=seeds)
 
 
-def _curves(result: dict) -> dict[str, dict[str, dict[int, float]]]:
-    """Per dataset, per method, recall@K points for the chart."""
-    def points(figures: dict) -> dict[int, float]:
-        return {int(k.split("@")[1]): v for k, v in figures.items()
-                if k.startswith("recall@") and "_" not in k and isinstance(v, (int, float))}
-
-    curves: dict[str, dict[str, dict[int, float]]] = {}
+def _panels(result: dict) -> dict[str, dict]:
+    """Per chart panel: ``model``, ``baselines`` and ``strongest`` (per K, a baseline's name)
+    figures, and ``oracle`` when there is one."""
+    panels: dict[str, dict] = {}
     if "synthetic" in result:
         last = list(result["synthetic"]["bizdates"].values())[-1]
         for split, figures in last["splits"].items():
-            title = f"synthetic ({split.replace('_', ' ')}, {figures.get('users')} users)"
-            curves[title] = {"model": points(figures), **{
-                name: points(f) for name, f in figures["baselines"].items()}}
+            baselines = dict(figures["baselines"])
+            oracle = baselines.pop("oracle", None)
+            title = f"synthetic: {split.replace('_', ' ')} ({figures.get('users')} users)"
+            panels[title] = {"model": figures, "baselines": baselines, "oracle": oracle,
+                             "strongest": figures.get("strongest_baseline", {})}
     if "movielens-100k" in result:
         r = result["movielens-100k"]
-        curves["MovieLens 100K (time-cold items)"] = {"model": points(r["model"]), **{
-            name: points(f) for name, f in r["baselines"].items()}}
+        panels[f"MovieLens 100K: time-cold items ({r.get('test_users')} users)"] = {
+            "model": r["model"], "baselines": r["baselines"],
+            "strongest": r.get("strongest_baseline", {})}
     if "citeulike-a" in result:
         r = result["citeulike-a"]
-        runs = r.get("runs", {"": r}) if isinstance(r, dict) else {}
-        for content, run in runs.items():
-            title = "CiteULike-a cold split" + (f" ({content})" if content else "")
-            curves[title] = {"model": points(run.get("model", {})), **{
-                name: points(f) for name, f in run.get("baselines", {}).items()
-                if isinstance(f, dict)}}
-    return curves
+        blocks = [r] + [v for v in r.values() if isinstance(v, dict) and "model" in v
+                        and "baselines" in v]
+        for block in blocks:
+            panels[f"CiteULike-a cold split: {block['content']}"] = {
+                "model": block["model"], "baselines": block["baselines"],
+                "strongest": block.get("strongest_baseline", {})}
+    return panels
+
+
+def _points(figures: dict | None) -> dict[int, tuple[float, float | None, float | None]]:
+    """``{K: (recall, low, high)}`` of one method's figures (no interval: ``None``)."""
+    out = {}
+    for key, value in (figures or {}).items():
+        if key.startswith("recall@") and key[7:].isdigit() and isinstance(value, (int, float)):
+            ci = figures.get(f"{key}_ci") or (None, None)
+            out[int(key[7:])] = (float(value), ci[0], ci[1])
+    return out
 
 
 def chart(result: dict, path: Path) -> None:
+    """recall@K per dataset: the model (mean of its seeds, band: the bootstrap interval), the
+    strongest baseline at each K (band: its interval; its name at each point), the other
+    baselines thin, the oracle dashed."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    curves = _curves(result)
-    n = max(len(curves), 1)
+    panels = _panels(result)
+    n = max(len(panels), 1)
     cols = min(n, 3)
     rows = -(-n // cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(5.2 * cols, 4.2 * rows), squeeze=False)
+    fig, axes = plt.subplots(rows, cols, figsize=(5.4 * cols, 4.4 * rows), squeeze=False)
     axes = list(axes.flat)
-    for ax in axes[len(curves):]:
+    for ax in axes[len(panels):]:
         ax.set_visible(False)
-    fixed = {"model": dict(lw=2.6, color="C3"), "oracle": dict(ls="--", color="k"),
-             "random": dict(ls=":", color="0.55")}
-    palette = ["C0", "C1", "C2", "C4", "C5", "C6", "C8", "C9"]  # C3 is the model's
-    for ax, (title, methods) in zip(axes, curves.items()):
-        others = iter(palette)
-        for name, pts in methods.items():
-            if not pts:
-                continue
+    for ax, (title, panel) in zip(axes, panels.items()):
+        for name, figures in panel["baselines"].items():
+            pts = _points(figures)
             ks = sorted(pts)
-            style = fixed.get(name) or dict(lw=1.3, color=next(others))
-            ax.plot(ks, [pts[k] for k in ks], marker="o", label=name, **style)
-        ax.set_title(title, fontsize=10)
+            style = dict(ls=":", color="0.55") if name == "random" else dict(lw=0.8, color="0.75")
+            ax.plot(ks, [pts[k][0] for k in ks], label=name if name == "random" else None,
+                    **style)
+        best = {k: (name, _points(panel["baselines"].get(name)).get(k))
+                for k, name in ((int(key[7:]), v) for key, v in panel["strongest"].items())
+                if name}
+        ks = sorted(k for k in best if best[k][1])
+        if ks:
+            values = [best[k][1] for k in ks]
+            ax.plot(ks, [v[0] for v in values], marker="s", color="C0", lw=1.8,
+                    label="strongest baseline")
+            if all(v[1] is not None for v in values):
+                ax.fill_between(ks, [v[1] for v in values], [v[2] for v in values],
+                                color="C0", alpha=0.15)
+            for k in ks:
+                ax.annotate(best[k][0], (k, best[k][1][0]), fontsize=6, color="C0",
+                            xytext=(3, -9), textcoords="offset points")
+        if panel.get("oracle"):
+            pts = _points(panel["oracle"])
+            ax.plot(sorted(pts), [pts[k][0] for k in sorted(pts)], ls="--", color="k",
+                    label="oracle")
+        pts = _points(panel["model"])
+        ks = sorted(pts)
+        seeds = panel["model"].get("seeds")
+        ax.plot(ks, [pts[k][0] for k in ks], marker="o", lw=2.6, color="C3",
+                label=f"model (mean of {seeds} seeds)" if seeds else "model")
+        if ks and all(pts[k][1] is not None for k in ks):
+            ax.fill_between(ks, [pts[k][1] for k in ks], [pts[k][2] for k in ks], color="C3",
+                            alpha=0.2)
+        ax.set_title(title, fontsize=9)
         ax.set_xlabel("K")
         ax.set_ylabel("recall@K")
         ax.set_ylim(0, 1)
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
+        ax.legend(fontsize=7, loc="upper left")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
 
@@ -174,6 +256,8 @@ def main() -> int:
     parser.add_argument("--skip", action="append", default=[],
                         choices=["synthetic", "movielens", "citeulike"])
     parser.add_argument("--quick", action="store_true", help="smaller synthetic data")
+    parser.add_argument("--seeds", type=int, default=3,
+                        help="training seeds of each model (its figures are their mean)")
     parser.add_argument("--keep", action="store_true",
                         help="keep the skipped datasets' figures from OUT/quality.json (each "
                              "section keeps the date of the run that made it)")
@@ -197,11 +281,11 @@ def main() -> int:
     result: dict = {"date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}
     try:
         if "synthetic" not in args.skip:
-            result["synthetic"] = synthetic(args.quick, home)
+            result["synthetic"] = synthetic(args.quick, home, args.seeds)
         if "movielens" not in args.skip:
-            result["movielens-100k"] = movielens(args.datasets, home)
+            result["movielens-100k"] = movielens(args.datasets, args.seeds)
         if "citeulike" not in args.skip:
-            result["citeulike-a"] = citeulike(args.datasets)
+            result["citeulike-a"] = citeulike(args.datasets, args.seeds)
     finally:
         from dropoutnet import embedded_pg
 

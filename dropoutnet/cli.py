@@ -82,9 +82,10 @@ def cmd_recall(args: argparse.Namespace) -> int:
     return 0
 
 
-SPLIT_TITLES = {"cold_items": "cold items (new on the bizdate)",
+SPLIT_TITLES = {"cold_items": "cold items (new on the bizdate; returning users)",
                 "warm_items": "warm items (held-out returning users)",
-                "cold_users": "cold users (no event before the bizdate)"}
+                "cold_users": "cold users (no event before the bizdate)",
+                "cold_both": "cold items and cold users (new items, new users)"}
 
 
 def format_metrics(m: dict[str, Any]) -> str:

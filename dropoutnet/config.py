@@ -297,6 +297,9 @@ class LossConfig(_Strict):
                                           "negatives not re-weighted")
     softmax_logq: bool = Field(default=False, description="subtract log q(item), q = the item's "
                                                           "share of training rows")
+    align_weight: float = Field(default=0.0, ge=0, description="the item tower's cold "
+                                "encoding (content only) regressed onto its own warm encoding "
+                                "(stop-gradient) on the rows whose item has behaviour")
     distill_weight: float = Field(default=0.0, ge=0, description="the DropoutNet paper's "
                                   "objective: regress the score onto a preference model's "
                                   "U_u . V_i (see distill_features)")
@@ -326,7 +329,8 @@ class LossConfig(_Strict):
         if (self.pointwise_weight == 0 and self.pairwise_weight == 0 and self.softmax_weight == 0
                 and self.distill_weight == 0):
             raise ValueError("every loss weight is 0: set pointwise_weight, pairwise_weight, "
-                             "softmax_weight or distill_weight > 0")
+                             "softmax_weight or distill_weight > 0 (align_weight alone "
+                             "learns nothing about users)")
         if self.distill_weight > 0 and not self.distill_features:
             raise ValueError("distill_weight > 0 needs distill_features: [user feature, item "
                              "feature], the precomputed preference vectors whose inner product "
@@ -337,9 +341,6 @@ class LossConfig(_Strict):
     def num_negatives(self) -> int | None:
         """``softmax_negatives`` as an int, or ``None`` for all other rows of the batch."""
         return None if self.softmax_negatives == "all" else int(self.softmax_negatives)
-
-
-NORMALIZATIONS = ("l2", "none", "cosine")
 
 
 class ModelConfig(_Strict):
@@ -358,11 +359,17 @@ class ModelConfig(_Strict):
     product: the exported item vector is ``[v, prior + bias]`` and the user vector
     ``[scale * u, 1]`` (``embedding_dim + 1`` dimensions).  It lets the score say "this new
     item will be liked by many", which a normalised cosine cannot.
+
+    ``linear_shortcut`` adds a linear map of each tower's encoded inputs to its output, beside
+    the MLPs (see :mod:`dropoutnet.model.towers`).
     """
 
     embedding_dim: int = Field(default=32, ge=2, le=2000)
     normalization: Literal["l2", "none", "cosine"] = "l2"
     item_prior: bool = False
+    linear_shortcut: bool = Field(default=False, description="add a linear map of each "
+                                  "tower's encoded inputs to its output (a wide path beside "
+                                  "the MLPs)")
     feature_embedding_dim: int = Field(default=16, ge=1)
     hash_buckets: int = Field(default=10000, ge=2)
     num_bins: int = Field(default=10, ge=2, le=1000)

@@ -2,7 +2,10 @@
 
 The eval partition (``samples.sql``) holds the bizdate's exposures that training never saw:
 
-* ``cold_items``: exposures of items created on the bizdate (their preference input is cold);
+* ``cold_items``: exposures of items created on the bizdate (their preference input is cold)
+  by returning users;
+* ``cold_both``: exposures of items created on the bizdate by users with no event before it
+  (both towers see content only);
 * ``cold_users``: exposures of older items by users with no event before the bizdate;
 * ``warm_items``: exposures of older items by a hashed share of the returning users.
 
@@ -50,7 +53,8 @@ def ensure_tables(url: str | None, cfg: PipelineConfig) -> None:
     db.ensure_ddl(url, "ddl/model_tables.sql", schema=cfg.storage.schema_)
 
 
-SPLITS = ("cold_items", "warm_items", "cold_users")
+SPLITS = ("cold_items", "warm_items", "cold_users", "cold_both")
+NEW_ITEM_SPLITS = ("cold_items", "cold_both")  # ranked among the bizdate's new items
 
 
 def _auc(final, features: dict[str, np.ndarray], labels: np.ndarray) -> float | None:
@@ -214,10 +218,11 @@ def _exact_rankings(cfg: PipelineConfig, paths: artifacts.ModelPaths,
 
 def _candidate_range(cfg: PipelineConfig, bizdate: dt.date,
                      split: str) -> tuple[dt.datetime, dt.datetime]:
-    """A split's candidates by creation time: the bizdate's new items for cold items, the older
-    items of the embedded candidate pool (``retrieval.candidate_window_days``) otherwise."""
+    """A split's candidates by creation time: the bizdate's new items for cold items (and for
+    cold users' exposures of new items), the older items of the embedded candidate pool
+    (``retrieval.candidate_window_days``) otherwise."""
     day_start = dt.datetime.combine(bizdate, dt.time(), tzinfo=dt.timezone.utc)
-    if split == "cold_items":
+    if split in NEW_ITEM_SPLITS:
         return day_start, day_start + dt.timedelta(days=1)
     return day_start - dt.timedelta(days=cfg.retrieval.candidate_window_days - 1), day_start
 

@@ -73,7 +73,8 @@ def build_samples(cfg: PipelineConfig, bizdate: dt.date, url: str | None = None)
     """Write the samples, eval_samples and feature_boundaries partitions of ``bizdate``.
 
     The eval partition holds the bizdate's exposures that training does not see, in three
-    splits (``cold_items``, ``cold_users``, ``warm_items``; see ``samples.sql``).
+    splits (``cold_items``, ``cold_both``, ``cold_users``, ``warm_items``; see
+    ``samples.sql``).
     """
     schema = cfg.storage.schema_
     window_start = bizdate - dt.timedelta(days=cfg.cold_start_recall.train_days - 1)

@@ -318,6 +318,7 @@ def train_model(cfg: PipelineConfig, features: dict[str, np.ndarray], labels: np
         "pairwise_loss": last.get("pairwise_loss"),
         "softmax_loss": last.get("softmax_loss"),
         "distill_loss": last.get("distill_loss"),
+        "align_loss": last.get("align_loss"),
         "train_auc": last.get("auc"),
         "history": {k: [float(x) for x in v] for k, v in history.items()},
         "warm_started": report.warm_started,

@@ -4,9 +4,10 @@ Settings are never chosen on the figures they will be judged by.  A study trains
 trial on the *training* data minus a validation split, scores the split, and keeps the best
 settings; test figures come afterwards, from a final run with the chosen settings.
 
-* :func:`suggest` is the search space: the training recipe (learning rate, epochs, losses and
-  their weights, the softmax's scale and logQ correction, the dropout rates, the item prior,
-  the towers' normalisation), not the sizes of the towers, which scale with the data.
+* :func:`suggest` is the search space: the training recipe (learning rate, epochs, weight
+  decay, losses and their weights, the softmax's scale and logQ correction, the dropout
+  rates, the item prior, the linear shortcut, the towers' normalisation), not the sizes of the
+  towers, which scale with the data.
 * :func:`run_study` runs an objective ``settings -> validation figure`` for a trial budget with
   a seeded TPE sampler; the first trial is always the base settings, so a study can only
   report an improvement it measured.  Each trial is printed as it ends.
@@ -63,6 +64,7 @@ def suggest(trial, distill: bool = False) -> dict[str, Any]:
         "model": {
             "normalization": normalization,
             "item_prior": trial.suggest_categorical("item_prior", [True, False]),
+            "linear_shortcut": trial.suggest_categorical("linear_shortcut", [True, False]),
             "item_dropout_rate": trial.suggest_float("item_dropout_rate", 0.1, 0.9),
             "user_dropout_rate": trial.suggest_float("user_dropout_rate", 0.0, 0.6),
             "losses": {
@@ -71,6 +73,7 @@ def suggest(trial, distill: bool = False) -> dict[str, Any]:
                 "softmax_weight": trial.suggest_float("softmax_weight", 0.0, 2.0),
                 "softmax_scale": trial.suggest_float("softmax_scale", 1.0, 30.0, log=True),
                 "softmax_logq": trial.suggest_categorical("softmax_logq", [True, False]),
+                "align_weight": trial.suggest_float("align_weight", 0.0, 2.0),
             },
         },
         "training": {
@@ -97,6 +100,7 @@ def _flat(settings: Mapping[str, Any]) -> dict[str, Any]:
     return extra | {
         "normalization": model["normalization"] if model["normalization"] != "cosine" else "l2",
         "item_prior": bool(model["item_prior"]),
+        "linear_shortcut": bool(model["linear_shortcut"]),
         "item_dropout_rate": float(model["item_dropout_rate"]),
         "user_dropout_rate": float(model["user_dropout_rate"]),
         "pointwise_weight": float(losses["pointwise_weight"]),
@@ -104,6 +108,7 @@ def _flat(settings: Mapping[str, Any]) -> dict[str, Any]:
         "softmax_weight": float(losses["softmax_weight"]),
         "softmax_scale": float(losses["softmax_scale"]),
         "softmax_logq": bool(losses["softmax_logq"]),
+        "align_weight": float(losses["align_weight"]),
         "learning_rate": float(training["learning_rate"]),
         "epochs": int(training["epochs"]),
         "weight_decay": float(training["weight_decay"]),
@@ -125,7 +130,7 @@ def _clip_to_space(flat: dict[str, Any]) -> dict[str, Any]:
     """Base values outside the search space's ranges, moved to the nearest value inside."""
     ranges = {"item_dropout_rate": (0.1, 0.9), "user_dropout_rate": (0.0, 0.6),
               "pointwise_weight": (0.0, 2.0), "softmax_weight": (0.0, 2.0),
-              "distill_weight": (0.0, 2.0),
+              "distill_weight": (0.0, 2.0), "align_weight": (0.0, 2.0),
               "softmax_scale": (1.0, 30.0), "learning_rate": (3e-4, 1e-2), "epochs": (1, 8)}
     out = dict(flat)
     for key, (low, high) in ranges.items():

@@ -1,6 +1,9 @@
 -- The samples of one bizdate, split in one statement into two staging tables:
 --   eval stage:  the bizdate's exposures that training must not see, each in one split:
---                cold_items  exposures of items created on the bizdate (every user);
+--                cold_items  exposures of items created on the bizdate by returning users;
+--                cold_both   exposures of items created on the bizdate by cold users (both
+--                            towers see content only: the hardest case, kept apart so that
+--                            it does not blur the cold-item figures);
 --                cold_users  exposures of older items by users with no event before the
 --                            bizdate (in the whole events table, not only the window);
 --                warm_items  exposures of older items by a hashed share of the other users
@@ -154,6 +157,7 @@ split as (
         featured.*,
         case
             when sample_date <> %(bizdate)s::date then null
+            when is_new_item and is_cold_user then 'cold_both'
             when is_new_item then 'cold_items'
             when is_cold_user then 'cold_users'
             when is_holdout_user then 'warm_items'

@@ -174,10 +174,13 @@ def test_train_with_every_loss_and_logq(data, tmp_path):
 # --- cold encoding --------------------------------------------------------------------------
 
 
-def test_cold_item_equals_dropped_row(data):
+@pytest.mark.parametrize("model_settings", [{}, {"linear_shortcut": True, "item_prior": True}])
+def test_cold_item_equals_dropped_row(data, model_settings):
     features, _, _, boundaries = data
-    cfg = make_config()
+    cfg = make_config(model=model_settings)
     model = build_model(cfg.features, cfg.model, boundaries, seed=3)
+    if model_settings:  # the wide path exists and reads the encoded inputs
+        assert model.item_tower.shortcut.kernel.shape[1] == cfg.model.embedding_dim
     item_specs = model.item_specs
     n = 50
     warm = {f.name: features[f.name][:n] for f in item_specs}
@@ -446,3 +449,23 @@ def test_distill_loss_regresses_the_score_onto_the_factors(tmp_path):
     stats = train_model(cfg, features, labels, {}, tmp_path / "ckpt", None)
     hist = stats["history"]["distill_loss"]
     assert hist[-1] < 0.5 * hist[0]
+
+
+def test_align_loss_is_the_cold_to_warm_distance_of_items_with_behaviour(data, tmp_path):
+    features, labels, item_ids, boundaries = data
+    cfg = make_config(model={"item_prior": True, "losses": {
+        "pointwise_weight": 1.0, "softmax_weight": 0.0, "align_weight": 2.0}}, epochs=2)
+    model = build_model(cfg.features, cfg.model, boundaries, seed=3)
+    n = 64
+    x = to_tensors(model.feature_specs, {k: v[:n] for k, v in features.items()})
+    parts = model.compute_losses(x, tf.constant(labels[:n]), training=False)
+    cold = model.item_embedding(x, keep=tf.zeros([n])).numpy()
+    warm = model.item_embedding(x, keep=tf.ones([n])).numpy()
+    present = model.item_tower.preference_present(x).numpy() > 0
+    assert 0 < present.sum() < n  # some items have behaviour, some are cold
+    expected = np.mean(np.sum((cold - warm) ** 2, axis=1)[present])
+    assert float(parts["align_loss"]) == pytest.approx(expected, rel=1e-4)
+    assert float(parts["loss"]) == pytest.approx(
+        float(parts["pointwise_loss"]) + 2.0 * expected, rel=1e-4)
+    stats = train_model(cfg, features, labels, boundaries, tmp_path / "ckpt", None, item_ids)
+    assert np.isfinite(stats["align_loss"]) and stats["align_loss"] > 0

@@ -37,7 +37,8 @@ def test_samples_labels_window_and_point_in_time_features(tiny):
     url, cfg = tiny
     report = samples.build_samples(cfg, BIZDATE, url)
     assert report["train"] == {"samples": 3, "positives": 2}
-    assert report["eval"] == {"cold_items": {"samples": 2, "positives": 1},
+    assert report["eval"] == {"cold_items": {"samples": 1, "positives": 1},
+                              "cold_both": {"samples": 1, "positives": 0},
                               "cold_users": {"samples": 1, "positives": 0}}
     s = cfg.storage.schema_
     got = rows(url, f"""select sample_date::text, user_id, item_id, is_click, u_clicks_7d,
@@ -62,8 +63,8 @@ def test_new_items_of_the_bizdate_are_held_out_for_evaluation(tiny):
                         from "{s}".eval_samples order by 1, 2, 3""")
     # u1 clicked on 11-07, 11-08 and 11-09 (the 11-10 click is the label, not a feature);
     # u2's click on 11-11 is in the future and labels nothing.
-    assert got == [("cold_items", "u1", "i3", 1, 3.0, None),
-                   ("cold_items", "u2", "i3", 0, None, None),
+    assert got == [("cold_both", "u2", "i3", 0, None, None),  # a new user and a new item
+                   ("cold_items", "u1", "i3", 1, 3.0, None),
                    # u2 has no event before 11-10: its exposure of the older i2 is a cold user's
                    ("cold_users", "u2", "i2", 0, None, 1.0)]
 

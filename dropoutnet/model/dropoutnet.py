@@ -42,7 +42,8 @@ import tensorflow as tf
 
 from dropoutnet.config import FeatureSpec, LossConfig, ModelConfig
 from dropoutnet.features import input_signature
-from dropoutnet.model.losses import distill_loss, pairwise_loss, pointwise_loss, softmax_loss
+from dropoutnet.model.losses import (
+    distill_loss, masked_mean, pairwise_loss, pointwise_loss, softmax_loss)
 from dropoutnet.model.towers import Tower
 
 __all__ = ["DropoutNet", "ITEM_ID_KEY", "ITEM_LOGQ_KEY"]
@@ -77,7 +78,8 @@ class DropoutNet(keras.Model):
                 initializer=keras.initializers.Constant(1.0 / initial_scale))
             self.distill_bias = self.add_weight(shape=(), name="distill_bias",
                                                 initializer="zeros")
-        names = ("loss", "pointwise_loss", "pairwise_loss", "softmax_loss", "distill_loss")
+        names = ("loss", "pointwise_loss", "pairwise_loss", "softmax_loss", "distill_loss",
+                 "align_loss")
         self._trackers = {name: keras.metrics.Mean(name=name) for name in names}
         self._auc = keras.metrics.AUC(name="auc", num_thresholds=500)
 
@@ -156,7 +158,7 @@ class DropoutNet(keras.Model):
         labels = tf.cast(tf.reshape(labels, [-1]), tf.float32)
         cfg = self.loss_config
         zero = tf.zeros([], tf.float32)
-        pointwise = pairwise = softmax = distill = zero
+        pointwise = pairwise = softmax = distill = align = zero
         ranking = out["logit"] - self.bias
         if cfg.pointwise_weight > 0:
             pointwise = pointwise_loss(labels, out["logit"])
@@ -173,6 +175,8 @@ class DropoutNet(keras.Model):
                 num_negatives=cfg.num_negatives, margin=cfg.softmax_margin,
                 scale=cfg.softmax_scale, sv_coefficient=cfg.softmax_sv_coefficient,
                 item_bias=item_bias)
+        if cfg.align_weight > 0:
+            align = self._alignment(x, training)
         if cfg.distill_weight > 0:
             user_name, item_name = self.distill_features
             user_factors = tf.cast(x[user_name], tf.float32)
@@ -183,9 +187,29 @@ class DropoutNet(keras.Model):
             distill = distill_loss(self.distill_scale * ranking + self.distill_bias, target,
                                    known)
         total = (cfg.pointwise_weight * pointwise + cfg.pairwise_weight * pairwise
-                 + cfg.softmax_weight * softmax + cfg.distill_weight * distill)
+                 + cfg.softmax_weight * softmax + cfg.distill_weight * distill
+                 + cfg.align_weight * align)
         return {"loss": total, "pointwise_loss": pointwise, "pairwise_loss": pairwise,
-                "softmax_loss": softmax, "distill_loss": distill, "outputs": out}
+                "softmax_loss": softmax, "distill_loss": distill, "align_loss": align,
+                "outputs": out}
+
+    def _alignment(self, x: Mapping[str, tf.Tensor], training: bool) -> tf.Tensor:
+        """Mean squared distance between an item's cold and warm exported vectors.
+
+        For each row whose item has behaviour, the item tower encodes it twice: cold (its
+        preference input masked, as for a new item) and warm (kept); the warm vector is a
+        fixed target (stop-gradient), so the content path learns to place a new item where its
+        behaviour would have put it, prior included (cf. ALDI, SIGIR 2023), while the task
+        losses keep shaping the warm vector.  0 when no row has behaviour.
+        """
+        n = tf.shape(next(iter(x.values())))[0]
+        cold = self.item_tower(x, training=training, keep=tf.zeros([n]))
+        warm = self.item_tower(x, training=training, keep=tf.ones([n]))
+        cold = self._export_item(cold["vector"], cold["prior"])
+        warm = tf.stop_gradient(self._export_item(warm["vector"], warm["prior"]))
+        present = self.item_tower.preference_present(x) if self.item_tower.preference_specs \
+            else tf.zeros([n])
+        return masked_mean(tf.reduce_sum(tf.square(cold - warm), axis=1), present)
 
     @property
     def metrics(self) -> list[keras.metrics.Metric]:

@@ -27,8 +27,8 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
-__all__ = ["distill_loss", "item_log_frequency", "negative_shifts", "pairwise_loss",
-           "pointwise_loss", "softmax_loss"]
+__all__ = ["distill_loss", "item_log_frequency", "masked_mean", "negative_shifts",
+           "pairwise_loss", "pointwise_loss", "softmax_loss"]
 
 
 def pointwise_loss(labels: tf.Tensor, logits: tf.Tensor) -> tf.Tensor:
@@ -44,9 +44,13 @@ def distill_loss(prediction: tf.Tensor, target: tf.Tensor, known: tf.Tensor) -> 
     ``known`` is 1 where both preference vectors exist (a row without them has no target);
     0 when no row has one.
     """
-    known = tf.cast(known, prediction.dtype)
-    error = tf.square(prediction - tf.cast(target, prediction.dtype))
-    return tf.math.divide_no_nan(tf.reduce_sum(known * error), tf.reduce_sum(known))
+    return masked_mean(tf.square(prediction - tf.cast(target, prediction.dtype)), known)
+
+
+def masked_mean(values: tf.Tensor, mask: tf.Tensor) -> tf.Tensor:
+    """Mean of ``values`` ([n]) over the rows where ``mask`` is true or 1; 0 over none."""
+    mask = tf.cast(mask, values.dtype)
+    return tf.math.divide_no_nan(tf.reduce_sum(mask * values), tf.reduce_sum(mask))
 
 
 def pairwise_loss(labels: tf.Tensor, logits: tf.Tensor) -> tf.Tensor:

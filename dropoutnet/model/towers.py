@@ -12,6 +12,11 @@ scalar prior:
 The prior reads the same hidden layer as the vector: it comes from the item's content, and
 from its behaviour when it has any; a cold item's prior therefore comes from content alone.
 
+With ``model.linear_shortcut`` a linear map of the encoded inputs (content, masked preference
+and the mask) is added to the output before normalisation: a wide path beside the MLPs, so a
+near-linear relation (content to a preference model's factors, say) is one layer away instead
+of having to survive the ReLU layers.  A cold row's preference part is zero there too.
+
 **Preference dropout, decided once.**  The preference group's encoding of a row is its
 preference-MLP output multiplied by a 0/1 row mask ``present * keep``, with no ``1/keep``
 rescaling, and the mask itself is appended as one more input of the tower MLP (so the tower can
@@ -75,6 +80,9 @@ class Tower(keras.layers.Layer):
                                if self.preference_specs else None)
         self.tower_mlp = mlp(model.tower_mlp, "tower_mlp")
         self.output_layer = keras.layers.Dense(model.embedding_dim, name="output")
+        self.shortcut = (keras.layers.Dense(model.embedding_dim, use_bias=False,
+                                            name="linear_shortcut")
+                         if model.linear_shortcut else None)
         self.normalize = model.normalization != "none"
         self.prior_layer = (keras.layers.Dense(1, name="prior")
                             if side == "item" and model.item_prior else None)
@@ -103,18 +111,22 @@ class Tower(keras.layers.Layer):
 
     def call(self, features: Mapping[str, tf.Tensor], training: bool = False,
              keep: tf.Tensor | None = None) -> dict[str, tf.Tensor]:
-        parts = []
+        parts, encoded = [], []
         if self.content_specs:
             content = tf.concat([self.encoders[f.name](features[f.name])
                                  for f in self.content_specs], axis=1)
             parts.append(self.content_mlp(content, training=training))
+            encoded.append(content)
         if self.preference_specs:
             preference = tf.concat([self.encoders[f.name](features[f.name])
                                     for f in self.preference_specs], axis=1)
             mask = self.preference_mask(features, training=training, keep=keep)
             parts += [self.preference_mlp(preference, training=training) * mask, mask]
+            encoded += [preference * mask, mask]
         hidden = self.tower_mlp(tf.concat(parts, axis=1), training=training)
         vector = self.output_layer(hidden)
+        if self.shortcut is not None:
+            vector += self.shortcut(tf.concat(encoded, axis=1))
         if self.normalize:
             vector = tf.math.l2_normalize(vector, axis=1)
         if self.prior_layer is None:

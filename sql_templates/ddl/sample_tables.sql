@@ -1,8 +1,9 @@
 -- The derived tables of the sample step, one partition per bizdate (dt).
 --   samples          training samples over train_days ending at dt (cold items of dt excluded)
 --   eval_samples     samples of dt held out of training, by split: cold_items (the item is
---                    new on dt), cold_users (the user has no event before dt), warm_items
---                    (a hashed share of the other users); see samples.sql
+--                    new on dt, the user is not), cold_both (both are), cold_users (the user
+--                    has no event before dt), warm_items (a hashed share of the other
+--                    users); see samples.sql
 --   feature_boundaries  quantile edges of each binned numeric feature, from dt's samples
 -- Feature columns follow the config; a feature added later is added as a column.
 {% import '_macros.sql' as m %}
