@@ -297,7 +297,7 @@ class LossConfig(_Strict):
                                           "negatives not re-weighted")
     softmax_logq: bool = Field(default=False, description="subtract log q(item), q = the item's "
                                                           "share of training rows")
-    align_weight: float = Field(default=0.0, ge=0, description="the item tower's cold "
+    align_weight: float = Field(default=1.0, ge=0, description="the item tower's cold "
                                 "encoding (content only) regressed onto its own warm encoding "
                                 "(stop-gradient) on the rows whose item has behaviour")
     distill_weight: float = Field(default=0.0, ge=0, description="the DropoutNet paper's "
@@ -366,8 +366,8 @@ class ModelConfig(_Strict):
 
     embedding_dim: int = Field(default=32, ge=2, le=2000)
     normalization: Literal["l2", "none", "cosine"] = "l2"
-    item_prior: bool = False
-    linear_shortcut: bool = Field(default=False, description="add a linear map of each "
+    item_prior: bool = True
+    linear_shortcut: bool = Field(default=True, description="add a linear map of each "
                                   "tower's encoded inputs to its output (a wide path beside "
                                   "the MLPs)")
     feature_embedding_dim: int = Field(default=16, ge=1)

@@ -61,9 +61,9 @@ def make_config(features: list[dict] = FEATURES, model: dict | None = None,
     base["model"] = {"embedding_dim": 8, "feature_embedding_dim": 4, "hash_buckets": 64,
                      "num_bins": 4, "content_mlp": [16], "preference_mlp": [8],
                      "tower_mlp": [16], "user_dropout_rate": 0.3, "item_dropout_rate": 0.5,
-                     "normalization": "l2", "item_prior": False,
+                     "normalization": "l2", "item_prior": False, "linear_shortcut": False,
                      "losses": {"pointwise_weight": 1.0, "softmax_weight": 0.5,
-                                "softmax_scale": 5.0}, **(model or {})}
+                                "softmax_scale": 5.0, "align_weight": 0.0}, **(model or {})}
     base["training"] = {"batch_size": 32, "epochs": 10, "learning_rate": 0.01, "seed": 7,
                         **training}
     return PipelineConfig.model_validate(base)
@@ -124,7 +124,7 @@ def test_compute_losses_sums_the_weighted_terms(data):
     base = make_config().model.model_dump()
     base["losses"] = {"pointwise_weight": 1.0, "pairwise_weight": 0.5, "softmax_weight": 0.25,
                       "softmax_negatives": 8, "softmax_margin": 0.1, "softmax_scale": 5.0,
-                      "softmax_sv_coefficient": 1.2, "softmax_logq": True}
+                      "softmax_sv_coefficient": 1.2, "softmax_logq": True, "align_weight": 0.5}
     model_config = ModelConfig.model_validate(base)
     model = build_model(make_config().features, model_config, boundaries, seed=3)
     n = 64
@@ -132,10 +132,11 @@ def test_compute_losses_sums_the_weighted_terms(data):
     x["item_id"] = tf.constant(item_ids[:n].astype(str))
     x["item_logq"] = tf.constant(item_log_frequency(item_ids)[:n])
     parts = model.compute_losses(x, tf.constant(labels[:n]), training=False)
-    terms = [float(parts[k]) for k in ("pointwise_loss", "pairwise_loss", "softmax_loss")]
+    terms = [float(parts[k]) for k in ("pointwise_loss", "pairwise_loss", "softmax_loss",
+                                        "align_loss")]
     assert all(t > 0 for t in terms)
-    assert float(parts["loss"]) == pytest.approx(terms[0] + 0.5 * terms[1] + 0.25 * terms[2],
-                                                 rel=1e-5)
+    assert float(parts["loss"]) == pytest.approx(
+        terms[0] + 0.5 * terms[1] + 0.25 * terms[2] + 0.5 * terms[3], rel=1e-5)
     # the pairwise term is RankNet on the ranking score scale * cosine (+ prior), the
     # pointwise term cross-entropy on the logit (that score + bias)
     out = parts["outputs"]
@@ -144,10 +145,12 @@ def test_compute_losses_sums_the_weighted_terms(data):
     assert terms[0] == pytest.approx(float(pointwise_loss(labels[:n], ranking + model.bias)),
                                      rel=1e-5)
     # a weight of 0 turns a term off
-    base["losses"] = {"pointwise_weight": 1.0, "pairwise_weight": 0.0, "softmax_weight": 0.0}
+    base["losses"] = {"pointwise_weight": 1.0, "pairwise_weight": 0.0, "softmax_weight": 0.0,
+                      "align_weight": 0.0}
     model.loss_config = ModelConfig.model_validate(base).losses
     parts = model.compute_losses(x, tf.constant(labels[:n]), training=False)
     assert float(parts["softmax_loss"]) == float(parts["pairwise_loss"]) == 0.0
+    assert float(parts["align_loss"]) == 0.0
     assert float(parts["loss"]) == pytest.approx(terms[0], rel=1e-5)
 
 
@@ -430,8 +433,8 @@ DISTILL_FEATURES = [
 
 def test_distill_loss_regresses_the_score_onto_the_factors(tmp_path):
     features, labels = _distill_data()
-    losses = {"pointwise_weight": 0.0, "softmax_weight": 0.0, "distill_weight": 1.0,
-              "distill_features": ["u_factors", "i_factors"]}
+    losses = {"pointwise_weight": 0.0, "softmax_weight": 0.0, "align_weight": 0.0,
+              "distill_weight": 1.0, "distill_features": ["u_factors", "i_factors"]}
     cfg = make_config(DISTILL_FEATURES, model={"item_prior": True, "losses": losses},
                       epochs=30)
     model = build_model(cfg.features, cfg.model, {}, seed=3)
