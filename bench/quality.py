@@ -157,7 +157,9 @@ def _panels(result: dict) -> dict[str, dict]:
     panels: dict[str, dict] = {}
     if "synthetic" in result:
         last = list(result["synthetic"]["bizdates"].values())[-1]
-        for split, figures in last["splits"].items():
+        order = ("cold_items", "cold_both", "cold_users", "warm_items")  # jsonb sorts keys
+        for split, figures in sorted(last["splits"].items(),
+                                     key=lambda kv: order.index(kv[0]) if kv[0] in order else 9):
             baselines = dict(figures["baselines"])
             oracle = baselines.pop("oracle", None)
             title = f"synthetic: {split.replace('_', ' ')} ({figures.get('users')} users)"

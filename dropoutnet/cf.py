@@ -17,7 +17,34 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
-__all__ = ["implicit_als", "Ridge", "ridge_predict", "unit_rows"]
+__all__ = ["conjugate_gradient", "implicit_als", "Ridge", "ridge_predict", "unit_rows"]
+
+
+# --- conjugate gradients ----------------------------------------------------------------------
+
+
+def conjugate_gradient(apply, b: np.ndarray, x: np.ndarray, steps: int,
+                       tol: float = 1e-20) -> np.ndarray:
+    """``steps`` conjugate-gradient steps on many symmetric positive-definite systems at once.
+
+    Row ``i`` of ``x`` (``[systems, size]``) is one system's unknown and row ``i`` of ``b`` its
+    right-hand side; ``apply`` maps a ``[systems, size]`` array to each row's matrix product.
+    """
+    x = np.array(x, dtype=np.float64)
+    res = b - apply(x)
+    p = res.copy()
+    rs_old = np.einsum("ij,ij->i", res, res)
+    for _ in range(steps):
+        ap = apply(p)
+        denom = np.einsum("ij,ij->i", p, ap)
+        a = np.divide(rs_old, denom, out=np.zeros_like(rs_old), where=denom > tol)
+        x += a[:, None] * p
+        res -= a[:, None] * ap
+        rs_new = np.einsum("ij,ij->i", res, res)
+        beta = np.divide(rs_new, rs_old, out=np.zeros_like(rs_new), where=rs_old > tol)
+        p = res + beta[:, None] * p
+        rs_old = rs_new
+    return x
 
 
 # --- implicit ALS ----------------------------------------------------------------------------
@@ -40,21 +67,7 @@ def _cg_solve(r: sp.csr_matrix, y: np.ndarray, x: np.ndarray, reg: float, alpha:
         return v @ gram + sp.csr_matrix((d, (rows, cols)), shape=r.shape) @ y
 
     b = sp.csr_matrix((1.0 + extra, (rows, cols)), shape=r.shape) @ y
-    x = x.copy()
-    res = b - apply(x)
-    p = res.copy()
-    rs_old = np.einsum("ij,ij->i", res, res)
-    for _ in range(steps):
-        ap = apply(p)
-        denom = np.einsum("ij,ij->i", p, ap)
-        a = np.divide(rs_old, denom, out=np.zeros_like(rs_old), where=denom > 1e-20)
-        x += a[:, None] * p
-        res -= a[:, None] * ap
-        rs_new = np.einsum("ij,ij->i", res, res)
-        beta = np.divide(rs_new, rs_old, out=np.zeros_like(rs_new), where=rs_old > 1e-20)
-        p = res + beta[:, None] * p
-        rs_old = rs_new
-    return x
+    return conjugate_gradient(apply, np.asarray(b), x, steps)
 
 
 def implicit_als(pairs: np.ndarray, n_users: int, n_items: int, rank: int = 200,
@@ -107,23 +120,11 @@ class Ridge:
         target = np.asarray(y, dtype=np.float64)
         target = target[:, None] if target.ndim == 1 else target
 
-        def apply(w: np.ndarray) -> np.ndarray:
-            return xt.T @ (xt @ w) + reg * w
+        def apply(wt: np.ndarray) -> np.ndarray:  # one output column's system per row
+            return (xt.T @ (xt @ wt.T) + reg * wt.T).T
 
-        w = np.zeros((xt.shape[1], target.shape[1]))
-        res = np.asarray(xt.T @ target)
-        p = res.copy()
-        rs_old = np.einsum("ij,ij->j", res, res)
-        for _ in range(steps):
-            ap = apply(p)
-            denom = np.einsum("ij,ij->j", p, ap)
-            a = np.divide(rs_old, denom, out=np.zeros_like(rs_old), where=denom > 1e-30)
-            w += p * a
-            res -= ap * a
-            rs_new = np.einsum("ij,ij->j", res, res)
-            beta = np.divide(rs_new, rs_old, out=np.zeros_like(rs_new), where=rs_old > 1e-30)
-            p = res + p * beta
-            rs_old = rs_new
+        rhs = np.asarray(xt.T @ target).T
+        w = conjugate_gradient(apply, rhs, np.zeros_like(rhs), steps, tol=1e-30).T
         return cls(weights=w)
 
     def predict(self, x) -> np.ndarray:
