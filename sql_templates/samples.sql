@@ -11,7 +11,8 @@
 --   train stage: every other (user, item, day) exposure in the train_days window ending at
 --                the bizdate, and with samples.sampled_negatives, label-0 samples of items
 --                the user did not touch on days before the bizdate (see `sampled_negatives`).
--- The label is the config's `selection` aggregate over the sample's events.  Features are
+-- The label is the config's `selection` aggregate over the sample's events: SQL text from the
+-- config, which is trusted code (see the sql_fragment filter in sql.py).  Features are
 -- point-in-time (see _features.sql).
 {% import '_features.sql' as features with context %}
 {% import '_macros.sql' as m %}
@@ -35,7 +36,7 @@ exposures as (
         _dn_day as as_of,
         _dn_user_id as user_id,
         _dn_item_id as item_id,
-        ({{ selection }})::smallint as label
+        ({{ selection | sql_fragment }})::smallint as label
     from window_events
     group by _dn_day, _dn_user_id, _dn_item_id
     having bool_or({{ features.col('events', 'event_type') }}::text = any(%(exposure_events)s))

@@ -15,15 +15,16 @@ from dropoutnet import embedded_pg
 
 
 @pytest.fixture(scope="session")
-def database_url():
-    """A libpq URL of database ``dropoutnet`` (with the ``vector`` extension).
+def database_urls():
+    """``(pipeline URL, admin URL)`` of database ``dropoutnet`` (with the ``vector`` extension).
 
-    ``DROPOUTNET_TEST_DATABASE_URL`` when set (an external Postgres); otherwise the embedded
-    server, started under a temporary ``DROPOUTNET_HOME`` for the session and stopped after it.
+    ``DROPOUTNET_TEST_DATABASE_URL`` for both when set (an external Postgres); otherwise the
+    embedded server, started under a temporary ``DROPOUTNET_HOME`` for the session and stopped
+    after it: the pipeline's own role (as the pipeline connects) and the superuser.
     """
     external = os.environ.get("DROPOUTNET_TEST_DATABASE_URL")
     if external:
-        yield external
+        yield external, external
         return
     # Not under pytest's basetemp: pytest prunes old basetemp folders when other test
     # sessions start, which would pull the data folder from under a running server.
@@ -32,11 +33,25 @@ def database_url():
     env.setenv("DROPOUTNET_HOME", str(home))
     try:
         socket_dir = embedded_pg.start(home)
-        yield embedded_pg.socket_url(socket_dir, embedded_pg.APP_DATABASE)
+        yield (embedded_pg.app_url(socket_dir),
+               embedded_pg.socket_url(socket_dir, embedded_pg.APP_DATABASE,
+                                      user=embedded_pg.SUPERUSER))
     finally:
         embedded_pg.stop(home)
         env.undo()
         shutil.rmtree(home, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def database_url(database_urls):
+    """The test database as the pipeline connects to it (the embedded server's pipeline role)."""
+    return database_urls[0]
+
+
+@pytest.fixture(scope="session")
+def admin_database_url(database_urls):
+    """The test database as a role that may create databases (the embedded superuser)."""
+    return database_urls[1]
 
 
 class SchemaURL(str):

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import os
 import threading
 
 import psycopg2
+import pytest
 
-from dropoutnet import embeddings
-from helpers import make_config
+from dropoutnet import db, embedded_pg, embeddings
+from helpers import fetch_all, make_config
+
+embedded_only = pytest.mark.skipif(bool(os.environ.get("DROPOUTNET_TEST_DATABASE_URL")),
+                                   reason="about the embedded server's roles")
 
 
 def test_parallel_tasks_create_the_same_tables_without_colliding(database_url):
@@ -38,3 +43,49 @@ def test_parallel_tasks_create_the_same_tables_without_colliding(database_url):
             cur.execute(f"drop schema {schema} cascade")
         conn.close()
     assert errors == []
+
+
+@embedded_only
+def test_the_pipeline_connects_as_a_role_that_is_no_superuser(database_url, monkeypatch):
+    monkeypatch.delenv("DROPOUTNET_DATABASE_URL", raising=False)  # the embedded default
+    conn = db.connect()
+    try:
+        with conn.cursor() as cur:
+            cur.execute("select current_user::text, rolsuper, rolcreaterole, rolcreatedb "
+                        "from pg_roles where rolname = current_user")
+            assert cur.fetchone() == (embedded_pg.PIPELINE_ROLE, False, False, False)
+    finally:
+        conn.close()
+    # the tests connect as the pipeline does
+    assert fetch_all(database_url, "select current_user::text") == [(embedded_pg.PIPELINE_ROLE,)]
+
+
+@embedded_only
+def test_the_superusers_schemas_and_tables_are_handed_to_the_pipeline_role(
+        database_url, admin_database_url):
+    # a data folder from before the pipeline role: its tables belong to the superuser
+    admin = psycopg2.connect(admin_database_url)
+    admin.autocommit = True
+    with admin.cursor() as cur:
+        cur.execute("create schema legacy_dn")
+        cur.execute("create table legacy_dn.samples (dt date, x int) partition by list (dt)")
+        cur.execute("create table legacy_dn.samples_p20261110 partition of legacy_dn.samples "
+                    "for values in ('2026-11-10')")
+        cur.execute("create table public.legacy_events (x int)")
+    admin.close()
+    embedded_pg.start(embedded_pg.home())  # any start sets the server up again
+    owners = fetch_all(database_url, """
+        select c.relname::text, pg_get_userbyid(c.relowner)::text
+        from pg_class as c
+        where c.relname in ('samples', 'samples_p20261110', 'legacy_events')
+          and c.relnamespace in ('legacy_dn'::regnamespace, 'public'::regnamespace)
+        union all
+        select 'legacy_dn', pg_get_userbyid(nspowner)::text
+        from pg_namespace where nspname = 'legacy_dn'
+        order by 1""")
+    role = embedded_pg.PIPELINE_ROLE
+    assert owners == [("legacy_dn", role), ("legacy_events", role), ("samples", role),
+                      ("samples_p20261110", role)]
+    with db.transaction(database_url) as cur:  # the pipeline may now drop them
+        cur.execute("drop schema legacy_dn cascade")
+        cur.execute("drop table public.legacy_events")

@@ -54,6 +54,27 @@ def test_samples_labels_window_and_point_in_time_features(tiny):
     ]
 
 
+@pytest.mark.parametrize("selection, labels", [
+    # `%` is a LIKE wildcard here, not a bind parameter marker of the driver
+    ("max(case when event_type like 'cl%' then 1 else 0 end)", [0, 1, 1, 1, 0, 0]),
+    ("max(case when event_type like '%sion' then 1 else 0 end)", [1, 1, 1, 1, 1, 1]),
+])
+def test_a_label_selection_with_percent_signs(tiny, selection, labels):
+    url, cfg = tiny
+    cfg = make_config(storage={"schema": cfg.storage.schema_},
+                      cold_start_recall={"train_days": 3, "label": {"selection": selection}})
+    samples.build_samples(cfg, BIZDATE, url)
+    s = cfg.storage.schema_
+    got = rows(url, f"""select sample_date::text, user_id, item_id, is_click from "{s}".samples
+                        union all
+                        select sample_date::text, user_id, item_id, is_click
+                        from "{s}".eval_samples
+                        order by 1, 2, 3""")
+    keys = [("2026-11-08", "u1", "i1"), ("2026-11-08", "u1", "i2"), ("2026-11-09", "u1", "i1"),
+            ("2026-11-10", "u1", "i3"), ("2026-11-10", "u2", "i2"), ("2026-11-10", "u2", "i3")]
+    assert got == [(*key, label) for key, label in zip(keys, labels)]
+
+
 def test_new_items_of_the_bizdate_are_held_out_for_evaluation(tiny):
     url, cfg = tiny
     samples.build_samples(cfg, BIZDATE, url)
