@@ -25,18 +25,24 @@ run processes yesterday (UTC).
 
 | task | what it does |
 |---|---|
-| `resolve_bizdate` | the run's bizdate (the `bizdate` param if given, else the data interval's start); checks the config and the raw tables |
+| `resolve_bizdate` | the run's bizdate (the `bizdate` param if given, else the data interval's start); checks the config and the raw tables; takes the model's run lock (setup) |
 | `samples` | builds the bizdate's sample, feature-binning and held-out eval partitions (SQL) |
 | `train` | trains DropoutNet, warm-starting from the previous bizdate's checkpoint |
 | `export` | writes the user-tower and item-tower SavedModels |
 | `user_embeddings` | batch-predicts active users' vectors into pgvector (a candidate, not live yet) |
 | `item_embeddings` | embeds the served item pool into pgvector with its HNSW index (a candidate, not live yet) |
 | `evaluate` | AUC, recall@K and NDCG@K on three held-out splits (cold items, warm items, cold users), with baselines |
-| `publish` | makes the version's embeddings and model live in one transaction, if it passes the quality gate (`force_publish` overrides) |
+| `publish` | makes the version's embeddings and model live in one transaction, if it passes the quality gate (`force_publish` overrides); a bizdate older than the live version's is kept as superseded (`make_live` makes it live) |
 | `deploy` | copies the live version's item (and user) tower into the model service's base path as version yyyymmdd (atomic rename) |
+| `retention` | drops the versions, sample partitions, checkpoints and leftovers older than the config's `retention` keeps (never the live version or the one before it) |
+| `release_run_lock` | ends the run's hold on the model's run lock, whatever happened before (teardown) |
 
-Runs never overlap (`max_active_runs=1`): warm start needs the previous day's model.
-Every task is idempotent; rerunning a bizdate replaces its outputs.
+One run per model at a time, whatever starts it: besides `max_active_runs=1`, the first task
+takes the model's run lock in the database (a backfill or `dropoutnet run` of the same model
+waits for it, then fails naming the holder). Every task is idempotent; rerunning a bizdate
+replaces its outputs. A backfill of days older than the live version trains, evaluates and
+keeps those versions as superseded: it never puts an old model live unless `make_live` is set
+(or `dropoutnet rollback --to VERSION`).
 """
 
 DAG_ID = "dropoutnet_daily"
@@ -44,6 +50,11 @@ DAG_ID = "dropoutnet_daily"
 
 def _config_path() -> str | None:
     return os.environ.get("DROPOUTNET_CONFIG") or None
+
+
+def _run() -> str:
+    """This DAG run's id: the holder of the model's run lock."""
+    return get_current_context()["run_id"]
 
 
 @dag(
@@ -60,6 +71,14 @@ def _config_path() -> str | None:
             title="force_publish",
             description="Publish this run's model even if it fails the quality gate (its "
                         "cold-item metric below the active version's times 1 - tolerance).",
+        ),
+        "make_live": Param(
+            False,
+            type="boolean",
+            title="make_live",
+            description="Make this bizdate's version live even when a later bizdate's version "
+                        "is active (a rollback; no quality gate applies). Off: a backfilled "
+                        "older bizdate is kept as superseded.",
         ),
         "bizdate": Param(
             None,
@@ -81,6 +100,7 @@ def dropoutnet_daily():
 
         from dropoutnet import pipeline
         from dropoutnet.config import ConfigError
+        from dropoutnet.registry import RunLockError
 
         ctx = get_current_context()
         try:
@@ -89,10 +109,12 @@ def dropoutnet_daily():
                 ctx.get("data_interval_start"),
                 ctx.get("logical_date"),
             )
-            # the config, the bizdate and the raw tables are checked before any task writes
-            pipeline.check(bizdate, _config_path())
-        except (pipeline.BizdateError, ConfigError) as exc:
-            # a bad bizdate or config does not get better by retrying: fail the run now
+            # the config, the bizdate and the raw tables are checked before any task writes;
+            # then the run takes the model's run lock (waiting runs.lock_wait_minutes)
+            pipeline.check(bizdate, _config_path(), pipeline_run=ctx["run_id"])
+        except (pipeline.BizdateError, ConfigError, RunLockError) as exc:
+            # a bad bizdate or config does not get better by retrying, and the lock was
+            # already waited for: fail the run now
             raise AirflowFailException(str(exc)) from exc
         return bizdate
 
@@ -100,37 +122,37 @@ def dropoutnet_daily():
     def samples(bizdate: str) -> dict:
         from dropoutnet import pipeline
 
-        return pipeline.samples(bizdate, _config_path())
+        return pipeline.samples(bizdate, _config_path(), pipeline_run=_run())
 
     @task
     def train(bizdate: str) -> dict:
         from dropoutnet import pipeline
 
-        return pipeline.train(bizdate, _config_path())
+        return pipeline.train(bizdate, _config_path(), pipeline_run=_run())
 
     @task
     def export(bizdate: str) -> dict:
         from dropoutnet import pipeline
 
-        return pipeline.export(bizdate, _config_path())
+        return pipeline.export(bizdate, _config_path(), pipeline_run=_run())
 
     @task
     def user_embeddings(bizdate: str) -> dict:
         from dropoutnet import pipeline
 
-        return pipeline.user_embeddings(bizdate, _config_path())
+        return pipeline.user_embeddings(bizdate, _config_path(), pipeline_run=_run())
 
     @task
     def item_embeddings(bizdate: str) -> dict:
         from dropoutnet import pipeline
 
-        return pipeline.item_embeddings(bizdate, _config_path())
+        return pipeline.item_embeddings(bizdate, _config_path(), pipeline_run=_run())
 
     @task
     def evaluate(bizdate: str) -> dict:
         from dropoutnet import pipeline
 
-        return pipeline.evaluate(bizdate, _config_path())
+        return pipeline.evaluate(bizdate, _config_path(), pipeline_run=_run())
 
     @task
     def publish(bizdate: str) -> dict:
@@ -139,9 +161,12 @@ def dropoutnet_daily():
         from dropoutnet import pipeline
         from dropoutnet.publish import QualityGateError
 
-        force = bool(get_current_context()["params"].get("force_publish"))
+        params = get_current_context()["params"]
         try:
-            return pipeline.publish(bizdate, _config_path(), force_publish=force)
+            return pipeline.publish(bizdate, _config_path(),
+                                    force_publish=bool(params.get("force_publish")),
+                                    make_live=bool(params.get("make_live")),
+                                    pipeline_run=_run())
         except QualityGateError as exc:
             # the old version stays active; retrying would measure the same figures again
             raise AirflowFailException(str(exc)) from exc
@@ -150,7 +175,19 @@ def dropoutnet_daily():
     def deploy(bizdate: str) -> dict:
         from dropoutnet import pipeline
 
-        return pipeline.deploy(bizdate, _config_path())
+        return pipeline.deploy(bizdate, _config_path(), pipeline_run=_run())
+
+    @task
+    def retention(bizdate: str) -> dict:
+        from dropoutnet import pipeline
+
+        return pipeline.retention(bizdate, _config_path(), pipeline_run=_run())
+
+    @task
+    def release_run_lock() -> dict:
+        from dropoutnet import pipeline
+
+        return pipeline.release(_config_path(), _run())
 
     day = resolve_bizdate()
     (
@@ -161,6 +198,8 @@ def dropoutnet_daily():
         >> evaluate(day)
         >> publish(day)
         >> deploy(day)
+        >> retention(day)
+        >> release_run_lock().as_teardown(setups=day)
     )
 
 

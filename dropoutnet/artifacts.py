@@ -1,10 +1,14 @@
 """Where models, checkpoints and exported versions live.
 
-``<models root>/<model_name>/<bizdate>/{checkpoints, export/final, export/user, export/item}``
-is a bizdate's working area: train and export replace it on every run.
-``<models root>/<model_name>/published/<version>/export/{final,user,item}`` is the copy that
-publish made when the version went live: a rerun of the live version's bizdate never
-changes it before it passes the quality gate.
+``<models root>/<model_name>/<bizdate>/runs/<run id>/{checkpoints, export/{final,user,item},
+train_report.json}`` is one training run of a bizdate.  Every train task starts a new run
+folder, so nothing a reader may be using is ever written over; ``<bizdate>/CURRENT`` names the
+bizdate's current run and is replaced in one atomic rename once the run's checkpoint is
+complete: a train task killed at any point leaves the previous run current.
+``<models root>/<model_name>/published/<version>.<run id>/export/{final,user,item}`` is the
+copy publish makes of a run's towers, under a name no later run can take: the registry points
+at it in the transaction that makes the version live.  (A bizdate folder without ``CURRENT``
+is the layout before runs: its ``checkpoints`` and ``export`` are read as its only run.)
 The models root is ``DROPOUTNET_MODELS_ROOT`` or ``$DROPOUTNET_HOME/models``; on a cluster
 point it at shared storage.  The model version of a bizdate is the bizdate as ``yyyymmdd``
 (TensorFlow Serving's version folders are integers).
@@ -12,6 +16,7 @@ point it at shared storage.  The model version of a bizdate is the bizdate as ``
 
 from __future__ import annotations
 
+import ctypes
 import datetime as dt
 import os
 import shutil
@@ -20,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import embedded_pg
+from .failpoints import failpoint
 
 
 def models_root() -> Path:
@@ -56,8 +62,43 @@ class ModelPaths:
         return self.export / "item"
 
 
+def bizdate_root(model_name: str, bizdate: dt.date) -> Path:
+    return models_root() / model_name / bizdate.isoformat()
+
+
+def new_run_id(bizdate: dt.date) -> str:
+    """A fresh training run's id: ``<yyyymmdd>-<utc time>-<random>``, sortable by start."""
+    now = dt.datetime.now(dt.timezone.utc).strftime("%H%M%S")
+    return f"{model_version(bizdate)}-{now}-{uuid.uuid4().hex[:6]}"
+
+
+def current_run(model_name: str, bizdate: dt.date) -> str | None:
+    """The bizdate's current run id (``CURRENT``), or None before its first completed run."""
+    marker = bizdate_root(model_name, bizdate) / "CURRENT"
+    try:
+        return marker.read_text().strip() or None
+    except FileNotFoundError:
+        return None
+
+
+def set_current_run(model_name: str, bizdate: dt.date, run_id: str) -> None:
+    """Make ``run_id`` the bizdate's current run: write ``CURRENT`` beside itself, rename it
+    into place (atomic)."""
+    root = bizdate_root(model_name, bizdate)
+    tmp = root / f".CURRENT.tmp-{uuid.uuid4().hex[:8]}"
+    tmp.write_text(run_id + "\n")
+    os.replace(tmp, root / "CURRENT")
+
+
+def run_paths(model_name: str, bizdate: dt.date, run_id: str) -> ModelPaths:
+    return ModelPaths(bizdate_root(model_name, bizdate) / "runs" / run_id)
+
+
 def paths(model_name: str, bizdate: dt.date) -> ModelPaths:
-    return ModelPaths(models_root() / model_name / bizdate.isoformat())
+    """The bizdate's current run (the bizdate folder itself in the layout before runs)."""
+    run = current_run(model_name, bizdate)
+    root = bizdate_root(model_name, bizdate)
+    return run_paths(model_name, bizdate, run) if run else ModelPaths(root)
 
 
 def serving_root(configured: Path | None = None) -> Path:
@@ -69,13 +110,38 @@ def serving_root(configured: Path | None = None) -> Path:
     return Path(env).resolve() if env else embedded_pg.home() / "serving"
 
 
-def published_paths(model_name: str, version: str) -> ModelPaths:
-    """The published copy of ``version``'s exported towers (no checkpoints)."""
-    return ModelPaths(models_root() / model_name / "published" / version)
+def published_paths(model_name: str, version: str, run_id: str | None = None) -> ModelPaths:
+    """The published copy of one run's exported towers (no checkpoints); without ``run_id``
+    the folder name of copies made before runs were recorded."""
+    name = f"{version}.{run_id}" if run_id else version
+    return ModelPaths(models_root() / model_name / "published" / name)
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap two paths in one atomic step (Linux ``renameat2(RENAME_EXCHANGE)``); False where
+    the system or the file system cannot."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        renameat2 = libc.renameat2
+    except (OSError, AttributeError):
+        return False
+    at_fdcwd, rename_exchange = -100, 2
+    renameat2.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p,
+                          ctypes.c_uint]
+    return renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0
 
 
 def replace_dir(tmp: Path, target: Path) -> None:
-    """Swap ``tmp`` into ``target`` (two renames; the old folder is removed afterwards)."""
+    """Swap ``tmp`` into ``target``; the old folder is removed afterwards.
+
+    Where the system can, the two folders trade places in one atomic step, so ``target`` is
+    never missing, even to a process killed midway.  Elsewhere it takes two renames; a kill
+    between them leaves ``target`` missing (and ``.<name>.old-*`` beside it) until the task is
+    rerun.
+    """
+    if target.exists() and _exchange(tmp, target):
+        shutil.rmtree(tmp, ignore_errors=True)  # now the old folder
+        return
     old = None
     if target.exists():
         old = target.with_name(f".{target.name}.old-{uuid.uuid4().hex[:8]}")
@@ -90,4 +156,5 @@ def copy_dir(source: Path, target: Path) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(f".{target.name}.tmp-{uuid.uuid4().hex[:8]}")
     shutil.copytree(source, tmp)
+    failpoint(f"copy_dir.{target.name}")
     replace_dir(tmp, target)

@@ -3,6 +3,8 @@
     dropoutnet datagen [--users N ...]          synthetic short-video tables (the demo's data)
     dropoutnet check --bizdate D                config, bizdate and raw tables, nothing written
     dropoutnet run --bizdate D [--tasks a,b]    the daily task chain without Airflow
+    dropoutnet versions [--json]                published versions, the active one, their runs
+    dropoutnet rollback --to VERSION            make an earlier published version live again
     dropoutnet recall --user-id U [--top-n N] [--json]
     dropoutnet metrics --bizdate D [--json]
     dropoutnet tune --bizdate D --trials N      choose settings on a validation split (Optuna)
@@ -30,13 +32,14 @@ EXIT_ERROR = 1
 
 
 def _user_errors() -> tuple[type[BaseException], ...]:
+    from .errors import MissingDataError
     from .publish import QualityGateError
+    from .registry import RunLockError
     from .retrieval import RecallError
-    from .samples import MissingDataError
     from .serving.service import ServiceError
 
     return (ConfigError, pipeline.BizdateError, MissingDataError, RecallError, QualityGateError,
-            ServiceError, ValueError)
+            RunLockError, ServiceError, ValueError)
 
 
 def _print_json(obj: Any) -> None:
@@ -63,9 +66,35 @@ def cmd_run(args: argparse.Namespace) -> int:
     unknown = [t for t in tasks if t not in pipeline.TASKS]
     if unknown:
         raise ValueError(f"unknown task(s) {unknown}; tasks are {', '.join(pipeline.TASKS)}")
-    results = pipeline.run(args.bizdate, args.config, tasks, force_publish=args.force_publish)
+    results = pipeline.run(args.bizdate, args.config, tasks, force_publish=args.force_publish,
+                           make_live=args.make_live, wait_seconds=args.wait_lock)
     for name, result in results.items():
         print(f"{name}: {json.dumps(result, default=str)}")
+    return 0
+
+
+def cmd_versions(args: argparse.Namespace) -> int:
+    from . import db, registry
+
+    cfg = pipeline.load(args.config)
+    with db.transaction() as cur:
+        rows = registry.versions(cur, cfg)
+    if args.json:
+        _print_json(rows)
+        return 0
+    if not rows:
+        print(f"model {cfg.model_name} has no published version yet")
+    for r in rows:
+        print(f"{'*' if r['active'] else ' '} {r['model_version']}  bizdate {r['bizdate']}  "
+              f"run {r['run_id'] or 'n/a'}  published {r['published_at'] or 'n/a'}")
+    return 0
+
+
+def cmd_rollback(args: argparse.Namespace) -> int:
+    result = pipeline.rollback(args.to, args.config)
+    print(f"model {result['previous_version']} -> {result['model_version']} "
+          f"(bizdate {result['bizdate']}, run {result['run_id']}); deployed "
+          + ", ".join(result["deploy"]["deployed"]))
     return 0
 
 
@@ -134,7 +163,7 @@ def format_metrics(m: dict[str, Any]) -> str:
 
 
 def cmd_metrics(args: argparse.Namespace) -> int:
-    from .evaluate import read_metrics
+    from .registry import read_metrics
 
     cfg = pipeline.load(args.config)
     m = read_metrics(cfg, pipeline.parse_bizdate(args.bizdate))
@@ -229,7 +258,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tasks", help=f"comma-separated subset of {','.join(pipeline.TASKS)}")
     p.add_argument("--force-publish", action="store_true",
                    help="publish even if the quality gate fails")
+    p.add_argument("--make-live", action="store_true", help=pipeline.MAKE_LIVE_HELP)
+    p.add_argument("--wait-lock", type=float, default=0.0, metavar="SECONDS",
+                   help="wait this long for another run of the model to finish (default: fail "
+                        "at once, naming it)")
     p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("versions", help="the published versions; * marks the active one")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_versions)
+
+    p = sub.add_parser("rollback", help="make an earlier published version the active one "
+                                        "again and deploy it")
+    p.add_argument("--to", required=True, metavar="VERSION", help="yyyymmdd")
+    p.set_defaults(func=cmd_rollback)
 
     p = sub.add_parser("recall", help="a user's top-N items of the active version")
     p.add_argument("--user-id", required=True)

@@ -4,7 +4,7 @@ A pipeline is described by a single YAML file (see ``config/pipeline.yaml``):
 
 * ``cold_start_recall`` is the seed's template section, verbatim: model name and type, the
   label (its name, the SQL ``selection`` aggregate evaluated over one sample's events, and its
-  type) and ``train_days``.
+  type) and ``train_days``.  ``selection`` is SQL the pipeline runs: the config file is code.
 * ``raw`` maps the user's own tables and columns (events, items, authors, item text
   embeddings, users).  Nothing in code knows the demo's table or column names.
 * ``features`` declares every model input once: a name, one of the four DropoutNet groups and
@@ -68,7 +68,10 @@ def _identifier(value: str, what: str) -> str:
 class LabelConfig(_Strict):
     name: str
     selection: str = Field(description="SQL aggregate over one sample's events, e.g. "
-                                       "max(case when event_type = 'click' then 1 else 0 end)")
+                                       "max(case when event_type = 'click' then 1 else 0 end); "
+                                       "pasted into samples.sql and run by the pipeline's "
+                                       "database role, so the config file is trusted code: it "
+                                       "must come from the people who can change the DAG")
     type: Literal["CLASSIFICATION"]
 
     @field_validator("name")
@@ -402,6 +405,10 @@ class TrainingConfig(_Strict):
                                 "decay (0 = Adam): keeps the content embeddings from memorising "
                                 "warm items, which a cold item cannot use")
     seed: int = 42
+    warm_start_max_gap_days: int = Field(
+        default=7, ge=0, description="warm start from the newest checkpoint of an earlier "
+        "bizdate at most this many days back (0 = always train from scratch); a later "
+        "bizdate's checkpoint is never used")
 
 
 class HnswConfig(_Strict):
@@ -529,6 +536,35 @@ class SamplesConfig(_Strict):
     sampled_negatives: SampledNegativesConfig | None = None
 
 
+class RunsConfig(_Strict):
+    """One pipeline run per model at a time (see :mod:`dropoutnet.registry`).
+
+    A run (an Airflow DAG run, or ``dropoutnet run``) holds the model's run lock from its
+    first task to its last.  Another run's first task waits up to ``lock_wait_minutes`` for
+    it, then fails naming the holder.  A holder whose tasks stopped renewing the lock for
+    ``lock_stale_minutes`` (its workers died) is taken over.
+    """
+
+    lock_wait_minutes: float = Field(default=60, ge=0)
+    lock_stale_minutes: float = Field(default=30, gt=0)
+
+
+class RetentionConfig(_Strict):
+    """What the retention task (the DAG's last step, :mod:`dropoutnet.retention`) keeps.
+
+    Counted back from the newest bizdate the model has (the run's, or a later published
+    one): the newest ``keep_versions`` published versions keep their embeddings and published
+    towers; the sample, eval and boundary partitions and the training runs (checkpoints) of
+    the last ``keep_days`` bizdates stay.  The active version, the newest published version
+    before it and the run's own bizdate are never dropped.  Temporary and replaced folders
+    (``.tmp-*``, ``.old-*``) older than ``leftover_hours`` are removed.
+    """
+
+    keep_versions: int = Field(default=7, ge=1)
+    keep_days: int = Field(default=14, ge=1)
+    leftover_hours: float = Field(default=6, gt=0)
+
+
 class StorageConfig(_Strict):
     schema_: str = Field(default="dropoutnet", alias="schema")
 
@@ -549,6 +585,8 @@ class PipelineConfig(_Strict):
     retrieval: RetrievalConfig = Field(default_factory=RetrievalConfig)
     evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
     serving: ServingConfig = Field(default_factory=ServingConfig)
+    runs: RunsConfig = Field(default_factory=RunsConfig)
+    retention: RetentionConfig = Field(default_factory=RetentionConfig)
 
     @model_validator(mode="after")
     def _features(self) -> "PipelineConfig":

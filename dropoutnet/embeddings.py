@@ -19,9 +19,10 @@ from typing import Any
 
 import numpy as np
 
-from . import artifacts, db, feature_queries, inputs, sql
+from . import artifacts, db, feature_queries, inputs, registry, sql
+from .failpoints import failpoint
 from .config import PipelineConfig
-from .samples import MissingDataError
+from .errors import MissingDataError
 
 log = logging.getLogger(__name__)
 
@@ -85,9 +86,11 @@ def _predict(path, cfg: PipelineConfig, side: str, columns: dict[str, list]) -> 
 def write_user_embeddings(cfg: PipelineConfig, bizdate: dt.date, url: str | None = None) -> dict[str, Any]:
     """Embed every active user with the bizdate's user model."""
     version = artifacts.model_version(bizdate)
-    model_path = artifacts.paths(cfg.model_name, bizdate).user
+    run = registry.current_run(cfg, bizdate)
+    model_path = registry.run_paths(cfg, bizdate, run).user
     r = cfg.retrieval
     ensure_tables(url, cfg)
+    registry.ensure_tables(url, cfg)
     with db.transaction(url) as cur:
         columns = read_features(cur, cfg, "user", bizdate, {
             "active_from": bizdate - dt.timedelta(days=r.active_user_days - 1),
@@ -99,18 +102,22 @@ def write_user_embeddings(cfg: PipelineConfig, bizdate: dt.date, url: str | None
         stage = db.create_stage(cur, schema, "user_embeddings", version)
         _copy_rows(cur, schema, stage, ["model_version", "user_id", "embedding"],
                    [(version, u) for u in columns["user_id"]], vectors)
+        failpoint("user_embeddings.before_commit")
         db.keep_candidate(cur, schema, "user_embeddings", version, stage)
+        registry.record_part(cur, cfg, version, "user_embeddings", run)
     cold = _cold_count(cfg, "user", columns)
     log.info("user embeddings of version %s: %d users (%d cold)", version, n, cold)
-    return {"model_version": version, "users": n, "cold_users": cold}
+    return {"model_version": version, "run_id": run, "users": n, "cold_users": cold}
 
 
 def write_item_embeddings(cfg: PipelineConfig, bizdate: dt.date, url: str | None = None) -> dict[str, Any]:
     """Embed the candidate pool with the bizdate's item model and index it (HNSW, inner product)."""
     version = artifacts.model_version(bizdate)
-    model_path = artifacts.paths(cfg.model_name, bizdate).item
+    run = registry.current_run(cfg, bizdate)
+    model_path = registry.run_paths(cfg, bizdate, run).item
     r = cfg.retrieval
     ensure_tables(url, cfg)
+    registry.ensure_tables(url, cfg)
     with db.transaction(url) as cur:
         columns = read_features(cur, cfg, "item", bizdate, {
             "created_from": bizdate - dt.timedelta(days=r.candidate_window_days - 1),
@@ -126,10 +133,11 @@ def write_item_embeddings(cfg: PipelineConfig, bizdate: dt.date, url: str | None
         sql.execute(cur, "hnsw_index.sql", schema=schema, stage=stage, m=r.hnsw.m,
                     ef_construction=r.hnsw.ef_construction)
         db.keep_candidate(cur, schema, "item_embeddings", version, stage)
+        registry.record_part(cur, cfg, version, "item_embeddings", run)
     new = sum(1 for c in columns["created_at"] if c is not None and c.date() == bizdate)
     log.info("item embeddings of version %s: %d candidates (%d new on %s)", version, n, new,
              bizdate)
-    return {"model_version": version, "items": n, "new_items": new}
+    return {"model_version": version, "run_id": run, "items": n, "new_items": new}
 
 
 def version_tables(cur, cfg: PipelineConfig, version: str) -> dict[str, str]:

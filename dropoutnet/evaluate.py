@@ -39,7 +39,7 @@ from typing import Any
 import numpy as np
 from psycopg2.extras import Json
 
-from . import artifacts, baselines, db, inputs, metrics, retrieval, samples, sql
+from . import artifacts, baselines, db, inputs, metrics, registry, retrieval, samples, sql
 from .cf import Ridge
 from .content import ContentEncoder
 from .embeddings import read_features, version_tables
@@ -47,10 +47,6 @@ from .inputs import as_vector
 from .config import PipelineConfig
 
 log = logging.getLogger(__name__)
-
-
-def ensure_tables(url: str | None, cfg: PipelineConfig) -> None:
-    db.ensure_ddl(url, "ddl/model_tables.sql", schema=cfg.storage.schema_)
 
 
 SPLITS = ("cold_items", "warm_items", "cold_users", "cold_both")
@@ -188,14 +184,15 @@ def _has_towers(paths: artifacts.ModelPaths) -> bool:
     return all((p / "saved_model.pb").exists() for p in (paths.user, paths.item))
 
 
-def _active_towers(cfg: PipelineConfig, active: str) -> artifacts.ModelPaths | None:
-    """The live version's towers: the copy publish made, so that a rerun of the live
-    version's bizdate (which replaces that bizdate's export) is compared with what is live."""
-    published = artifacts.published_paths(cfg.model_name, active)
-    if _has_towers(published):
-        return published
-    legacy = artifacts.paths(cfg.model_name, dt.datetime.strptime(active, "%Y%m%d").date())
-    return legacy if _has_towers(legacy) else None  # published before copies were kept
+def _active_towers(cfg: PipelineConfig, active: registry.ActiveVersion
+                   ) -> artifacts.ModelPaths | None:
+    """The live version's towers: the copy publish made of its run's export, which no later
+    run of the bizdate writes over (None when they are missing)."""
+    if active.export_path is not None:
+        published = artifacts.ModelPaths(active.export_path.parent)
+        return published if _has_towers(published) else None
+    legacy = artifacts.published_paths(cfg.model_name, active.model_version)
+    return legacy if _has_towers(legacy) else None  # published before runs were recorded
 
 
 def _exact_rankings(cfg: PipelineConfig, paths: artifacts.ModelPaths,
@@ -298,8 +295,10 @@ def evaluate(cfg: PipelineConfig, bizdate: dt.date, url: str | None = None,
 
     version = artifacts.model_version(bizdate)
     schema = cfg.storage.schema_
-    ensure_tables(url, cfg)
-    final = load_serving(artifacts.paths(cfg.model_name, bizdate).final)
+    registry.ensure_tables(url, cfg)
+    run = registry.current_run(cfg, bizdate)
+    paths = registry.run_paths(cfg, bizdate, run)
+    final = load_serving(paths.final)
     splits: dict[str, Any] = {}
     with db.transaction(url) as cur:
         if not samples.partition_exists(cur, cfg, "eval_samples", bizdate):
@@ -315,7 +314,7 @@ def evaluate(cfg: PipelineConfig, bizdate: dt.date, url: str | None = None,
                                                   tables, counts, content_models)
             if split == "cold_items":
                 cold = held
-        active = retrieval.active_version(cur, cfg)
+        active = registry.active(cur, cfg)
         user_cols = read_features(cur, cfg, "user", bizdate, {
             "active_from": bizdate, "active_to": bizdate + dt.timedelta(days=1)})
         sql.execute(cur, "train_sample_counts.sql", params={"bizdate": bizdate},
@@ -325,11 +324,12 @@ def evaluate(cfg: PipelineConfig, bizdate: dt.date, url: str | None = None,
     result: dict[str, Any] = {
         "bizdate": bizdate.isoformat(),
         "model_version": version,
+        "run_id": run,
         "train_samples": int(train_samples),
         "train_positives": int(train_positives),
         "splits": splits,
-        "gate": _gate_figures(cfg, bizdate, active, user_cols, cold["items"], cold["users"],
-                              cold["relevant"]),
+        "gate": _gate_figures(cfg, bizdate, paths, active, user_cols, cold["items"],
+                              cold["users"], cold["relevant"]),
     }
     if extra:
         result.update(extra)
@@ -338,6 +338,7 @@ def evaluate(cfg: PipelineConfig, bizdate: dt.date, url: str | None = None,
         sql.execute(cur, "save_metrics.sql", params={
             "bizdate": bizdate, "model_version": version, "metrics": Json(result)},
             schema=schema)
+        registry.record_part(cur, cfg, version, "metrics", run)
     log.info("metrics of %s: %s", bizdate, {
         split: {k: v for k, v in f.items()
                 if k == "auc" or (k.startswith("recall@") and not k.endswith("_ci"))}
@@ -345,40 +346,45 @@ def evaluate(cfg: PipelineConfig, bizdate: dt.date, url: str | None = None,
     return result
 
 
-def _gate_figures(cfg: PipelineConfig, bizdate: dt.date, active: str | None,
-                  user_cols: dict[str, list], items: dict[str, list], users: set[str],
+def _gate_figures(cfg: PipelineConfig, bizdate: dt.date, paths: artifacts.ModelPaths,
+                  active: registry.ActiveVersion | None, user_cols: dict[str, list],
+                  items: dict[str, list], users: set[str],
                   relevant: dict[str, set[str]]) -> dict[str, Any]:
-    """The gate metric of the new and of the active version on the same users and items."""
+    """The gate metric of the new and of the active version on the same users and items.
+
+    Like with like: the bizdate's held-out exposures are unseen by both models when the
+    active version is of this bizdate or an earlier one.  An active version of a later
+    bizdate trained on them, so it is not scored (``not_comparable``): publish keeps such a
+    backfilled version as superseded unless asked to make it live.
+    """
     gate = cfg.evaluation.gate
     name, k = gate.metric.split("@")
     k = int(k)
-    figures: dict[str, Any] = {"metric": gate.metric, "tolerance": gate.tolerance,
-                               "active_version": active, "new": None, "active": None}
-    new = _exact_rankings(cfg, artifacts.paths(cfg.model_name, bizdate), user_cols, items,
-                          users, k)
+    figures: dict[str, Any] = {
+        "metric": gate.metric, "tolerance": gate.tolerance, "new": None, "active": None,
+        "active_version": active.model_version if active else None,
+        "active_run": active.run_id if active else None}
+    new = _exact_rankings(cfg, paths, user_cols, items, users, k)
     figures["new"] = metrics.ranking_metrics(new, relevant, [k])[gate.metric]
-    towers = _active_towers(cfg, active) if active is not None else None
-    if towers is not None:
-        try:
-            old = _exact_rankings(cfg, towers, user_cols, items, users, k)
-        except KeyError as err:  # the active towers read a feature the config dropped
-            figures["active_error"] = str(err)
-            log.warning("the quality gate cannot score the active version %s: %s", active, err)
-        else:
-            figures["active"] = metrics.ranking_metrics(old, relevant, [k])[gate.metric]
+    if active is None:
+        return figures
+    if active.bizdate is not None and active.bizdate > bizdate:
+        figures["not_comparable"] = (f"the active version {active.model_version} is of a later "
+                                     f"bizdate: it trained on {bizdate}'s exposures")
+        return figures
+    towers = _active_towers(cfg, active)
+    if towers is None:
+        figures["active_error"] = (f"the active version {active.model_version}'s published "
+                                   f"towers are missing ({active.export_path})")
+        log.warning("the quality gate cannot score %s", figures["active_error"])
+        return figures
+    try:
+        old = _exact_rankings(cfg, towers, user_cols, items, users, k)
+    except (KeyError, OSError, ValueError) as err:
+        # the active towers read a feature the config dropped, or cannot be loaded
+        figures["active_error"] = f"{type(err).__name__}: {err}"
+        log.warning("the quality gate cannot score the active version %s: %s",
+                    active.model_version, err)
+    else:
+        figures["active"] = metrics.ranking_metrics(old, relevant, [k])[gate.metric]
     return figures
-
-
-def read_metrics(cfg: PipelineConfig, bizdate: dt.date, url: str | None = None) -> dict[str, Any]:
-    with db.transaction(url) as cur:
-        if not db.table_exists(cur, cfg.storage.schema_, "metrics"):
-            raise samples.MissingDataError(
-                "no metrics are stored yet: run the daily DAG for a bizdate first")
-        sql.execute(cur, "read_metrics.sql", params={"bizdate": bizdate},
-                    schema=cfg.storage.schema_)
-        row = cur.fetchone()
-    if row is None:
-        raise samples.MissingDataError(
-            f"no metrics for bizdate {bizdate}: run the daily DAG (or `dropoutnet run "
-            f"--bizdate {bizdate}`) for that bizdate")
-    return row[0]

@@ -3,6 +3,11 @@
 Each task takes the bizdate (``YYYY-MM-DD``) and the pipeline config path, does exactly that
 bizdate's work idempotently (a rerun replaces its outputs) and returns a small JSON-able dict
 that Airflow keeps as the task's XCom and the CLI prints.
+
+Every task runs under the model's run lock (:func:`dropoutnet.registry.holding`): with a
+``pipeline_run`` (the Airflow DAG run id, or :func:`run`'s own id) the run's first task
+(:func:`check`) takes it, waiting up to ``runs.lock_wait_minutes``, its other tasks keep it
+and :func:`release` ends it; a task called on its own holds it for its duration.
 """
 
 from __future__ import annotations
@@ -10,15 +15,20 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
-import shutil
-from typing import Any
+from contextlib import contextmanager
+from typing import Any, Iterator
 
 from .config import PipelineConfig, default_config_path, load_config
+from .errors import MissingDataError
+from .failpoints import failpoint
 
 log = logging.getLogger(__name__)
 
 TASKS = ("samples", "train", "export", "user_embeddings", "item_embeddings", "evaluate", "publish",
-         "deploy")
+         "deploy", "retention")
+MAKE_LIVE_HELP = ("make this bizdate's version live even when a later bizdate's version is "
+                  "active (a rollback; no quality gate applies); without it a backfilled "
+                  "older bizdate is kept as superseded")
 
 
 class BizdateError(ValueError):
@@ -71,120 +81,216 @@ def load(config_path: str | None) -> PipelineConfig:
     return load_config(config_path or default_config_path())
 
 
-def check(bizdate: str, config_path: str | None = None) -> dict[str, Any]:
-    """Validate the bizdate, the config and the raw tables before any task writes anything."""
-    from . import db, samples
+@contextmanager
+def _task(bizdate: str, config_path: str | None, pipeline_run: str | None,
+          wait_seconds: float = 0.0) -> Iterator[tuple[PipelineConfig, dt.date, str]]:
+    """The task's validated config and bizdate, and the pipeline run it belongs to, under the
+    model's run lock."""
+    from . import registry
+
+    day, cfg = parse_bizdate(bizdate), load(config_path)
+    with registry.holding(cfg, day, pipeline_run, wait_seconds) as holder:
+        yield cfg, day, holder
+
+
+def check(bizdate: str, config_path: str | None = None,
+          pipeline_run: str | None = None) -> dict[str, Any]:
+    """Validate the bizdate, the config and the raw tables before any task writes anything;
+    then take the model's run lock for ``pipeline_run``."""
+    from . import db, registry, samples
 
     day = parse_bizdate(bizdate)
     cfg = load(config_path)
     with db.transaction() as cur:
         samples.check_raw_tables(cur, cfg)
-    return {"bizdate": day.isoformat(), "model_name": cfg.model_name, "config": "ok"}
+    out = {"bizdate": day.isoformat(), "model_name": cfg.model_name, "config": "ok"}
+    if pipeline_run is not None:
+        registry.acquire(cfg, pipeline_run, day, cfg.runs.lock_wait_minutes * 60)
+        out["pipeline_run"] = pipeline_run
+    return out
 
 
-def samples(bizdate: str, config_path: str | None = None) -> dict[str, Any]:
+def release(config_path: str | None, pipeline_run: str) -> dict[str, Any]:
+    """Release the model's run lock held by ``pipeline_run`` (the DAG's teardown)."""
+    from . import registry
+
+    cfg = load(config_path)
+    return {"pipeline_run": pipeline_run, "released": registry.release(cfg, pipeline_run)}
+
+
+def samples(bizdate: str, config_path: str | None = None,
+            pipeline_run: str | None = None) -> dict[str, Any]:
     """Training samples, cold-start eval samples and feature boundaries of the bizdate."""
     from . import samples as samples_mod
 
-    return samples_mod.build_samples(load(config_path), parse_bizdate(bizdate))
+    with _task(bizdate, config_path, pipeline_run) as (cfg, day, _):
+        return samples_mod.build_samples(cfg, day)
 
 
-def train(bizdate: str, config_path: str | None = None) -> dict[str, Any]:
-    """Train on the bizdate's samples, warm-starting from bizdate-1's checkpoint when it exists."""
-    from . import artifacts, db
+def train(bizdate: str, config_path: str | None = None,
+          pipeline_run: str | None = None) -> dict[str, Any]:
+    """Train a new run of the bizdate, warm-starting from the newest earlier checkpoint
+    within ``training.warm_start_max_gap_days``; the run becomes current when complete."""
+    from . import artifacts, db, registry
     from . import samples as samples_mod
     from .train import train_model
 
-    cfg, day = load(config_path), parse_bizdate(bizdate)
-    with db.transaction() as cur:
-        if not samples_mod.partition_exists(cur, cfg, "samples", day):
-            raise samples_mod.MissingDataError(
-                f"samples has no partition for bizdate {day}: run the samples task first")
-        data = samples_mod.load_partition(cur, cfg, "samples", day)
-        boundaries = samples_mod.load_boundaries(cur, cfg, day)
-    paths = artifacts.paths(cfg.model_name, day)
-    # yesterday's checkpoint; train_model logs whether it was there (warm or cold start)
-    previous = artifacts.paths(cfg.model_name, day - dt.timedelta(days=1)).checkpoints
-    if paths.export.exists():  # a rerun: the old export no longer matches the new checkpoint
-        shutil.rmtree(paths.export)
-    stats = train_model(cfg, data["features"], data["labels"], boundaries, paths.checkpoints,
-                        previous, item_ids=data["item_ids"])
-    stats.pop("history", None)
-    (paths.root / "train_report.json").write_text(json.dumps(stats, indent=1))
+    with _task(bizdate, config_path, pipeline_run) as (cfg, day, holder):
+        with db.transaction() as cur:
+            if not samples_mod.partition_exists(cur, cfg, "samples", day):
+                raise MissingDataError(
+                    f"samples has no partition for bizdate {day}: run the samples task first")
+            data = samples_mod.load_partition(cur, cfg, "samples", day)
+            boundaries = samples_mod.load_boundaries(cur, cfg, day)
+        run_id = artifacts.new_run_id(day)
+        paths = artifacts.run_paths(cfg.model_name, day, run_id)
+        warm = registry.warm_start_source(cfg, day)
+        if warm is None:
+            log.info("no checkpoint within %d days before %s: training from scratch",
+                     cfg.training.warm_start_max_gap_days, day)
+        registry.start_run(cfg, day, run_id, holder, warm)
+        try:
+            stats = train_model(cfg, data["features"], data["labels"], boundaries,
+                                paths.checkpoints, warm.checkpoints if warm else None,
+                                item_ids=data["item_ids"])
+            stats.pop("history", None)
+            stats.update(run_id=run_id, warm_start_from=warm.bizdate.isoformat() if warm else None,
+                         warm_start_run=warm.run_id if warm else None)
+            (paths.root / "train_report.json").write_text(json.dumps(stats, indent=1))
+            failpoint("train.before_current")
+            artifacts.set_current_run(cfg.model_name, day, run_id)
+        except BaseException:
+            registry.finish_run(cfg, run_id, succeeded=False)
+            raise
+        registry.finish_run(cfg, run_id, succeeded=True)
     return {"bizdate": day.isoformat(), **{k: stats[k] for k in (
-        "rows", "positives", "steps", "loss", "warm_started", "restored_variables",
-        "not_restored_variables", "warm_start")}}
+        "run_id", "rows", "positives", "steps", "loss", "warm_started", "warm_start_from",
+        "warm_start_run", "restored_variables", "not_restored_variables", "warm_start")}}
 
 
-def export(bizdate: str, config_path: str | None = None) -> dict[str, Any]:
-    """The final, user and item SavedModels of the bizdate's checkpoint."""
-    from . import artifacts
+def export(bizdate: str, config_path: str | None = None,
+           pipeline_run: str | None = None) -> dict[str, Any]:
+    """The final, user and item SavedModels of the bizdate's current run."""
+    from . import registry
     from .export import export_models
 
-    cfg, day = load(config_path), parse_bizdate(bizdate)
-    paths = artifacts.paths(cfg.model_name, day)
-    if not paths.checkpoints.exists():
-        from .samples import MissingDataError
+    with _task(bizdate, config_path, pipeline_run) as (cfg, day, _):
+        run = registry.current_run(cfg, day)
+        paths = registry.run_paths(cfg, day, run)
+        if not paths.checkpoints.exists():
+            raise MissingDataError(f"no checkpoint for bizdate {day} at {paths.checkpoints}: "
+                                   "run the train task first")
+        return {"bizdate": day.isoformat(), "run_id": run,
+                **export_models(cfg, paths.checkpoints, paths.export)}
 
-        raise MissingDataError(f"no checkpoint for bizdate {day} at {paths.checkpoints}: run "
-                               "the train task first")
-    return {"bizdate": day.isoformat(), **export_models(cfg, paths.checkpoints, paths.export)}
 
-
-def user_embeddings(bizdate: str, config_path: str | None = None) -> dict[str, Any]:
+def user_embeddings(bizdate: str, config_path: str | None = None,
+                    pipeline_run: str | None = None) -> dict[str, Any]:
     """Every active user's vector of the bizdate's version, into pgvector."""
     from .embeddings import write_user_embeddings
 
-    return write_user_embeddings(load(config_path), parse_bizdate(bizdate))
+    with _task(bizdate, config_path, pipeline_run) as (cfg, day, _):
+        return write_user_embeddings(cfg, day)
 
 
-def item_embeddings(bizdate: str, config_path: str | None = None) -> dict[str, Any]:
+def item_embeddings(bizdate: str, config_path: str | None = None,
+                    pipeline_run: str | None = None) -> dict[str, Any]:
     """The candidate pool's vectors of the bizdate's version, with an HNSW index."""
     from .embeddings import write_item_embeddings
 
-    return write_item_embeddings(load(config_path), parse_bizdate(bizdate))
+    with _task(bizdate, config_path, pipeline_run) as (cfg, day, _):
+        return write_item_embeddings(cfg, day)
 
 
-def evaluate(bizdate: str, config_path: str | None = None) -> dict[str, Any]:
+def evaluate(bizdate: str, config_path: str | None = None,
+             pipeline_run: str | None = None) -> dict[str, Any]:
     """AUC and retrieval metrics on the bizdate's three eval splits, with baselines; stored."""
     from . import artifacts
     from .evaluate import evaluate as evaluate_version
 
-    cfg, day = load(config_path), parse_bizdate(bizdate)
-    extra: dict[str, Any] = {}
-    report = artifacts.paths(cfg.model_name, day).root / "train_report.json"
-    if report.exists():
-        stats = json.loads(report.read_text())
-        extra["train"] = {k: stats.get(k) for k in (
-            "rows", "positives", "steps", "loss", "train_auc", "warm_started")}
-    return evaluate_version(cfg, day, extra=extra)
+    with _task(bizdate, config_path, pipeline_run) as (cfg, day, _):
+        extra: dict[str, Any] = {}
+        report = artifacts.paths(cfg.model_name, day).root / "train_report.json"
+        if report.exists():
+            stats = json.loads(report.read_text())
+            extra["train"] = {k: stats.get(k) for k in (
+                "rows", "positives", "steps", "loss", "train_auc", "warm_started",
+                "warm_start_from")}
+        return evaluate_version(cfg, day, extra=extra)
 
 
-def publish(bizdate: str, config_path: str | None = None,
-            force_publish: bool = False) -> dict[str, Any]:
-    """Make the bizdate's version the active one (atomically), if it passes the quality gate."""
+def publish(bizdate: str, config_path: str | None = None, force_publish: bool = False,
+            make_live: bool = False, pipeline_run: str | None = None) -> dict[str, Any]:
+    """Make the bizdate's version the active one (atomically) if it passes the quality gate;
+    an older bizdate than the active version's is kept as superseded unless ``make_live``."""
     from .publish import publish as publish_version
 
-    return publish_version(load(config_path), parse_bizdate(bizdate), force=force_publish)
+    with _task(bizdate, config_path, pipeline_run) as (cfg, day, _):
+        return publish_version(cfg, day, force=force_publish, make_live=make_live)
 
 
-def deploy(bizdate: str, config_path: str | None = None) -> dict[str, Any]:
-    """Copy the active version's towers into the model service's base path (atomically)."""
+def deploy(bizdate: str, config_path: str | None = None,
+           pipeline_run: str | None = None) -> dict[str, Any]:
+    """Copy the active version's towers into the model service's base path (atomically);
+    nothing to do when the bizdate's version was kept as superseded."""
+    from . import artifacts, db, registry
     from .deploy import deploy as deploy_version
 
-    return deploy_version(load(config_path), parse_bizdate(bizdate))
+    with _task(bizdate, config_path, pipeline_run) as (cfg, day, _):
+        with db.transaction() as cur:
+            active = registry.active(cur, cfg)
+        if active is not None and active.bizdate > day:
+            return {"model_version": artifacts.model_version(day), "deployed": {},
+                    "skipped": f"superseded by the active version {active.model_version}"}
+        return deploy_version(cfg, day)
+
+
+def retention(bizdate: str, config_path: str | None = None,
+              pipeline_run: str | None = None) -> dict[str, Any]:
+    """Drop the versions, partitions, checkpoints and leftovers the config no longer keeps."""
+    from .retention import apply_retention
+
+    with _task(bizdate, config_path, pipeline_run) as (cfg, day, _):
+        return apply_retention(cfg, day)
+
+
+def rollback(to_version: str, config_path: str | None = None) -> dict[str, Any]:
+    """Make an earlier published version active again and deploy it."""
+    from . import db, registry
+    from .deploy import deploy as deploy_version
+    from .publish import rollback as rollback_version
+
+    cfg = load(config_path)
+    with db.transaction() as cur:
+        active = registry.active(cur, cfg)
+    day = active.bizdate if active else dt.date.today()
+    with registry.holding(cfg, day):
+        result = rollback_version(cfg, to_version)
+        result["deploy"] = deploy_version(cfg, dt.date.fromisoformat(result["bizdate"]))
+    return result
 
 
 def run(bizdate: str, config_path: str | None = None,
-        tasks: tuple[str, ...] = TASKS, force_publish: bool = False) -> dict[str, Any]:
-    """The DAG's task chain in one process, without Airflow (the same functions, in order)."""
+        tasks: tuple[str, ...] = TASKS, force_publish: bool = False,
+        make_live: bool = False, wait_seconds: float = 0.0) -> dict[str, Any]:
+    """The DAG's task chain in one process, without Airflow (the same functions, in order),
+    as one pipeline run holding the model's run lock throughout."""
+    from . import registry
+
+    holder = registry.cli_pipeline_run()
+    cfg, day = load(config_path), parse_bizdate(bizdate)
     check(bizdate, config_path)
+    registry.acquire(cfg, holder, day, wait_seconds)
     results: dict[str, Any] = {}
-    for name in TASKS:
-        if name in tasks:
-            log.info("running task %s for bizdate %s", name, bizdate)
-            if name == "publish":
-                results[name] = publish(bizdate, config_path, force_publish)
-            else:
-                results[name] = globals()[name](bizdate, config_path)
+    try:
+        for name in TASKS:
+            if name in tasks:
+                log.info("running task %s for bizdate %s", name, bizdate)
+                if name == "publish":
+                    results[name] = publish(bizdate, config_path, force_publish, make_live,
+                                            pipeline_run=holder)
+                else:
+                    results[name] = globals()[name](bizdate, config_path, pipeline_run=holder)
+    finally:
+        registry.release(cfg, holder)
     return results

@@ -7,22 +7,13 @@ from typing import Any
 
 import numpy as np
 
-from . import db, sql
+from . import db, registry, sql
 from .config import PipelineConfig
 from .inputs import as_vector
 
 
 class RecallError(LookupError):
     """A recall that cannot be answered; the message says why and what to do."""
-
-
-def active_version(cur, cfg: PipelineConfig) -> str | None:
-    schema = cfg.storage.schema_
-    if not db.table_exists(cur, schema, "active_version"):
-        return None
-    sql.execute(cur, "active_version.sql", params={"model_name": cfg.model_name}, schema=schema)
-    row = cur.fetchone()
-    return row[0] if row else None
 
 
 def user_vector(cur, cfg: PipelineConfig, version: str, user_id: str,
@@ -60,7 +51,7 @@ def recall(cfg: PipelineConfig, user_id: str, top_n: int | None = None,
     if top_n < 1:
         raise RecallError(f"--top-n must be at least 1, got {top_n}")
     with db.transaction(url) as cur:
-        version = active_version(cur, cfg)
+        version = registry.active_version(cur, cfg)
         if version is None:
             raise RecallError(
                 f"model {cfg.model_name!r} has no active version yet: run the daily DAG "

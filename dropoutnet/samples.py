@@ -16,12 +16,9 @@ import numpy as np
 
 from . import db, feature_queries, inputs, sql
 from .config import PipelineConfig
+from .errors import MissingDataError  # noqa: F401 - raised here, and imported from here by older code
 
 log = logging.getLogger(__name__)
-
-
-class MissingDataError(RuntimeError):
-    """The raw data or a derived partition a task needs is not there."""
 
 
 def ensure_tables(url: str | None, cfg: PipelineConfig) -> None:

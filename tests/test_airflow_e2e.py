@@ -22,12 +22,13 @@ import psycopg2
 import pytest
 
 from dropoutnet import datagen, stack
+from helpers import fetch_all
 
 DAG_ID = "dropoutnet_daily"
 BIZDATE = dt.date(2026, 11, 20)
 TINY = dict(n_users=300, n_items=400, n_authors=30, days=16, new_items_per_day=40, seed=11)
 TASKS = {"resolve_bizdate", "samples", "train", "export", "user_embeddings", "item_embeddings",
-         "evaluate", "publish", "deploy"}
+         "evaluate", "publish", "deploy", "retention", "release_run_lock"}
 
 
 def _with_database(url: str, name: str) -> str:
@@ -36,21 +37,22 @@ def _with_database(url: str, name: str) -> str:
 
 
 @pytest.fixture
-def e2e_database(database_url):
-    """A fresh database (with pgvector) on the session's server, dropped afterwards."""
+def e2e_database(database_url, admin_database_url):
+    """A fresh database (with pgvector) on the session's server, owned by the pipeline's role
+    and dropped afterwards."""
     name = f"e2e_{uuid.uuid4().hex[:10]}"
-    admin = psycopg2.connect(_with_database(database_url, "postgres"))
+    (owner,), = fetch_all(database_url, "select current_user")
+    admin = psycopg2.connect(_with_database(admin_database_url, "postgres"))
     admin.autocommit = True
     try:
         with admin.cursor() as cur:
-            cur.execute(f'create database "{name}"')
-        url = _with_database(database_url, name)
-        conn = psycopg2.connect(url)
+            cur.execute(f'create database "{name}" owner "{owner}"')
+        conn = psycopg2.connect(_with_database(admin_database_url, name))
         conn.autocommit = True
-        with conn.cursor() as cur:
+        with conn.cursor() as cur:  # only a superuser can create it
             cur.execute("create extension if not exists vector")
         conn.close()
-        yield url
+        yield _with_database(database_url, name)
         with admin.cursor() as cur:
             cur.execute(f'drop database if exists "{name}" with (force)')
     finally:
@@ -106,6 +108,12 @@ def test_daily_dag_end_to_end(e2e_database, tmp_path):
     assert not failed, f"tasks not successful: {failed}; log: {tmp_path / 'dags-test.log'}\n{output}"
     assert run_states == ["success"]
     assert proc.returncode == 0, output
+    # the registry recorded the training run under the Airflow run, and the run lock is free
+    with sqlite3.connect(metadata) as db:
+        (run_id,), = db.execute("select run_id from dag_run where dag_id = ?", (DAG_ID,))
+    runs = fetch_all(e2e_database, "select pipeline_run, status, decision from dropoutnet.runs")
+    assert runs == [(run_id, "succeeded", "published")]
+    assert fetch_all(e2e_database, "select count(*) from dropoutnet.run_lock") == [(0,)]
 
     # the deploy task put both towers in TF Serving's layout under the serving root
     for model in ("sv_dropoutnet_item", "sv_dropoutnet_user"):

@@ -18,7 +18,7 @@ from dropoutnet import pipeline, stack
 
 DAG_ID = "dropoutnet_daily"
 TASK_ORDER = ["resolve_bizdate", "samples", "train", "export", "user_embeddings",
-              "item_embeddings", "evaluate", "publish", "deploy"]
+              "item_embeddings", "evaluate", "publish", "deploy", "retention", "release_run_lock"]
 HEAVY_MODULES = ("tensorflow", "keras", "dropoutnet.pipeline", "dropoutnet.train",
                  "dropoutnet.model")
 
@@ -45,12 +45,14 @@ if dag is not None:
     out.update(
         tasks={t.task_id: {"retries": t.retries,
                            "retry_delay": t.retry_delay.total_seconds() if t.retry_delay else None,
-                           "downstream": sorted(t.downstream_task_ids)} for t in dag.tasks},
+                           "downstream": sorted(t.downstream_task_ids),
+                           "setup": t.is_setup, "teardown": t.is_teardown} for t in dag.tasks},
         timetable=type(dag.timetable).__module__ + "." + type(dag.timetable).__name__,
         catchup=dag.catchup, max_active_runs=dag.max_active_runs, tags=sorted(dag.tags),
         doc_md=bool(dag.doc_md),
         param={"value": param.value, "schema": param.schema, "description": param.description},
         force_publish=dag.params.get_param("force_publish").value,
+        make_live=dag.params.get_param("make_live").value,
     )
     # The dag-processor's view: serialize, deserialize, and ask the scheduler-side timetable.
     from airflow.serialization.serialized_objects import DagSerialization
@@ -101,9 +103,21 @@ def test_dag_has_no_cycle_and_the_documented_order(probe):
     assert tasks["item_embeddings"]["downstream"] == ["evaluate"]
     assert tasks["evaluate"]["downstream"] == ["publish"]
     assert tasks["publish"]["downstream"] == ["deploy"]
-    assert tasks["deploy"]["downstream"] == []
+    assert tasks["deploy"]["downstream"] == ["retention"]
+    assert tasks["retention"]["downstream"] == ["release_run_lock"]
     # every task gets the bizdate from resolve_bizdate
     assert set(tasks["resolve_bizdate"]["downstream"]) == set(TASK_ORDER) - {"resolve_bizdate"}
+
+
+def test_the_run_lock_is_taken_by_a_setup_and_released_by_a_teardown(probe):
+    # a teardown runs whenever its setup succeeded, even after a failed task, is cleared with
+    # any task of the run, and does not decide the run's state
+    tasks = probe["tasks"]
+    assert tasks["resolve_bizdate"]["setup"] is True
+    assert tasks["release_run_lock"]["teardown"] is True
+    assert tasks["release_run_lock"]["downstream"] == []
+    assert [t for t, v in tasks.items() if v["setup"] or v["teardown"]] == [
+        "resolve_bizdate", "release_run_lock"]
 
 
 def test_every_task_retries(probe):
@@ -140,6 +154,10 @@ def test_bizdate_param_for_the_trigger_form(probe):
 
 def test_force_publish_param_defaults_to_respecting_the_gate(probe):
     assert probe["force_publish"] is False
+
+
+def test_make_live_param_defaults_to_keeping_old_bizdates_superseded(probe):
+    assert probe["make_live"] is False
 
 
 def test_dag_file_imports_nothing_heavy(probe):

@@ -26,8 +26,11 @@ os.environ.setdefault("KERAS_HOME", os.path.join(tempfile.gettempdir(), "dropout
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from dropoutnet import artifacts  # noqa: E402
+from dropoutnet.deploy import _prune, write_version_policy  # noqa: E402
 from dropoutnet.export import export_models, load_tower  # noqa: E402
 from dropoutnet.serving.config import ConfigError, ServiceConfig, load_service_config  # noqa: E402
+from dropoutnet.serving.versions import (  # noqa: E402
+    POLICY_FILE, VersionPolicy, read_version_policy)
 from dropoutnet.train import train_model  # noqa: E402
 from test_model import make_config, make_data  # noqa: E402
 
@@ -108,6 +111,12 @@ class Server:
         self.thread.join(timeout=20)
 
     def call(self, method: str, path: str, body=None, headers=None) -> tuple[int, dict | str]:
+        status, answer, _ = self.exchange(method, path, body, headers)
+        return status, answer
+
+    def exchange(self, method: str, path: str, body=None, headers=None
+                 ) -> tuple[int, dict | str, dict[str, str]]:
+        """Status, body and the response's headers (names in lower case)."""
         data = body if isinstance(body, (bytes, type(None))) else json.dumps(body).encode()
         request = urllib.request.Request(self.url + path, data=data, method=method,
                                          headers={"Content-Type": "application/json",
@@ -115,16 +124,20 @@ class Server:
         try:
             with urllib.request.urlopen(request, timeout=30) as r:
                 raw = r.read()
-                status = r.status
+                status, got = r.status, r.headers
         except urllib.error.HTTPError as err:
-            raw, status = err.read(), err.code
+            raw, status, got = err.read(), err.code, err.headers
+        got = {k.lower(): v for k, v in got.items()}
         try:
-            return status, json.loads(raw)
+            return status, json.loads(raw), got
         except ValueError:
-            return status, raw.decode()
+            return status, raw.decode(), got
 
     def predict(self, body, path=f"/v1/models/{MODEL}:predict", headers=None):
         return self.call("POST", path, body, headers)
+
+    def health(self, model: str = MODEL) -> dict:
+        return self.call("GET", "/healthz")[1]["models"][model]
 
     def versions(self) -> dict[str, str]:
         status, body = self.call("GET", f"/v1/models/{MODEL}")
@@ -139,15 +152,19 @@ def wait_for(predicate, timeout: float = 60.0, what: str = "condition") -> None:
         time.sleep(0.1)
 
 
+def start_server(base: Path) -> Server:
+    config = ServiceConfig(name=MODEL, model_path=base, port=free_port(), poll_seconds=0.2,
+                           max_body_bytes=64 * 1024,
+                           batching={"max_batch_size": 1000, "timeout_ms": 30})
+    return Server(config)
+
+
 @pytest.fixture
 def served(tmp_path, towers):
     """A server polling a base path that holds version 20261127 (the first tower)."""
     base = tmp_path / "serving" / MODEL
     artifacts.copy_dir(towers[0][0], base / "20261127")
-    config = ServiceConfig(name=MODEL, model_path=base, port=free_port(), poll_seconds=0.2,
-                           max_body_bytes=64 * 1024,
-                           batching={"max_batch_size": 1000, "timeout_ms": 30})
-    server = Server(config)
+    server = start_server(base)
     wait_for(lambda: server.versions().get("20261127") == "AVAILABLE", what="first version")
     yield server, base
     server.stop()
@@ -263,6 +280,171 @@ def test_a_corrupt_version_is_refused_and_the_old_one_keeps_serving(served, towe
     assert server.predict({"instances": rows})[0] == 200
     assert server.call("GET", f"/v1/models/{MODEL}/metadata")[1]["model_spec"]["version"] == \
         "20261127"
+
+
+def metric(text: str, name: str) -> float:
+    prefix = f'{name}{{model="{MODEL}"}} '
+    return float(next(line for line in text.splitlines() if line.startswith(prefix)).split()[-1])
+
+
+def test_every_prediction_names_its_version(served):
+    server, _ = served
+    rows = instances(2)
+    for body, path in [
+            ({"instances": rows}, f"/v1/models/{MODEL}:predict"),
+            ({"inputs": {k: [r[k] for r in rows] for k in ITEM_INPUTS}},
+             f"/v1/models/{MODEL}:predict"),
+            ({"instances": rows}, f"/v1/models/{MODEL}/versions/20261127:predict")]:
+        status, answer, headers = server.exchange("POST", path, body)
+        assert status == 200, answer
+        # TF Serving's body, plus the version that computed it
+        assert set(answer) in ({"predictions", "model_version"}, {"outputs", "model_version"})
+        assert answer["model_version"] == "20261127"
+        assert headers["x-model-version"] == "20261127"
+    with ThreadPoolExecutor(4) as pool:  # merged into one TensorFlow call, split back
+        answers = list(pool.map(lambda r: server.exchange(
+            "POST", f"/v1/models/{MODEL}:predict", {"instances": [r]}), rows * 4))
+    assert all(status == 200 and answer["model_version"] == "20261127"
+               and headers["x-model-version"] == "20261127"
+               for status, answer, headers in answers)
+    status, answer, headers = server.exchange("POST", f"/v1/models/{MODEL}:predict",
+                                              {"instances": []})
+    assert status == 400 and set(answer) == {"error"} and "x-model-version" not in headers
+
+
+def test_the_version_policy_pins_the_served_version_and_switches_without_a_gap(tmp_path,
+                                                                              towers):
+    base = tmp_path / "serving" / MODEL
+    artifacts.copy_dir(towers[0][0], base / "20261127")
+    artifacts.copy_dir(towers[1][0], base / "20261128")
+    write_version_policy(base, ["20261127"])  # deploy after `dropoutnet rollback --to 20261127`
+    rows = instances(2)
+    want = {"20261127": towers[0][1](columns(rows)), "20261128": towers[1][1](columns(rows))}
+    server = start_server(base)
+    try:
+        wait_for(lambda: server.versions().get("20261127") == "AVAILABLE",
+                 what="the pinned version")
+        time.sleep(0.6)  # a few polls: the newer folder on disk is not loaded
+        assert server.versions() == {"20261127": "AVAILABLE"}
+        status, body = server.predict({"instances": rows})
+        assert status == 200 and body["model_version"] == "20261127"
+        np.testing.assert_allclose(body["predictions"], want["20261127"], atol=1e-5)
+        status, body = server.predict({"instances": rows},
+                                      path=f"/v1/models/{MODEL}/versions/20261128:predict")
+        assert status == 404 and "not available" in body["error"]
+        health = server.health()
+        assert health["default_version"] == 20261127
+        assert health["version_policy"] == {"specific": {"versions": [20261127]}}
+        text = server.call("GET", "/metrics")[1]
+        assert metric(text, "dropoutnet_serving_policy_version") == 20261127
+        assert metric(text, "dropoutnet_serving_default_version") == 20261127
+        assert metric(text, "dropoutnet_serving_policy_error") == 0
+
+        def switch(to: str, old: str) -> None:
+            """Pin ``to`` while a client keeps calling: no request fails, the old version
+            answers until the new one is loaded, then only the new one does."""
+            failures, seen, wrong, stop = [], [], [], threading.Event()
+
+            def client():
+                while not stop.is_set():
+                    status, body = server.predict({"instances": rows})
+                    if status != 200:
+                        failures.append((status, body))
+                        continue
+                    seen.append(body["model_version"])
+                    if not np.allclose(body["predictions"], want[seen[-1]], atol=1e-5):
+                        wrong.append(seen[-1])
+
+            thread = threading.Thread(target=client)
+            thread.start()
+            try:
+                wait_for(lambda: len(seen) >= 3, what="answers before the switch")
+                write_version_policy(base, [to])
+                wait_for(lambda: seen and seen[-1] == to, what=f"answers from {to}")
+                wait_for(lambda: server.versions().get(old) == "END", what=f"{old} retired")
+                time.sleep(0.3)
+            finally:
+                stop.set()
+                thread.join()
+            assert not failures and not wrong
+            first = seen.index(to)
+            assert first > 0 and set(seen[:first]) == {old} and set(seen[first:]) == {to}
+            assert server.versions() == {to: "AVAILABLE", old: "END"}
+            assert server.health()["default_version"] == int(to)
+
+        switch("20261128", "20261127")  # the next publish
+        switch("20261127", "20261128")  # a rollback: the retired version is loaded again
+    finally:
+        server.stop()
+
+
+def test_a_malformed_policy_is_reported_and_the_latest_versions_served(tmp_path, towers,
+                                                                       caplog):
+    base = tmp_path / "serving" / MODEL
+    artifacts.copy_dir(towers[0][0], base / "20261127")
+    artifacts.copy_dir(towers[1][0], base / "20261128")
+    policy_file = base / POLICY_FILE
+    policy_file.write_text('{"model_version_policy": {"specific": {"versions": ["latest"]}}}')
+    rows = instances(2)
+    server = start_server(base)
+    try:
+        wait_for(lambda: server.versions() == {"20261128": "AVAILABLE",
+                                               "20261127": "AVAILABLE"}, what="both versions")
+        status, body = server.predict({"instances": rows})
+        assert status == 200 and body["model_version"] == "20261128"  # the latest policy
+        policy = server.health()["version_policy"]
+        assert policy["latest"] == {"num_versions": 2}
+        assert str(policy_file) in policy["error"] and "version 'latest' is not" in policy["error"]
+        assert metric(server.call("GET", "/metrics")[1], "dropoutnet_serving_policy_error") == 1
+        assert any(r.levelname == "ERROR" and str(policy_file) in r.getMessage()
+                   for r in caplog.records)
+        # bad JSON: ignored as well, and the poller lives on to read a valid policy
+        policy_file.write_text('{"model_version_policy": ')
+        wait_for(lambda: "not valid JSON" in server.health()["version_policy"].get("error", ""),
+                 what="the new error")
+        assert server.predict({"instances": rows})[1]["model_version"] == "20261128"
+        write_version_policy(base, ["20261127"])
+        wait_for(lambda: server.versions().get("20261128") == "END", what="20261128 retired")
+        assert server.predict({"instances": rows})[1]["model_version"] == "20261127"
+        assert server.health()["version_policy"] == {"specific": {"versions": [20261127]}}
+        assert metric(server.call("GET", "/metrics")[1], "dropoutnet_serving_policy_error") == 0
+    finally:
+        server.stop()
+
+
+@pytest.mark.parametrize("text, message", [
+    ("{not json", "not valid JSON"),
+    ("[20261127]", "the specific-versions policy"),
+    ('{"model_version_policy": {"latest": {"num_versions": 1}}}', "the specific-versions policy"),
+    ('{"model_version_policy": {"specific": {"versions": []}}}', "naming at least one version"),
+    ('{"model_version_policy": {"specific": {"versions": [2026.5]}}}', "version 2026.5 is not"),
+    ('{"model_version_policy": {"specific": {"versions": [true]}}}', "version True is not"),
+])
+def test_a_malformed_policy_file_is_ignored_with_its_path_and_problem(tmp_path, text, message):
+    (tmp_path / POLICY_FILE).write_text(text)
+    policy = read_version_policy(tmp_path)
+    assert policy.versions is None  # the latest policy
+    assert str(tmp_path / POLICY_FILE) in policy.error and message in policy.error
+    assert read_version_policy(tmp_path / "nope") == VersionPolicy()  # no file: latest
+
+
+def test_deploy_writes_the_policy_and_never_prunes_a_pinned_version(tmp_path):
+    model_dir = tmp_path / MODEL
+    for day in range(1, 7):
+        (model_dir / f"202611{day:02d}").mkdir(parents=True)
+    path = write_version_policy(model_dir, ["20261102"])
+    assert path == model_dir / POLICY_FILE
+    assert json.loads(path.read_text()) == {
+        "model_version_policy": {"specific": {"versions": [20261102]}}}
+    assert [p.name for p in model_dir.iterdir() if not p.is_dir()] == [POLICY_FILE]  # no temp
+    assert read_version_policy(model_dir).versions == (20261102,)
+    # deploying 20261101 (a rollback), keeping 3: the newest 3, the version being deployed
+    # and the one the policy in force names stay
+    assert _prune(model_dir, 3, "20261101") == ["20261103"]
+    write_version_policy(model_dir, ["20261101"])
+    assert read_version_policy(model_dir).versions == (20261101,)
+    with pytest.raises(ValueError, match="integer versions"):
+        write_version_policy(model_dir, ["latest"])
 
 
 @pytest.mark.parametrize("body, status, message", [

@@ -4,9 +4,13 @@ Routes (TF Serving's, plus health and metrics):
 
 * ``GET  /v1/models/{name}[/versions/{v}]``           version status
 * ``GET  /v1/models/{name}[/versions/{v}]/metadata``  the ``serving_default`` signature
-* ``POST /v1/models/{name}[/versions/{v}]:predict``   ``instances`` or ``inputs``
-* ``GET  /healthz``  200 when every model has an AVAILABLE version, else 503
-* ``GET  /metrics``  Prometheus text: requests, latency histogram, batch sizes, versions
+* ``POST /v1/models/{name}[/versions/{v}]:predict``   ``instances`` or ``inputs``; the answer
+  names the version that served it (``"model_version"`` and the ``X-Model-Version`` header)
+* ``GET  /healthz``  200 when every model has an AVAILABLE version, else 503; per model the
+  AVAILABLE versions, the version requests without one go to, and the version policy (a
+  malformed ``version_policy.json`` with its error)
+* ``GET  /metrics``  Prometheus text: requests, latency histogram, batch sizes, versions,
+  version policy
 
 Errors are ``{"error": "..."}``: 400 for a malformed request (naming the field and what was
 expected), 401 for a missing or wrong bearer token (when the token's environment variable
@@ -70,6 +74,15 @@ class _Metrics:
         self.latest = Gauge("dropoutnet_serving_latest_version",
                             "Newest AVAILABLE version per model (yyyymmdd)", ["model"],
                             registry=self.registry)
+        self.default = Gauge("dropoutnet_serving_default_version",
+                             "Version that requests without a version go to (0: none)",
+                             ["model"], registry=self.registry)
+        self.policy = Gauge("dropoutnet_serving_policy_version",
+                            "Newest version named by version_policy.json (0: latest policy)",
+                            ["model"], registry=self.registry)
+        self.policy_error = Gauge("dropoutnet_serving_policy_error",
+                                  "1 when version_policy.json is malformed (and ignored)",
+                                  ["model"], registry=self.registry)
 
 
 def create_app(config: ServiceConfig, repository: ModelRepository | None = None) -> FastAPI:
@@ -79,6 +92,10 @@ def create_app(config: ServiceConfig, repository: ModelRepository | None = None)
     def on_change(model: str, available: list[int]) -> None:
         metrics.versions.labels(model).set(len(available))
         metrics.latest.labels(model).set(max(available) if available else 0)
+        policy = repo.policy(model)
+        metrics.default.labels(model).set(repo.default_version(model) or 0)
+        metrics.policy.labels(model).set(max(policy.versions) if policy.versions else 0)
+        metrics.policy_error.labels(model).set(1 if policy.error else 0)
 
     repo = repository or ModelRepository(config.model_paths(), config.keep_versions,
                                          config.poll_seconds, on_change=on_change)
@@ -188,7 +205,8 @@ def create_app(config: ServiceConfig, repository: ModelRepository | None = None)
                     outputs = await batcher.predict(id(held), held.predict, inputs, rows)
                 else:
                     outputs = await asyncio.to_thread(held.predict, inputs)
-            return JSONResponse(format_predict(outputs, fmt))
+            return JSONResponse(format_predict(outputs, fmt, held.number),
+                                headers={"X-Model-Version": str(held.number)})
         return await observed(name, "predict", request, handler)
 
     app.add_api_route("/v1/models/{name}", status, methods=["GET"])
@@ -205,7 +223,10 @@ def create_app(config: ServiceConfig, repository: ModelRepository | None = None)
         models = {m: repo.available(m) for m in repo.models}
         ok = all(models.values())
         return JSONResponse({"status": "ok" if ok else "waiting for a model version",
-                             "models": {m: {"available_versions": v}
+                             "models": {m: {"available_versions": v,
+                                            "default_version": repo.default_version(m),
+                                            "version_policy": repo.policy(m).describe(
+                                                repo.keep_versions)}
                                         for m, v in models.items()}},
                             status_code=200 if ok else 503)
 

@@ -9,7 +9,9 @@ signature's.  ``null`` is a missing value: ``""`` for a string input, NaN for a 
 (the pipeline's data contract: how a feature with no value looks).
 
 The answer mirrors the request: ``{"predictions": [...]}`` for rows (each row the bare output
-when the signature has one output, else an object), ``{"outputs": ...}`` for columns.
+when the signature has one output, else an object), ``{"outputs": ...}`` for columns; beside
+it, ``"model_version"`` names the version that answered (a string, as TF Serving writes
+versions; clients that read only ``predictions`` / ``outputs`` are unaffected).
 """
 
 from __future__ import annotations
@@ -187,15 +189,21 @@ def _check_names(given: dict, specs: dict[str, TensorInfo], where: str) -> None:
                          f"{sorted(specs)}")
 
 
-def format_predict(outputs: dict[str, np.ndarray], fmt: str) -> dict[str, Any]:
-    """TF Serving's answer: ``predictions`` (row format) or ``outputs`` (columnar)."""
+def format_predict(outputs: dict[str, np.ndarray], fmt: str,
+                   version: int | None = None) -> dict[str, Any]:
+    """TF Serving's answer: ``predictions`` (row format) or ``outputs`` (columnar), and
+    ``model_version`` (when given): the version that computed it."""
     as_lists = {k: _jsonable(v) for k, v in outputs.items()}
     if fmt == "columnar":
-        return {"outputs": next(iter(as_lists.values())) if len(as_lists) == 1 else as_lists}
-    if len(as_lists) == 1:
-        return {"predictions": next(iter(as_lists.values()))}
-    n = len(next(iter(as_lists.values())))
-    return {"predictions": [{k: v[i] for k, v in as_lists.items()} for i in range(n)]}
+        out = {"outputs": next(iter(as_lists.values())) if len(as_lists) == 1 else as_lists}
+    elif len(as_lists) == 1:
+        out = {"predictions": next(iter(as_lists.values()))}
+    else:
+        n = len(next(iter(as_lists.values())))
+        out = {"predictions": [{k: v[i] for k, v in as_lists.items()} for i in range(n)]}
+    if version is not None:
+        out["model_version"] = str(version)
+    return out
 
 
 def _jsonable(value: np.ndarray) -> list:

@@ -10,7 +10,17 @@ folders (ours: the bizdate as yyyymmdd).  A poller thread scans each model's bas
   error in the status and never replaces a working one; it is retried only when its folder
   changes;
 * the newest ``keep_versions`` AVAILABLE versions stay loaded; an older one (or one whose
-  folder is gone) is UNLOADING until its in-flight requests end, then END and released;
+  folder is gone) is UNLOADING until its in-flight requests end, then END and released
+  (and loaded again if it is wanted again);
+* a ``version_policy.json`` in the base path (written by :mod:`dropoutnet.deploy`) is
+  TensorFlow Serving's ``model_version_policy { specific { versions: N } }``:
+  ``{"model_version_policy": {"specific": {"versions": [20261127]}}}``.  Then the versions
+  loaded are the policy's versions on disk (instead of the newest ``keep_versions``),
+  requests without a version go to the newest AVAILABLE one of them, and the other versions
+  are retired once one of the policy's versions is AVAILABLE: until then the ones in service
+  keep answering, so a switch (a rollback, the next deploy) never leaves a gap.  Without the
+  file, the "latest" policy above; a malformed file is logged (with its path), shown in
+  ``/healthz`` and ignored (the latest policy);
 * a version folder replaced in place (a rerun of the bizdate) is loaded beside the one in
   service and swapped in when ready; if it fails, the loaded one keeps serving.
 
@@ -21,8 +31,10 @@ version is never released under a running prediction.
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
+import re
 import threading
 import time
 from dataclasses import dataclass, field
@@ -35,6 +47,8 @@ log = logging.getLogger(__name__)
 
 SIGNATURE = "serving_default"
 LOADING, AVAILABLE, UNLOADING, END = "LOADING", "AVAILABLE", "UNLOADING", "END"
+POLICY_FILE = "version_policy.json"
+_POLICY_SHAPE = '{"model_version_policy": {"specific": {"versions": [<yyyymmdd>, ...]}}}'
 
 
 class NotFound(LookupError):
@@ -154,6 +168,64 @@ def _version_folders(base: Path) -> dict[int, Path]:
     return out
 
 
+def parse_version_policy(text: str) -> list[int]:
+    """The versions named by a ``version_policy.json`` text; ``ValueError`` says what is wrong.
+    A version is an integer (or, as protobuf's JSON writes an int64, a string of digits)."""
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise ValueError(f"not valid JSON ({err}); expected {_POLICY_SHAPE}") from None
+    policy = data.get("model_version_policy") if isinstance(data, dict) else None
+    specific = policy.get("specific") if isinstance(policy, dict) and len(policy) == 1 else None
+    versions = specific.get("versions") if isinstance(specific, dict) else None
+    if not isinstance(versions, list) or not versions:
+        raise ValueError(f"expected {_POLICY_SHAPE} (the specific-versions policy, naming at "
+                         "least one version)")
+    out = set()
+    for v in versions:
+        if isinstance(v, str) and re.fullmatch(r"[0-9]+", v):
+            v = int(v)
+        if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+            raise ValueError(f"version {v!r} is not a non-negative integer; expected "
+                             f"{_POLICY_SHAPE}")
+        out.add(v)
+    return sorted(out)
+
+
+@dataclass(frozen=True)
+class VersionPolicy:
+    """A model's version policy: ``versions`` None is the "latest" policy (no valid file)."""
+
+    versions: tuple[int, ...] | None = None
+    error: str = ""                             # why the file was ignored
+
+    def describe(self, keep_versions: int) -> dict[str, Any]:
+        """As TF Serving's ``model_version_policy`` in JSON (plus the file's error, if any)."""
+        if self.versions is not None:
+            return {"specific": {"versions": list(self.versions)}}
+        out: dict[str, Any] = {"latest": {"num_versions": keep_versions}}
+        if self.error:
+            out["error"] = self.error
+        return out
+
+
+def read_version_policy(base: Path) -> VersionPolicy:
+    """The policy in ``base``'s ``version_policy.json``: the latest policy without the file,
+    and with the error when it is malformed."""
+    path = base / POLICY_FILE
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return VersionPolicy()
+    except (OSError, UnicodeDecodeError) as err:
+        return VersionPolicy(error=f"{path}: cannot be read ({err}); ignored, serving the "
+                                   "latest versions")
+    try:
+        return VersionPolicy(versions=tuple(parse_version_policy(text)))
+    except ValueError as err:
+        return VersionPolicy(error=f"{path}: {err}; ignored, serving the latest versions")
+
+
 class ModelRepository:
     """The loaded versions of every served model, kept in step with their base paths."""
 
@@ -165,6 +237,7 @@ class ModelRepository:
         self.poll_seconds = poll_seconds
         self.on_change = on_change
         self._versions: dict[str, dict[int, Version]] = {name: {} for name in self.models}
+        self._policies: dict[str, VersionPolicy] = {name: VersionPolicy() for name in self.models}
         self._lock = threading.Condition()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -196,20 +269,27 @@ class ModelRepository:
             self._poll_model(name, base)
 
     def _poll_model(self, name: str, base: Path) -> None:
+        # the policy before the folders: deploy writes a version's folder before naming it
+        policy = self._poll_policy(name, base)
         on_disk = _version_folders(base)
         with self._lock:
             known = dict(self._versions[name])
-        newest_first = sorted(on_disk, reverse=True)
-        for number in newest_first[: self.keep_versions]:
+        if policy.versions is None:
+            wanted = sorted(on_disk, reverse=True)[: self.keep_versions]
+        else:
+            wanted = sorted((n for n in policy.versions if n in on_disk), reverse=True)
+        for number in wanted:
             path = on_disk[number]
             try:
                 stamp = path.stat().st_mtime
             except FileNotFoundError:
                 continue
             seen = known.get(number)
-            if seen is not None and (seen.stamp == stamp or seen.state in (LOADING, UNLOADING)
+            if seen is not None and (seen.state in (LOADING, UNLOADING)
+                                     or seen.stamp == stamp and (seen.state == AVAILABLE
+                                                                 or seen.error)
                                      or seen.failed_stamp == stamp):
-                continue  # loaded (or refused) and unchanged since
+                continue  # loaded (or refused) and unchanged since; a retired one is reloaded
             self._load(name, number, path, stamp, serving=seen if seen is not None and
                        seen.state == AVAILABLE else None)
         # a folder replaced by two renames is missing for an instant: look again before
@@ -218,7 +298,24 @@ class ModelRepository:
         if gone:
             time.sleep(0.05)
             on_disk = _version_folders(base)
-        self._retire(name, set(on_disk))
+        self._retire(name, set(on_disk), policy)
+
+    def _poll_policy(self, name: str, base: Path) -> VersionPolicy:
+        """Read the model's version policy; log it (and tell ``on_change``) when it changes."""
+        policy = read_version_policy(base)
+        with self._lock:
+            previous, self._policies[name] = self._policies[name], policy
+        if policy != previous:
+            if policy.error:
+                log.error("model %s: malformed version policy: %s", name, policy.error)
+            elif policy.versions is None:
+                log.info("model %s: no %s: serving the newest %d versions", name, POLICY_FILE,
+                         self.keep_versions)
+            else:
+                log.info("model %s: version policy %s: serving versions %s", name,
+                         base / POLICY_FILE, list(policy.versions))
+            self._changed(name)
+        return policy
 
     def _load(self, name: str, number: int, path: Path, stamp: float,
               serving: Version | None = None) -> None:
@@ -253,12 +350,19 @@ class ModelRepository:
                  if serving else "")
         self._changed(name)
 
-    def _retire(self, name: str, on_disk: set[int]) -> None:
-        """Unload AVAILABLE versions past the newest ``keep_versions``, or gone from disk."""
+    def _retire(self, name: str, on_disk: set[int],
+                policy: VersionPolicy = VersionPolicy()) -> None:
+        """Unload AVAILABLE versions past the newest ``keep_versions`` (with a specific-versions
+        policy: outside the policy, once one of its versions is AVAILABLE), or gone from disk."""
         with self._lock:
             available = sorted((n for n, v in self._versions[name].items()
                                 if v.state == AVAILABLE), reverse=True)
-            keep = set(available[: self.keep_versions]) & on_disk
+            if policy.versions is None:
+                keep = set(available[: self.keep_versions]) & on_disk
+            else:
+                # until a version of the policy is AVAILABLE, the ones in service keep answering
+                keep = (set(available) & set(policy.versions) & on_disk
+                        or set(available) & on_disk)
             retired = []
             for number in available:
                 if number not in keep:
@@ -295,6 +399,18 @@ class ModelRepository:
         with self._lock:
             return sorted(n for n, v in self._versions[name].items() if v.state == AVAILABLE)
 
+    def policy(self, name: str) -> VersionPolicy:
+        with self._lock:
+            return self._policies[name]
+
+    def default_version(self, name: str) -> int | None:
+        """The version a request without a version goes to (None: none AVAILABLE)."""
+        with self._lock:
+            try:
+                return self._pick(name, None).number
+            except NotFound:
+                return None
+
     def statuses(self, name: str, number: int | None = None) -> list[dict[str, Any]]:
         self.check_model(name)
         with self._lock:
@@ -314,6 +430,9 @@ class ModelRepository:
             if not live:
                 raise NotFound(f"Servable not found for request: model {name!r} has no "
                                f"available version yet (base path {self.models[name]})")
+            pinned = self._policies[name].versions
+            if pinned is not None:  # the policy's newest AVAILABLE; while none is, the newest
+                live = [v for v in live if v.number in pinned] or live
             return live[0]
         version = versions.get(number)
         if version is None or version.state != AVAILABLE:
