@@ -75,10 +75,10 @@ def synthetic(quick: bool, work: Path, seeds: int) -> dict:
     the last bizdate's figures, the model's as the mean and spread over the seeds."""
     import yaml
 
-    from dropoutnet import datagen, embedded_pg, pipeline
-    from dropoutnet.evaluate import read_metrics
+    from dropoutnet import datagen, locations, pipeline
+    from dropoutnet.registry import read_metrics
 
-    url = embedded_pg.database_url()
+    url = locations.database_url()
     end = dt.datetime.now(dt.timezone.utc).date() - dt.timedelta(days=1)
     sizes = SYNTHETIC_QUICK if quick else SYNTHETIC
     base = synthetic_config(work / "synthetic.yaml")
@@ -138,10 +138,10 @@ def _mean_over_seeds(runs: list[dict]) -> dict:
 
 
 def movielens(datasets: Path, seeds: int) -> dict:
-    from dropoutnet import embedded_pg
+    from dropoutnet import locations
     from dropoutnet.benchmarks import movielens as bench
 
-    return bench.run(datasets / "ml-100k", embedded_pg.database_url(), seeds=seeds)
+    return bench.run(datasets / "ml-100k", locations.database_url(), seeds=seeds)
 
 
 def citeulike(datasets: Path, seeds: int) -> dict:

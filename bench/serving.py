@@ -41,8 +41,8 @@ CONCURRENCY = (1, 8, 32)
 def build_item_tower(work: Path) -> Path:
     """Export the demo config's towers (initialised weights) and return the item tower."""
     from dropoutnet.config import load_config
-    from dropoutnet.export import export_models
-    from dropoutnet.train import train_model
+    from dropoutnet.saved_models import export_models
+    from dropoutnet.training import train_model
 
     cfg = load_config(REPO / "config" / "pipeline.yaml")
     features = random_features(cfg.features, 256, np.random.default_rng(0))

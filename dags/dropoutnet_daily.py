@@ -159,7 +159,7 @@ def dropoutnet_daily():
         from airflow.sdk.exceptions import AirflowFailException
 
         from dropoutnet import pipeline
-        from dropoutnet.publish import QualityGateError
+        from dropoutnet.steps.publish import QualityGateError
 
         params = get_current_context()["params"]
         try:

@@ -24,13 +24,13 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import embedded_pg
+from .locations import home
 from .failpoints import failpoint
 
 
 def models_root() -> Path:
     env = os.environ.get("DROPOUTNET_MODELS_ROOT")
-    return Path(env).resolve() if env else embedded_pg.home() / "models"
+    return Path(env).resolve() if env else home() / "models"
 
 
 def model_version(bizdate: dt.date) -> str:
@@ -107,7 +107,7 @@ def serving_root(configured: Path | None = None) -> Path:
     if configured is not None:
         return Path(configured).resolve()
     env = os.environ.get("DROPOUTNET_SERVING_ROOT")
-    return Path(env).resolve() if env else embedded_pg.home() / "serving"
+    return Path(env).resolve() if env else home() / "serving"
 
 
 def published_paths(model_name: str, version: str, run_id: str | None = None) -> ModelPaths:

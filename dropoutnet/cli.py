@@ -33,7 +33,7 @@ EXIT_ERROR = 1
 
 def _user_errors() -> tuple[type[BaseException], ...]:
     from .errors import MissingDataError
-    from .publish import QualityGateError
+    from .steps.publish import QualityGateError
     from .registry import RunLockError
     from .retrieval import RecallError
     from .serving.service import ServiceError
@@ -47,9 +47,9 @@ def _print_json(obj: Any) -> None:
 
 
 def cmd_datagen(args: argparse.Namespace) -> int:
-    from . import datagen, embedded_pg
+    from . import datagen, locations
 
-    summary = datagen.run_from_args(args, embedded_pg.database_url())
+    summary = datagen.run_from_args(args, locations.database_url())
     _print_json(summary) if args.json else print(
         f"generated {summary['rows']['sv_events']} events from {summary['start_date']} to "
         f"{summary['end_date']}: " + ", ".join(f"{t} {n}" for t, n in summary["rows"].items()))
@@ -201,14 +201,14 @@ def cmd_service(args: argparse.Namespace) -> int:
 def cmd_tune(args: argparse.Namespace) -> int:
     import yaml
 
-    from . import embedded_pg, tuning
+    from . import locations, tuning
 
     cfg = pipeline.load(args.config)
     day = pipeline.parse_bizdate(args.bizdate)
     result = tuning.tune_pipeline(cfg, day, args.trials, seed=args.seed, days=args.validation_days,
                                   metric=args.metric, echo=lambda line: print(line, flush=True))
     out = Path(args.out) if args.out else (
-        embedded_pg.home() / "tuning" / f"{cfg.model_name}-{day.isoformat()}.yaml")
+        locations.home() / "tuning" / f"{cfg.model_name}-{day.isoformat()}.yaml")
     out.parent.mkdir(parents=True, exist_ok=True)
     best = result["best"]
     header = (f"# {cfg.model_name}: settings chosen by `dropoutnet tune` on the validation split "
@@ -229,9 +229,9 @@ def cmd_tune(args: argparse.Namespace) -> int:
 
 
 def cmd_db_url(args: argparse.Namespace) -> int:
-    from . import embedded_pg
+    from . import locations
 
-    print(embedded_pg.database_url())
+    print(locations.database_url())
     return 0
 
 

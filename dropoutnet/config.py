@@ -550,7 +550,7 @@ class RunsConfig(_Strict):
 
 
 class RetentionConfig(_Strict):
-    """What the retention task (the DAG's last step, :mod:`dropoutnet.retention`) keeps.
+    """What the retention task (the DAG's last step, :mod:`dropoutnet.steps.retention`) keeps.
 
     Counted back from the newest bizdate the model has (the run's, or a later published
     one): the newest ``keep_versions`` published versions keep their embeddings and published

@@ -17,14 +17,15 @@ import psycopg2
 import psycopg2.extensions
 from pgvector.psycopg2 import register_vector
 
-from . import embedded_pg, sql
+from . import sql
+from .locations import database_url
 
 log = logging.getLogger(__name__)
 
 
 def connect(url: str | None = None) -> psycopg2.extensions.connection:
     """A new connection to the application database, with pgvector types registered."""
-    conn = psycopg2.connect(url or embedded_pg.database_url())
+    conn = psycopg2.connect(url or database_url())
     with conn.cursor() as cur:
         cur.execute("create extension if not exists vector")
         # dates of timestamps are UTC days everywhere in the pipeline

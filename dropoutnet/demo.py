@@ -28,7 +28,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from dropoutnet import embedded_pg, stack
+from dropoutnet import locations, stack
 
 DAG_ID = "dropoutnet_daily"
 DAG_FILE = stack.DAGS_FOLDER / "dropoutnet_daily.py"
@@ -284,8 +284,8 @@ def start_item_service(base: Path, url: str, bizdate: str) -> None:
     import numpy as np
 
     from dropoutnet import artifacts, db, inputs, pipeline
-    from dropoutnet.deploy import served_models
-    from dropoutnet.embeddings import read_features
+    from dropoutnet.steps.deploy import served_models
+    from dropoutnet.feature_queries import read_features
     from dropoutnet.serving import service
 
     cfg = pipeline.load(None)
@@ -364,7 +364,7 @@ def main(argv: list[str] | None = None) -> int:
         step("Starting Postgres")
         t = time.monotonic()
         socket_dir = stack.start_postgres(base)
-        url = embedded_pg.database_url()
+        url = locations.database_url()
         say(f"  Postgres is up (socket {socket_dir}) in {time.monotonic() - t:.1f}s")
 
         step("Starting Airflow (api-server, scheduler, dag-processor, triggerer)")

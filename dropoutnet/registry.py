@@ -37,7 +37,7 @@ from typing import Any, Iterator
 
 from psycopg2.extras import Json
 
-from . import artifacts, db, sql
+from . import artifacts, db, processes, sql
 from .config import PipelineConfig
 from .errors import MissingDataError
 
@@ -235,13 +235,7 @@ def _dead_cli_holder(holder: str) -> bool:
     parts = holder.split(":")
     if len(parts) != 4 or parts[0] != "cli" or parts[1] != socket.gethostname():
         return False
-    try:
-        os.kill(int(parts[2]), 0)
-    except ProcessLookupError:
-        return True
-    except (PermissionError, ValueError):
-        return False
-    return False
+    return parts[2].isdigit() and not processes.alive(int(parts[2]))
 
 
 def acquire(cfg: PipelineConfig, pipeline_run: str, bizdate: dt.date,

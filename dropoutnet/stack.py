@@ -27,7 +27,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -36,7 +35,7 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from dropoutnet import embedded_pg
+from dropoutnet import embedded_pg, locations, processes
 
 REPO = Path(__file__).resolve().parent.parent
 DAGS_FOLDER = REPO / "dags"
@@ -57,7 +56,7 @@ class StackError(RuntimeError):
 
 
 def home() -> Path:
-    return embedded_pg.home()
+    return locations.home()
 
 
 def run_dir(base: Path | None = None, *, create: bool = False) -> Path:
@@ -191,75 +190,13 @@ def _log_file(component: str, base: Path | None = None) -> Path:
     return log_dir(base) / f"airflow-{component}.log"
 
 
-def _alive(pid: int) -> bool:
-    """A live (not zombie) process that is an Airflow process (guards against pid reuse)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-    except (FileNotFoundError, ProcessLookupError, PermissionError):
-        return False
-    state = stat.rsplit(")", 1)[-1].split()[0]
-    if state in ("Z", "X"):
-        return False
+def _is_airflow(cmdline: str, comm: str) -> bool:
     # Airflow rewrites its process titles (setproctitle); mid-rewrite the cmdline can read empty.
-    comm = stat.split("(", 1)[-1].rsplit(")", 1)[0]
     return not cmdline.strip() or "airflow" in cmdline or "airflow" in comm
 
 
-def _processes() -> dict[int, tuple[int, int, str]]:
-    """Every live process: pid -> (parent pid, process group, state)."""
-    procs = {}
-    for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit():
-            continue
-        try:
-            fields = (proc / "stat").read_text().rsplit(")", 1)[-1].split()
-        except (FileNotFoundError, ProcessLookupError, PermissionError):
-            continue
-        if fields[0] not in ("Z", "X"):
-            procs[int(proc.name)] = (int(fields[1]), int(fields[2]), fields[0])
-    return procs
-
-
-def _tree(root: int, procs: dict[int, tuple[int, int, str]]) -> set[int]:
-    """``root`` and all its descendants (task processes run in process groups of their own)."""
-    children: dict[int, list[int]] = {}
-    for pid, (ppid, _, _) in procs.items():
-        children.setdefault(ppid, []).append(pid)
-    found, todo = set(), [root]
-    while todo:
-        pid = todo.pop()
-        if pid in found:
-            continue
-        found.add(pid)
-        todo.extend(children.get(pid, ()))
-    return found
-
-
 def _component_pid(component: str, base: Path | None = None) -> int | None:
-    pidfile = _pid_file(component, base)
-    try:
-        pid = int(pidfile.read_text().strip())
-    except (FileNotFoundError, ValueError):
-        return None
-    return pid if _alive(pid) else None
-
-
-def _port_free(host: str, port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((host if host not in ("", "0.0.0.0") else "0.0.0.0", port))
-        except OSError:
-            return False
-    return True
-
-
-def _tail(path: Path, lines: int = 25) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except FileNotFoundError:
-        return "(no log)"
+    return processes.pid_from_file(_pid_file(component, base), _is_airflow)
 
 
 def run_airflow(args: list[str], env: dict[str, str], *, log_name: str | None = None,
@@ -328,7 +265,7 @@ def start_airflow(base: Path | None = None, *, wait: float = 240, echo=print) ->
         raise StackError(f"Airflow already runs on port {recorded.read_text().strip()}, not {port}: "
                          "run `make stop` first to change DROPOUTNET_AIRFLOW_PORT")
     if missing:
-        if "api-server" in missing and not _port_free(host, port):
+        if "api-server" in missing and not processes.port_free(host, port):
             raise StackError(
                 f"port {port} is already in use by another program, so the Airflow API server "
                 f"cannot listen on it. Pick a free port, for example:\n"
@@ -360,7 +297,7 @@ def start_airflow(base: Path | None = None, *, wait: float = 240, echo=print) ->
             if proc.poll() is not None:
                 raise StackError(f"airflow {component} exited while starting (exit {proc.returncode}); "
                                  f"the end of its log "
-                                 f"{_log_file(component, base)}:\n{_tail(_log_file(component, base))}")
+                                 f"{_log_file(component, base)}:\n{processes.tail(_log_file(component, base))}")
         if time.monotonic() > deadline:
             raise StackError(f"the Airflow API server did not answer on port {port} within "
                              f"{wait:.0f}s; see {_log_file('api-server', base)}")
@@ -385,11 +322,11 @@ def start(base: Path | None = None, *, echo=print) -> AirflowInfo:
 def _stop_trees(roots: dict[str, int], timeout: float, echo) -> None:
     """SIGTERM the process groups of ``roots`` and of all their descendants (task processes run
     in groups of their own), wait up to ``timeout`` seconds, then SIGKILL what is left."""
-    procs = _processes()
+    procs = processes.table()
     members: set[int] = set()
     groups: set[int] = set()
     for pid in roots.values():
-        tree = _tree(pid, procs)
+        tree = processes.tree(pid, procs)
         members |= tree
         groups |= {pid} | {procs[p][1] for p in tree if p in procs}
 
@@ -406,10 +343,10 @@ def _stop_trees(roots: dict[str, int], timeout: float, echo) -> None:
                 pass
 
     def left() -> set[int]:
-        now = _processes()
+        now = processes.table()
         for root in list(members):  # a task process started while we were stopping
             if root in now:
-                new = _tree(root, now) - members
+                new = processes.tree(root, now) - members
                 members.update(new)
                 groups.update(now[p][1] for p in new)
         return {p for p, (_, pgid, _) in now.items() if p in members or pgid in groups}

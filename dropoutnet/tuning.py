@@ -37,7 +37,8 @@ from typing import Any
 
 import numpy as np
 
-from . import db, samples, sql
+from . import db, sample_data, sql
+from .errors import MissingDataError
 from .config import PipelineConfig
 
 log = logging.getLogger(__name__)
@@ -245,11 +246,11 @@ def pipeline_validation(cfg: PipelineConfig, bizdate: dt.date, days: int = 1,
         raise TuningError(f"--validation-days must be at least 1, got {days}")
     first = bizdate - dt.timedelta(days=days)
     with db.transaction(url) as cur:
-        if not samples.partition_exists(cur, cfg, "samples", bizdate):
-            raise samples.MissingDataError(
+        if not sample_data.partition_exists(cur, cfg, "samples", bizdate):
+            raise MissingDataError(
                 f"samples has no partition for bizdate {bizdate}: run the samples task for "
                 "that bizdate first (`dropoutnet run --bizdate ... --tasks samples`)")
-        data = samples.load_partition(cur, cfg, "samples", bizdate)
+        data = sample_data.load_partition(cur, cfg, "samples", bizdate)
         sql.execute(cur, "tuning/new_items.sql", params={"created_from": first,
                                                          "created_to": bizdate},
                     raw=cfg.raw)
@@ -293,7 +294,7 @@ def pipeline_validation(cfg: PipelineConfig, bizdate: dt.date, days: int = 1,
 def pipeline_objective(cfg: PipelineConfig, split: ValidationSplit, boundaries: dict,
                        k: int) -> Callable[[dict[str, Any]], float]:
     """``settings -> recall@k`` of the pseudo-cold items, training from scratch each time."""
-    from .train import load_trained_model, train_model
+    from .training import load_trained_model, train_model
 
     base = cfg.model_dump(by_alias=True, exclude_none=True)
 
@@ -335,7 +336,7 @@ def tune_pipeline(cfg: PipelineConfig, bizdate: dt.date, trials: int, seed: int 
         raise TuningError(f"--metric must be recall@K with K a positive integer, got {metric!r}")
     split = pipeline_validation(cfg, bizdate, days, url)
     with db.transaction(url) as cur:
-        boundaries = samples.load_boundaries(cur, cfg, bizdate)
+        boundaries = sample_data.load_boundaries(cur, cfg, bizdate)
     echo(f"validation split of {bizdate}: {split.describe()}")
     base = cfg.model_dump(by_alias=True, exclude_none=True)
     result = run_study(pipeline_objective(cfg, split, boundaries, int(k)), base, trials, seed,

@@ -10,7 +10,8 @@ import numpy as np
 import psycopg2
 import pytest
 
-from dropoutnet import baselines, db, evaluate, metrics, samples, sql
+from dropoutnet import baselines, db, feature_queries, metrics, sql
+from dropoutnet.steps import evaluate, samples
 from dropoutnet.config import FeatureSpec
 from dropoutnet.content import ContentEncoder
 from helpers import load_tiny, make_config
@@ -167,7 +168,7 @@ def test_training_items_and_positive_pairs_on_the_tiny_dataset(tiny):
     assert models.to_factors is not None
     # u1 clicked i3 on the bizdate: the only cold candidate is ranked first by both
     with db.transaction(url) as cur:
-        candidates = evaluate.read_features(cur, cfg, "item", BIZDATE, {
+        candidates = feature_queries.read_features(cur, cfg, "item", BIZDATE, {
             "created_from": dt.datetime(2026, 11, 10, tzinfo=dt.timezone.utc),
             "created_to": dt.datetime(2026, 11, 11, tzinfo=dt.timezone.utc)})
     assert candidates["item_id"] == ["i3"]

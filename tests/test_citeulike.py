@@ -259,7 +259,7 @@ def test_zero_or_missing_precomputed_vector_is_cold():
     import tensorflow as tf
 
     from dropoutnet.config import ModelConfig
-    from dropoutnet.train import build_model
+    from dropoutnet.training import build_model
 
     specs = cu._feature_specs(content_dim=3, rank=4)
     model = build_model(specs, ModelConfig(embedding_dim=4, content_mlp=[8], preference_mlp=[8],

@@ -19,8 +19,8 @@ from dropoutnet import pipeline, stack
 DAG_ID = "dropoutnet_daily"
 TASK_ORDER = ["resolve_bizdate", "samples", "train", "export", "user_embeddings",
               "item_embeddings", "evaluate", "publish", "deploy", "retention", "release_run_lock"]
-HEAVY_MODULES = ("tensorflow", "keras", "dropoutnet.pipeline", "dropoutnet.train",
-                 "dropoutnet.model")
+HEAVY_MODULES = ("tensorflow", "keras", "dropoutnet.pipeline", "dropoutnet.training",
+                 "dropoutnet.steps", "dropoutnet.model")
 
 # Runs in a fresh interpreter: parse the DAG folder, load the plugins, serialize the DAG as the
 # dag-processor does, and report what the tests below check, as JSON on the last line.
@@ -31,7 +31,8 @@ from airflow.sdk.exceptions import AirflowDagCycleException
 
 bag = DagBag(sys.argv[1])
 heavy = sorted(m for m in sys.modules if m.split(".")[0] in ("tensorflow", "keras")
-               or m.startswith(("dropoutnet.pipeline", "dropoutnet.train", "dropoutnet.model")))
+               or m.startswith(("dropoutnet.pipeline", "dropoutnet.training", "dropoutnet.steps",
+                                 "dropoutnet.model")))
 out = {"import_errors": {str(k): str(v) for k, v in bag.import_errors.items()},
        "dag_ids": sorted(bag.dags), "heavy_modules_after_parse": heavy}
 dag = bag.dags.get(sys.argv[2])

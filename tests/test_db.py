@@ -8,7 +8,7 @@ import threading
 import psycopg2
 import pytest
 
-from dropoutnet import db, embedded_pg, embeddings
+from dropoutnet import db, embedded_pg, vectors
 from helpers import fetch_all, make_config
 
 embedded_only = pytest.mark.skipif(bool(os.environ.get("DROPOUTNET_TEST_DATABASE_URL")),
@@ -23,7 +23,7 @@ def test_parallel_tasks_create_the_same_tables_without_colliding(database_url):
 
     def ensure():
         try:
-            embeddings.ensure_tables(database_url, cfg)
+            vectors.ensure_tables(database_url, cfg)
         except BaseException as exc:  # noqa: BLE001 - collected for the assertion
             errors.append(exc)
 

@@ -21,10 +21,10 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import tensorflow as tf  # noqa: E402
 
 from dropoutnet.config import ModelConfig, PipelineConfig, load_config  # noqa: E402
-from dropoutnet.export import export_models, load_serving, load_tower  # noqa: E402
+from dropoutnet.saved_models import export_models, load_serving, load_tower  # noqa: E402
 from dropoutnet.features import to_tensors  # noqa: E402
 from dropoutnet.model import item_log_frequency, pairwise_loss, pointwise_loss  # noqa: E402
-from dropoutnet.train import (  # noqa: E402
+from dropoutnet.training import (  # noqa: E402
     build_model, load_trained_model, predict_scores, train_model)
 
 REPO = Path(__file__).resolve().parent.parent
@@ -293,7 +293,7 @@ def _values(ckpt_dir: Path) -> dict[str, np.ndarray]:
 def test_warm_start_restores_yesterday(day1, data, tmp_path, caplog):
     ckpt1, _ = day1
     features, labels, item_ids, boundaries = data
-    caplog.set_level(logging.INFO, logger="dropoutnet.train")
+    caplog.set_level(logging.INFO, logger="dropoutnet.training")
     stats = train_model(make_config(), features, labels, boundaries, tmp_path / "day2",
                         ckpt1, item_ids, epochs=0)
     assert stats["warm_started"] is True and stats["not_restored_variables"] == 0
@@ -307,7 +307,7 @@ def test_warm_start_restores_yesterday(day1, data, tmp_path, caplog):
 def test_warm_start_with_added_feature(day1, data, tmp_path, caplog):
     ckpt1, _ = day1
     features, labels, item_ids, boundaries = data
-    caplog.set_level(logging.INFO, logger="dropoutnet.train")
+    caplog.set_level(logging.INFO, logger="dropoutnet.training")
     cfg = make_config(FEATURES + [NEW_FEATURE], epochs=1)
     stats = train_model(cfg, features, labels, boundaries, tmp_path / "day2", ckpt1, item_ids)
     assert stats["warm_started"] is True
@@ -321,7 +321,7 @@ def test_warm_start_with_added_feature(day1, data, tmp_path, caplog):
 
 def test_missing_warm_start_dir_is_a_cold_start(data, tmp_path, caplog):
     features, labels, _, boundaries = data
-    caplog.set_level(logging.INFO, logger="dropoutnet.train")
+    caplog.set_level(logging.INFO, logger="dropoutnet.training")
     missing = tmp_path / "no-such-day"
     stats = train_model(make_config(), features, labels, boundaries, tmp_path / "day2",
                         missing, epochs=0)

@@ -16,6 +16,7 @@ import pytest
 
 from dropoutnet import datasets
 from dropoutnet.config import load_config
+from dropoutnet.benchmarks import movielens as bench
 from dropoutnet.datasets import movielens as ml
 from helpers import fetch_all
 
@@ -230,7 +231,7 @@ def test_cli_arguments_and_load(db_schema, tmp_path):
 
 def test_time_cold_split_on_a_hand_made_slice(tmp_path):
     folder = write_slice(tmp_path / "ml")
-    split = ml.split_time_cold(folder, cold_share=0.34)  # floor(0.34 * 6) = 2 cold items
+    split = bench.split_time_cold(folder, cold_share=0.34)  # floor(0.34 * 6) = 2 cold items
     assert split["candidates"].tolist() == [5, 6]  # the two published last
     assert split["cutoff_time"] == T0 + 4 * DAY  # item 5's first rating
     train = sorted(zip(split["train"]["user"].tolist(), split["train"]["item"].tolist()))
@@ -245,40 +246,40 @@ def test_time_cold_split_on_a_hand_made_slice(tmp_path):
     # "seen" as any training rating: a user whose training ratings are all < 4 joins
     with_low = [*RATINGS, (5, 1, 2, T0 + 1), (5, 6, 5, T0 + 6 * DAY)]
     low = write_slice(tmp_path / "low", ratings=with_low, users=USERS + ["5|40|F|artist|10001"])
-    assert ml.split_time_cold(low, 0.34)["test_users"].tolist() == [2, 3, 4]
-    assert ml.split_time_cold(low, 0.34, seen="rating")["test_users"].tolist() == [2, 3, 4, 5]
+    assert bench.split_time_cold(low, 0.34)["test_users"].tolist() == [2, 3, 4]
+    assert bench.split_time_cold(low, 0.34, seen="rating")["test_users"].tolist() == [2, 3, 4, 5]
 
 
 def test_baselines_recall_and_bootstrap(tmp_path):
-    split = ml.split_time_cold(write_slice(tmp_path / "ml"), cold_share=0.5)
+    split = bench.split_time_cold(write_slice(tmp_path / "ml"), cold_share=0.5)
     assert split["candidates"].tolist() == [4, 5, 6] and split["cutoff_time"] == T0 + 3 * DAY
     assert split["test_users"].tolist() == [1, 2, 3]  # user 4 has no training rating
     assert split["relevant"] == [{0}, {2}, {1}]  # (1, 4), (2, 6), (3, 5)
     # genre popularity: training ratings per genre (Animation 3, Comedy 3 + 1, Action 2,
     # Thriller 2), summed over the candidate's genres (Action+Crime, Drama, unknown)
-    pop = ml.baseline_scores(split, "genre_popularity")
+    pop = bench.baseline_scores(split, "genre_popularity")
     assert np.allclose(pop, [[2.0, 0.0, 0.0]] * 3)
     # content kNN: user 1 is the mean of items 1 and 2 (Animation, Comedy, Action, Thriller:
     # 0.5 each), cosine with item 4 (Action, Crime) = 0.5 / sqrt(2); users 2, 3 share nothing
-    knn = ml.baseline_scores(split, "genre_knn")
+    knn = bench.baseline_scores(split, "genre_knn")
     assert np.allclose(knn, [[0.5 / np.sqrt(2), 0, 0], [0, 0, 0], [0, 0, 0]])
     # ties are broken by publish order (candidate 4 first), or averaged
-    assert ml.recall_at_k(knn, split["relevant"], 1).tolist() == [1.0, 0.0, 0.0]
-    assert np.allclose(ml.recall_at_k(knn, split["relevant"], 1, ties="expected"),
+    assert bench.recall_at_k(knn, split["relevant"], 1).tolist() == [1.0, 0.0, 0.0]
+    assert np.allclose(bench.recall_at_k(knn, split["relevant"], 1, ties="expected"),
                        [1.0, 1 / 3, 1 / 3])
-    assert ml.recall_at_k(knn, split["relevant"], 2).tolist() == [1.0, 0.0, 1.0]
-    assert ml.recall_at_k(knn, split["relevant"], 3).tolist() == [1.0] * 3
+    assert bench.recall_at_k(knn, split["relevant"], 2).tolist() == [1.0, 0.0, 1.0]
+    assert bench.recall_at_k(knn, split["relevant"], 3).tolist() == [1.0] * 3
     scores = np.array([[0.1, 0.9, 0.0], [0.2, 0.1, 0.9], [0.9, 0.1, 0.0]])
-    assert ml.recall_at_k(scores, split["relevant"], 1).tolist() == [0.0, 1.0, 0.0]
+    assert bench.recall_at_k(scores, split["relevant"], 1).tolist() == [0.0, 1.0, 0.0]
     with pytest.raises(ValueError, match="unknown baseline"):
-        ml.baseline_scores(split, "oracle")
-    assert ml.baseline_scores(split, "random").shape == (3, 3)
+        bench.baseline_scores(split, "oracle")
+    assert bench.baseline_scores(split, "random").shape == (3, 3)
 
     per_user = np.array([0.0] * 50 + [1.0] * 50)
-    lo, hi = ml.bootstrap_ci(per_user, n_resamples=1000, seed=1)
+    lo, hi = bench.bootstrap_ci(per_user, n_resamples=1000, seed=1)
     assert lo < 0.5 < hi and 0.35 < lo and hi < 0.65
-    assert ml.bootstrap_ci(np.ones(10)) == (1.0, 1.0)
-    figures = ml.evaluate_scores(split, scores, ks=(1,), n_resamples=200)
+    assert bench.bootstrap_ci(np.ones(10)) == (1.0, 1.0)
+    figures = bench.evaluate_scores(split, scores, ks=(1,), n_resamples=200)
     assert figures["recall@1"] == pytest.approx(1 / 3, abs=1e-4)
     assert figures["recall@1_ci"][0] <= figures["recall@1"] <= figures["recall@1_ci"][1]
 
@@ -287,21 +288,21 @@ def test_content_baselines_and_the_strongest_baseline(tmp_path):
     folder = write_slice(tmp_path / "ml")
     movies = ml.read(folder)
     # the content the loader computes: genres, decade, year, release age when first rated
-    assert ml.movie_content(movies, np.array([0, 2, 3, 5])) == {
+    assert bench.movie_content(movies, np.array([0, 2, 3, 5])) == {
         "genres": ["Animation|Comedy", "Comedy", "Action|Crime", "unknown"],
         "decade": ["1990s", "1990s", "1990s", None],
         "year": [1995, 1994, 1995, None],  # Café au lait: no release date, the title's year
         "release_age_days": [1054, None, 709, None],  # 1995-01-01 .. 1997-11-20; 12-15 .. 11-23
     }
-    split = ml.split_time_cold(folder, cold_share=0.5)
-    pop = ml.baseline_scores(split, "content_popularity")
+    split = bench.split_time_cold(folder, cold_share=0.5)
+    pop = bench.baseline_scores(split, "content_popularity")
     assert pop.shape == (3, 3) and np.all(pop == pop[0])  # the same ranking for every user
-    factors = ml.baseline_scores(split, "ridge_to_factors")
+    factors = bench.baseline_scores(split, "ridge_to_factors")
     assert factors.shape == (3, 3) and np.all(np.isfinite(factors))
     # every test user has a training click, so ALS factors: no all-zero row of scores
     assert np.all(np.abs(factors).sum(axis=1) > 0)
 
-    result = ml.benchmark_baselines(folder, ks=(1, 2), n_resamples=100, cold_share=0.5)
+    result = bench.benchmark_baselines(folder, ks=(1, 2), n_resamples=100, cold_share=0.5)
     assert {"genre_popularity", "genre_knn", "content_popularity", "ridge_to_factors",
             "random"} <= set(result["baselines"])
     for name, figures in result["baselines"].items():
@@ -348,7 +349,7 @@ def test_tuning_uses_a_validation_split_of_the_training_ratings_only(database_ur
 
     folder = write_slice(tmp_path / "ml")
     data = ml.read(folder)
-    test = ml.split_time_cold(data, 0.34)
+    test = bench.split_time_cold(data, 0.34)
     p = bench.validation(database_url, data, 0.34)
     # the validation split is the same protocol on the ratings before the test cutoff: its
     # cold movie (4) is the last training movie, and no test movie (5, 6) is anywhere in it

@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from dropoutnet import cli, datagen, pipeline
-from dropoutnet.samples import MissingDataError
+from dropoutnet.errors import MissingDataError
 from helpers import write_config
 
 END = dt.date(2026, 11, 20)
@@ -273,7 +273,7 @@ def test_metrics_of_a_bizdate_never_run(env):
 
 
 def test_quality_gate_keeps_the_active_version_unless_forced(env):
-    from dropoutnet.publish import QualityGateError
+    from dropoutnet.steps.publish import QualityGateError
 
     s = env["schema"]
     conn = env["conn"]

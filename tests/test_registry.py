@@ -17,7 +17,7 @@ import pytest
 
 from dropoutnet import artifacts, datagen, pipeline, registry
 from dropoutnet.errors import MissingDataError
-from dropoutnet.publish import QualityGateError, check_gate
+from dropoutnet.steps.publish import QualityGateError, check_gate
 from dropoutnet.registry import ActiveVersion, RunLockError
 from helpers import make_config, write_config
 
@@ -169,7 +169,7 @@ def test_every_part_of_a_version_comes_from_one_run(env):
 
 
 def test_a_failed_training_run_leaves_the_current_run_current(env, monkeypatch):
-    import dropoutnet.train
+    import dropoutnet.training
 
     s = env["schema"]
     current = artifacts.current_run("sv_dropoutnet", DAY2)
@@ -177,7 +177,7 @@ def test_a_failed_training_run_leaves_the_current_run_current(env, monkeypatch):
     def crash(*args, **kwargs):
         raise RuntimeError("worker lost")
 
-    monkeypatch.setattr(dropoutnet.train, "train_model", crash)
+    monkeypatch.setattr(dropoutnet.training, "train_model", crash)
     with pytest.raises(RuntimeError, match="worker lost"):
         pipeline.train(DAY2.isoformat())
     assert artifacts.current_run("sv_dropoutnet", DAY2) == current

@@ -8,7 +8,9 @@ import hashlib
 import psycopg2
 import pytest
 
-from dropoutnet import db, samples
+from dropoutnet import db, sample_data
+from dropoutnet.errors import MissingDataError
+from dropoutnet.steps import samples
 from helpers import load_tiny, make_config
 
 BIZDATE = dt.date(2026, 11, 10)
@@ -152,7 +154,7 @@ def test_boundaries_are_sorted_distinct_quantiles(tiny):
     url, cfg = tiny
     samples.build_samples(cfg, BIZDATE, url)
     with db.transaction(url) as cur:
-        bounds = samples.load_boundaries(cur, cfg, BIZDATE)
+        bounds = sample_data.load_boundaries(cur, cfg, BIZDATE)
     assert set(bounds) == {f.name for f in cfg.binned_features}
     assert bounds["i_duration"] == sorted(set(bounds["i_duration"]))
     # training durations 30, 60, 30: the deciles 0.1 .. 0.5 tie at 30, then 36 .. 54
@@ -178,7 +180,7 @@ def test_missing_raw_column_is_named_and_nothing_is_written(tiny):
     before = rows(url, f'select count(*) from "{s}".samples')
     with db.transaction(url) as cur:
         cur.execute("alter table sv_items rename column topic to subject")
-    with pytest.raises(samples.MissingDataError, match=r"raw.items.*no column\(s\) \['topic'\]"):
+    with pytest.raises(MissingDataError, match=r"raw.items.*no column\(s\) \['topic'\]"):
         samples.build_samples(cfg, BIZDATE, url)
     assert rows(url, f'select count(*) from "{s}".samples') == before
 
@@ -192,7 +194,7 @@ def test_vector_feature_of_the_wrong_dimension_is_named_and_nothing_is_written(t
     index = next(i for i, f in enumerate(data["features"]) if f["name"] == "i_title_emb")
     data["features"][index]["dim"] = 8
     wrong = type(cfg).model_validate(data)
-    with pytest.raises(samples.MissingDataError,
+    with pytest.raises(MissingDataError,
                        match=rf"features.{index}.dim: feature 'i_title_emb' has dim 8 but its "
                              r"source item_text.title_embedding is vector\(16\); set dim: 16"):
         samples.build_samples(wrong, BIZDATE, url)
@@ -219,7 +221,7 @@ def test_missing_raw_table_is_named(tiny):
     url, cfg = tiny
     with db.transaction(url) as cur:
         cur.execute("drop table sv_authors")
-    with pytest.raises(samples.MissingDataError, match="raw.authors: table 'sv_authors' does not exist"):
+    with pytest.raises(MissingDataError, match="raw.authors: table 'sv_authors' does not exist"):
         samples.build_samples(cfg, BIZDATE, url)
 
 
@@ -228,7 +230,7 @@ def test_a_bizdate_without_events_is_an_error_that_writes_nothing(tiny):
     samples.build_samples(cfg, BIZDATE, url)
     s = cfg.storage.schema_
     before = rows(url, f'select dt::text, count(*) from "{s}".samples group by 1')
-    with pytest.raises(samples.MissingDataError, match="no training samples for bizdate 2026-10-01"):
+    with pytest.raises(MissingDataError, match="no training samples for bizdate 2026-10-01"):
         samples.build_samples(cfg, dt.date(2026, 10, 1), url)
     assert rows(url, f'select dt::text, count(*) from "{s}".samples group by 1') == before
 

@@ -10,7 +10,8 @@ import psycopg2
 import pytest
 import yaml
 
-from dropoutnet import cli, datagen, samples, tuning
+from dropoutnet import cli, datagen, tuning
+from dropoutnet.steps import samples
 from dropoutnet.config import load_config
 from helpers import make_config, write_config
 

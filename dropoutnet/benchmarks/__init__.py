@@ -107,11 +107,11 @@ def _cmd_citeulike(args: argparse.Namespace) -> int:
 
 
 def _cmd_movielens(args: argparse.Namespace) -> int:
-    from .. import embedded_pg
+    from .. import locations
     from .movielens import run, tune
 
     _check_budget(args)
-    url = embedded_pg.database_url()
+    url = locations.database_url()
     if args.tune is not None:
         result = tune(args.path, url, args.tune, seed=args.tune_seed,
                       echo=lambda line: print(line, file=sys.stderr, flush=True))

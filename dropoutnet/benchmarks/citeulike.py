@@ -29,7 +29,7 @@ with binary relevance, both averaged over those users (K = 20, 50, 100).
 * user content: the mean content vector of the user's training items.
 
 **Model.**  The project's :class:`~dropoutnet.model.DropoutNet` built by
-:func:`dropoutnet.train.build_model` with four dense vector features (item factors and user
+:func:`dropoutnet.training.build_model` with four dense vector features (item factors and user
 factors are *precomputed* preference features), trained on the training positives plus
 sampled negatives (label 0) with its configured losses, item preference dropout 0.5.  Cold
 items are embedded by the item tower with zero factors, exactly as at serving.
@@ -56,7 +56,7 @@ import scipy.sparse as sp
 
 from ..baselines import popularity_regression
 from ..cf import implicit_als, ridge_predict, unit_rows
-from ..metrics import bootstrap_ci, strongest_baseline
+from ..metrics import bootstrap_ci, score_metrics, strongest_baseline
 
 log = logging.getLogger(__name__)
 
@@ -264,33 +264,15 @@ def ranking_metrics(scores: np.ndarray, relevant: np.ndarray, ks: Sequence[int] 
                     ci: bool = False, per_user: bool = False) -> dict[str, Any]:
     """Mean recall@K and NDCG@K over the rows of ``relevant`` (bool ``[users, items]``) that
     have at least one relevant item; ``scores`` ``[users, items]``, higher ranks first (ties
-    broken by column order).  With ``ci``, also ``recall@K_ci``: the bootstrap interval over
-    those users (:func:`dropoutnet.metrics.bootstrap_ci`); with ``per_user``, ``per_user``:
-    each of those users' recall@K."""
-    scores = np.asarray(scores, dtype=np.float64)
+    broken by column order): :func:`dropoutnet.metrics.score_metrics`.  With ``ci``, also
+    ``recall@K_ci``; with ``per_user``, ``per_user``: each of those users' recall@K."""
     relevant = np.asarray(relevant, dtype=bool)
     keep = relevant.any(axis=1)
-    scores, relevant = scores[keep], relevant[keep]
-    n_rel = relevant.sum(axis=1)
-    kmax = min(max(ks), scores.shape[1])
-    top = np.argsort(-scores, axis=1, kind="stable")[:, :kmax]
-    hits = np.take_along_axis(relevant, top, axis=1)
-    gains = hits / np.log2(np.arange(2, kmax + 2))
-    ideal_cum = np.cumsum(1.0 / np.log2(np.arange(2, kmax + 2)))
-    out: dict[str, Any] = {"per_user": {}} if per_user else {}
+    rows = [set(np.flatnonzero(r).tolist()) for r in relevant[keep]]
+    out = score_metrics(np.asarray(scores)[keep], rows, ks, ci=ci, per_user=per_user)
     for k in ks:
-        kk = min(k, kmax)
-        if not len(n_rel):
-            out[f"recall@{k}"] = out[f"ndcg@{k}"] = float("nan")
-            continue
-        recall = hits[:, :kk].sum(axis=1) / n_rel
-        out[f"recall@{k}"] = float(np.mean(recall))
-        if per_user:
-            out["per_user"][f"recall@{k}"] = recall
-        if ci:
-            out[f"recall@{k}_ci"] = [round(x, 4) for x in bootstrap_ci(recall)]
-        ideal = ideal_cum[np.minimum(n_rel, kk) - 1]
-        out[f"ndcg@{k}"] = float(np.mean(gains[:, :kk].sum(axis=1) / ideal))
+        if out.get(f"recall@{k}_ci"):
+            out[f"recall@{k}_ci"] = [round(x, 4) for x in out[f"recall@{k}_ci"]]
     return out
 
 
@@ -483,7 +465,7 @@ def train_dropoutnet(p: Prepared, s: BenchmarkSettings,
     import tensorflow as tf
 
     from dropoutnet.model import ITEM_ID_KEY, item_log_frequency
-    from dropoutnet.train import build_model
+    from dropoutnet.training import build_model
 
     model_config, tc = _sections(s, settings)
     seed = tc.seed if seed is None else seed

@@ -3,7 +3,7 @@
     dropoutnet benchmark movielens --path ../shared/datasets/ml-100k [--seeds 3] [--json]
     dropoutnet benchmark movielens --path DIR --tune 30 [--tune-seed 0]
 
-The split (:func:`dropoutnet.datasets.movielens.split_time_cold`): the last 15 % of movies by
+The split (:func:`split_time_cold`, below): the last 15 % of movies by
 publish time (first rating) are cold; training uses the ratings before the first cold movie;
 the test is every rating >= 4 of a cold movie by a user seen in training; candidates are the
 cold movies.  We run the *daily pipeline's own steps* on it: load the raw tables, build the
@@ -18,6 +18,22 @@ training.
 ratings alone (:func:`validation`): the ratings after the test cutoff are not even loaded.
 The model's test figures are the mean over ``--seeds`` training seeds (per-user recall
 averaged over the seeds, with its bootstrap interval over users, and each seed's figure).
+
+The time-based item-cold split (the benchmark)
+----------------------------------------------
+:func:`split_time_cold` reads the files directly (no database): movies ordered by publish time
+(first rating; ties by id), the last 15 % are cold (252 of 1,682); train = every rating before
+the first cold movie's publish time; test = ratings >= 4 on cold movies by users seen in
+training, i.e. with at least one training rating >= 4 (98 users; 99 have any training rating,
+one of them only ratings below 4); candidates = the 252 cold movies. Recall@K is the DropoutNet
+paper's: per test user, the share of their test movies in the top K of the candidates,
+averaged over users; :func:`bootstrap_ci` resamples the test users. Rankings break score ties
+by publish time (then id); the expected recall under random tie-breaking is given beside it,
+because genre-only scores tie a lot. :func:`baseline_scores` gives the baselines: genre
+popularity, genre kNN, content → popularity, ridge → factors and random;
+:func:`benchmark_baselines` names the strongest per K.  Reproduce every figure with::
+
+    python -m dropoutnet.benchmarks.movielens ../shared/datasets/ml-100k
 """
 
 from __future__ import annotations
@@ -32,10 +48,14 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from .. import db, inputs, samples, tuning
-from ..config import PipelineConfig, load_config
+from .. import db, inputs, sample_data, tuning
+from ..baselines import als_factors, factor_directions, factor_regression, popularity_regression
+from ..config import FeatureSpec, PipelineConfig, load_config
+from ..content import ContentEncoder
 from ..datasets import movielens
-from ..metrics import bootstrap_ci
+from ..datasets.movielens import (CLICK_MIN_RATING, GENRES, MovieLens, item_year, read,
+                                  release_age)
+from ..metrics import bootstrap_ci, score_metrics, strongest_baseline
 
 CONFIG = Path(__file__).resolve().parent.parent.parent / "config" / "movielens-100k.yaml"
 RAW_SCHEMA, OUT_SCHEMA = "bench_ml_raw", "bench_ml_dn"
@@ -75,9 +95,10 @@ class Prepared:
 def prepare(url: str, ml: movielens.MovieLens, cold_share: float = 0.15,
             settings: Mapping[str, Any] | None = None) -> Prepared:
     """Load ``ml`` into the raw tables, split it, build the samples and read the features."""
-    from ..embeddings import read_features
+    from ..feature_queries import read_features
+    from ..steps.samples import build_samples
 
-    split = movielens.split_time_cold(ml, cold_share)
+    split = split_time_cold(ml, cold_share)
     cutoff = dt.datetime.fromtimestamp(split["cutoff_time"], dt.timezone.utc)
     bizdate = cutoff.date() - dt.timedelta(days=1)
     first = dt.datetime.fromtimestamp(int(split["train"]["time"].min()), dt.timezone.utc).date()
@@ -86,11 +107,11 @@ def prepare(url: str, ml: movielens.MovieLens, cold_share: float = 0.15,
                     f'create schema if not exists "{RAW_SCHEMA}"')
     movielens.load(url, ml, schema=RAW_SCHEMA)
     cfg = benchmark_config(RAW_SCHEMA, OUT_SCHEMA, (bizdate - first).days + 1, settings)
-    samples.build_samples(cfg, bizdate, url)
+    build_samples(cfg, bizdate, url)
     as_of = cutoff.date()
     with db.transaction(url) as cur:
-        train = samples.load_partition(cur, cfg, "samples", bizdate)
-        boundaries = samples.load_boundaries(cur, cfg, bizdate)
+        train = sample_data.load_partition(cur, cfg, "samples", bizdate)
+        boundaries = sample_data.load_boundaries(cur, cfg, bizdate)
         users = read_features(cur, cfg, "user", as_of, {
             "active_from": first, "active_to": as_of + dt.timedelta(days=1)})
         items = read_features(cur, cfg, "item", as_of, {
@@ -110,7 +131,7 @@ def prepare(url: str, ml: movielens.MovieLens, cold_share: float = 0.15,
 def validation(url: str, ml: movielens.MovieLens, cold_share: float = 0.15,
                settings: Mapping[str, Any] | None = None) -> Prepared:
     """The validation split: the same protocol on the ratings before the test cutoff only."""
-    test = movielens.split_time_cold(ml, cold_share)
+    test = split_time_cold(ml, cold_share)
     return prepare(url, movielens.ratings_before(ml, test["cutoff_time"]), cold_share, settings)
 
 
@@ -118,7 +139,7 @@ def model_scores(p: Prepared, settings: Mapping[str, Any] | None = None,
                  seed: int | None = None) -> tuple[np.ndarray, dict[str, Any]]:
     """Train the model on ``p`` (with ``settings`` merged into its config) and return the
     ``[test users, candidates]`` scores and the training stats."""
-    from ..train import load_trained_model, train_model
+    from ..training import load_trained_model, train_model
 
     data = tuning.apply(p.cfg.model_dump(by_alias=True, exclude_none=True), settings or {})
     if seed is not None:
@@ -141,7 +162,7 @@ def seeds_figures(split: dict[str, Any], per_seed: Sequence[np.ndarray],
     the seeds and each seed's figure."""
     out: dict[str, Any] = {"seeds": len(per_seed)}
     for k in ks:
-        runs = np.stack([movielens.recall_at_k(s, split["relevant"], k) for s in per_seed])
+        runs = np.stack([recall_at_k(s, split["relevant"], k) for s in per_seed])
         means = runs.mean(axis=1)
         out[f"recall@{k}"] = round(float(means.mean()), 4)
         out[f"recall@{k}_ci"] = [round(x, 4) for x in bootstrap_ci(runs.mean(axis=0), seed=seed)]
@@ -162,7 +183,7 @@ def tune(path: str | Path, url: str, trials: int, seed: int = 0, k: int = 20,
     base = p.cfg.model_dump(by_alias=True, exclude_none=True)
 
     def objective(settings: dict[str, Any]) -> float:
-        figures = [movielens.recall_at_k(model_scores(p, settings, p.cfg.training.seed + i)[0],
+        figures = [recall_at_k(model_scores(p, settings, p.cfg.training.seed + i)[0],
                                          p.split["relevant"], k).mean()
                    for i in range(seeds_per_trial)]
         return float(np.mean(figures))
@@ -183,7 +204,7 @@ def run(path: str | Path, url: str, ks: Sequence[int] = (20, 50, 100), seeds: in
     for i in range(seeds):
         scores, stats = model_scores(p, seed=p.cfg.training.seed + i)
         per_seed.append(scores)
-    result = movielens.benchmark_baselines(path, ks, seed=seed, cold_share=cold_share)
+    result = benchmark_baselines(path, ks, seed=seed, cold_share=cold_share)
     result["model"] = seeds_figures(p.split, per_seed, ks, seed=seed)
     result["train"] = {k: stats.get(k) for k in ("rows", "positives", "steps", "loss")}
     result["train_bizdate"] = p.bizdate.isoformat()
@@ -198,3 +219,257 @@ def _drop_schemas(url: str) -> None:
     with db.transaction(url) as cur:
         cur.execute(f'drop schema if exists "{RAW_SCHEMA}" cascade; '
                     f'drop schema if exists "{OUT_SCHEMA}" cascade')
+
+
+# --- the time-based item-cold split and its baselines -------------------------------------
+
+
+def split_time_cold(path: str | Path | MovieLens, cold_share: float = 0.15,
+                    seen: str = "click") -> dict[str, Any]:
+    """The time-based item-cold split of MovieLens 100K, in numpy (no database).
+
+    Movies are ordered by publish time (first rating; ties by id); the last ``cold_share`` of
+    them (``floor``; 252 of 1,682) are cold. ``train`` holds every rating before the first
+    cold movie's publish time; ``test`` the ratings >= 4 on cold movies by the users seen in
+    training: with a training rating >= 4 (``seen="click"``, 98 users) or any training rating
+    (``seen="rating"``, 99). Candidates are the cold movies, in publish order.
+
+    Returns a dict:
+
+    * ``candidates``: cold movie ids (int64), by publish time; ``cutoff_time``: unix seconds of
+      the first one's publish time;
+    * ``train``: ``{"user", "item", "rating", "time"}`` arrays of the training ratings;
+    * ``test``: the same for the test ratings; ``test_users``: sorted ids;
+      ``relevant``: one set of candidate positions per test user (rows of a score matrix);
+    * ``items``, ``item_genres`` (flags, aligned with ``items``), ``publish_time``;
+      ``candidate_genres`` (aligned with ``candidates``);
+    * ``dataset``: the parsed :class:`MovieLens` (users' demographics, titles, ...).
+    """
+    ml = path if isinstance(path, MovieLens) else read(path)
+    if not 0 < cold_share < 1:
+        raise ValueError(f"cold_share must be between 0 and 1, got {cold_share!r}")
+    if seen not in ("click", "rating"):
+        raise ValueError(f"seen must be 'click' or 'rating', got {seen!r}")
+    publish = ml.item_publish_time
+    rated = publish >= 0
+    ids, times = ml.item_ids[rated], publish[rated]
+    order = np.lexsort((ids, times))
+    n_cold = int(np.floor(cold_share * len(ids) + 1e-9))
+    if n_cold < 1 or n_cold >= len(ids):
+        raise ValueError(f"{len(ids)} rated movies and cold_share {cold_share}: "
+                         f"{n_cold} cold movies; need at least one cold and one warm")
+    cold = ids[order[-n_cold:]]
+    cutoff = int(times[order[-n_cold]])
+    is_train = ml.r_time < cutoff
+    r = {"user": ml.r_user, "item": ml.r_item, "rating": ml.r_rating, "time": ml.r_time}
+    train = {k: v[is_train] for k, v in r.items()}
+    seen_mask = train["rating"] >= CLICK_MIN_RATING if seen == "click" else np.ones(
+        len(train["user"]), dtype=bool)
+    seen_users = np.unique(train["user"][seen_mask])
+    is_test = (np.isin(ml.r_item, cold) & (ml.r_rating >= CLICK_MIN_RATING)
+               & np.isin(ml.r_user, seen_users))
+    test = {k: v[is_test] for k, v in r.items()}
+    test_users = np.unique(test["user"])
+    cpos = {int(c): k for k, c in enumerate(cold)}
+    relevant = [set() for _ in test_users]
+    upos = {int(u): k for k, u in enumerate(test_users)}
+    for u, i in zip(test["user"], test["item"]):
+        relevant[upos[int(u)]].add(cpos[int(i)])
+    ipos = {int(i): k for k, i in enumerate(ml.item_ids)}
+    return {
+        "candidates": cold,
+        "cutoff_time": cutoff,
+        "train": train,
+        "test": test,
+        "test_users": test_users,
+        "relevant": relevant,
+        "items": ml.item_ids,
+        "item_genres": ml.genres,
+        "publish_time": publish,
+        "candidate_genres": ml.genres[[ipos[int(c)] for c in cold]],
+        "dataset": ml,
+    }
+
+
+BASELINES = ("genre_popularity", "genre_knn", "content_popularity", "ridge_to_factors", "random")
+
+# A movie's content for the content regressions, as the loader computes it (``ml_items``):
+# every genre, the decade, the year and the release age when it appears
+CONTENT = (
+    FeatureSpec(name="genres", group="item_content", kind="tags", source="items.tags"),
+    FeatureSpec(name="decade", group="item_content", kind="categorical", source="items.decade"),
+    FeatureSpec(name="year", group="item_content", kind="numeric", source="items.year"),
+    FeatureSpec(name="release_age_days", group="item_content", kind="numeric",
+                source="items.release_age_days"),
+)
+
+
+def movie_content(ml: MovieLens, rows: np.ndarray) -> dict[str, list]:
+    """The :data:`CONTENT` columns of the movies at positions ``rows`` (of ``ml.item_ids``)."""
+    publish = ml.item_publish_time
+    years = [item_year(ml.titles[r], ml.release_dates[r]) for r in rows]
+    return {
+        "genres": ["|".join(GENRES[g] for g in np.flatnonzero(ml.genres[r])) for r in rows],
+        "decade": [None if y is None else f"{y // 10 * 10}s" for y in years],
+        "year": years,
+        "release_age_days": [release_age(ml.release_dates[r], int(publish[r])) for r in rows],
+    }
+
+
+def _content_scores(split: dict[str, Any], method: str) -> np.ndarray:
+    """``content_popularity`` or ``ridge_to_factors`` (see :func:`baseline_scores`)."""
+    ml, train = split["dataset"], split["train"]
+    ipos = {int(i): k for k, i in enumerate(split["items"])}
+    train_rows = np.array([ipos[int(i)] for i in train["item"]], dtype=np.int64)
+    fit = np.unique(train_rows)  # the movies with a training rating
+    fit_columns = movie_content(ml, fit)
+    encoder = ContentEncoder(CONTENT).fit(fit_columns)
+    fit_content = encoder.transform(fit_columns)
+    candidates = encoder.transform(movie_content(
+        ml, np.array([ipos[int(c)] for c in split["candidates"]], dtype=np.int64)))
+    clicked = train["rating"] >= CLICK_MIN_RATING
+    users = split["test_users"]
+    if method == "content_popularity":
+        clicks = np.bincount(train_rows[clicked], minlength=len(ipos))[fit]
+        # exposure: the days from a movie's publish time to the end of training
+        exposure = (split["cutoff_time"] - split["publish_time"][fit]) / 86400.0
+        expected = popularity_regression(fit_content, clicks, exposure).predict(candidates)[:, 0]
+        return np.tile(expected, (len(users), 1))
+    factors = als_factors(train["user"][clicked].tolist(), train["item"][clicked].tolist())
+    directions = factor_directions(factor_regression(
+        fit_content, factors.item_factors(split["items"][fit].tolist())), candidates)
+    user_vectors = np.zeros((len(users), directions.shape[1]))
+    for k, u in enumerate(users.tolist()):
+        if u in factors.users:  # every test user has a training click (the split's rule)
+            user_vectors[k] = factors.user_vectors[factors.users[u]]
+    return user_vectors @ directions.T
+
+
+def baseline_scores(split: dict[str, Any], method: str, *, profile: str = "click",
+                    seed: int = 0) -> np.ndarray:
+    """A ``(test users, candidates)`` score matrix of one baseline (higher ranks first).
+
+    * ``genre_popularity``: a candidate's score is the sum over its genres of the genre's
+      training popularity (the number of training ratings of movies with that genre); the same
+      ranking for every user.
+    * ``genre_knn``: content kNN on genres: a user is the mean genre vector of their training
+      movies (those rated >= 4 with ``profile="click"``, all rated with ``profile="rating"``),
+      scored against each candidate's genre vector by cosine.
+    * ``content_popularity``: a ridge from a movie's content (:data:`CONTENT`) to log1p of
+      its training clicks (ratings >= 4), fit on the movies with a training rating, at equal
+      exposure (the days from a movie's publish time to the cutoff: see
+      :func:`dropoutnet.baselines.popularity_regression`); the same ranking for every user.
+    * ``ridge_to_factors``: implicit-ALS factors of the training clicks, a ridge from the
+      same content to the movies' factors, each predicted vector L2-normalised, scored by the
+      user's factors · the prediction.
+    * ``random``: uniform random scores (``seed``).
+    """
+    if method in ("content_popularity", "ridge_to_factors"):
+        return _content_scores(split, method)
+    users, cand = split["test_users"], split["candidate_genres"].astype(np.float64)
+    train = split["train"]
+    ipos = {int(i): k for k, i in enumerate(split["items"])}
+    genres = split["item_genres"].astype(np.float64)
+    if method == "genre_popularity":
+        rows = np.array([ipos[int(i)] for i in train["item"]], dtype=np.int64)
+        popularity = genres[rows].sum(axis=0)
+        return np.tile(cand @ popularity, (len(users), 1))
+    if method == "genre_knn":
+        if profile not in ("click", "rating"):
+            raise ValueError(f"profile must be 'click' or 'rating', got {profile!r}")
+        keep = train["rating"] >= CLICK_MIN_RATING if profile == "click" else np.ones(
+            len(train["user"]), dtype=bool)
+        upos = {int(u): k for k, u in enumerate(users)}
+        prof = np.zeros((len(users), genres.shape[1]))
+        n = np.zeros(len(users))
+        for u, i in zip(train["user"][keep], train["item"][keep]):
+            k = upos.get(int(u))
+            if k is not None:
+                prof[k] += genres[ipos[int(i)]]
+                n[k] += 1
+        prof /= np.maximum(n, 1)[:, None]
+        pn = prof / np.maximum(np.linalg.norm(prof, axis=1, keepdims=True), 1e-12)
+        cn = cand / np.maximum(np.linalg.norm(cand, axis=1, keepdims=True), 1e-12)
+        return pn @ cn.T
+    if method == "random":
+        return np.random.default_rng(seed).random((len(users), len(cand)))
+    raise ValueError(f"unknown baseline {method!r}; one of {', '.join(BASELINES)}")
+
+
+def recall_at_k(scores: np.ndarray, relevant: Sequence[set[int]], k: int,
+                ties: str = "order") -> np.ndarray:
+    """Per-user recall@k: the share of a user's relevant candidates in their top k.
+
+    ``scores`` is ``(users, candidates)`` with candidates in publish order; ties (after
+    rounding to 9 decimals) are broken by that order with ``ties="order"``
+    (:func:`dropoutnet.metrics.score_metrics`), or averaged over every tie order with
+    ``ties="expected"`` (the expectation under random tie-breaking).
+    """
+    if ties not in ("order", "expected"):
+        raise ValueError(f"ties must be 'order' or 'expected', got {ties!r}")
+    for u, rel in enumerate(relevant):
+        if not rel:
+            raise ValueError(f"user row {u} has no relevant candidate")
+    if ties == "order":
+        return score_metrics(scores, relevant, [k], per_user=True)["per_user"][f"recall@{k}"]
+    s = np.round(np.asarray(scores, dtype=np.float64), 9)
+    out = np.zeros(len(relevant))
+    for u, rel in enumerate(relevant):
+        is_rel = np.zeros(s.shape[1], dtype=bool)
+        is_rel[list(rel)] = True
+        kk = min(k, s.shape[1])
+        threshold = np.sort(s[u])[::-1][kk - 1]
+        above = s[u] > threshold
+        tied = s[u] == threshold
+        hits = is_rel[above].sum() + is_rel[tied].sum() * (kk - above.sum()) / tied.sum()
+        out[u] = hits / len(rel)
+    return out
+
+
+def evaluate_scores(split: dict[str, Any], scores: np.ndarray, ks: Sequence[int] = (20, 50, 100),
+                    n_resamples: int = 1000, level: float = 0.95, seed: int = 0) -> dict[str, Any]:
+    """recall@k (ties by publish order) with its bootstrap interval, and the tie-averaged recall."""
+    out: dict[str, Any] = {}
+    for k in ks:
+        per_user = recall_at_k(scores, split["relevant"], k)
+        lo, hi = bootstrap_ci(per_user, n_resamples, level, seed)
+        out[f"recall@{k}"] = round(float(per_user.mean()), 4)
+        out[f"recall@{k}_ci"] = [round(lo, 4), round(hi, 4)]
+        out[f"recall@{k}_expected_ties"] = round(float(
+            recall_at_k(scores, split["relevant"], k, ties="expected").mean()), 4)
+    return out
+
+
+def benchmark_baselines(path: str | Path, ks: Sequence[int] = (20, 50, 100),
+                        n_resamples: int = 1000, seed: int = 0,
+                        cold_share: float = 0.15) -> dict[str, Any]:
+    """Every baseline's figures on the time-based item-cold split (see the module doc)."""
+    split = split_time_cold(path, cold_share)
+    result: dict[str, Any] = {
+        "cold_items": int(len(split["candidates"])),
+        "test_users": int(len(split["test_users"])),
+        "test_pairs": int(len(split["test"]["user"])),
+        "train_ratings": int(len(split["train"]["user"])),
+        "cutoff": dt.datetime.fromtimestamp(split["cutoff_time"], dt.timezone.utc).isoformat(),
+        "baselines": {},
+    }
+    runs = {
+        "genre_popularity": baseline_scores(split, "genre_popularity"),
+        "genre_knn": baseline_scores(split, "genre_knn"),
+        "genre_knn_all_ratings": baseline_scores(split, "genre_knn", profile="rating"),
+        "content_popularity": baseline_scores(split, "content_popularity"),
+        "ridge_to_factors": baseline_scores(split, "ridge_to_factors"),
+        "random": baseline_scores(split, "random", seed=seed),
+    }
+    for name, scores in runs.items():
+        result["baselines"][name] = evaluate_scores(split, scores, ks, n_resamples, seed=seed)
+    result["strongest_baseline"] = strongest_baseline(result["baselines"], ks)
+    return result
+
+
+if __name__ == "__main__":  # python -m dropoutnet.benchmarks.movielens DIR (baselines only)
+    import json
+    import sys
+
+    print(json.dumps(benchmark_baselines(sys.argv[1] if len(sys.argv) > 1
+                                         else "../shared/datasets/ml-100k"), indent=1))

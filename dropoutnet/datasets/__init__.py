@@ -49,9 +49,9 @@ def load_from_args(args: argparse.Namespace, url: str) -> dict[str, Any]:
 
 def cmd_datasets(args: argparse.Namespace) -> int:
     """``dropoutnet datasets load ...`` against the application database."""
-    from .. import embedded_pg
+    from .. import locations
 
-    summary = load_from_args(args, embedded_pg.database_url())
+    summary = load_from_args(args, locations.database_url())
     if getattr(args, "json", False):
         print(json.dumps(summary, default=str))
     else:

@@ -20,7 +20,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from .. import embedded_pg
+from .. import locations, processes
 from ..config import ConfigError
 from .config import ServiceConfig, load_service_config, parse_service_config
 
@@ -30,7 +30,7 @@ class ServiceError(RuntimeError):
 
 
 def services_dir() -> Path:
-    return embedded_pg.home() / "services"
+    return locations.home() / "services"
 
 
 def _files(name: str) -> tuple[Path, Path, Path]:
@@ -38,31 +38,17 @@ def _files(name: str) -> tuple[Path, Path, Path]:
     return folder / "service.json", folder / "server.pid", folder / "server.log"
 
 
+def _is_server(cmdline: str, comm: str) -> bool:
+    return "dropoutnet.serving" in cmdline
+
+
 def _alive(pid: int) -> bool:
     """A live process running our server (guards against a reused pid)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(
-            errors="replace")
-    except (FileNotFoundError, ProcessLookupError, PermissionError):
-        return False
-    return stat.rsplit(")", 1)[-1].split()[0] not in ("Z", "X") and "dropoutnet.serving" in cmdline
+    return processes.alive(pid, _is_server)
 
 
 def running_pid(name: str) -> int | None:
-    _, pidfile, _ = _files(name)
-    try:
-        pid = int(pidfile.read_text().strip())
-    except (FileNotFoundError, ValueError):
-        return None
-    return pid if _alive(pid) else None
-
-
-def _tail(path: Path, lines: int = 20) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except FileNotFoundError:
-        return "(no log)"
+    return processes.pid_from_file(_files(name)[1], _is_server)
 
 
 def _get(url: str, token: str | None, timeout: float = 3.0) -> tuple[int, Any]:
@@ -101,9 +87,7 @@ def _start(config: ServiceConfig, wait: float) -> int:
     tmp = config_file.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(config.model_dump(mode="json"), indent=1))
     os.replace(tmp, config_file)
-    from ..stack import _port_free
-
-    if not _port_free(config.host, config.port):
+    if not processes.port_free(config.host, config.port):
         raise ServiceError(f"port {config.port} on {config.host} is in use: stop what uses it, "
                            f"or set \"port\" in the service config")
     with open(logfile, "ab") as log:
@@ -118,7 +102,7 @@ def _start(config: ServiceConfig, wait: float) -> int:
             pidfile.unlink(missing_ok=True)
             raise ServiceError(f"service {config.name} exited at start (status "
                                f"{proc.returncode}); its log {logfile} ends with:\n"
-                               f"{_tail(logfile)}")
+                               f"{processes.tail(logfile, 20)}")
         try:
             code, _ = _get(f"{_address(config)}/healthz", token, timeout=1.0)
             if code in (200, 503):  # up; 503 = no version on disk yet

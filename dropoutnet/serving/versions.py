@@ -12,7 +12,7 @@ folders (ours: the bizdate as yyyymmdd).  A poller thread scans each model's bas
 * the newest ``keep_versions`` AVAILABLE versions stay loaded; an older one (or one whose
   folder is gone) is UNLOADING until its in-flight requests end, then END and released
   (and loaded again if it is wanted again);
-* a ``version_policy.json`` in the base path (written by :mod:`dropoutnet.deploy`) is
+* a ``version_policy.json`` in the base path (written by :mod:`dropoutnet.steps.deploy`) is
   TensorFlow Serving's ``model_version_policy { specific { versions: N } }``:
   ``{"model_version_policy": {"specific": {"versions": [20261127]}}}``.  Then the versions
   loaded are the policy's versions on disk (instead of the newest ``keep_versions``),

@@ -31,10 +31,10 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from . import artifacts, db, registry
-from .config import PipelineConfig
-from .errors import MissingDataError
-from .serving.versions import POLICY_FILE, read_version_policy
+from .. import artifacts, db, registry
+from ..config import PipelineConfig
+from ..errors import MissingDataError
+from ..serving.versions import POLICY_FILE, read_version_policy
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +82,9 @@ def deploy(cfg: PipelineConfig, bizdate: dt.date, url: str | None = None) -> dic
     version = artifacts.model_version(bizdate)
     with db.transaction(url) as cur:
         active = registry.active(cur, cfg)
+    if active is not None and active.bizdate > bizdate:  # a backfill kept as superseded
+        return {"model_version": version, "deployed": {},
+                "skipped": f"superseded by the active version {active.model_version}"}
     if active is None or active.model_version != version:
         raise MissingDataError(
             f"version {version} is not the active version "

@@ -34,9 +34,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from dropoutnet.config import PipelineConfig
-from dropoutnet.artifacts import replace_dir
-from dropoutnet.train import load_meta, load_trained_model
+from .artifacts import replace_dir
+from .config import PipelineConfig
+from .training import load_meta, load_trained_model
 
 __all__ = ["export_models", "load_serving", "load_tower"]
 

@@ -39,12 +39,14 @@ from typing import Any
 import numpy as np
 from psycopg2.extras import Json
 
-from . import artifacts, baselines, db, inputs, metrics, registry, retrieval, samples, sql
-from .cf import Ridge
-from .content import ContentEncoder
-from .embeddings import read_features, version_tables
-from .inputs import as_vector
-from .config import PipelineConfig
+from .. import artifacts, baselines, db, inputs, metrics, registry, retrieval, sample_data, sql
+from ..cf import Ridge
+from ..config import PipelineConfig
+from ..content import ContentEncoder
+from ..errors import MissingDataError
+from ..feature_queries import read_features
+from ..inputs import as_vector
+from ..vectors import version_tables
 
 log = logging.getLogger(__name__)
 
@@ -203,7 +205,7 @@ def _exact_rankings(cfg: PipelineConfig, paths: artifacts.ModelPaths,
     Both the new and the active version are scored this way on the same users and items, so
     the quality gate compares like with like.
     """
-    from .export import load_tower
+    from ..saved_models import load_tower
 
     rows = [i for i, u in enumerate(user_cols["user_id"]) if u in users]
     sub = {name: [values[i] for i in rows] for name, values in user_cols.items()}
@@ -291,7 +293,7 @@ def _evaluate_split(cur, cfg: PipelineConfig, bizdate: dt.date, version: str, sp
 
 def evaluate(cfg: PipelineConfig, bizdate: dt.date, url: str | None = None,
              extra: dict[str, Any] | None = None) -> dict[str, Any]:
-    from .export import load_serving  # TensorFlow only when needed
+    from ..saved_models import load_serving  # TensorFlow only when needed
 
     version = artifacts.model_version(bizdate)
     schema = cfg.storage.schema_
@@ -301,11 +303,11 @@ def evaluate(cfg: PipelineConfig, bizdate: dt.date, url: str | None = None,
     final = load_serving(paths.final)
     splits: dict[str, Any] = {}
     with db.transaction(url) as cur:
-        if not samples.partition_exists(cur, cfg, "eval_samples", bizdate):
-            raise samples.MissingDataError(
+        if not sample_data.partition_exists(cur, cfg, "eval_samples", bizdate):
+            raise MissingDataError(
                 f"eval_samples has no partition for bizdate {bizdate}: run the samples task "
                 "for that bizdate first")
-        data = samples.load_partition(cur, cfg, "eval_samples", bizdate)
+        data = sample_data.load_partition(cur, cfg, "eval_samples", bizdate)
         tables = version_tables(cur, cfg, version)
         counts = _value_counts(cur, cfg, bizdate)
         content_models = _content_models(cur, cfg, bizdate)

@@ -7,7 +7,7 @@ of shuffled mini-batches with Adam, and writes
 * ``checkpoint_dir/ckpt-N.*`` and ``checkpoint``: a ``tf.train.Checkpoint`` of every model
   weight and Adam slot, keyed by the variable's path (``dropoutnet/item_tower/i_author/...``);
 * ``checkpoint_dir/model_meta.json``: the features, the model config, the boundaries and the
-  seed, so :mod:`dropoutnet.export` rebuilds exactly this model whatever the config says later.
+  seed, so :mod:`dropoutnet.saved_models` rebuilds exactly this model whatever the config says later.
 
 The folder is written next to its target and renamed into place, so a rerun of the same day
 replaces it whole and a reader never sees half of one.

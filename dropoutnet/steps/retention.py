@@ -31,8 +31,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from . import artifacts, db, registry, sql
-from .config import PipelineConfig
+from .. import artifacts, db, registry, sql
+from ..config import PipelineConfig
 
 log = logging.getLogger(__name__)
 

@@ -34,11 +34,11 @@ import math
 from pathlib import Path
 from typing import Any
 
-from . import artifacts, db, registry
-from .config import PipelineConfig
-from .embeddings import version_tables
-from .errors import MissingDataError
-from .failpoints import failpoint
+from .. import artifacts, db, registry
+from ..config import PipelineConfig
+from ..errors import MissingDataError
+from ..failpoints import failpoint
+from ..vectors import version_tables
 
 log = logging.getLogger(__name__)
 

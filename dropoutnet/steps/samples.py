@@ -1,4 +1,4 @@
-"""Build the bizdate's sample partitions: training samples, cold-start eval samples, boundaries.
+"""The samples step: the bizdate's training samples, cold-start eval samples and boundaries.
 
 All three are rendered from ``sql_templates/`` and swapped in within one transaction: a
 rerun of a bizdate replaces exactly that bizdate's partitions, and if anything fails nothing
@@ -12,17 +12,11 @@ import logging
 import re
 from typing import Any
 
-import numpy as np
-
-from . import db, feature_queries, inputs, sql
-from .config import PipelineConfig
-from .errors import MissingDataError  # noqa: F401 - raised here, and imported from here by older code
+from .. import db, feature_queries, sample_data, sql
+from ..config import PipelineConfig
+from ..errors import MissingDataError
 
 log = logging.getLogger(__name__)
-
-
-def ensure_tables(url: str | None, cfg: PipelineConfig) -> None:
-    db.ensure_ddl(url, "ddl/sample_tables.sql", **feature_queries.template_context(cfg))
 
 
 def check_raw_tables(cur, cfg: PipelineConfig) -> None:
@@ -90,7 +84,7 @@ def build_samples(cfg: PipelineConfig, bizdate: dt.date, url: str | None = None)
         params.update(neg_per_user_day=negatives.per_user_day, neg_seed=negatives.seed)
     with db.transaction(url) as cur:
         check_raw_tables(cur, cfg)
-    ensure_tables(url, cfg)
+    sample_data.ensure_tables(url, cfg)
     with db.transaction(url) as cur:
         cur.execute("set local work_mem = '256MB'")
         train_stage = db.create_stage(cur, schema, "samples", bizdate)
@@ -128,40 +122,3 @@ def build_samples(cfg: PipelineConfig, bizdate: dt.date, url: str | None = None)
         db.swap_partition(cur, schema, "feature_boundaries", bizdate, stage)
     log.info("samples for %s: %s", bizdate, counts)
     return {"bizdate": bizdate.isoformat(), "window_start": window_start.isoformat(), **counts}
-
-
-def load_boundaries(cur, cfg: PipelineConfig, bizdate: dt.date) -> dict[str, list[float]]:
-    sql.execute(cur, "read_boundaries.sql", params={"bizdate": bizdate},
-                schema=cfg.storage.schema_)
-    found = {name: [float(x) for x in edges] for name, edges in cur.fetchall()}
-    missing = [f.name for f in cfg.binned_features if f.name not in found]
-    if missing:
-        raise MissingDataError(
-            f"feature_boundaries has no partition for bizdate {bizdate} (or lacks {missing}); "
-            "run the samples task for that bizdate first")
-    return found
-
-
-def load_partition(cur, cfg: PipelineConfig, table: str, bizdate: dt.date) -> dict[str, Any]:
-    """Read one sample partition: model inputs, labels, user and item ids, sample dates (and
-    the eval split)."""
-    if not db.table_exists(cur, cfg.storage.schema_, table):
-        raise MissingDataError(f"table {cfg.storage.schema_}.{table} does not exist; run the "
-                               f"samples task for bizdate {bizdate} first")
-    query = sql.render("read_partition.sql", schema=cfg.storage.schema_, table=table,
-                       label=cfg.label_name, features=cfg.features)
-    columns = db.fetch_columns(cur, query, {"bizdate": bizdate})
-    data = {
-        "features": inputs.to_inputs(cfg.features, columns),
-        "labels": np.asarray(columns[cfg.label_name], dtype=np.float32),
-        "user_ids": np.asarray(columns["user_id"], dtype=object),
-        "item_ids": np.asarray(columns["item_id"], dtype=object),
-        "sample_dates": np.asarray(columns["sample_date"], dtype=object),
-    }
-    if "split" in columns:
-        data["splits"] = np.asarray(columns["split"], dtype=object)
-    return data
-
-
-def partition_exists(cur, cfg: PipelineConfig, table: str, bizdate: dt.date) -> bool:
-    return db.table_exists(cur, cfg.storage.schema_, db.partition_name(table, bizdate))

@@ -1,0 +1,103 @@
+"""The embedding store: the user and item vector tables in pgvector, and their one writer.
+
+``user_embeddings`` and ``item_embeddings`` are list-partitioned by model version.  A
+version's vectors are written once, by :func:`write_candidate`: COPYed into a staging table,
+indexed (items: HNSW, inner product) and kept as the version's unattached *candidate*, with
+the registry told which training run wrote it, all in the caller's transaction.  Publish
+attaches the user and the item candidate together (:func:`version_tables` pairs them).  So a
+rerun of the live version's bizdate changes nothing a reader sees until it is published, and
+a reader never sees the user vectors of one run with the item vectors of another, or an
+unindexed or half-loaded version.
+"""
+
+from __future__ import annotations
+
+import io
+from typing import Sequence
+
+import numpy as np
+
+from . import db, registry, sql
+from .config import PipelineConfig
+from .errors import MissingDataError
+from .failpoints import failpoint
+
+SIDES = ("user", "item")
+
+
+def table(side: str) -> str:
+    return f"{side}_embeddings"
+
+
+def ensure_tables(url: str | None, cfg: PipelineConfig) -> None:
+    """Create the embedding tables if absent; refuse tables of another vector size.
+
+    A vector's size is fixed per table (the HNSW index needs it), and every version lives in
+    the same two tables: a model of another size (``embedding_dim``, ``item_prior``) needs
+    tables of its own.
+    """
+    schema, dim = cfg.storage.schema_, cfg.model.vector_dim
+    db.ensure_ddl(url, "ddl/embedding_tables.sql", schema=schema, dim=dim)
+    with db.transaction(url) as cur:
+        sql.execute(cur, "table_columns.sql", params={"schema": schema,
+                                                      "table": "item_embeddings"})
+        stored = dict(cur.fetchall())["embedding"]
+    if stored != f"vector({dim})":
+        raise MissingDataError(
+            f"the embedding tables of schema {schema!r} hold {stored} but this config's model "
+            f"makes vector({dim}) (model.embedding_dim {cfg.model.embedding_dim}"
+            f"{' + 1 for model.item_prior' if cfg.model.item_prior else ''}): set "
+            f"storage.schema to a new schema for this model, or drop {schema}.user_embeddings "
+            f"and {schema}.item_embeddings (every stored version is lost) and rerun")
+
+
+def write_candidate(cur, cfg: PipelineConfig, side: str, version: str, run_id: str,
+                    columns: Sequence[str], rows: Sequence[tuple], vectors: np.ndarray) -> str:
+    """Write ``version``'s vectors of one side as its candidate (the caller commits).
+
+    ``rows`` hold the values of ``columns`` (after ``model_version``) per vector.
+    """
+    schema, parent = cfg.storage.schema_, table(side)
+    stage = db.create_stage(cur, schema, parent, version)
+    buf = io.StringIO()
+    for scalars, vec in zip(rows, vectors):
+        fields = [version] + ["\\N" if v is None else str(v) for v in scalars]
+        fields.append("[" + ",".join(f"{x:.7g}" for x in vec) + "]")
+        buf.write("\t".join(fields) + "\n")
+    buf.seek(0)
+    cur.copy_expert(sql.render("copy_embeddings.sql", schema=schema, stage=stage,
+                               columns=["model_version", *columns, "embedding"]), buf)
+    if side == "item":
+        hnsw = cfg.retrieval.hnsw
+        sql.execute(cur, "hnsw_index.sql", schema=schema, stage=stage, m=hnsw.m,
+                    ef_construction=hnsw.ef_construction)
+    failpoint(f"{parent}.before_commit")
+    candidate = db.keep_candidate(cur, schema, parent, version, stage)
+    registry.record_part(cur, cfg, version, parent, run_id)
+    return candidate
+
+
+def version_tables(cur, cfg: PipelineConfig, version: str) -> dict[str, str]:
+    """The tables holding ``version``'s user and item embeddings, as one consistent pair.
+
+    Both are unpublished candidates (the embedding tasks ran since the last publish) or both
+    are attached partitions (published).  One of each would pair the user vectors of one run
+    with the item vectors of another, so it is refused with the task to rerun.
+    """
+    schema = cfg.storage.schema_
+    tables, candidates = {}, {}
+    for side in SIDES:
+        parent = table(side)
+        found = db.version_table(cur, schema, parent, version)
+        if found is None:
+            raise MissingDataError(f"version {version} has no {side} embeddings: run the "
+                                   f"{side}_embeddings task for that bizdate first")
+        tables[side] = found
+        candidates[side] = found == db.candidate_name(parent, version)
+    if candidates["user"] != candidates["item"]:
+        stale = "user" if candidates["item"] else "item"
+        raise MissingDataError(
+            f"version {version}'s {stale} embeddings are from the published run but its "
+            f"{'item' if stale == 'user' else 'user'} embeddings were rerun: rerun the "
+            f"{stale}_embeddings task for that bizdate too, so both come from the same model")
+    return tables
