@@ -34,10 +34,11 @@ def load_boundaries(cur, cfg: PipelineConfig, bizdate: dt.date) -> dict[str, lis
 
 def load_partition(cur, cfg: PipelineConfig, table: str, bizdate: dt.date) -> dict[str, Any]:
     """Read one sample partition: model inputs, labels, user and item ids, sample dates (and
-    the eval split)."""
-    if not db.table_exists(cur, cfg.storage.schema_, table):
-        raise MissingDataError(f"table {cfg.storage.schema_}.{table} does not exist; run the "
-                               f"samples task for bizdate {bizdate} first")
+    the eval split); a clear error when the samples task has not built it."""
+    if not partition_exists(cur, cfg, table, bizdate):
+        raise MissingDataError(
+            f"{table} has no partition for bizdate {bizdate}: run the samples task for that "
+            f"bizdate first (`dropoutnet run --bizdate {bizdate} --tasks samples`)")
     query = sql.render("read_partition.sql", schema=cfg.storage.schema_, table=table,
                        label=cfg.label_name, features=cfg.features)
     columns = db.fetch_columns(cur, query, {"bizdate": bizdate})

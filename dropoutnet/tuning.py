@@ -38,7 +38,6 @@ from typing import Any
 import numpy as np
 
 from . import db, sample_data, sql
-from .errors import MissingDataError
 from .config import PipelineConfig
 
 log = logging.getLogger(__name__)
@@ -246,10 +245,6 @@ def pipeline_validation(cfg: PipelineConfig, bizdate: dt.date, days: int = 1,
         raise TuningError(f"--validation-days must be at least 1, got {days}")
     first = bizdate - dt.timedelta(days=days)
     with db.transaction(url) as cur:
-        if not sample_data.partition_exists(cur, cfg, "samples", bizdate):
-            raise MissingDataError(
-                f"samples has no partition for bizdate {bizdate}: run the samples task for "
-                "that bizdate first (`dropoutnet run --bizdate ... --tasks samples`)")
         data = sample_data.load_partition(cur, cfg, "samples", bizdate)
         sql.execute(cur, "tuning/new_items.sql", params={"created_from": first,
                                                          "created_to": bizdate},

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import datetime as dt
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import psycopg2
 import yaml
@@ -117,4 +119,41 @@ def load_tiny(url: str) -> None:
             cur.execute("insert into sv_item_text_embedding select item_id, %s, %s from sv_items",
                         (vec, vec))
     finally:
+        conn.close()
+
+
+@contextlib.contextmanager
+def pipeline_env(database_url: str, home: Path, name: str, end: dt.date,
+                 data: dict[str, Any], **config: Any) -> Iterator[dict[str, Any]]:
+    """Generated data (``datagen.generate(**data)`` ending at ``end``) in schema
+    ``<name>_raw``, the pipeline's tables in ``<name>_dn``, a config with ``config``'s
+    overrides, and the ``DROPOUTNET_*`` variables pointing the pipeline there; all dropped
+    afterwards.  Yields ``{url, config, home, schema, conn}`` (``conn``: autocommit)."""
+    import pytest
+
+    from dropoutnet import datagen
+
+    raw_schema, out_schema = f"{name}_raw", f"{name}_dn"
+    conn = psycopg2.connect(database_url)
+    conn.autocommit = True
+    with conn.cursor() as cur:
+        cur.execute(f"drop schema if exists {raw_schema} cascade; create schema {raw_schema}")
+        cur.execute(f"drop schema if exists {out_schema} cascade")
+    url = f"{database_url}&options=-csearch_path%3D{raw_schema},public"
+    datagen.generate(url, end_date=end, schema=raw_schema, **data)
+    path = write_config(home / "pipeline.yaml", storage={"schema": out_schema}, **config)
+    mp = pytest.MonkeyPatch()
+    mp.setenv("DROPOUTNET_DATABASE_URL", url)
+    mp.setenv("DROPOUTNET_MODELS_ROOT", str(home / "models"))
+    mp.setenv("DROPOUTNET_SERVING_ROOT", str(home / "serving"))
+    mp.setenv("DROPOUTNET_CONFIG", str(path))
+    mp.delenv("DROPOUTNET_FAILPOINT", raising=False)
+    try:
+        yield {"url": url, "config": str(path), "home": home, "schema": out_schema,
+               "conn": conn}
+    finally:
+        mp.undo()
+        with conn.cursor() as cur:
+            cur.execute(f"drop schema if exists {raw_schema} cascade; "
+                        f"drop schema if exists {out_schema} cascade")
         conn.close()

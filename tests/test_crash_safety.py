@@ -10,17 +10,17 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import signal
 import subprocess
 import sys
 from pathlib import Path
 
-import psycopg2
 import pytest
 
-from dropoutnet import artifacts, datagen, pipeline
+from dropoutnet import artifacts, pipeline
 from dropoutnet.failpoints import ENV
-from helpers import write_config
+from helpers import pipeline_env
 
 END = dt.date(2026, 11, 20)
 DAY1, DAY2 = END - dt.timedelta(days=1), END
@@ -30,38 +30,18 @@ REST = ("user_embeddings", "item_embeddings", "evaluate", "publish", "deploy")
 
 @pytest.fixture(scope="module")
 def env(database_url, tmp_path_factory):
-    home = tmp_path_factory.mktemp("crash")
-    raw_schema, out_schema = "crash_raw", "crash_dn"
-    conn = psycopg2.connect(database_url)
-    conn.autocommit = True
-    with conn.cursor() as cur:
-        cur.execute(f"drop schema if exists {raw_schema} cascade; create schema {raw_schema}")
-        cur.execute(f"drop schema if exists {out_schema} cascade")
-    url = f"{database_url}&options=-csearch_path%3D{raw_schema},public"
-    datagen.generate(url, n_users=200, n_items=100, n_authors=15, days=5, end_date=END,
-                     new_items_per_day=20, seed=8, schema=raw_schema)
-    config = write_config(home / "pipeline.yaml", storage={"schema": out_schema},
-                          cold_start_recall={"train_days": 3},
-                          training={"epochs": 1, "batch_size": 256},
-                          retrieval={"candidate_window_days": 4},
-                          evaluation={"k": [5, 10], "warm_holdout_share": 0.3,
-                                      "gate": {"metric": "recall@10"}})
-    mp = pytest.MonkeyPatch()
-    mp.setenv("DROPOUTNET_DATABASE_URL", url)
-    mp.setenv("DROPOUTNET_MODELS_ROOT", str(home / "models"))
-    mp.setenv("DROPOUTNET_SERVING_ROOT", str(home / "serving"))
-    mp.setenv("DROPOUTNET_CONFIG", str(config))
-    mp.delenv(ENV, raising=False)
-    e = {"url": url, "home": home, "schema": out_schema, "conn": conn}
-    pipeline.run(DAY1.isoformat(), tasks=pipeline.TASKS[:-1])
-    pipeline.run(DAY2.isoformat(), tasks=pipeline.TASKS[:-1])
-    e["clean"] = state(e)
-    yield e
-    mp.undo()
-    with conn.cursor() as cur:
-        cur.execute(f"drop schema {raw_schema} cascade; drop schema if exists {out_schema} cascade")
-    conn.close()
-
+    with pipeline_env(database_url, tmp_path_factory.mktemp("crash"), "crash", END,
+                      dict(n_users=200, n_items=100, n_authors=15, days=5,
+                           new_items_per_day=20, seed=8),
+                      cold_start_recall={"train_days": 3},
+                      training={"epochs": 1, "batch_size": 256},
+                      retrieval={"candidate_window_days": 4},
+                      evaluation={"k": [5, 10], "warm_holdout_share": 0.3,
+                                  "gate": {"metric": "recall@10"}}) as e:
+        pipeline.run(DAY1.isoformat(), tasks=pipeline.TASKS[:-1])
+        pipeline.run(DAY2.isoformat(), tasks=pipeline.TASKS[:-1])
+        e["clean"] = state(e)
+        yield e
 
 def query(env, sql):
     with env["conn"].cursor() as cur:
@@ -103,7 +83,7 @@ def state(env) -> dict:
 
 def killed(*args: str, at: str) -> subprocess.CompletedProcess:
     proc = subprocess.run([sys.executable, "-m", "dropoutnet.cli", "run", *args],
-                          env={**__import__("os").environ, ENV: at},
+                          env={**os.environ, ENV: at},
                           capture_output=True, text=True, timeout=600)
     assert proc.returncode == -signal.SIGKILL, proc.stdout[-2000:] + proc.stderr[-2000:]
     return proc

@@ -9,13 +9,12 @@ import subprocess
 import sys
 from pathlib import Path
 
-import psycopg2
 import pytest
 import yaml
 
-from dropoutnet import cli, datagen, pipeline
+from dropoutnet import cli, pipeline
 from dropoutnet.errors import MissingDataError
-from helpers import write_config
+from helpers import pipeline_env, write_config
 
 END = dt.date(2026, 11, 20)
 DAY1, DAY2 = END - dt.timedelta(days=1), END
@@ -24,34 +23,15 @@ DAY1, DAY2 = END - dt.timedelta(days=1), END
 @pytest.fixture(scope="module")
 def env(database_url, tmp_path_factory):
     """Tiny data in its own schemas; DROPOUTNET_* pointing the pipeline at them."""
-    home = tmp_path_factory.mktemp("pipeline")
-    raw_schema, out_schema = "pipe_raw", "pipe_dn"
-    conn = psycopg2.connect(database_url)
-    conn.autocommit = True
-    with conn.cursor() as cur:
-        cur.execute(f"drop schema if exists {raw_schema} cascade; create schema {raw_schema}")
-        cur.execute(f"drop schema if exists {out_schema} cascade")
-    url = f"{database_url}&options=-csearch_path%3D{raw_schema},public"
-    datagen.generate(url, n_users=300, n_items=150, n_authors=20, days=8, end_date=END,
-                     new_items_per_day=25, seed=3, schema=raw_schema)
-    config = write_config(home / "pipeline.yaml", storage={"schema": out_schema},
-                          cold_start_recall={"train_days": 5},
-                          training={"epochs": 1, "batch_size": 256},
-                          retrieval={"candidate_window_days": 5},
-                          evaluation={"k": [5, 10], "warm_holdout_share": 0.3,
-                                      "gate": {"metric": "recall@10"}})
-    mp = pytest.MonkeyPatch()
-    mp.setenv("DROPOUTNET_DATABASE_URL", url)
-    mp.setenv("DROPOUTNET_MODELS_ROOT", str(home / "models"))
-    mp.setenv("DROPOUTNET_SERVING_ROOT", str(home / "serving"))
-    mp.setenv("DROPOUTNET_CONFIG", str(config))
-    yield {"url": url, "config": str(config), "home": home, "schema": out_schema,
-           "conn": conn}
-    mp.undo()
-    with conn.cursor() as cur:
-        cur.execute(f"drop schema {raw_schema} cascade; drop schema if exists {out_schema} cascade")
-    conn.close()
-
+    with pipeline_env(database_url, tmp_path_factory.mktemp("pipeline"), "pipe", END,
+                      dict(n_users=300, n_items=150, n_authors=20, days=8,
+                           new_items_per_day=25, seed=3),
+                      cold_start_recall={"train_days": 5},
+                      training={"epochs": 1, "batch_size": 256},
+                      retrieval={"candidate_window_days": 5},
+                      evaluation={"k": [5, 10], "warm_holdout_share": 0.3,
+                                  "gate": {"metric": "recall@10"}}) as e:
+        yield e
 
 def query(env, sql):
     with env["conn"].cursor() as cur:

@@ -12,14 +12,13 @@ import sys
 import threading
 import time
 
-import psycopg2
 import pytest
 
-from dropoutnet import artifacts, datagen, pipeline, registry
+from dropoutnet import artifacts, pipeline, registry
 from dropoutnet.errors import MissingDataError
 from dropoutnet.steps.publish import QualityGateError, check_gate
 from dropoutnet.registry import ActiveVersion, RunLockError
-from helpers import make_config, write_config
+from helpers import make_config, pipeline_env, write_config
 
 END = dt.date(2026, 11, 20)
 DAY1, DAY2 = END - dt.timedelta(days=1), END
@@ -28,34 +27,16 @@ V1, V2 = "20261119", "20261120"
 
 @pytest.fixture(scope="module")
 def env(database_url, tmp_path_factory):
-    home = tmp_path_factory.mktemp("registry")
-    raw_schema, out_schema = "reg_raw", "reg_dn"
-    conn = psycopg2.connect(database_url)
-    conn.autocommit = True
-    with conn.cursor() as cur:
-        cur.execute(f"drop schema if exists {raw_schema} cascade; create schema {raw_schema}")
-        cur.execute(f"drop schema if exists {out_schema} cascade")
-    url = f"{database_url}&options=-csearch_path%3D{raw_schema},public"
-    datagen.generate(url, n_users=200, n_items=100, n_authors=15, days=6, end_date=END,
-                     new_items_per_day=20, seed=5, schema=raw_schema)
-    config = write_config(home / "pipeline.yaml", storage={"schema": out_schema},
-                          cold_start_recall={"train_days": 3},
-                          training={"epochs": 1, "batch_size": 256},
-                          retrieval={"candidate_window_days": 4},
-                          evaluation={"k": [5, 10], "warm_holdout_share": 0.3,
-                                      "gate": {"metric": "recall@10"}})
-    mp = pytest.MonkeyPatch()
-    mp.setenv("DROPOUTNET_DATABASE_URL", url)
-    mp.setenv("DROPOUTNET_MODELS_ROOT", str(home / "models"))
-    mp.setenv("DROPOUTNET_SERVING_ROOT", str(home / "serving"))
-    mp.setenv("DROPOUTNET_CONFIG", str(config))
-    yield {"url": url, "config": str(config), "home": home, "schema": out_schema,
-           "conn": conn, "cfg": pipeline.load(str(config))}
-    mp.undo()
-    with conn.cursor() as cur:
-        cur.execute(f"drop schema {raw_schema} cascade; drop schema if exists {out_schema} cascade")
-    conn.close()
-
+    with pipeline_env(database_url, tmp_path_factory.mktemp("registry"), "reg", END,
+                      dict(n_users=200, n_items=100, n_authors=15, days=6,
+                           new_items_per_day=20, seed=5),
+                      cold_start_recall={"train_days": 3},
+                      training={"epochs": 1, "batch_size": 256},
+                      retrieval={"candidate_window_days": 4},
+                      evaluation={"k": [5, 10], "warm_holdout_share": 0.3,
+                                  "gate": {"metric": "recall@10"}}) as e:
+        e["cfg"] = pipeline.load(e["config"])
+        yield e
 
 def query(env, sql):
     with env["conn"].cursor() as cur:

@@ -43,7 +43,6 @@ from .. import artifacts, baselines, db, inputs, metrics, registry, retrieval, s
 from ..cf import Ridge
 from ..config import PipelineConfig
 from ..content import ContentEncoder
-from ..errors import MissingDataError
 from ..feature_queries import read_features
 from ..inputs import as_vector
 from ..vectors import version_tables
@@ -303,10 +302,6 @@ def evaluate(cfg: PipelineConfig, bizdate: dt.date, url: str | None = None,
     final = load_serving(paths.final)
     splits: dict[str, Any] = {}
     with db.transaction(url) as cur:
-        if not sample_data.partition_exists(cur, cfg, "eval_samples", bizdate):
-            raise MissingDataError(
-                f"eval_samples has no partition for bizdate {bizdate}: run the samples task "
-                "for that bizdate first")
         data = sample_data.load_partition(cur, cfg, "eval_samples", bizdate)
         tables = version_tables(cur, cfg, version)
         counts = _value_counts(cur, cfg, bizdate)

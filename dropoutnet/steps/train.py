@@ -17,7 +17,6 @@ from typing import Any
 
 from .. import artifacts, db, registry, sample_data
 from ..config import PipelineConfig
-from ..errors import MissingDataError
 from ..failpoints import failpoint
 
 log = logging.getLogger(__name__)
@@ -31,9 +30,6 @@ def train(cfg: PipelineConfig, bizdate: dt.date, pipeline_run: str,
     from ..training import train_model  # TensorFlow only when a task needs it
 
     with db.transaction(url) as cur:
-        if not sample_data.partition_exists(cur, cfg, "samples", bizdate):
-            raise MissingDataError(
-                f"samples has no partition for bizdate {bizdate}: run the samples task first")
         data = sample_data.load_partition(cur, cfg, "samples", bizdate)
         boundaries = sample_data.load_boundaries(cur, cfg, bizdate)
     run_id = artifacts.new_run_id(bizdate)
