@@ -85,8 +85,9 @@ def cmd_versions(args: argparse.Namespace) -> int:
     if not rows:
         print(f"model {cfg.model_name} has no published version yet")
     for r in rows:
+        retired = f"  retired {r['retired_at']:%Y-%m-%d}" if r["retired_at"] else ""
         print(f"{'*' if r['active'] else ' '} {r['model_version']}  bizdate {r['bizdate']}  "
-              f"run {r['run_id'] or 'n/a'}  published {r['published_at'] or 'n/a'}")
+              f"run {r['run_id'] or 'n/a'}  published {r['published_at'] or 'n/a'}{retired}")
     return 0
 
 

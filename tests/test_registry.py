@@ -319,6 +319,9 @@ def test_retention_keeps_the_live_version_and_the_one_before_it(env):
     code, out, _ = run_cli("versions", "--json")
     assert code == 0 and [v["retired_at"] is not None for v in json.loads(out)] == [
         False, False, True]
+    code, out, _ = run_cli("versions")
+    assert code == 0 and [line.split()[-2] == "retired" for line in out.splitlines()] == [
+        False, False, True]
 
 
 def test_a_retention_of_zero_is_refused(env):
