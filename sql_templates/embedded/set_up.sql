@@ -17,3 +17,6 @@ end
 $$;
 
 alter database {{ database | ident }} owner to {{ role | ident }};
+
+-- the stream worker reads the item tables' change log through a logical replication slot
+alter role {{ role | ident }} replication;
