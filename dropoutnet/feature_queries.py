@@ -64,8 +64,10 @@ def feature_params(cfg: PipelineConfig, as_of_first: dt.date, as_of_last: dt.dat
 def read_features(cur, cfg: PipelineConfig, side: str, bizdate: dt.date,
                   extra: dict[str, Any]) -> dict[str, list]:
     """One tower's raw features as of the start of ``bizdate`` (``user_features.sql`` or
-    ``item_features.sql``; ``extra`` binds the user activity or item creation range)."""
+    ``item_features.sql``; ``extra`` binds the user activity or item creation range, or
+    ``item_ids``: those items, whenever created)."""
     params = feature_params(cfg, bizdate, bizdate)
     params.update(extra, bizdate=bizdate)
-    text = sql.render(f"{side}_features.sql", **template_context(cfg, [side]))
+    text = sql.render(f"{side}_features.sql", by_id="item_ids" in extra,
+                      **template_context(cfg, [side]))
     return db.fetch_columns(cur, text, params)

@@ -13,7 +13,7 @@ unindexed or half-loaded version.
 from __future__ import annotations
 
 import io
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -101,3 +101,20 @@ def version_tables(cur, cfg: PipelineConfig, version: str) -> dict[str, str]:
             f"{'item' if stale == 'user' else 'user'} embeddings were rerun: rerun the "
             f"{stale}_embeddings task for that bizdate too, so both come from the same model")
     return tables
+
+
+def upsert_items(cur, cfg: PipelineConfig, version: str, item_ids: Sequence[str],
+                 created_at: Sequence[Any], vectors: np.ndarray) -> int:
+    """Insert or replace items' vectors in ``version``'s attached item partition (the stream
+    worker's writes; the caller commits).  Refused for a version that is not published."""
+    from psycopg2.extras import execute_values
+
+    schema = cfg.storage.schema_
+    if not db.table_exists(cur, schema, db.partition_name(table("item"), version)):
+        raise MissingDataError(f"version {version} has no published item partition: the "
+                               "stream writes only into a published version")
+    rows = [(version, i, c, "[" + ",".join(f"{x:.7g}" for x in v) + "]")
+            for i, c, v in zip(item_ids, created_at, np.asarray(vectors, dtype=np.float32))]
+    execute_values(cur, sql.render("upsert_item_vectors.sql", schema=schema), rows,
+                   template="(%s, %s, %s, %s::vector)")
+    return len(rows)

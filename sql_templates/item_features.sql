@@ -1,5 +1,5 @@
 -- The item tower's input for the candidate pool: items created within candidate_window_days
--- ending at the bizdate, as of the start of the bizdate.  Items created on the bizdate have
+-- ending at the bizdate (or the given item ids), as of the start of the bizdate.  Items created on the bizdate have
 -- no behaviour yet: they are encoded cold, exactly as the model saw dropped rows in training.
 {% import '_features.sql' as features with context %}
 {% import '_macros.sql' as m %}
@@ -11,8 +11,13 @@ requests as (
         null::text as user_id,
         i.{{ features.col('items', 'item_id') }}::text as item_id
     from {{ m.raw_table(raw.items) }} as i
+    {% if by_id | default(false) %}
+    -- the stream worker: the items whose rows (or the rows they depend on) just changed
+    where i.{{ features.col('items', 'item_id') }}::text = any(%(item_ids)s)
+    {% else %}
     where i.{{ features.col('items', 'create_time') }} >= %(created_from)s
       and i.{{ features.col('items', 'create_time') }} < %(created_to)s
+    {% endif %}
 ),
 {{ features.ctes() }}
 

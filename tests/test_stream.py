@@ -4,14 +4,18 @@ that changed."""
 
 from __future__ import annotations
 
+import datetime as dt
 import select
 
+import numpy as np
 import psycopg2
 import psycopg2.extras
 import pytest
 
-from dropoutnet.stream import pgoutput
-from helpers import fetch_all
+from dropoutnet import db, feature_queries, vectors
+from dropoutnet.errors import MissingDataError
+from dropoutnet.stream import pgoutput, source
+from helpers import fetch_all, load_tiny, make_config
 
 
 def test_the_embedded_server_keeps_a_logical_change_log(database_url):
@@ -98,3 +102,80 @@ def test_a_malformed_message_is_a_protocol_error():
         decoder.decode(b"Z")
     with pytest.raises(pgoutput.ProtocolError, match="message ends early"):
         decoder.decode(b"B\x00\x01")
+
+
+@pytest.fixture
+def tiny(db_schema):
+    """The tiny raw tables (helpers.TINY) in a schema of their own, and a config reading them."""
+    load_tiny(db_schema)
+    cfg = make_config(storage={"schema": db_schema.schema + "_dn"},
+                      cold_start_recall={"model_name": f"m_{db_schema.schema}"})
+    yield db_schema, cfg
+    conn = psycopg2.connect(db_schema.base_url)
+    conn.autocommit = True
+    with conn.cursor() as cur:
+        cur.execute(f'drop schema if exists "{cfg.storage.schema_}" cascade')
+    conn.close()
+
+
+def test_the_change_log_of_the_item_tables_reaches_the_worker(tiny):
+    url, cfg = tiny
+    made = source.ensure(cfg, url)
+    assert made["tables"] == sorted(f"{url.schema}.{t}" for t in
+                                    ("sv_authors", "sv_item_text_embedding", "sv_items"))
+    assert source.ensure(cfg, url) == made  # idempotent
+    try:
+        with db.transaction(url) as cur:
+            cur.execute("insert into sv_items (item_id, author_id, title, create_time) "
+                        "values ('new1', 'a1', 'fresh', '2026-11-30 09:00+00')")
+            cur.execute("update sv_item_text_embedding set title_embedding = title_embedding "
+                        "where item_id = 'i1'")
+            cur.execute("delete from sv_items where item_id = 'new1'")  # not published
+        with source.ChangeLog(cfg, url) as log:
+            batch = next(log.batches(max_changes=10, max_wait=5.0))
+            log.confirm(batch.end_lsn)
+        kinds = [(c.kind, c.relation.name) for c in batch.changes]
+        assert kinds == [("insert", "sv_items"), ("update", "sv_item_text_embedding")]
+        assert batch.changes[0].new["item_id"] == "new1" and batch.end_lsn > 0
+        # confirmed: a new reader starts after it
+        with source.ChangeLog(cfg, url) as log:
+            assert next(log.batches(max_changes=10, max_wait=1.0)).changes == []
+    finally:
+        source.drop(cfg, url)
+    assert fetch_all(url, "select count(*) from pg_replication_slots where slot_name = "
+                          f"'{source.names(cfg)}'") == [(0,)]
+
+
+def test_features_of_given_items_come_from_the_daily_query(tiny):
+    url, cfg = tiny
+    with db.transaction(url) as cur:
+        by_id = feature_queries.read_features(cur, cfg, "item", dt.date(2026, 11, 10),
+                                              {"item_ids": ["i2", "i1"]})
+        by_day = feature_queries.read_features(cur, cfg, "item", dt.date(2026, 11, 10), {
+            "created_from": dt.date(2026, 1, 1), "created_to": dt.date(2027, 1, 1)})
+    assert by_id["item_id"] == ["i1", "i2"]
+    rows = {i: k for k, i in enumerate(by_day["item_id"])}
+    for name, values in by_id.items():
+        assert values == [by_day[name][rows[i]] for i in by_id["item_id"]], name
+
+
+def test_stream_vectors_go_into_a_published_version_only(tiny):
+    url, cfg = tiny
+    schema, version = cfg.storage.schema_, "20261110"
+    vectors.ensure_tables(url, cfg)
+    dim = cfg.model.vector_dim
+    with db.transaction(url) as cur:
+        with pytest.raises(MissingDataError, match="no published item partition"):
+            vectors.upsert_items(cur, cfg, version, ["x"], [None], np.ones((1, dim)))
+    with db.transaction(url) as cur:  # publish an empty version
+        stage = db.create_stage(cur, schema, "item_embeddings", version)
+        db.swap_partition(cur, schema, "item_embeddings", version, stage)
+    for value in (1.0, 2.0):  # a replay replaces, never duplicates
+        with db.transaction(url) as cur:
+            assert vectors.upsert_items(cur, cfg, version, ["n1", "n2"],
+                                        ["2026-11-30 09:00+00", None],
+                                        np.full((2, dim), value)) == 2
+    got = fetch_all(url, f"select item_id, (embedding::real[])[1], created_at is null "
+                         f"from {schema}.item_embeddings_p{version} order by 1")
+    assert [(i, round(float(v), 3), n) for i, v, n in got] == [("n1", 2.0, False),
+                                                              ("n2", 2.0, True)]
