@@ -5,6 +5,7 @@
     dropoutnet run --bizdate D [--tasks a,b]    the daily task chain without Airflow
     dropoutnet versions [--json]                published versions, the active one, their runs
     dropoutnet rollback --to VERSION            make an earlier published version live again
+    dropoutnet stream [--max-seconds S]         new items' vectors from the change log, live
     dropoutnet recall --user-id U [--top-n N] [--json]
     dropoutnet metrics --bizdate D [--json]
     dropoutnet tune --bizdate D --trials N      choose settings on a validation split (Optuna)
@@ -88,6 +89,20 @@ def cmd_versions(args: argparse.Namespace) -> int:
         retired = f"  retired {r['retired_at']:%Y-%m-%d}" if r["retired_at"] else ""
         print(f"{'*' if r['active'] else ' '} {r['model_version']}  bizdate {r['bizdate']}  "
               f"run {r['run_id'] or 'n/a'}  published {r['published_at'] or 'n/a'}{retired}")
+    return 0
+
+
+def cmd_stream(args: argparse.Namespace) -> int:
+    from .stream import source
+    from .stream.worker import Worker
+
+    cfg = pipeline.load(args.config)
+    if args.drop:
+        source.drop(cfg)
+        print(f"dropped the slot and the publication {source.names(cfg)}")
+        return 0
+    stats = Worker(cfg).run(max_seconds=args.max_seconds)
+    _print_json(stats.__dict__)
     return 0
 
 
@@ -268,6 +283,15 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("versions", help="the published versions; * marks the active one")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_versions)
+
+    p = sub.add_parser("stream", help="embed new items from the item tables' change log into "
+                                      "the active version, until stopped")
+    p.add_argument("--max-seconds", type=float, default=None,
+                   help="stop after this long (default: run until interrupted)")
+    p.add_argument("--drop", action="store_true",
+                   help="retire the worker: drop its replication slot (which keeps the change "
+                        "log until dropped) and its publication")
+    p.set_defaults(func=cmd_stream)
 
     p = sub.add_parser("rollback", help="make an earlier published version the active one "
                                         "again and deploy it")

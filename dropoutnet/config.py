@@ -565,6 +565,23 @@ class RetentionConfig(_Strict):
     leftover_hours: float = Field(default=6, gt=0)
 
 
+class StreamConfig(_Strict):
+    """The stream worker (``dropoutnet stream``, :mod:`dropoutnet.stream.worker`).
+
+    It embeds items created within ``window_hours`` whose rows (or the rows their features
+    read) change, in batches of up to ``batch_size`` changes collected for at most
+    ``batch_wait_ms``, with the active version's item tower served at ``service_url`` (the
+    model service, ``dropoutnet serve``; its bearer token from ``token_env`` when set).
+    """
+
+    window_hours: float = Field(default=24, gt=0)
+    batch_size: int = Field(default=256, ge=1)
+    batch_wait_ms: int = Field(default=200, ge=1)
+    service_url: str = "http://127.0.0.1:8501"
+    token_env: str = "DROPOUTNET_SERVING_TOKEN"
+    retry_max_seconds: float = Field(default=30, gt=0)
+
+
 class StorageConfig(_Strict):
     schema_: str = Field(default="dropoutnet", alias="schema")
 
@@ -587,6 +604,7 @@ class PipelineConfig(_Strict):
     serving: ServingConfig = Field(default_factory=ServingConfig)
     runs: RunsConfig = Field(default_factory=RunsConfig)
     retention: RetentionConfig = Field(default_factory=RetentionConfig)
+    stream: StreamConfig = Field(default_factory=StreamConfig)
 
     @model_validator(mode="after")
     def _features(self) -> "PipelineConfig":
