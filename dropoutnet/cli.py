@@ -96,7 +96,12 @@ def cmd_stream(args: argparse.Namespace) -> int:
     from .stream import source
     from .stream.worker import Worker
 
+    from .stream.worker import status
+
     cfg = pipeline.load(args.config)
+    if args.status:
+        _print_json(status(cfg))
+        return 0
     if args.drop:
         source.drop(cfg)
         print(f"dropped the slot and the publication {source.names(cfg)}")
@@ -288,6 +293,8 @@ def build_parser() -> argparse.ArgumentParser:
                                       "the active version, until stopped")
     p.add_argument("--max-seconds", type=float, default=None,
                    help="stop after this long (default: run until interrupted)")
+    p.add_argument("--status", action="store_true",
+                   help="the slot's lag (bytes behind the server) and the dead letters, then exit")
     p.add_argument("--drop", action="store_true",
                    help="retire the worker: drop its replication slot (which keeps the change "
                         "log until dropped) and its publication")

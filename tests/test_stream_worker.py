@@ -163,3 +163,58 @@ def test_new_items_are_embedded_into_the_active_version_at_once(env, service):
             cur, cfg, version, vector, 50, created_from=now - dt.timedelta(hours=1),
             created_to=now + dt.timedelta(hours=1))]
     assert found == ["stream_1"]
+
+
+def test_a_change_it_cannot_process_is_a_dead_letter_and_the_stream_goes_on(env, service):
+    import json
+    import subprocess
+    import sys
+
+    cfg, s = env["cfg"], env["schema"]
+    version = f"{END:%Y%m%d}"
+    done = threading.Event()
+    worker = Worker(cfg)
+    thread = threading.Thread(target=worker.run, kwargs={"stop": done.is_set}, daemon=True)
+    thread.start()
+    try:
+        # no creation time: the worker cannot tell whether the item is new
+        query(env, """insert into strm_raw.sv_items (item_id, author_id, title, create_time)
+                      values ('no_time', 'a0', 'broken', null)""")
+        query(env, """insert into strm_raw.sv_items
+                      select 'stream_2', author_id, primary_type, title, duration, source_type,
+                             width, height, grade_score, topic, category_level1,
+                             category_level2, tags, now()
+                      from strm_raw.sv_items order by item_id limit 1""")
+        wait_for(lambda: stored(env, version, "stream_2") is not None, what="the good item")
+    finally:
+        done.set()
+        thread.join(timeout=30)
+    assert worker.stats.dead_letters == 1 and stored(env, version, "no_time") is None
+    (item, reason, change), = query(env, f"select item_id, reason, change "
+                                         f"from {s}.stream_dead_letters")
+    assert item == "no_time" and "create_time is missing" in reason
+    assert change["new"]["title"] == "broken" and change["table"] == "strm_raw.sv_items"
+    proc = subprocess.run([sys.executable, "-m", "dropoutnet.cli", "stream", "--status"],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    answer = json.loads(proc.stdout)
+    assert answer["exists"] is True and answer["dead_letters"] == 1
+    assert answer["lag_bytes"] >= 0
+
+
+def test_a_batch_with_one_bad_row_writes_the_others_and_keeps_the_bad_one(env, service):
+    cfg, s = env["cfg"], env["schema"]
+    version = f"{END:%Y%m%d}"
+    worker = Worker(cfg)
+    with db.transaction() as cur:
+        rows = feature_queries.read_features(cur, cfg, "item",
+                                             dt.datetime.now(dt.timezone.utc).date(),
+                                             {"item_ids": ["stream_1", "stream_2"]})
+    vector = next(f.name for f in cfg.features_of(side="item") if f.kind == "vector")
+    rows[vector][1] = [0.5, 0.5]  # a text embedding of the wrong size: the tower refuses it
+    before = worker.stats.dead_letters
+    assert worker._write(version, rows, lsn=(7 << 32) + 42) == ["stream_1"]
+    assert worker.stats.dead_letters == before + 1
+    (item, lsn, reason), = query(env, f"select item_id, lsn::text, reason from "
+                                      f"{s}.stream_dead_letters where item_id = 'stream_2'")
+    assert lsn == "7/2A" and "has dim" in reason

@@ -1,0 +1,13 @@
+-- The stream worker's dead letters: a change it could not process, with why and where in the
+-- change log it was, so that the stream goes on and an operator can fix the row and replay.
+create schema if not exists {{ schema | ident }};
+
+create table if not exists {{ qualified(schema, 'stream_dead_letters') }} (
+    id bigserial primary key,
+    model_name text not null,
+    item_id text,
+    lsn pg_lsn not null,
+    reason text not null,
+    change jsonb not null,
+    created_at timestamptz not null default now()
+);
