@@ -85,3 +85,21 @@ def db_schema(database_url):
             cur.execute(f'drop schema "{name}" cascade')
     finally:
         conn.close()
+
+
+@pytest.fixture
+def tiny(db_schema):
+    """The hand-checked tiny raw tables (``helpers.TINY``) in ``db_schema``, and the demo
+    config reading them with its own output schema (dropped afterwards): ``(url, cfg)``."""
+    from helpers import load_tiny, make_config
+
+    load_tiny(db_schema)
+    cfg = make_config(storage={"schema": db_schema.schema + "_dn"},
+                      cold_start_recall={"train_days": 3,
+                                         "model_name": f"m_{db_schema.schema}"})
+    yield db_schema, cfg
+    conn = psycopg2.connect(db_schema.base_url)
+    conn.autocommit = True
+    with conn.cursor() as cur:
+        cur.execute(f'drop schema if exists "{cfg.storage.schema_}" cascade')
+    conn.close()

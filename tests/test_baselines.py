@@ -7,14 +7,12 @@ from __future__ import annotations
 import datetime as dt
 
 import numpy as np
-import psycopg2
 import pytest
 
 from dropoutnet import baselines, db, feature_queries, metrics, sql
 from dropoutnet.steps import evaluate, samples
 from dropoutnet.config import FeatureSpec
 from dropoutnet.content import ContentEncoder
-from helpers import load_tiny, make_config
 
 TOPIC = FeatureSpec(name="i_topic", group="item_content", kind="categorical", source="items.topic")
 TAGS = FeatureSpec(name="i_tags", group="item_content", kind="tags", source="items.tags")
@@ -128,21 +126,15 @@ BIZDATE = dt.date(2026, 11, 10)
 
 
 @pytest.fixture
-def tiny(db_schema):
-    load_tiny(db_schema)
-    cfg = make_config(storage={"schema": db_schema.schema + "_dn"},
-                      cold_start_recall={"train_days": 3})
-    samples.build_samples(cfg, BIZDATE, db_schema)
-    yield db_schema, cfg
-    conn = psycopg2.connect(db_schema.base_url)
-    conn.autocommit = True
-    with conn.cursor() as cur:
-        cur.execute(f'drop schema if exists "{cfg.storage.schema_}" cascade')
-    conn.close()
-
-
-def test_training_items_and_positive_pairs_on_the_tiny_dataset(tiny):
+def tiny_samples(tiny):
+    """The tiny dataset with its samples of BIZDATE built."""
     url, cfg = tiny
+    samples.build_samples(cfg, BIZDATE, url)
+    return url, cfg
+
+
+def test_training_items_and_positive_pairs_on_the_tiny_dataset(tiny_samples):
+    url, cfg = tiny_samples
     feats = cfg.features_of(group="item_content")
     with db.transaction(url) as cur:
         items = db.fetch_columns(cur, sql.render(

@@ -5,28 +5,14 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 
-import psycopg2
 import pytest
 
 from dropoutnet import db, sample_data
 from dropoutnet.errors import MissingDataError
 from dropoutnet.steps import samples
-from helpers import load_tiny, make_config
+from helpers import make_config
 
 BIZDATE = dt.date(2026, 11, 10)
-
-
-@pytest.fixture
-def tiny(db_schema):
-    load_tiny(db_schema)
-    cfg = make_config(storage={"schema": db_schema.schema + "_dn"},
-                      cold_start_recall={"train_days": 3})
-    yield db_schema, cfg
-    conn = psycopg2.connect(db_schema.base_url)
-    conn.autocommit = True
-    with conn.cursor() as cur:
-        cur.execute(f'drop schema if exists "{cfg.storage.schema_}" cascade')
-    conn.close()
 
 
 def rows(url, query):

@@ -15,7 +15,7 @@ import pytest
 from dropoutnet import db, feature_queries, vectors
 from dropoutnet.errors import MissingDataError
 from dropoutnet.stream import pgoutput, source
-from helpers import fetch_all, load_tiny, make_config
+from helpers import fetch_all
 
 
 def test_the_embedded_server_keeps_a_logical_change_log(database_url):
@@ -102,20 +102,6 @@ def test_a_malformed_message_is_a_protocol_error():
         decoder.decode(b"Z")
     with pytest.raises(pgoutput.ProtocolError, match="message ends early"):
         decoder.decode(b"B\x00\x01")
-
-
-@pytest.fixture
-def tiny(db_schema):
-    """The tiny raw tables (helpers.TINY) in a schema of their own, and a config reading them."""
-    load_tiny(db_schema)
-    cfg = make_config(storage={"schema": db_schema.schema + "_dn"},
-                      cold_start_recall={"model_name": f"m_{db_schema.schema}"})
-    yield db_schema, cfg
-    conn = psycopg2.connect(db_schema.base_url)
-    conn.autocommit = True
-    with conn.cursor() as cur:
-        cur.execute(f'drop schema if exists "{cfg.storage.schema_}" cascade')
-    conn.close()
 
 
 def test_the_change_log_of_the_item_tables_reaches_the_worker(tiny):

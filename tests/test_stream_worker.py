@@ -4,6 +4,7 @@ daily path would give them."""
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import socket
 import threading
@@ -100,6 +101,30 @@ def daily_vector(env, version: str, item: str) -> np.ndarray:
     return tower(inputs.to_inputs(cfg.features_of(side="item"), cols))[0]
 
 
+def insert_new_item(env, item_id: str) -> None:
+    """A copy of the first item under a new id, created now (no text embeddings yet)."""
+    query(env, f"""insert into strm_raw.sv_items
+                   select '{item_id}', author_id, primary_type, title, duration, source_type,
+                          width, height, grade_score, topic, category_level1, category_level2,
+                          tags, now()
+                   from strm_raw.sv_items order by item_id limit 1""")
+
+
+@contextlib.contextmanager
+def running_worker(cfg):
+    """The worker in a thread, stopped (after its next batch) when the block ends."""
+    done = threading.Event()
+    worker = Worker(cfg)
+    thread = threading.Thread(target=worker.run, kwargs={"stop": done.is_set}, daemon=True)
+    thread.start()
+    try:
+        yield worker
+    finally:
+        done.set()
+        thread.join(timeout=30)
+    assert not thread.is_alive()
+
+
 def test_parse_time_reads_postgres_text():
     assert parse_time("2026-11-30 09:00:00+00") == dt.datetime(2026, 11, 30, 9,
                                                                tzinfo=dt.timezone.utc)
@@ -111,18 +136,10 @@ def test_new_items_are_embedded_into_the_active_version_at_once(env, service):
     cfg, s = env["cfg"], env["schema"]
     version = f"{END:%Y%m%d}"
     source.ensure(cfg)  # the slot keeps every change from here on
-    done = threading.Event()
-    worker = Worker(cfg)
-    thread = threading.Thread(target=worker.run, kwargs={"stop": done.is_set}, daemon=True)
-    thread.start()
-    try:
+    with running_worker(cfg) as worker:
         # a new item without its text embeddings yet: embedded from what it has
         started = time.monotonic()
-        query(env, """insert into strm_raw.sv_items
-                      select 'stream_1', author_id, primary_type, title, duration, source_type,
-                             width, height, grade_score, topic, category_level1,
-                             category_level2, tags, now()
-                      from strm_raw.sv_items order by item_id limit 1""")
+        insert_new_item(env, "stream_1")
         wait_for(lambda: stored(env, version, "stream_1") is not None, what="the new item")
         latency = time.monotonic() - started
         first = stored(env, version, "stream_1")
@@ -148,10 +165,6 @@ def test_new_items_are_embedded_into_the_active_version_at_once(env, service):
               (old,))
         wait_for(lambda: worker.stats.ignored > ignored, what="the old item's update")
         assert stored(env, version, old) is None
-    finally:
-        done.set()  # the worker stops after its next batch (at most batch_wait_ms)
-        thread.join(timeout=30)
-    assert not thread.is_alive()
     # exactly one row per item, and recall of the active version finds the new item
     assert query(env, f"select count(*) from {s}.item_embeddings "
                       "where item_id = 'stream_1'") == [(1,)]
@@ -172,23 +185,12 @@ def test_a_change_it_cannot_process_is_a_dead_letter_and_the_stream_goes_on(env,
 
     cfg, s = env["cfg"], env["schema"]
     version = f"{END:%Y%m%d}"
-    done = threading.Event()
-    worker = Worker(cfg)
-    thread = threading.Thread(target=worker.run, kwargs={"stop": done.is_set}, daemon=True)
-    thread.start()
-    try:
+    with running_worker(cfg) as worker:
         # no creation time: the worker cannot tell whether the item is new
         query(env, """insert into strm_raw.sv_items (item_id, author_id, title, create_time)
                       values ('no_time', 'a0', 'broken', null)""")
-        query(env, """insert into strm_raw.sv_items
-                      select 'stream_2', author_id, primary_type, title, duration, source_type,
-                             width, height, grade_score, topic, category_level1,
-                             category_level2, tags, now()
-                      from strm_raw.sv_items order by item_id limit 1""")
+        insert_new_item(env, "stream_2")
         wait_for(lambda: stored(env, version, "stream_2") is not None, what="the good item")
-    finally:
-        done.set()
-        thread.join(timeout=30)
     assert worker.stats.dead_letters == 1 and stored(env, version, "no_time") is None
     (item, reason, change), = query(env, f"select item_id, reason, change "
                                          f"from {s}.stream_dead_letters")
