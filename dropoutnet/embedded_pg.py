@@ -46,13 +46,11 @@ def start(base: Path | None = None) -> str:
 
     server = get_server(base / "pgdata", cleanup_mode=None)
     socket_dir = server.get_postmaster_info().socket_dir
-    if _configure(str(socket_dir)):  # a new data folder (or one from before): restart once
+    if _prepare(str(socket_dir)):  # a new data folder (or one from before): restart once
         stop(base)
         with type(server)._lock:  # the library's start lock, as get_server takes it
             server.ensure_postgres_running()
         socket_dir = server.get_postmaster_info().socket_dir
-    for db in (APP_DATABASE, AIRFLOW_DATABASE):
-        _ensure_database(str(socket_dir), db)
     _set_up_app_database(str(socket_dir))
     return str(socket_dir)
 
@@ -60,9 +58,10 @@ def start(base: Path | None = None) -> str:
 SERVER_SETTINGS = {"wal_level": "logical"}  # the stream worker reads a logical replication slot
 
 
-def _configure(socket_dir: str) -> bool:
-    """Set :data:`SERVER_SETTINGS` that differ (``alter system``); True if the server must
-    restart for them (``wal_level`` only takes effect at start)."""
+def _prepare(socket_dir: str) -> bool:
+    """On one superuser connection: create our databases if absent and set
+    :data:`SERVER_SETTINGS` that differ (``alter system``); True if the server must restart
+    for them (``wal_level`` only takes effect at start)."""
     import psycopg2
 
     conn = psycopg2.connect(dbname="postgres", user=SUPERUSER, host=socket_dir)
@@ -70,6 +69,10 @@ def _configure(socket_dir: str) -> bool:
     changed = False
     try:
         with conn.cursor() as cur:
+            for name in (APP_DATABASE, AIRFLOW_DATABASE):
+                cur.execute("select 1 from pg_database where datname = %s", (name,))
+                if cur.fetchone() is None:
+                    cur.execute(f'create database "{name}"')
             for name, value in SERVER_SETTINGS.items():
                 cur.execute("select setting from pg_settings where name = %s", (name,))
                 if cur.fetchone()[0] != value:
@@ -79,20 +82,6 @@ def _configure(socket_dir: str) -> bool:
     finally:
         conn.close()
     return changed
-
-
-def _ensure_database(socket_dir: str, name: str) -> None:
-    import psycopg2
-
-    conn = psycopg2.connect(dbname="postgres", user=SUPERUSER, host=socket_dir)
-    conn.autocommit = True
-    try:
-        with conn.cursor() as cur:
-            cur.execute("select 1 from pg_database where datname = %s", (name,))
-            if cur.fetchone() is None:
-                cur.execute(f'create database "{name}"')
-    finally:
-        conn.close()
 
 
 def _set_up_app_database(socket_dir: str) -> None:

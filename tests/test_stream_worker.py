@@ -15,7 +15,7 @@ import pytest
 
 from dropoutnet import db, feature_queries, inputs, pipeline, registry, retrieval
 from dropoutnet.stream import source
-from dropoutnet.stream.worker import Worker, parse_time
+from dropoutnet.stream.worker import Worker
 from helpers import pipeline_env
 
 END = dt.date(2026, 11, 20)
@@ -123,13 +123,6 @@ def running_worker(cfg):
         done.set()
         thread.join(timeout=30)
     assert not thread.is_alive()
-
-
-def test_parse_time_reads_postgres_text():
-    assert parse_time("2026-11-30 09:00:00+00") == dt.datetime(2026, 11, 30, 9,
-                                                               tzinfo=dt.timezone.utc)
-    assert parse_time("2026-11-30 09:00:00.5+05:30").utcoffset() == dt.timedelta(hours=5.5)
-    assert parse_time(None) is None
 
 
 def test_new_items_are_embedded_into_the_active_version_at_once(env, service):

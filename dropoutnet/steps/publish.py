@@ -80,23 +80,25 @@ def check_gate(cfg: PipelineConfig, version: str, gate: dict[str, Any] | None,
         why = gate.get("active_error") or gate.get("not_comparable") or "no figure"
         problem = f"the active version {active.model_version} could not be scored: {why}"
     if problem is not None:
-        message = f"quality gate: {problem}; {active.model_version} stays active"
-        if force:
-            log.warning("%s — published anyway (force_publish)", message)
-            return {"gate": "no figure, forced", "forced": True, "reason": problem}
-        raise QualityGateError(message + ". To publish anyway, trigger the run with "
-                               "force_publish: true (or `dropoutnet run --force-publish`).")
+        return _refuse(f"quality gate: {problem}; {active.model_version} stays active", force,
+                       {"gate": "no figure, forced", "forced": True, "reason": problem})
     floor = old * (1 - tolerance)
     if new >= floor:
         return {"gate": "passed", metric: new, f"active {metric}": old, "forced": force}
     live = (f"the published run of {active.model_version}" if active.model_version == version
             else f"the active version {active.model_version}")
-    message = (f"quality gate: version {version} has cold-item {metric} {new:.4f}, below "
-               f"{live}'s {old:.4f} x (1 - {tolerance}) = {floor:.4f} on the same users "
-               f"and items; {active.model_version} stays active as published")
+    return _refuse(f"quality gate: version {version} has cold-item {metric} {new:.4f}, below "
+                   f"{live}'s {old:.4f} x (1 - {tolerance}) = {floor:.4f} on the same users "
+                   f"and items; {active.model_version} stays active as published", force,
+                   {"gate": "failed, forced", metric: new, f"active {metric}": old,
+                    "forced": True})
+
+
+def _refuse(message: str, force: bool, forced_verdict: dict[str, Any]) -> dict[str, Any]:
+    """A gate that does not pass: the verdict when ``force``, else :class:`QualityGateError`."""
     if force:
         log.warning("%s — published anyway (force_publish)", message)
-        return {"gate": "failed, forced", metric: new, f"active {metric}": old, "forced": True}
+        return forced_verdict
     raise QualityGateError(message + ". To publish anyway, trigger the run with "
                            "force_publish: true (or `dropoutnet run --force-publish`).")
 

@@ -56,16 +56,6 @@ def lsn_text(lsn: int) -> str:
     return f"{lsn >> 32:X}/{lsn & 0xFFFFFFFF:X}"
 
 
-def parse_time(text: str | None) -> dt.datetime | None:
-    """A ``timestamptz`` in PostgreSQL's text form (``2026-11-30 09:00:00+00``)."""
-    if text is None:
-        return None
-    value = text.strip().replace(" ", "T", 1)
-    if len(value) >= 3 and value[-3] in "+-" and value[-2:].isdigit():
-        value += ":00"  # "+00" -> "+00:00"
-    return dt.datetime.fromisoformat(value)
-
-
 @dataclass
 class Stats:
     batches: int = 0
