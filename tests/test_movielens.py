@@ -356,11 +356,43 @@ def test_tuning_uses_a_validation_split_of_the_training_ratings_only(database_ur
     assert list(p.split["candidates"]) == [4] and list(test["candidates"]) == [5, 6]
     assert p.split["cutoff_time"] < test["cutoff_time"]
     assert not {5, 6} & set(int(i) for i in p.train["item_ids"])
+
+
+def test_validation_folds_hold_out_arrivals_of_the_training_ratings_only(database_url,
+                                                                         tmp_path):
+    from dropoutnet.benchmarks import movielens as bench
+
+    folder = write_slice(tmp_path / "ml")
+    data = ml.read(folder)
+    test = bench.split_time_cold(data, 0.34)
+    (fold,) = bench.validation_folds(database_url, data, folds=3, cold_share=0.34)
+    # the arrival (movie 4, the last published before the test cutoff) loses every rating,
+    # the rest of the history up to the test cutoff trains; no test movie is anywhere in it
+    assert list(fold.split["candidates"]) == [4]
+    assert not {4, 5, 6} & set(int(i) for i in fold.train["item_ids"])
+    assert fold.split["cutoff_time"] <= test["cutoff_time"]
+    # its relevant user: user 1 rated it 5 and has a training click
+    assert list(fold.split["test_users"]) == [1] and fold.split["relevant"] == [{0}]
+    # it is ranked as a new movie: no behaviour, and 0 days old
+    assert fold.items["i_ratings_30d"][0] != fold.items["i_ratings_30d"][0]  # NaN: cold
+    assert fold.items["i_age_days"][0] == 0.0
+
     lines = []
-    result = bench.tune(folder, database_url, trials=2, seed=0, k=1, seeds_per_trial=1,
+    result = bench.tune(folder, database_url, trials=2, seed=0, k=1, folds=3,
                         cold_share=0.34, echo=lines.append)
-    assert lines[0].startswith("validation split: 1 cold movies, 1 users")
+    assert lines[0] == "validation fold 0: 1 held-out movies, 1 users, " + lines[0].split(", ")[2]
     assert lines[1].startswith("trial 1/2: recall@1 ") and len(result["trials"]) == 2
+
+
+def test_validation_folds_refuse_a_history_without_a_liked_arrival(database_url, tmp_path):
+    from dropoutnet.benchmarks import movielens as bench
+
+    # movie 4 (the only arrival before the test cutoff) rated below 4 by everyone
+    ratings = [r for r in RATINGS if r[1] != 4] + [(1, 4, 2, T0 + 3 * DAY)]
+    data = ml.read(write_slice(tmp_path / "ml", ratings=ratings))
+    with pytest.raises(ValueError, match="no validation fold: none of the 1 movies published "
+                                         "in the last 34% of the training history"):
+        bench.validation_folds(database_url, data, folds=2, cold_share=0.34)
 
 
 def test_benchmark_cli_refuses_a_zero_budget(tmp_path, capsys):

@@ -41,7 +41,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--path", required=True, help="MovieLens 100K folder (u.data, u.item, u.user)")
     p.add_argument("--seeds", type=int, default=3,
                    help="training seeds of the model (its figures are their mean)")
-    _tuning_arguments(p, "the same time split of the training ratings alone")
+    _tuning_arguments(p, "held-out arrivals of the training ratings alone, in 3 folds")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=_cmd_movielens)
 

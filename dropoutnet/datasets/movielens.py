@@ -123,6 +123,9 @@ class MovieLens:
     r_item: np.ndarray
     r_rating: np.ndarray
     r_time: np.ndarray            # unix seconds (UTC)
+    # publish times kept from before some ratings were removed (:func:`without_ratings_of`);
+    # None: each movie's first rating in r_time
+    publish_times: np.ndarray | None = None
 
     def first_rating_time(self, ids: np.ndarray, rated: np.ndarray) -> np.ndarray:
         """Per id of ``ids``: the earliest rating time of ratings whose id (``rated``) matches;
@@ -135,6 +138,8 @@ class MovieLens:
 
     @property
     def item_publish_time(self) -> np.ndarray:
+        if self.publish_times is not None:
+            return self.publish_times
         return self.first_rating_time(self.item_ids, self.r_item)
 
     @property
@@ -277,6 +282,15 @@ def ratings_before(ml: MovieLens, before: int) -> MovieLens:
     keep = ml.r_time < before
     return replace(ml, r_user=ml.r_user[keep], r_item=ml.r_item[keep],
                                r_rating=ml.r_rating[keep], r_time=ml.r_time[keep])
+
+
+def without_ratings_of(ml: MovieLens, items: np.ndarray) -> MovieLens:
+    """The same dataset without any rating of ``items``, which keep their publish times: movies
+    that appeared and have no behaviour yet (a validation split's pseudo-cold movies)."""
+    keep = ~np.isin(ml.r_item, items)
+    return replace(ml, r_user=ml.r_user[keep], r_item=ml.r_item[keep],
+                   r_rating=ml.r_rating[keep], r_time=ml.r_time[keep],
+                   publish_times=ml.item_publish_time)
 
 
 # --- mapping to the raw tables -------------------------------------------------------------
