@@ -313,35 +313,10 @@ def split_time_cold(path: str | Path | MovieLens, cold_share: float = 0.15,
                          f"{n_cold} cold movies; need at least one cold and one warm")
     cold = ids[order[-n_cold:]]
     cutoff = int(times[order[-n_cold]])
-    is_train = ml.r_time < cutoff
-    r = {"user": ml.r_user, "item": ml.r_item, "rating": ml.r_rating, "time": ml.r_time}
-    train = {k: v[is_train] for k, v in r.items()}
+    train = _ratings(ml, ml.r_time < cutoff)
     seen_mask = train["rating"] >= CLICK_MIN_RATING if seen == "click" else np.ones(
         len(train["user"]), dtype=bool)
-    seen_users = np.unique(train["user"][seen_mask])
-    is_test = (np.isin(ml.r_item, cold) & (ml.r_rating >= CLICK_MIN_RATING)
-               & np.isin(ml.r_user, seen_users))
-    test = {k: v[is_test] for k, v in r.items()}
-    test_users = np.unique(test["user"])
-    cpos = {int(c): k for k, c in enumerate(cold)}
-    relevant = [set() for _ in test_users]
-    upos = {int(u): k for k, u in enumerate(test_users)}
-    for u, i in zip(test["user"], test["item"]):
-        relevant[upos[int(u)]].add(cpos[int(i)])
-    ipos = {int(i): k for k, i in enumerate(ml.item_ids)}
-    return {
-        "candidates": cold,
-        "cutoff_time": cutoff,
-        "train": train,
-        "test": test,
-        "test_users": test_users,
-        "relevant": relevant,
-        "items": ml.item_ids,
-        "item_genres": ml.genres,
-        "publish_time": publish,
-        "candidate_genres": ml.genres[[ipos[int(c)] for c in cold]],
-        "dataset": ml,
-    }
+    return _split(ml, publish, train, ml, cold, cutoff, np.unique(train["user"][seen_mask]))
 
 
 def split_held_out(fold: MovieLens, known: MovieLens, held: np.ndarray,
@@ -349,24 +324,44 @@ def split_held_out(fold: MovieLens, known: MovieLens, held: np.ndarray,
     """A held-out-arrivals split in :func:`split_time_cold`'s form: ``fold`` is ``known``
     without the ratings of ``held``; the test is ``known``'s ratings >= 4 of ``held`` by the
     users with a training click; ``cutoff_time`` is the end of the training history."""
-    train = {"user": fold.r_user, "item": fold.r_item, "rating": fold.r_rating,
-             "time": fold.r_time}
+    train = _ratings(fold)
     seen = np.unique(train["user"][train["rating"] >= CLICK_MIN_RATING])
-    is_test = (np.isin(known.r_item, held) & (known.r_rating >= CLICK_MIN_RATING)
-               & np.isin(known.r_user, seen))
-    test = {"user": known.r_user[is_test], "item": known.r_item[is_test],
-            "rating": known.r_rating[is_test], "time": known.r_time[is_test]}
+    return _split(fold, fold.item_publish_time, train, known, held, cutoff_time, seen)
+
+
+def _ratings(ml: MovieLens, rows: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    """``{"user", "item", "rating", "time"}`` of ``ml``'s ratings (at ``rows``, a mask)."""
+    r = {"user": ml.r_user, "item": ml.r_item, "rating": ml.r_rating, "time": ml.r_time}
+    return r if rows is None else {k: v[rows] for k, v in r.items()}
+
+
+def _split(dataset: MovieLens, publish: np.ndarray, train: dict[str, np.ndarray],
+           known: MovieLens, cold: np.ndarray, cutoff: int,
+           seen_users: np.ndarray) -> dict[str, Any]:
+    """A split's dict (see :func:`split_time_cold`): the test is ``known``'s ratings >= 4 of
+    the ``cold`` movies by the ``seen_users``; ``dataset`` is what training loads."""
+    test = _ratings(known, np.isin(known.r_item, cold) & (known.r_rating >= CLICK_MIN_RATING)
+                    & np.isin(known.r_user, seen_users))
     test_users = np.unique(test["user"])
-    upos = {int(u): k for k, u in enumerate(test_users)}
-    cpos = {int(c): k for k, c in enumerate(held)}
+    cpos = {int(c): k for k, c in enumerate(cold)}
     relevant = [set() for _ in test_users]
+    upos = {int(u): k for k, u in enumerate(test_users)}
     for u, i in zip(test["user"], test["item"]):
         relevant[upos[int(u)]].add(cpos[int(i)])
-    ipos = {int(i): k for k, i in enumerate(fold.item_ids)}
-    return {"candidates": held, "cutoff_time": cutoff_time, "train": train, "test": test,
-            "test_users": test_users, "relevant": relevant, "items": fold.item_ids,
-            "item_genres": fold.genres, "publish_time": fold.item_publish_time,
-            "candidate_genres": fold.genres[[ipos[int(c)] for c in held]], "dataset": fold}
+    ipos = {int(i): k for k, i in enumerate(dataset.item_ids)}
+    return {
+        "candidates": cold,
+        "cutoff_time": cutoff,
+        "train": train,
+        "test": test,
+        "test_users": test_users,
+        "relevant": relevant,
+        "items": dataset.item_ids,
+        "item_genres": dataset.genres,
+        "publish_time": publish,
+        "candidate_genres": dataset.genres[[ipos[int(c)] for c in cold]],
+        "dataset": dataset,
+    }
 
 
 BASELINES = ("genre_popularity", "genre_knn", "content_popularity", "ridge_to_factors", "random")

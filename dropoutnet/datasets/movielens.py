@@ -279,18 +279,18 @@ def read(path: str | Path) -> MovieLens:
 def ratings_before(ml: MovieLens, before: int) -> MovieLens:
     """The same dataset with only the ratings before unix time ``before``: what was known at
     that moment (a benchmark's validation split is carved from it, never from later ratings)."""
-    keep = ml.r_time < before
-    return replace(ml, r_user=ml.r_user[keep], r_item=ml.r_item[keep],
-                               r_rating=ml.r_rating[keep], r_time=ml.r_time[keep])
+    return _keep_ratings(ml, ml.r_time < before)
 
 
 def without_ratings_of(ml: MovieLens, items: np.ndarray) -> MovieLens:
     """The same dataset without any rating of ``items``, which keep their publish times: movies
     that appeared and have no behaviour yet (a validation split's pseudo-cold movies)."""
-    keep = ~np.isin(ml.r_item, items)
+    return _keep_ratings(ml, ~np.isin(ml.r_item, items), publish_times=ml.item_publish_time)
+
+
+def _keep_ratings(ml: MovieLens, keep: np.ndarray, **changes) -> MovieLens:
     return replace(ml, r_user=ml.r_user[keep], r_item=ml.r_item[keep],
-                   r_rating=ml.r_rating[keep], r_time=ml.r_time[keep],
-                   publish_times=ml.item_publish_time)
+                   r_rating=ml.r_rating[keep], r_time=ml.r_time[keep], **changes)
 
 
 # --- mapping to the raw tables -------------------------------------------------------------
