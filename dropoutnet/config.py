@@ -363,6 +363,11 @@ class ModelConfig(_Strict):
     ``[scale * u, 1]`` (``embedding_dim + 1`` dimensions).  It lets the score say "this new
     item will be liked by many", which a normalised cosine cannot.
 
+    ``popularity_prior`` (a weight; 0 = off) adds to the exported prior an item's expected
+    reach from its content: a ridge from the training items' content to log1p of their
+    positives at equal exposure, fitted in closed form on each training day's samples, kept out
+    of the click losses, times this weight (see :mod:`dropoutnet.model.popularity`).
+
     ``linear_shortcut`` adds a linear map of each tower's encoded inputs to its output, beside
     the MLPs (see :mod:`dropoutnet.model.towers`).
     """
@@ -370,6 +375,8 @@ class ModelConfig(_Strict):
     embedding_dim: int = Field(default=32, ge=2, le=2000)
     normalization: Literal["l2", "none", "cosine"] = "l2"
     item_prior: bool = True
+    popularity_prior: float = Field(default=0.0, ge=0, description="weight of the content → "
+                                    "popularity ridge in the item prior (0 = off)")
     linear_shortcut: bool = Field(default=True, description="add a linear map of each "
                                   "tower's encoded inputs to its output (a wide path beside "
                                   "the MLPs)")
@@ -389,6 +396,10 @@ class ModelConfig(_Strict):
             raise ValueError("item_prior: true cannot be held with normalization: cosine (unit "
                              "vectors have no room for a prior dimension); set "
                              "model.normalization to l2 or none, or item_prior: false")
+        if self.popularity_prior > 0 and not self.item_prior:
+            raise ValueError("popularity_prior needs item_prior: true (the expected popularity "
+                             "is carried in the item vector's prior dimension); set "
+                             "model.item_prior: true, or model.popularity_prior: 0")
         return self
 
     @property

@@ -41,7 +41,12 @@ __all__ = [
 
 
 class FeatureEncoder(keras.layers.Layer):
-    """Base class: ``call(raw) -> [n, output_dim]`` and ``present(raw) -> bool [n]``."""
+    """Base class: ``call(raw) -> [n, output_dim]`` and ``present(raw) -> bool [n]``.
+
+    ``design(raw)`` is the feature's columns in a linear model, ``[n, design_width]`` sparse:
+    the one-hot of the row its embedding looks up (the mean over tags), or the raw vector; the
+    wide half of the item tower's popularity prior (:mod:`dropoutnet.model.popularity`).
+    """
 
     def __init__(self, spec: FeatureSpec, **kwargs) -> None:
         super().__init__(name=spec.name, **kwargs)
@@ -51,8 +56,26 @@ class FeatureEncoder(keras.layers.Layer):
     def output_dim(self) -> int:  # pragma: no cover - abstract
         raise NotImplementedError
 
+    @property
+    def design_width(self) -> int:  # pragma: no cover - abstract
+        raise NotImplementedError
+
     def present(self, raw: tf.Tensor) -> tf.Tensor:  # pragma: no cover - abstract
         raise NotImplementedError
+
+    def design(self, raw: tf.Tensor) -> tf.SparseTensor:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+
+def _one_hot(ids: tf.Tensor, width: int, values: tf.Tensor | None = None,
+             rows: tf.Tensor | None = None, n: tf.Tensor | None = None) -> tf.SparseTensor:
+    """``[n, width]`` sparse: ``values`` (default 1) at ``(rows[k], ids[k])`` (rows default
+    ``0..n-1``); repeated positions add up when the matrix is multiplied."""
+    ids = tf.cast(tf.reshape(ids, [-1]), tf.int64)
+    rows = tf.range(tf.size(ids, out_type=tf.int64)) if rows is None else tf.cast(rows, tf.int64)
+    n = tf.size(ids, out_type=tf.int64) if n is None else tf.cast(n, tf.int64)
+    values = tf.ones_like(ids, tf.float32) if values is None else tf.cast(values, tf.float32)
+    return tf.SparseTensor(tf.stack([rows, ids], axis=1), values, tf.stack([n, width]))
 
 
 class CategoricalEncoder(FeatureEncoder):
@@ -72,10 +95,19 @@ class CategoricalEncoder(FeatureEncoder):
     def present(self, raw: tf.Tensor) -> tf.Tensor:
         return tf.not_equal(raw, "")
 
-    def call(self, raw: tf.Tensor) -> tf.Tensor:
+    @property
+    def design_width(self) -> int:
+        return self.buckets + 1
+
+    def ids(self, raw: tf.Tensor) -> tf.Tensor:
         ids = tf.strings.to_hash_bucket_fast(raw, self.buckets)
-        ids = tf.where(self.present(raw), ids, tf.constant(self.buckets, tf.int64))
-        return self.embedding(ids)
+        return tf.where(self.present(raw), ids, tf.constant(self.buckets, tf.int64))
+
+    def design(self, raw: tf.Tensor) -> tf.SparseTensor:
+        return _one_hot(self.ids(raw), self.design_width)
+
+    def call(self, raw: tf.Tensor) -> tf.Tensor:
+        return self.embedding(self.ids(raw))
 
 
 def table_rows(boundaries: Sequence[float], num_bins: int) -> int:
@@ -119,6 +151,13 @@ class NumericEncoder(FeatureEncoder):
             ids = tf.zeros_like(raw, dtype=tf.int32)
         return tf.where(ok, ids, tf.constant(self.missing_row, tf.int32))
 
+    @property
+    def design_width(self) -> int:
+        return self.rows
+
+    def design(self, raw: tf.Tensor) -> tf.SparseTensor:
+        return _one_hot(self.bucket(raw), self.rows)
+
     def call(self, raw: tf.Tensor) -> tf.Tensor:
         return self.embedding(self.bucket(raw))
 
@@ -143,6 +182,16 @@ class TagsEncoder(FeatureEncoder):
 
     def present(self, raw: tf.Tensor) -> tf.Tensor:
         return self._tokens(raw).row_lengths() > 0
+
+    @property
+    def design_width(self) -> int:
+        return self.buckets
+
+    def design(self, raw: tf.Tensor) -> tf.SparseTensor:
+        tokens = self._tokens(raw)
+        share = 1.0 / tf.cast(tf.gather(tokens.row_lengths(), tokens.value_rowids()), tf.float32)
+        return _one_hot(tf.strings.to_hash_bucket_fast(tokens.flat_values, self.buckets),
+                        self.buckets, share, tokens.value_rowids(), tokens.nrows())
 
     def call(self, raw: tf.Tensor) -> tf.Tensor:
         tokens = self._tokens(raw)
@@ -170,6 +219,13 @@ class VectorEncoder(FeatureEncoder):
 
     def present(self, raw: tf.Tensor) -> tf.Tensor:
         return tf.reduce_any(tf.not_equal(self._clean(raw), 0.0), axis=-1)
+
+    @property
+    def design_width(self) -> int:
+        return self.dim
+
+    def design(self, raw: tf.Tensor) -> tf.SparseTensor:
+        return tf.sparse.from_dense(self.call(raw))
 
     def call(self, raw: tf.Tensor) -> tf.Tensor:
         return tf.ensure_shape(self._clean(raw), [None, self.dim])

@@ -43,6 +43,7 @@ from dropoutnet import artifacts
 from dropoutnet.config import FeatureSpec, ModelConfig, PipelineConfig
 from dropoutnet.features import input_signature, to_numpy_batch
 from dropoutnet.model import ITEM_ID_KEY, ITEM_LOGQ_KEY, DropoutNet, item_log_frequency
+from dropoutnet.model.popularity import fit_popularity_prior
 
 __all__ = [
     "META_FILE", "WarmStartReport", "build_model", "checkpoint_variables", "load_meta",
@@ -269,12 +270,15 @@ def load_trained_model(checkpoint_dir: Path) -> DropoutNet:
 def train_model(cfg: PipelineConfig, features: dict[str, np.ndarray], labels: np.ndarray,
                 boundaries: dict[str, list[float]], checkpoint_dir: Path,
                 warm_start_dir: Path | None, item_ids: np.ndarray | None = None,
-                *, epochs: int | None = None) -> dict[str, Any]:
+                *, epochs: int | None = None,
+                sample_dates: np.ndarray | None = None) -> dict[str, Any]:
     """Build, warm start, fit and checkpoint one bizdate's model; return JSON-able stats.
 
     ``features`` holds every configured feature (see :mod:`dropoutnet.features` for dtypes),
     ``labels`` 0/1, ``item_ids`` the sample's item id (optional; masks duplicate items in the
     in-batch softmax, and gives the item frequencies of the logQ correction, which needs it).
+    ``sample_dates`` (the rows' sample days) and ``item_ids`` are needed by
+    ``model.popularity_prior``, fitted after the warm start and before the towers train.
     ``epochs`` overrides ``training.epochs`` (0 = restore and save only).
     """
     checkpoint_dir = Path(checkpoint_dir)
@@ -286,9 +290,16 @@ def train_model(cfg: PipelineConfig, features: dict[str, np.ndarray], labels: np
             raise ValueError("model.losses.softmax_logq needs item_ids: the item frequencies "
                              "come from the training rows' item ids")
         item_logq = item_log_frequency(item_ids)
+    if cfg.model.popularity_prior > 0 and (item_ids is None or sample_dates is None):
+        raise ValueError("model.popularity_prior needs the training rows' item_ids and "
+                         "sample_dates: an item's positives and exposure come from them")
     model = build_model(cfg.features, cfg.model, boundaries, tc.seed,
                         learning_rate=tc.learning_rate, weight_decay=tc.weight_decay)
     report = restore_warm_start(model, Path(warm_start_dir) if warm_start_dir else None)
+    popularity = None
+    if model.item_tower.popularity is not None:  # refitted every day, whatever was restored
+        popularity = fit_popularity_prior(model.item_tower, features, item_ids, labels,
+                                          sample_dates)
 
     ds = make_dataset(model, features, labels, tc.batch_size, item_ids=item_ids, seed=tc.seed,
                       item_logq=item_logq)
@@ -320,6 +331,7 @@ def train_model(cfg: PipelineConfig, features: dict[str, np.ndarray], labels: np
         "distill_loss": last.get("distill_loss"),
         "align_loss": last.get("align_loss"),
         "train_auc": last.get("auc"),
+        "popularity_prior": popularity,
         "history": {k: [float(x) for x in v] for k, v in history.items()},
         "warm_started": report.warm_started,
         "warm_start": {k: v for k, v in asdict(report).items() if k != "restored"},

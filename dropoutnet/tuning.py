@@ -6,8 +6,8 @@ settings; test figures come afterwards, from a final run with the chosen setting
 
 * :func:`suggest` is the search space: the training recipe (learning rate, epochs, weight
   decay, losses and their weights, the softmax's scale and logQ correction, the dropout
-  rates, the item prior, the linear shortcut, the towers' normalisation), not the sizes of the
-  towers, which scale with the data.
+  rates, the item prior and its popularity prior, the linear shortcut, the towers'
+  normalisation), not the sizes of the towers, which scale with the data.
 * :func:`run_study` runs an objective ``settings -> validation figure`` for a trial budget with
   a seeded TPE sampler; the first trial is always the base settings, so a study can only
   report an improvement it measured.  Each trial is printed as it ends.
@@ -60,10 +60,14 @@ def suggest(trial, distill: bool = False) -> dict[str, Any]:
     paper's objective's weight is searched too.
     """
     normalization = trial.suggest_categorical("normalization", ["l2", "none"])
+    item_prior = trial.suggest_categorical("item_prior", [True, False])
     settings = {
         "model": {
             "normalization": normalization,
-            "item_prior": trial.suggest_categorical("item_prior", [True, False]),
+            "item_prior": item_prior,
+            # the content → reach ridge rides in the prior's dimension: only with a prior
+            "popularity_prior": (trial.suggest_categorical("popularity_prior", [0.0, 1.0, 4.0])
+                                 if item_prior else 0.0),
             "linear_shortcut": trial.suggest_categorical("linear_shortcut", [True, False]),
             "item_dropout_rate": trial.suggest_float("item_dropout_rate", 0.1, 0.9),
             "user_dropout_rate": trial.suggest_float("user_dropout_rate", 0.0, 0.6),
@@ -279,7 +283,7 @@ def pipeline_validation(cfg: PipelineConfig, bizdate: dt.date, days: int = 1,
     keep = ~held
     return ValidationSplit(
         train={"features": _take(data["features"], keep), "labels": data["labels"][keep],
-               "item_ids": item_ids[keep]},
+               "item_ids": item_ids[keep], "sample_dates": data["sample_dates"][keep]},
         users=_take(data["features"], np.array([user_row[u] for u in users])),
         items=_take(data["features"], np.array([item_row[i] for i in items])),
         relevant=relevant, held_items=int(len(set(item_ids[held]))),
@@ -298,7 +302,8 @@ def pipeline_objective(cfg: PipelineConfig, split: ValidationSplit, boundaries: 
         work = Path(tempfile.mkdtemp(prefix="dropoutnet-tune-"))
         try:
             train_model(trial_cfg, split.train["features"], split.train["labels"], boundaries,
-                        work / "checkpoints", None, item_ids=split.train["item_ids"])
+                        work / "checkpoints", None, item_ids=split.train["item_ids"],
+                        sample_dates=split.train["sample_dates"])
             model = load_trained_model(work / "checkpoints")
             scores = embed_and_score(model, split.users, split.items)
         finally:

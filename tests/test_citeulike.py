@@ -136,8 +136,8 @@ def test_benchmark_end_to_end_on_tiny_data(dataset):
     settings = cu.BenchmarkSettings(
         content_dim=6, rank=4, als_iterations=2, training={"epochs": 1, "batch_size": 16},
         model={"embedding_dim": 4, "content_mlp": [8], "preference_mlp": [8], "tower_mlp": [8],
-               "item_prior": True, "losses": {"distill_weight": 1.0,
-                                              "distill_features": ["u_factors", "i_factors"]}})
+               "item_prior": True, "popularity_prior": 1.0,  # fitted at equal exposure
+               "losses": {"distill_weight": 1.0, "distill_features": ["u_factors", "i_factors"]}})
     result = cu.run_benchmark(*dataset, settings, seeds=2)
     assert {"dataset", "content", "model", "baselines", "n_users", "n_items",
             "seconds"} <= set(result)

@@ -90,6 +90,15 @@ def test_item_prior_with_cosine_normalization_is_rejected(tmp_path):
     assert "model.normalization" in msg and "'l2', 'none' or 'cosine'" in msg
 
 
+def test_popularity_prior_without_an_item_prior_is_rejected(tmp_path):
+    msg = _load_with(tmp_path, lambda d: d["model"].update(item_prior=False,
+                                                           popularity_prior=1.0))
+    assert "popularity_prior needs item_prior: true" in msg
+    assert "model.item_prior: true, or model.popularity_prior: 0" in msg
+    msg = _load_with(tmp_path, lambda d: d["model"].update(popularity_prior=-1))
+    assert "model.popularity_prior" in msg
+
+
 def _with_factors(d, user_dim=8, item_dim=8):
     d["features"] += [
         {"name": "u_factors", "group": "user_preference", "kind": "vector", "dim": user_dim,

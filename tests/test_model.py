@@ -6,6 +6,7 @@ a tiny model, few steps: the whole file runs in well under a minute on 2 cores.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import logging
 import os
@@ -24,6 +25,7 @@ from dropoutnet.config import ModelConfig, PipelineConfig, load_config  # noqa: 
 from dropoutnet.saved_models import export_models, load_serving, load_tower  # noqa: E402
 from dropoutnet.features import to_tensors  # noqa: E402
 from dropoutnet.model import item_log_frequency, pairwise_loss, pointwise_loss  # noqa: E402
+from dropoutnet.model.popularity import fit_popularity_prior, item_examples  # noqa: E402
 from dropoutnet.training import (  # noqa: E402
     build_model, load_trained_model, predict_scores, train_model)
 
@@ -332,18 +334,25 @@ def test_missing_warm_start_dir_is_a_cold_start(data, tmp_path, caplog):
 # --- item prior, normalisation, the paper's objective ------------------------------------------
 
 
+def sample_dates(item_ids: np.ndarray) -> np.ndarray:
+    """A sample day per row: item ``itemK`` first appears on day ``K % 5`` of five."""
+    first = np.array([int(i[4:]) % 5 for i in item_ids])
+    return np.array([dt.date(2026, 1, 1) + dt.timedelta(days=int(d)) for d in first])
+
+
 @pytest.fixture(scope="module")
 def prior_model(tmp_path_factory, data):
-    """A model with an item prior, trained and exported."""
+    """A model with an item prior and a popularity prior, trained and exported."""
     features, labels, item_ids, boundaries = data
-    cfg = make_config(model={"item_prior": True})
+    cfg = make_config(model={"item_prior": True, "popularity_prior": 2.0})
     root = tmp_path_factory.mktemp("prior")
-    train_model(cfg, features, labels, boundaries, root / "checkpoints", None, item_ids)
+    train_model(cfg, features, labels, boundaries, root / "checkpoints", None, item_ids,
+                sample_dates=sample_dates(item_ids))
     export_models(cfg, root / "checkpoints", root / "export")
     return cfg, root
 
 
-def test_prior_export_inner_product_is_the_models_logit(prior_model, data):
+def test_prior_export_inner_product_is_the_models_score(prior_model, data):
     cfg, root = prior_model
     features = data[0]
     user, item = load_tower(root / "export" / "user"), load_tower(root / "export" / "item")
@@ -351,13 +360,18 @@ def test_prior_export_inner_product_is_the_models_logit(prior_model, data):
     ue, ie = user(features), item(features)
     assert ue.shape[1] == ie.shape[1] == cfg.model.vector_dim == 9
     np.testing.assert_array_equal(ue[:, -1], 1.0)  # the user side of the prior: a constant
-    # one inner product: the exported vectors give the model's score, which is its logit
+    # one inner product: the exported vectors give the model's score, its logit plus the
+    # popularity prior (kept out of the click model)
     np.testing.assert_allclose(np.sum(ue * ie, axis=1), out["score"], atol=1e-4)
-    np.testing.assert_allclose(out["score"], out["logit"], atol=1e-4)
+    np.testing.assert_allclose(out["score"], out["logit"] + out["popularity"], atol=1e-4)
     model = load_trained_model(root / "checkpoints")
-    np.testing.assert_allclose(ie[:, -1], out["prior"] + float(model.bias), atol=1e-5)
-    # the prior is learnt: items of different content get different priors
-    assert np.std(out["prior"]) > 1e-3
+    np.testing.assert_allclose(ie[:, -1], out["prior"] + float(model.bias) + out["popularity"],
+                               atol=1e-5)
+    # both priors move with content: items of different content get different ones
+    assert np.std(out["prior"]) > 1e-3 and np.std(out["popularity"]) > 1e-3
+    # the popularity prior is the weight times the fitted ridge, restored from the checkpoint
+    expected = model.item_tower.expected_popularity(to_tensors(model.item_specs, features))
+    np.testing.assert_allclose(out["popularity"], 2.0 * expected.numpy(), atol=1e-5)
 
 
 def test_cold_items_prior_comes_from_content_alone(prior_model, data):
@@ -382,9 +396,57 @@ def test_cold_items_prior_comes_from_content_alone(prior_model, data):
     assert not np.allclose(prior(warm), prior(cold))
     other = dict(cold, i_cate1=np.where(cold["i_cate1"] == "f", "m", "f").astype(object))
     assert not np.allclose(prior(other), prior(cold))
-    # the served item vector carries it: a cold item's last entry = prior + bias
+    # the popularity prior reads content only: behaviour does not move it
+    popularity = model.item_tower(to_tensors(item_specs, cold))["popularity"].numpy()
+    np.testing.assert_array_equal(
+        popularity, model.item_tower(to_tensors(item_specs, warm))["popularity"].numpy())
+    # the served item vector carries both: a cold item's last entry = prior + bias + popularity
     served = load_tower(root / "export" / "item")(cold)
-    np.testing.assert_allclose(served[:, -1], prior(cold) + float(model.bias), atol=1e-5)
+    np.testing.assert_allclose(served[:, -1], prior(cold) + float(model.bias) + popularity,
+                               atol=1e-5)
+
+
+def test_item_examples_count_each_items_positives_and_exposure():
+    ids = np.array(["b", "a", "b", "a", "c"], dtype=object)
+    labels = np.array([1, 0, 1, 1, 0], np.float32)
+    days = np.array([dt.date(2026, 1, 3), dt.date(2026, 1, 2), dt.date(2026, 1, 1),
+                     dt.date(2026, 1, 2), dt.date(2026, 1, 5)])
+    rows, positives, exposure = item_examples(ids, labels, days)
+    # a, b, c: each item's first row (by day, then row order), positives, days to the last day
+    assert rows.tolist() == [1, 2, 4]
+    assert positives.tolist() == [1, 2, 0]
+    assert exposure.tolist() == [4, 5, 1]
+
+
+def test_popularity_prior_learns_reach_from_content_at_equal_exposure(data):
+    """Items of category "hit" get twice the positives of "flop" items at the same exposure,
+    but most flops were there four times longer, so raw counts tie the two categories: only
+    a fit at equal exposure puts hits first."""
+    features, _, _, boundaries = data
+    cfg = make_config(model={"item_prior": True, "popularity_prior": 1.0})
+    model = build_model(cfg.features, cfg.model, boundaries, 7)
+    rows, item_ids, labels, days = {k: [] for k in features}, [], [], []
+    for k in range(40):
+        hit = k % 2 == 0
+        long = (k // 2 % 4 == 0) if hit else (k // 2 % 4 != 0)
+        exposure = 8 if long else 2
+        clicks = (2 if hit else 1) * exposure
+        for d in range(exposure):
+            for c in range(4):
+                item_ids.append(f"item{k}")
+                labels.append(1.0 if c < clicks / exposure else 0.0)
+                days.append(dt.date(2026, 1, 1) + dt.timedelta(days=8 - exposure + d))
+                for name in features:
+                    rows[name].append(features[name][0])
+                rows["i_cate1"][-1] = "hit" if hit else "flop"
+    x = {k: np.asarray(v, dtype=np.asarray(features[k]).dtype) for k, v in rows.items()}
+    stats = fit_popularity_prior(model.item_tower, x, np.array(item_ids), np.array(labels),
+                                 np.array(days))
+    assert stats["items"] == 40 and stats["positive_items"] == 40
+    hits = {"i_cate1": np.array(["hit", "flop"], dtype=object)}
+    reach = model.item_tower.expected_popularity(to_tensors(model.item_specs, {
+        **{k: x[k][:2] for k in x}, **hits})).numpy()
+    assert reach[0] > reach[1] + 0.3
 
 
 @pytest.mark.parametrize("normalization", ["none", "cosine"])

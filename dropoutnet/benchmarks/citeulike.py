@@ -465,6 +465,7 @@ def train_dropoutnet(p: Prepared, s: BenchmarkSettings,
     import tensorflow as tf
 
     from dropoutnet.model import ITEM_ID_KEY, item_log_frequency
+    from dropoutnet.model.popularity import fit_popularity
     from dropoutnet.training import build_model
 
     model_config, tc = _sections(s, settings)
@@ -484,7 +485,11 @@ def train_dropoutnet(p: Prepared, s: BenchmarkSettings,
         return x, label
 
     rng = np.random.default_rng(seed)
-    warm_items = np.flatnonzero(np.diff(p.r.tocsc().indptr) > 0)
+    per_item = np.diff(p.r.tocsc().indptr)
+    warm_items = np.flatnonzero(per_item > 0)
+    if model.item_tower.popularity is not None:  # no time in CiteULike: equal exposure
+        fit_popularity(model.item_tower, {"i_content": p.item_content[warm_items]},
+                       per_item[warm_items])
     pos = p.train
     histories: dict[str, list[float]] = {}
     rows = 0

@@ -201,7 +201,8 @@ def model_scores(p: Prepared, settings: Mapping[str, Any] | None = None,
     work = Path(tempfile.mkdtemp(prefix="dropoutnet-ml-"))
     try:
         stats = train_model(cfg, p.train["features"], p.train["labels"], p.boundaries,
-                            work / "checkpoints", None, item_ids=p.train["item_ids"])
+                            work / "checkpoints", None, item_ids=p.train["item_ids"],
+                            sample_dates=p.train["sample_dates"])
         model = load_trained_model(work / "checkpoints")
         return tuning.embed_and_score(model, p.users, p.items), stats
     finally:

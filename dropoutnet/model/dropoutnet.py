@@ -14,12 +14,14 @@
 and what retrieval ranks by is the inner product of the *exported* vectors
 (:meth:`user_embedding`, :meth:`item_embedding`), which the model also returns as ``score``:
 
-* with ``item_prior``: user ``[scale * u, 1]``, item ``[v, prior + bias]``, so
-  ``score == logit`` (a log-odds: negative for an item less likely than not to be clicked);
+* with ``item_prior``: user ``[scale * u, 1]``, item ``[v, prior + bias + popularity]``, so
+  ``score == logit + popularity`` (``popularity`` is ``model.popularity_prior`` times the
+  item's expected reach from content, 0 without it: :mod:`dropoutnet.model.popularity`;
+  ``logit`` is a log-odds, negative for an item less likely than not to be clicked);
 * without it: user ``scale * u``, item ``v``, so ``score == logit - bias``;
 * ``normalization: cosine``: unit vectors ``u`` and ``v``, ``score`` is their cosine.
 
-In every case ranking items by ``score`` is ranking them by ``logit``.
+In every case ranking items by ``score`` is ranking them by ``logit`` (plus ``popularity``).
 
 Inputs are the raw feature tensors keyed by feature name (see :mod:`dropoutnet.features`).
 A training batch is ``(x, labels)`` where ``x`` may also carry ``item_id`` (strings) and
@@ -97,9 +99,11 @@ class DropoutNet(keras.Model):
             vector = tf.concat([vector, tf.ones_like(vector[:, :1])], axis=1)
         return vector
 
-    def _export_item(self, vector: tf.Tensor, prior: tf.Tensor) -> tf.Tensor:
+    def _export_item(self, item: Mapping[str, tf.Tensor]) -> tf.Tensor:
+        vector = item["vector"]
         if self.has_prior:
-            vector = tf.concat([vector, (prior + self.bias)[:, None]], axis=1)
+            prior = item["prior"] + item["popularity"] + self.bias
+            vector = tf.concat([vector, prior[:, None]], axis=1)
         return vector
 
     def user_embedding(self, features: Mapping[str, tf.Tensor], training: bool = False,
@@ -110,8 +114,7 @@ class DropoutNet(keras.Model):
     def item_embedding(self, features: Mapping[str, tf.Tensor], training: bool = False,
                        keep: tf.Tensor | None = None) -> tf.Tensor:
         """The exported item vector, ``[n, model.vector_dim]``."""
-        out = self.item_tower(features, training=training, keep=keep)
-        return self._export_item(out["vector"], out["prior"])
+        return self._export_item(self.item_tower(features, training=training, keep=keep))
 
     def call(self, features: Mapping[str, tf.Tensor], training: bool = False,
              user_keep: tf.Tensor | None = None, item_keep: tf.Tensor | None = None
@@ -123,12 +126,13 @@ class DropoutNet(keras.Model):
         item = self.item_tower(features, training=training, keep=item_keep)
         similarity = tf.reduce_sum(user["vector"] * item["vector"], axis=1)
         user_embedding = self._export_user(user["vector"])
-        item_embedding = self._export_item(item["vector"], item["prior"])
+        item_embedding = self._export_item(item)
         logit = self.scale * similarity + item["prior"] + self.bias
         return {"user_embedding": user_embedding, "item_embedding": item_embedding,
                 "score": tf.reduce_sum(user_embedding * item_embedding, axis=1),
                 "user_vector": user["vector"], "item_vector": item["vector"],
-                "similarity": similarity, "prior": item["prior"], "logit": logit,
+                "similarity": similarity, "prior": item["prior"],
+                "popularity": item["popularity"], "logit": logit,
                 "probability": tf.sigmoid(logit)}
 
     def input_signature(self, side: str | None = None) -> dict[str, tf.TensorSpec]:
@@ -205,8 +209,7 @@ class DropoutNet(keras.Model):
         n = tf.shape(next(iter(x.values())))[0]
         cold = self.item_tower(x, training=training, keep=tf.zeros([n]))
         warm = self.item_tower(x, training=training, keep=tf.ones([n]))
-        cold = self._export_item(cold["vector"], cold["prior"])
-        warm = tf.stop_gradient(self._export_item(warm["vector"], warm["prior"]))
+        cold, warm = self._export_item(cold), tf.stop_gradient(self._export_item(warm))
         present = self.item_tower.preference_present(x) if self.item_tower.preference_specs \
             else tf.zeros([n])
         return masked_mean(tf.reduce_sum(tf.square(cold - warm), axis=1), present)

@@ -11,6 +11,9 @@ scalar prior:
 
 The prior reads the same hidden layer as the vector: it comes from the item's content, and
 from its behaviour when it has any; a cold item's prior therefore comes from content alone.
+With ``model.popularity_prior`` the item tower adds a linear model of its content features
+(their sparse ``design`` columns, age features left out) with fixed weights, fitted in closed
+form before training (:mod:`dropoutnet.model.popularity`), times that setting.
 
 With ``model.linear_shortcut`` a linear map of the encoded inputs (content, masked preference
 and the mask) is added to the output before normalisation: a wide path beside the MLPs, so a
@@ -86,11 +89,34 @@ class Tower(keras.layers.Layer):
         self.normalize = model.normalization != "none"
         self.prior_layer = (keras.layers.Dense(1, name="prior")
                             if side == "item" and model.item_prior else None)
+        self.popularity_weight = float(model.popularity_prior) if side == "item" else 0.0
+        self.popularity_specs = ([f for f in self.content_specs if not f.age]
+                                 if self.popularity_weight > 0 else [])
+        self.popularity = None
+        if self.popularity_weight > 0:
+            if not self.popularity_specs:
+                raise ValueError("model.popularity_prior needs an item content feature that is "
+                                 "not an age feature; add one, or set model.popularity_prior: 0")
+            width = sum(self.encoders[f.name].design_width for f in self.popularity_specs)
+            # the ridge's weights, the intercept last; set by fit_popularity_prior, not by Adam
+            self.popularity = self.add_weight(shape=(width + 1,), name="popularity_prior",
+                                              initializer="zeros", trainable=False)
         self.seed_generator = keras.random.SeedGenerator(seed, name="dropout_seed")
 
     @property
     def feature_names(self) -> list[str]:
         return [f.name for f in self.content_specs + self.preference_specs]
+
+    def popularity_design(self, features: Mapping[str, tf.Tensor]) -> tf.SparseTensor:
+        """``[n, columns]``: the popularity prior's inputs, each content feature's design."""
+        return tf.sparse.concat(axis=1, sp_inputs=[
+            self.encoders[f.name].design(features[f.name]) for f in self.popularity_specs])
+
+    def expected_popularity(self, features: Mapping[str, tf.Tensor]) -> tf.Tensor:
+        """float32 [n]: the popularity ridge's prediction (log1p of expected positives)."""
+        design = self.popularity_design(features)
+        weights = tf.reshape(self.popularity[:-1], [-1, 1])
+        return tf.sparse.sparse_dense_matmul(design, weights)[:, 0] + self.popularity[-1]
 
     def preference_present(self, features: Mapping[str, tf.Tensor]) -> tf.Tensor:
         """float32 [n]: 1 when the row has any non-missing preference feature, else 0."""
@@ -133,4 +159,6 @@ class Tower(keras.layers.Layer):
             prior = tf.zeros(tf.shape(vector)[:1], vector.dtype)
         else:
             prior = tf.reshape(self.prior_layer(hidden), [-1])
-        return {"vector": vector, "prior": prior}
+        popularity = (self.popularity_weight * self.expected_popularity(features)
+                      if self.popularity is not None else tf.zeros_like(prior))
+        return {"vector": vector, "prior": prior, "popularity": popularity}

@@ -42,7 +42,7 @@ def train(cfg: PipelineConfig, bizdate: dt.date, pipeline_run: str,
     try:
         stats = train_model(cfg, data["features"], data["labels"], boundaries,
                             paths.checkpoints, warm.checkpoints if warm else None,
-                            item_ids=data["item_ids"])
+                            item_ids=data["item_ids"], sample_dates=data["sample_dates"])
         stats.pop("history", None)
         stats.update(run_id=run_id, warm_start_from=warm.bizdate.isoformat() if warm else None,
                      warm_start_run=warm.run_id if warm else None)
