@@ -58,7 +58,7 @@ def item_examples(item_ids: np.ndarray, labels: np.ndarray, sample_dates: np.nda
     """Per distinct item: the row of its first sample (ties: the first such row), its
     positives and its exposure in days (first sample day to the last sample day, inclusive)."""
     ids = np.asarray(item_ids).astype(str)
-    days = np.asarray([np.datetime64(d, "D") for d in sample_dates]).astype(np.int64)
+    days = np.asarray(sample_dates, dtype="datetime64[D]").astype(np.int64)
     if len(ids) != len(days) or len(ids) != len(np.asarray(labels).reshape(-1)):
         raise ValueError(f"{len(ids)} item ids, {len(days)} sample dates and "
                          f"{len(np.asarray(labels).reshape(-1))} labels: one of each per row")
@@ -101,9 +101,8 @@ def fit_popularity(tower: Tower, features: Mapping[str, np.ndarray], positives: 
     ridge = popularity_regression(design, positives, exposure_days, reg=RIDGE_REG)
     tower.popularity.assign(ridge.weights[:, 0].astype(np.float32))
     predicted, target = ridge.predict(design)[:, 0], np.log1p(positives)
-    spread = predicted.std() * target.std()
-    correlation = float(np.mean((predicted - predicted.mean()) * (target - target.mean()))
-                        / spread) if spread > 0 else 0.0
+    correlation = (float(np.corrcoef(predicted, target)[0, 1])
+                   if predicted.std() * target.std() > 0 else 0.0)
     return {"items": int(len(positives)), "positive_items": int(np.sum(positives > 0)),
             "correlation": round(correlation, 4)}
 

@@ -13,7 +13,8 @@ The prior reads the same hidden layer as the vector: it comes from the item's co
 from its behaviour when it has any; a cold item's prior therefore comes from content alone.
 With ``model.popularity_prior`` the item tower adds a linear model of its content features
 (their sparse ``design`` columns, age features left out) with fixed weights, fitted in closed
-form before training (:mod:`dropoutnet.model.popularity`), times that setting.
+form before training (:mod:`dropoutnet.model.popularity`), times that setting, as its
+``popularity`` output (zeros in training: it is kept out of the losses).
 
 With ``model.linear_shortcut`` a linear map of the encoded inputs (content, masked preference
 and the mask) is added to the output before normalisation: a wide path beside the MLPs, so a
@@ -159,6 +160,8 @@ class Tower(keras.layers.Layer):
             prior = tf.zeros(tf.shape(vector)[:1], vector.dtype)
         else:
             prior = tf.reshape(self.prior_layer(hidden), [-1])
+        # outside the losses, so not computed in training (the alignment's cold and warm
+        # vectors would share it): no sparse design on the training hot path
         popularity = (self.popularity_weight * self.expected_popularity(features)
-                      if self.popularity is not None else tf.zeros_like(prior))
+                      if self.popularity is not None and not training else tf.zeros_like(prior))
         return {"vector": vector, "prior": prior, "popularity": popularity}
