@@ -24,7 +24,7 @@ import logging
 import os
 import re
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Literal, Sequence
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -368,6 +368,12 @@ class ModelConfig(_Strict):
     positives at equal exposure, fitted in closed form on each training day's samples, kept out
     of the click losses, times this weight (see :mod:`dropoutnet.model.popularity`).
 
+    ``factor_prior`` (a weight; 0 = off) adds to the score the preference model's own
+    cold-start guess, where preference vectors are given (``losses.distill_features``): the
+    user's factors times the direction of the item's factors, or, for an item without
+    factors, of a ridge from its content to them, fitted in closed form on each training day;
+    the exported vectors gain one dimension per factor (see :mod:`dropoutnet.model.factors`).
+
     ``linear_shortcut`` adds a linear map of each tower's encoded inputs to its output, beside
     the MLPs (see :mod:`dropoutnet.model.towers`).
     """
@@ -377,6 +383,9 @@ class ModelConfig(_Strict):
     item_prior: bool = True
     popularity_prior: float = Field(default=0.0, ge=0, description="weight of the content → "
                                     "popularity ridge in the item prior (0 = off)")
+    factor_prior: float = Field(default=0.0, ge=0, description="weight of the content → "
+                                "preference factors ridge in the score (0 = off; needs "
+                                "losses.distill_features)")
     linear_shortcut: bool = Field(default=True, description="add a linear map of each "
                                   "tower's encoded inputs to its output (a wide path beside "
                                   "the MLPs)")
@@ -400,11 +409,20 @@ class ModelConfig(_Strict):
             raise ValueError("popularity_prior needs item_prior: true (the expected popularity "
                              "is carried in the item vector's prior dimension); set "
                              "model.item_prior: true, or model.popularity_prior: 0")
+        if self.factor_prior > 0 and self.normalization == "cosine":
+            raise ValueError("factor_prior cannot be held with normalization: cosine (unit "
+                             "vectors have no room for the factor dimensions); set "
+                             "model.normalization to l2 or none, or model.factor_prior: 0")
+        if self.factor_prior > 0 and not self.losses.distill_features:
+            raise ValueError("factor_prior needs the preference vectors it maps content to: "
+                             "set model.losses.distill_features: [user factors, item factors], "
+                             "or model.factor_prior: 0")
         return self
 
     @property
     def vector_dim(self) -> int:
-        """Length of the exported (and stored) user and item vectors."""
+        """Length of the towers' part of the exported vectors: the embedding and the prior
+        (:attr:`PipelineConfig.vector_dim` adds the factor prior's dimensions)."""
         return self.embedding_dim + (1 if self.item_prior else 0)
 
 
@@ -715,6 +733,12 @@ class PipelineConfig(_Strict):
         return self.cold_start_recall.model_name
 
     @property
+    def vector_dim(self) -> int:
+        """Length of the exported (and stored) user and item vectors: the towers' part and,
+        with ``model.factor_prior``, one dimension per preference factor."""
+        return self.model.vector_dim + factor_dim(self.features, self.model)
+
+    @property
     def label_name(self) -> str:
         return self.cold_start_recall.label.name
 
@@ -726,6 +750,14 @@ class PipelineConfig(_Strict):
     def binned_features(self) -> list[FeatureSpec]:
         """Numeric features: binned by the per-bizdate boundaries table."""
         return [f for f in self.features if f.kind == "numeric"]
+
+
+def factor_dim(features: Sequence[FeatureSpec], model: ModelConfig) -> int:
+    """The factor prior's share of the exported vectors: the item factors' dim, or 0."""
+    if model.factor_prior <= 0:
+        return 0
+    item_factors = model.losses.distill_features[1]
+    return int(next(f.dim for f in features if f.name == item_factors) or 0)
 
 
 def format_errors(err: ValidationError, title: str) -> str:

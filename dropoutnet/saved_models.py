@@ -5,11 +5,12 @@ model config and boundaries recorded in ``model_meta.json``, not today's config)
 
 * ``export_dir/final``: all features -> ``probability``, ``logit``, ``score`` (the inner
   product of the two embeddings), ``user_embedding``, ``item_embedding`` and the towers' parts
-  (``similarity``, ``prior``, ``popularity``, ``user_vector``, ``item_vector``);
-* ``export_dir/user``: user features -> ``embedding`` (``model.vector_dim`` floats);
-* ``export_dir/item``: item features -> ``embedding`` (with ``model.item_prior``, its last
-  entry is the item's prior plus the global bias and its popularity prior, matched by a
-  constant 1 in the user's).
+  (``similarity``, ``prior``, ``popularity``, ``factor``, ``user_vector``, ``item_vector``);
+* ``export_dir/user``: user features -> ``embedding`` (``vector_dim`` floats);
+* ``export_dir/item``: item features -> ``embedding`` (with ``model.item_prior``, its entry
+  after the tower's vector is the item's prior plus the global bias and its popularity prior,
+  matched by a constant 1 in the user's; with ``model.factor_prior`` both end in the factor
+  prior's part).
 
 Each has one ``serving_default`` signature whose inputs are the *raw* features by name:
 ``tf.string [None]`` for categorical and tags, ``tf.float32 [None]`` for numeric (NaN =

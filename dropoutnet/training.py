@@ -43,6 +43,7 @@ from dropoutnet import artifacts
 from dropoutnet.config import FeatureSpec, ModelConfig, PipelineConfig
 from dropoutnet.features import input_signature, to_numpy_batch
 from dropoutnet.model import ITEM_ID_KEY, ITEM_LOGQ_KEY, DropoutNet, item_log_frequency
+from dropoutnet.model.factors import fit_factor_prior
 from dropoutnet.model.popularity import fit_popularity_prior
 
 __all__ = [
@@ -278,7 +279,8 @@ def train_model(cfg: PipelineConfig, features: dict[str, np.ndarray], labels: np
     ``labels`` 0/1, ``item_ids`` the sample's item id (optional; masks duplicate items in the
     in-batch softmax, and gives the item frequencies of the logQ correction, which needs it).
     ``sample_dates`` (the rows' sample days) and ``item_ids`` are needed by
-    ``model.popularity_prior``, fitted after the warm start and before the towers train.
+    ``model.popularity_prior``, fitted after the warm start and before the towers train;
+    ``model.factor_prior`` needs ``item_ids`` (one content row per item).
     ``epochs`` overrides ``training.epochs`` (0 = restore and save only).
     """
     checkpoint_dir = Path(checkpoint_dir)
@@ -293,6 +295,9 @@ def train_model(cfg: PipelineConfig, features: dict[str, np.ndarray], labels: np
     if cfg.model.popularity_prior > 0 and (item_ids is None or sample_dates is None):
         raise ValueError("model.popularity_prior needs the training rows' item_ids and "
                          "sample_dates: an item's positives and exposure come from them")
+    if cfg.model.factor_prior > 0 and item_ids is None:
+        raise ValueError("model.factor_prior needs the training rows' item_ids: the content → "
+                         "factors ridge is fitted on one row per item")
     model = build_model(cfg.features, cfg.model, boundaries, tc.seed,
                         learning_rate=tc.learning_rate, weight_decay=tc.weight_decay)
     report = restore_warm_start(model, Path(warm_start_dir) if warm_start_dir else None)
@@ -300,6 +305,9 @@ def train_model(cfg: PipelineConfig, features: dict[str, np.ndarray], labels: np
     if model.item_tower.popularity is not None:  # refitted every day, whatever was restored
         popularity = fit_popularity_prior(model.item_tower, features, item_ids, labels,
                                           sample_dates)
+    factor = None
+    if model.factor_scale is not None:  # the same
+        factor = fit_factor_prior(model, features, item_ids, seed=tc.seed)
 
     ds = make_dataset(model, features, labels, tc.batch_size, item_ids=item_ids, seed=tc.seed,
                       item_logq=item_logq)
@@ -332,6 +340,7 @@ def train_model(cfg: PipelineConfig, features: dict[str, np.ndarray], labels: np
         "align_loss": last.get("align_loss"),
         "train_auc": last.get("auc"),
         "popularity_prior": popularity,
+        "factor_prior": factor,
         "history": {k: [float(x) for x in v] for k, v in history.items()},
         "warm_started": report.warm_started,
         "warm_start": {k: v for k, v in asdict(report).items() if k != "restored"},

@@ -6,8 +6,8 @@ settings; test figures come afterwards, from a final run with the chosen setting
 
 * :func:`suggest` is the search space: the training recipe (learning rate, epochs, weight
   decay, losses and their weights, the softmax's scale and logQ correction, the dropout
-  rates, the item prior and its popularity prior, the linear shortcut, the towers'
-  normalisation), not the sizes of the towers, which scale with the data.
+  rates, the item prior and its popularity prior, the factor prior (with preference vectors),
+  the linear shortcut, the towers' normalisation), not the sizes of the towers, which scale with the data.
 * :func:`run_study` runs an objective ``settings -> validation figure`` for a trial budget with
   a seeded TPE sampler; the first trial is always the base settings, so a study can only
   report an improvement it measured.  Each trial is printed as it ends.
@@ -52,6 +52,10 @@ class TuningError(ValueError):
 
 # --- the search space -------------------------------------------------------------------------
 
+# the closed-form priors' weights searched (see dropoutnet.model.popularity and .factors)
+POPULARITY_PRIORS = (0.0, 1.0, 4.0, 8.0)
+FACTOR_PRIORS = (0.0, 0.5, 1.0, 2.0)
+
 
 def suggest(trial, distill: bool = False) -> dict[str, Any]:
     """One trial's settings, as overrides of the config's ``model`` and ``training`` sections.
@@ -66,7 +70,7 @@ def suggest(trial, distill: bool = False) -> dict[str, Any]:
             "normalization": normalization,
             "item_prior": item_prior,
             # the content → reach ridge rides in the prior's dimension: only with a prior
-            "popularity_prior": (trial.suggest_categorical("popularity_prior", [0.0, 1.0, 4.0])
+            "popularity_prior": (trial.suggest_categorical("popularity_prior", POPULARITY_PRIORS)
                                  if item_prior else 0.0),
             "linear_shortcut": trial.suggest_categorical("linear_shortcut", [True, False]),
             "item_dropout_rate": trial.suggest_float("item_dropout_rate", 0.1, 0.9),
@@ -89,6 +93,8 @@ def suggest(trial, distill: bool = False) -> dict[str, Any]:
     if distill:
         settings["model"]["losses"]["distill_weight"] = trial.suggest_float(
             "distill_weight", 0.0, 2.0)
+        settings["model"]["factor_prior"] = trial.suggest_categorical(
+            "factor_prior", FACTOR_PRIORS)
     return settings
 
 
@@ -100,10 +106,12 @@ def _flat(settings: Mapping[str, Any]) -> dict[str, Any]:
     """The base settings as the search space's flat parameters (to enqueue as trial 0)."""
     model, training = settings["model"], settings["training"]
     losses = model["losses"]
-    extra = {"distill_weight": float(losses["distill_weight"])} if _distills(settings) else {}
+    extra = ({"distill_weight": float(losses["distill_weight"]),
+              "factor_prior": float(model["factor_prior"])} if _distills(settings) else {})
     return extra | {
         "normalization": model["normalization"] if model["normalization"] != "cosine" else "l2",
         "item_prior": bool(model["item_prior"]),
+        "popularity_prior": float(model["popularity_prior"]),
         "linear_shortcut": bool(model["linear_shortcut"]),
         "item_dropout_rate": float(model["item_dropout_rate"]),
         "user_dropout_rate": float(model["user_dropout_rate"]),
@@ -141,8 +149,10 @@ def _clip_to_space(flat: dict[str, Any]) -> dict[str, Any]:
         if key in out:
             out[key] = type(out[key])(min(max(out[key], low), high))
     for key, choices in (("pairwise_weight", (0.0, 0.5, 1.0)),
-                         ("weight_decay", (0.0, 0.001, 0.01, 0.1))):
-        if out[key] not in choices:
+                         ("weight_decay", (0.0, 0.001, 0.01, 0.1)),
+                         ("popularity_prior", POPULARITY_PRIORS),
+                         ("factor_prior", FACTOR_PRIORS)):
+        if key in out and out[key] not in choices:
             out[key] = min(choices, key=lambda v: abs(v - out[key]))
     return out
 

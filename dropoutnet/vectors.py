@@ -33,20 +33,24 @@ def ensure_tables(url: str | None, cfg: PipelineConfig) -> None:
     """Create the embedding tables if absent; refuse tables of another vector size.
 
     A vector's size is fixed per table (the HNSW index needs it), and every version lives in
-    the same two tables: a model of another size (``embedding_dim``, ``item_prior``) needs
+    the same two tables: a model of another size (``embedding_dim``, ``item_prior``, ``factor_prior``) needs
     tables of its own.
     """
-    schema, dim = cfg.storage.schema_, cfg.model.vector_dim
+    schema, dim = cfg.storage.schema_, cfg.vector_dim
     db.ensure_ddl(url, "ddl/embedding_tables.sql", schema=schema, dim=dim)
     with db.transaction(url) as cur:
         sql.execute(cur, "table_columns.sql", params={"schema": schema,
                                                       "table": "item_embeddings"})
         stored = dict(cur.fetchall())["embedding"]
     if stored != f"vector({dim})":
+        parts = [f"model.embedding_dim {cfg.model.embedding_dim}"]
+        if cfg.model.item_prior:
+            parts.append("1 for model.item_prior")
+        if dim > cfg.model.vector_dim:
+            parts.append(f"{dim - cfg.model.vector_dim} for model.factor_prior")
         raise MissingDataError(
             f"the embedding tables of schema {schema!r} hold {stored} but this config's model "
-            f"makes vector({dim}) (model.embedding_dim {cfg.model.embedding_dim}"
-            f"{' + 1 for model.item_prior' if cfg.model.item_prior else ''}): set "
+            f"makes vector({dim}) ({' + '.join(parts)}): set "
             f"storage.schema to a new schema for this model, or drop {schema}.user_embeddings "
             f"and {schema}.item_embeddings (every stored version is lost) and rerun")
 

@@ -107,6 +107,18 @@ def _with_factors(d, user_dim=8, item_dim=8):
          "precomputed": True, "source": "items.factors"}]
 
 
+def test_factor_prior_needs_preference_vectors_and_room_for_them(tmp_path):
+    msg = _load_with(tmp_path, lambda d: d["model"].update(factor_prior=1.0))
+    assert "factor_prior needs the preference vectors it maps content to" in msg
+    assert "set model.losses.distill_features: [user factors, item factors]" in msg
+    msg = _load_with(tmp_path, lambda d: d["model"].update(
+        factor_prior=1.0, item_prior=False, normalization="cosine",
+        losses={"distill_features": ["u_factors", "i_factors"]}))
+    assert "factor_prior cannot be held with normalization: cosine" in msg
+    msg = _load_with(tmp_path, lambda d: d["model"].update(factor_prior=-0.5))
+    assert "model.factor_prior" in msg
+
+
 def test_distill_features_must_be_factors_of_the_same_dimension(tmp_path):
     def wrong_dim(d):
         _with_factors(d, item_dim=6)

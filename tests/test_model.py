@@ -465,8 +465,9 @@ def test_normalization_setting(data, normalization):
         assert np.std(norms) > 1e-3
 
 
-def _distill_data(n: int = 256, seed: int = 0):
-    """Users and items with 4-dim preference factors and a content signal of the item's."""
+def _distill_data(n: int = 256, seed: int = 0, with_ids: bool = False):
+    """Users and items with 4-dim preference factors and a content signal of the item's
+    (and, ``with_ids``, each row's item id)."""
     rng = np.random.default_rng(seed)
     users, items = rng.normal(size=(20, 4)), rng.normal(size=(30, 4))
     u, i = rng.integers(0, 20, n), rng.integers(0, 30, n)
@@ -479,6 +480,8 @@ def _distill_data(n: int = 256, seed: int = 0):
         "i_factors": item_factors,
     }
     labels = (np.sum(users[u] * items[i], axis=1) > 0).astype(np.float32)
+    if with_ids:
+        return features, labels, np.array([f"item{k}" for k in i], dtype=object)
     return features, labels
 
 
@@ -514,6 +517,48 @@ def test_distill_loss_regresses_the_score_onto_the_factors(tmp_path):
     stats = train_model(cfg, features, labels, {}, tmp_path / "ckpt", None)
     hist = stats["history"]["distill_loss"]
     assert hist[-1] < 0.5 * hist[0]
+
+
+def test_factor_prior_adds_the_content_to_factors_ridge_to_the_one_inner_product(tmp_path):
+    features, labels, item_ids = _distill_data(n=512, with_ids=True)
+    cfg = make_config(DISTILL_FEATURES, epochs=2, model={
+        "item_prior": True, "factor_prior": 1.5,
+        "losses": {"distill_features": ["u_factors", "i_factors"]}})
+    assert cfg.vector_dim == cfg.model.vector_dim + 4 == 13  # 8, the prior, 4 factors
+    stats = train_model(cfg, features, labels, {}, tmp_path / "ckpt", None, item_ids)
+    fit = stats["factor_prior"]
+    assert fit["items"] == 30 and fit["items_with_factors"] == 24 and fit["scale"] > 0
+    # c = weight / the spread of <U, d> over random user x item pairs
+    assert fit["scale"] * fit["score_std"] == pytest.approx(1.5, rel=1e-3)
+    # the content is the factors plus noise: the ridge's directions point close to them
+    assert fit["cosine"] > 0.9
+    export_models(cfg, tmp_path / "ckpt", tmp_path / "export")
+    user, item = load_tower(tmp_path / "export" / "user"), load_tower(tmp_path / "export" / "item")
+    out = load_serving(tmp_path / "export" / "final")(features)
+    ue, ie = user(features), item(features)
+    assert ue.shape[1] == ie.shape[1] == 13
+    # one inner product: the model's logit plus the factor term
+    np.testing.assert_allclose(np.sum(ue * ie, axis=1), out["score"], atol=1e-4)
+    np.testing.assert_allclose(out["score"], out["logit"] + out["factor"], atol=1e-4)
+    scale = fit["scale"]
+    np.testing.assert_allclose(ue[:, -4:], scale * features["u_factors"], rtol=1e-4, atol=1e-6)
+    # an item with factors: their direction; a new item (no factors): the ridge's, from content
+    own = features["i_factors"]
+    known = np.abs(own).sum(axis=1) > 0
+    unit = own[known] / np.linalg.norm(own[known], axis=1, keepdims=True)
+    np.testing.assert_allclose(ie[known, -4:], unit, atol=1e-5)
+    np.testing.assert_allclose(np.linalg.norm(ie[~known, -4:], axis=1), 1.0, atol=1e-5)
+    cold = dict(features, i_factors=np.zeros_like(own))
+    predicted = item(cold)[:, -4:]
+    model = load_trained_model(tmp_path / "ckpt")
+    expected = model.item_tower.factors(to_tensors(model.item_specs, cold)).numpy()
+    np.testing.assert_allclose(predicted, expected, atol=1e-5)
+    assert np.mean(np.sum(predicted[known] * unit, axis=1)) > 0.9
+    # a user without factors (a cold user): the term is 0, the score is the model's logit
+    no_factors = dict(features, u_factors=np.zeros_like(features["u_factors"]))
+    out0 = load_serving(tmp_path / "export" / "final")(no_factors)
+    np.testing.assert_array_equal(out0["factor"], 0.0)
+    np.testing.assert_allclose(out0["score"], out0["logit"], atol=1e-4)
 
 
 def test_align_loss_is_the_cold_to_warm_distance_of_items_with_behaviour(data, tmp_path):

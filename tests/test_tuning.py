@@ -48,6 +48,22 @@ def test_study_starts_from_the_base_settings_and_prints_every_trial():
     assert [t["params"] for t in again["trials"]] == [t["params"] for t in result["trials"]]
 
 
+def test_the_first_trial_keeps_the_base_priors_weights():
+    seen = []
+
+    def objective(settings):
+        seen.append(settings["model"]["popularity_prior"])
+        return 0.5
+
+    base = _base()
+    base["model"].update(item_prior=True, popularity_prior=8.0)
+    tuning.run_study(objective, base, trials=1, seed=0, echo=lambda _: None)
+    assert seen == [8.0]
+    base["model"]["popularity_prior"] = 3.0  # off the searched grid: its nearest choice
+    tuning.run_study(objective, base, trials=1, seed=0, echo=lambda _: None)
+    assert seen[-1] == 4.0
+
+
 def test_a_failing_trial_is_recorded_and_the_study_goes_on():
     calls = []
 

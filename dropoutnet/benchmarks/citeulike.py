@@ -288,8 +288,9 @@ class BenchmarkSettings:
     everything they do not set takes the schema's defaults, as the pipeline would.  The
     defaults here set only what this dataset has a reason for: towers of the paper's size
     (500-wide layers, rank 200, as its preference factors), the factor features that the
-    distillation loss reads, and 4 epochs (one model trained from scratch, not a daily
-    warm-started one).
+    distillation loss and the factor prior read, the factor prior's weight (1: chosen on the
+    validation split, see :mod:`dropoutnet.model.factors`), and 4 epochs (one model trained
+    from scratch, not a daily warm-started one).
     """
 
     content_dim: int = 300
@@ -304,7 +305,8 @@ class BenchmarkSettings:
     contents: tuple[str, ...] = tuple(CONTENTS)
     model: dict[str, Any] = field(default_factory=lambda: {
         "embedding_dim": 200, "content_mlp": [512], "preference_mlp": [512],
-        "tower_mlp": [512], "losses": {"distill_features": ["u_factors", "i_factors"]}})
+        "tower_mlp": [512], "factor_prior": 1.0,
+        "losses": {"distill_features": ["u_factors", "i_factors"]}})
     training: dict[str, Any] = field(default_factory=lambda: {"epochs": 4})
 
 
@@ -465,6 +467,7 @@ def train_dropoutnet(p: Prepared, s: BenchmarkSettings,
     import tensorflow as tf
 
     from dropoutnet.model import ITEM_ID_KEY, item_log_frequency
+    from dropoutnet.model.factors import fit_factors
     from dropoutnet.model.popularity import fit_popularity
     from dropoutnet.training import build_model
 
@@ -490,6 +493,10 @@ def train_dropoutnet(p: Prepared, s: BenchmarkSettings,
     if model.item_tower.popularity is not None:  # no time in CiteULike: equal exposure
         fit_popularity(model.item_tower, {"i_content": p.item_content[warm_items]},
                        per_item[warm_items])
+    if model.factor_scale is not None:
+        fit_factors(model, {"i_content": p.item_content[warm_items],
+                            "i_factors": p.v[warm_items]},
+                    p.u[np.unique(p.train[:, 0])], seed)
     pos = p.train
     histories: dict[str, list[float]] = {}
     rows = 0

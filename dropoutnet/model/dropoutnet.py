@@ -18,10 +18,14 @@ and what retrieval ranks by is the inner product of the *exported* vectors
   ``score == logit + popularity`` (``popularity`` is ``model.popularity_prior`` times the
   item's expected reach from content, 0 without it: :mod:`dropoutnet.model.popularity`;
   ``logit`` is a log-odds, negative for an item less likely than not to be clicked);
+* with ``model.factor_prior`` both vectors also end in the factor prior's part, user
+  ``c * U_u``, item ``d_i``, and ``score`` gains ``factor = c * <U_u, d_i>``
+  (:mod:`dropoutnet.model.factors`);
 * without it: user ``scale * u``, item ``v``, so ``score == logit - bias``;
 * ``normalization: cosine``: unit vectors ``u`` and ``v``, ``score`` is their cosine.
 
-In every case ranking items by ``score`` is ranking them by ``logit`` (plus ``popularity``).
+In every case ranking items by ``score`` is ranking them by ``logit`` (plus ``popularity``
+and ``factor``).
 
 Inputs are the raw feature tensors keyed by feature name (see :mod:`dropoutnet.features`).
 A training batch is ``(x, labels)`` where ``x`` may also carry ``item_id`` (strings) and
@@ -72,6 +76,12 @@ class DropoutNet(keras.Model):
                                      initializer=keras.initializers.Constant(initial_scale))
         self.bias = self.add_weight(shape=(), name="bias", initializer="zeros")
         self.distill_features = self.loss_config.distill_features
+        self.factor_scale = None
+        if model_config.factor_prior > 0:
+            # c of the factor prior (weight / the factor score's spread): set by
+            # fit_factor_prior, not by Adam
+            self.factor_scale = self.add_weight(shape=(), name="factor_scale",
+                                                initializer="zeros", trainable=False)
         if self.loss_config.distill_weight > 0:
             # the affine map from the score to the preference model's U.V (only correlation
             # matters: the score's own scale is set by the other losses)
@@ -91,12 +101,15 @@ class DropoutNet(keras.Model):
     def has_prior(self) -> bool:
         return self.model_config.item_prior
 
-    def _export_user(self, vector: tf.Tensor) -> tf.Tensor:
+    def _export_user(self, user: Mapping[str, tf.Tensor]) -> tf.Tensor:
+        vector = user["vector"]
         if self.model_config.normalization == "cosine":
             return vector
         vector = self.scale * vector
         if self.has_prior:
             vector = tf.concat([vector, tf.ones_like(vector[:, :1])], axis=1)
+        if self.factor_scale is not None:
+            vector = tf.concat([vector, self.factor_scale * user["factors"]], axis=1)
         return vector
 
     def _export_item(self, item: Mapping[str, tf.Tensor]) -> tf.Tensor:
@@ -104,16 +117,18 @@ class DropoutNet(keras.Model):
         if self.has_prior:
             prior = item["prior"] + item["popularity"] + self.bias
             vector = tf.concat([vector, prior[:, None]], axis=1)
+        if self.factor_scale is not None:
+            vector = tf.concat([vector, item["factors"]], axis=1)
         return vector
 
     def user_embedding(self, features: Mapping[str, tf.Tensor], training: bool = False,
                        keep: tf.Tensor | None = None) -> tf.Tensor:
-        """The exported user vector, ``[n, model.vector_dim]``."""
-        return self._export_user(self.user_tower(features, training=training, keep=keep)["vector"])
+        """The exported user vector, ``[n, vector_dim]`` (:attr:`PipelineConfig.vector_dim`)."""
+        return self._export_user(self.user_tower(features, training=training, keep=keep))
 
     def item_embedding(self, features: Mapping[str, tf.Tensor], training: bool = False,
                        keep: tf.Tensor | None = None) -> tf.Tensor:
-        """The exported item vector, ``[n, model.vector_dim]``."""
+        """The exported item vector, ``[n, vector_dim]`` (:attr:`PipelineConfig.vector_dim`)."""
         return self._export_item(self.item_tower(features, training=training, keep=keep))
 
     def call(self, features: Mapping[str, tf.Tensor], training: bool = False,
@@ -121,18 +136,21 @@ class DropoutNet(keras.Model):
              ) -> dict[str, tf.Tensor]:
         """Per row: ``user_embedding``, ``item_embedding`` (exported), ``score`` (their inner
         product), the towers' raw ``user_vector``, ``item_vector``, their ``similarity``,
-        ``prior`` (0 without one), ``logit`` and ``probability``."""
+        ``prior`` (0 without one), ``popularity`` and ``factor`` (the two closed-form terms of
+        the score, 0 when off or in training), ``logit`` and ``probability``."""
         user = self.user_tower(features, training=training, keep=user_keep)
         item = self.item_tower(features, training=training, keep=item_keep)
         similarity = tf.reduce_sum(user["vector"] * item["vector"], axis=1)
-        user_embedding = self._export_user(user["vector"])
+        user_embedding = self._export_user(user)
         item_embedding = self._export_item(item)
         logit = self.scale * similarity + item["prior"] + self.bias
+        factor = (self.factor_scale * tf.reduce_sum(user["factors"] * item["factors"], axis=1)
+                  if self.factor_scale is not None else tf.zeros_like(logit))
         return {"user_embedding": user_embedding, "item_embedding": item_embedding,
                 "score": tf.reduce_sum(user_embedding * item_embedding, axis=1),
                 "user_vector": user["vector"], "item_vector": item["vector"],
                 "similarity": similarity, "prior": item["prior"],
-                "popularity": item["popularity"], "logit": logit,
+                "popularity": item["popularity"], "factor": factor, "logit": logit,
                 "probability": tf.sigmoid(logit)}
 
     def input_signature(self, side: str | None = None) -> dict[str, tf.TensorSpec]:

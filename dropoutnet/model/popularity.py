@@ -45,7 +45,7 @@ import tensorflow as tf
 from dropoutnet.baselines import popularity_regression
 from dropoutnet.model.towers import Tower
 
-__all__ = ["fit_popularity", "fit_popularity_prior", "item_examples"]
+__all__ = ["design_matrix", "fit_popularity", "fit_popularity_prior", "item_examples"]
 
 # the ridge's regularisation (the content → popularity baseline's)
 RIDGE_REG = 1.0
@@ -71,14 +71,15 @@ def item_examples(item_ids: np.ndarray, labels: np.ndarray, sample_dates: np.nda
     return rows, positives, exposure
 
 
-def _design(tower: Tower, features: Mapping[str, np.ndarray]) -> sp.csr_matrix:
-    """The popularity design of the rows of ``features``, as a scipy CSR matrix."""
-    n = len(np.asarray(features[tower.popularity_specs[0].name]))
+def design_matrix(tower: Tower, features: Mapping[str, np.ndarray]) -> sp.csr_matrix:
+    """The content design (:meth:`Tower.content_design`) of the rows of ``features``, as a
+    scipy CSR matrix."""
+    n = len(np.asarray(features[tower.design_specs[0].name]))
     parts = []
     for start in range(0, n, _BATCH):
         batch = {f.name: tf.constant(np.asarray(features[f.name])[start:start + _BATCH])
-                 for f in tower.popularity_specs}
-        design = tf.sparse.reorder(tower.popularity_design(batch))
+                 for f in tower.design_specs}
+        design = tf.sparse.reorder(tower.content_design(batch))
         index = design.indices.numpy()
         parts.append(sp.csr_matrix((design.values.numpy(), (index[:, 0], index[:, 1])),
                                    shape=tuple(design.dense_shape.numpy())))
@@ -97,7 +98,7 @@ def fit_popularity(tower: Tower, features: Mapping[str, np.ndarray], positives: 
     positives = np.asarray(positives, dtype=np.float64)
     if not len(positives):
         return {"items": 0, "positive_items": 0, "correlation": 0.0}
-    design = _design(tower, features)
+    design = design_matrix(tower, features)
     ridge = popularity_regression(design, positives, exposure_days, reg=RIDGE_REG)
     tower.popularity.assign(ridge.weights[:, 0].astype(np.float32))
     predicted, target = ridge.predict(design)[:, 0], np.log1p(positives)
@@ -112,6 +113,6 @@ def fit_popularity_prior(tower: Tower, features: Mapping[str, np.ndarray],
                          sample_dates: np.ndarray) -> dict[str, float | int]:
     """:func:`fit_popularity` on a training partition's rows (:func:`item_examples`)."""
     rows, positives, exposure = item_examples(item_ids, labels, sample_dates)
-    names = [f.name for f in tower.popularity_specs]
+    names = [f.name for f in tower.design_specs]
     return fit_popularity(tower, {k: np.asarray(features[k])[rows] for k in names}, positives,
                           exposure)

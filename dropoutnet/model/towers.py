@@ -14,7 +14,10 @@ from its behaviour when it has any; a cold item's prior therefore comes from con
 With ``model.popularity_prior`` the item tower adds a linear model of its content features
 (their sparse ``design`` columns, age features left out) with fixed weights, fitted in closed
 form before training (:mod:`dropoutnet.model.popularity`), times that setting, as its
-``popularity`` output (zeros in training: it is kept out of the losses).
+``popularity`` output (zeros in training: it is kept out of the losses).  With
+``model.factor_prior`` both towers also output ``factors``: the user's preference factors, and
+the direction of the item's factors or, for an item without them, of a fixed content →
+factors ridge on the same design (:mod:`dropoutnet.model.factors`; zeros in training too).
 
 With ``model.linear_shortcut`` a linear map of the encoded inputs (content, masked preference
 and the mask) is added to the output before normalisation: a wide path beside the MLPs, so a
@@ -56,11 +59,13 @@ def mlp(units: Sequence[int], name: str) -> keras.Sequential:
 
 
 class Tower(keras.layers.Layer):
-    """One side's tower: ``call(features, training, keep) -> {"vector", "prior"}``.
+    """One side's tower: ``call(features, training, keep) -> {"vector", "prior",
+    "popularity"}`` (and ``"factors"`` with ``model.factor_prior``).
 
     ``vector`` is ``[n, embedding_dim]`` (unit length unless ``normalization: none``);
     ``prior`` is ``[n]``: the item prior, or zeros for the user tower and without
-    ``model.item_prior``.
+    ``model.item_prior``; ``popularity`` ``[n]`` and ``factors`` ``[n, factor dim]`` are the
+    closed-form terms described above.
     """
 
     def __init__(self, side: str, features: Sequence[FeatureSpec], model: ModelConfig,
@@ -91,16 +96,27 @@ class Tower(keras.layers.Layer):
         self.prior_layer = (keras.layers.Dense(1, name="prior")
                             if side == "item" and model.item_prior else None)
         self.popularity_weight = float(model.popularity_prior) if side == "item" else 0.0
-        self.popularity_specs = ([f for f in self.content_specs if not f.age]
-                                 if self.popularity_weight > 0 else [])
-        self.popularity = None
+        # the preference factors of the factor prior: this side's (user or item) feature
+        self.factor_feature = (model.losses.distill_features[0 if side == "user" else 1]
+                               if model.factor_prior > 0 else None)
+        has_map = side == "item" and self.factor_feature is not None
+        # the closed-form heads' inputs: the content features' design, age left out
+        self.design_specs = ([f for f in self.content_specs if not f.age]
+                             if self.popularity_weight > 0 or has_map else [])
+        if (self.popularity_weight > 0 or has_map) and not self.design_specs:
+            raise ValueError("model.popularity_prior and model.factor_prior need an item "
+                             "content feature that is not an age feature; add one, or set "
+                             "them to 0")
+        width = sum(self.encoders[f.name].design_width for f in self.design_specs)
+        self.popularity = self.factor_map = None
         if self.popularity_weight > 0:
-            if not self.popularity_specs:
-                raise ValueError("model.popularity_prior needs an item content feature that is "
-                                 "not an age feature; add one, or set model.popularity_prior: 0")
-            width = sum(self.encoders[f.name].design_width for f in self.popularity_specs)
             # the ridge's weights, the intercept last; set by fit_popularity_prior, not by Adam
             self.popularity = self.add_weight(shape=(width + 1,), name="popularity_prior",
+                                              initializer="zeros", trainable=False)
+        if has_map:
+            # content -> item factors, the intercept row last; set by fit_factor_prior
+            dim = self.encoders[self.factor_feature].design_width
+            self.factor_map = self.add_weight(shape=(width + 1, dim), name="factor_map",
                                               initializer="zeros", trainable=False)
         self.seed_generator = keras.random.SeedGenerator(seed, name="dropout_seed")
 
@@ -108,16 +124,31 @@ class Tower(keras.layers.Layer):
     def feature_names(self) -> list[str]:
         return [f.name for f in self.content_specs + self.preference_specs]
 
-    def popularity_design(self, features: Mapping[str, tf.Tensor]) -> tf.SparseTensor:
-        """``[n, columns]``: the popularity prior's inputs, each content feature's design."""
+    def content_design(self, features: Mapping[str, tf.Tensor]) -> tf.SparseTensor:
+        """``[n, columns]``: the closed-form heads' inputs, each content feature's design."""
         return tf.sparse.concat(axis=1, sp_inputs=[
-            self.encoders[f.name].design(features[f.name]) for f in self.popularity_specs])
+            self.encoders[f.name].design(features[f.name]) for f in self.design_specs])
 
     def expected_popularity(self, features: Mapping[str, tf.Tensor]) -> tf.Tensor:
         """float32 [n]: the popularity ridge's prediction (log1p of expected positives)."""
-        design = self.popularity_design(features)
+        design = self.content_design(features)
         weights = tf.reshape(self.popularity[:-1], [-1, 1])
         return tf.sparse.sparse_dense_matmul(design, weights)[:, 0] + self.popularity[-1]
+
+    def factors(self, features: Mapping[str, tf.Tensor]) -> tf.Tensor:
+        """float32 [n, factor dim]: the factor prior's side of the score.
+
+        The user tower: the user's preference factors (zeros when the user has none).  The
+        item tower: the direction (unit vector) of the item's factors, or of the content →
+        factors ridge's prediction for an item without factors (a new one)."""
+        encoder = self.encoders[self.factor_feature]
+        own = encoder(features[self.factor_feature])
+        if self.factor_map is None:
+            return own
+        predicted = tf.sparse.sparse_dense_matmul(self.content_design(features),
+                                                  self.factor_map[:-1]) + self.factor_map[-1]
+        present = encoder.present(features[self.factor_feature])[:, None]
+        return tf.math.l2_normalize(tf.where(present, own, predicted), axis=1)
 
     def preference_present(self, features: Mapping[str, tf.Tensor]) -> tf.Tensor:
         """float32 [n]: 1 when the row has any non-missing preference feature, else 0."""
@@ -164,4 +195,8 @@ class Tower(keras.layers.Layer):
         # vectors would share it): no sparse design on the training hot path
         popularity = (self.popularity_weight * self.expected_popularity(features)
                       if self.popularity is not None and not training else tf.zeros_like(prior))
-        return {"vector": vector, "prior": prior, "popularity": popularity}
+        out = {"vector": vector, "prior": prior, "popularity": popularity}
+        if self.factor_feature is not None:  # outside the losses too
+            out["factors"] = (tf.zeros_like(features[self.factor_feature], tf.float32)
+                              if training else self.factors(features))
+        return out

@@ -28,9 +28,9 @@ def _predict(path: Path, cfg: PipelineConfig, side: str, columns: dict[str, list
     tower = load_tower(path)
     out = np.asarray(tower(inputs.to_inputs(cfg.features_of(side=side), columns)),
                      dtype=np.float32)
-    if out.shape != (len(columns[f"{side}_id"]), cfg.model.vector_dim):
+    if out.shape != (len(columns[f"{side}_id"]), cfg.vector_dim):
         raise RuntimeError(f"the {side} model at {path} returned shape {out.shape}; "
-                           f"expected (n, {cfg.model.vector_dim}) — re-export the model")
+                           f"expected (n, {cfg.vector_dim}) — re-export the model")
     return out
 
 

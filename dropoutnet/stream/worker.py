@@ -233,9 +233,9 @@ class Worker:
         except (urllib.error.URLError, OSError) as err:
             raise ServiceError(f"{url}: {err}") from None
         out = np.asarray(answer["outputs"], dtype=np.float32)
-        if out.shape != (len(rows["item_id"]), self.cfg.model.vector_dim):
+        if out.shape != (len(rows["item_id"]), self.cfg.vector_dim):
             raise ServiceError(f"{url} answered shape {out.shape}, expected "
-                               f"({len(rows['item_id'])}, {self.cfg.model.vector_dim})")
+                               f"({len(rows['item_id'])}, {self.cfg.vector_dim})")
         return out
 
 
