@@ -100,7 +100,10 @@ def cmd_stream(args: argparse.Namespace) -> int:
 
     cfg = pipeline.load(args.config)
     if args.status:
-        _print_json(status(cfg))
+        answer = status(cfg)
+        _print_json(answer)
+        if answer.get("warning"):
+            print(f"warning: {answer['warning']}", file=sys.stderr)
         return 0
     if args.drop:
         source.drop(cfg)
@@ -294,7 +297,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-seconds", type=float, default=None,
                    help="stop after this long (default: run until interrupted)")
     p.add_argument("--status", action="store_true",
-                   help="the slot's lag (bytes behind the server) and the dead letters, then exit")
+                   help="the slot's lag, the worker's last heartbeat, whether the slot is stale "
+                        "and the dead letters, as JSON, then exit")
     p.add_argument("--drop", action="store_true",
                    help="retire the worker: drop its replication slot (which keeps the change "
                         "log until dropped) and its publication")

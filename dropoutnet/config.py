@@ -601,6 +601,9 @@ class StreamConfig(_Strict):
     read) change, in batches of up to ``batch_size`` changes collected for at most
     ``batch_wait_ms``, with the active version's item tower served at ``service_url`` (the
     model service, ``dropoutnet serve``; its bearer token from ``token_env`` when set).
+    While it runs it serves Prometheus metrics on ``metrics_host:metrics_port`` (0 = off) and
+    records its progress every ``heartbeat_seconds``; a slot that no worker has read for
+    ``stale_after_minutes`` is reported stale (it keeps the change log from being recycled).
     """
 
     window_hours: float = Field(default=24, gt=0)
@@ -609,6 +612,10 @@ class StreamConfig(_Strict):
     service_url: str = "http://127.0.0.1:8501"
     token_env: str = "DROPOUTNET_SERVING_TOKEN"
     retry_max_seconds: float = Field(default=30, gt=0)
+    metrics_host: str = "127.0.0.1"
+    metrics_port: int = Field(default=9464, ge=0, le=65535)
+    heartbeat_seconds: float = Field(default=5, gt=0)
+    stale_after_minutes: float = Field(default=30, gt=0)
 
 
 class StorageConfig(_Strict):

@@ -37,7 +37,8 @@ def env(database_url, tmp_path_factory):
                       cold_start_recall={"train_days": 2},
                       training={"epochs": 1, "batch_size": 256},
                       retrieval={"candidate_window_days": 3},
-                      stream={"service_url": f"http://127.0.0.1:{port}", "batch_wait_ms": 50},
+                      stream={"service_url": f"http://127.0.0.1:{port}", "batch_wait_ms": 50,
+                              "metrics_port": free_port(), "heartbeat_seconds": 0.5},
                       evaluation={"k": [5, 10], "gate": {"metric": "recall@10"}}) as e:
         pipeline.run(END.isoformat(), tasks=pipeline.TASKS[:-1])  # published and deployed
         e["cfg"] = pipeline.load(e["config"])
@@ -213,3 +214,108 @@ def test_a_batch_with_one_bad_row_writes_the_others_and_keeps_the_bad_one(env, s
     (item, lsn, reason), = query(env, f"select item_id, lsn::text, reason from "
                                       f"{s}.stream_dead_letters where item_id = 'stream_2'")
     assert lsn == "7/2A" and "has dim" in reason
+
+
+def test_the_worker_reports_its_lag_and_throughput_and_a_stale_slot_is_named(env, service):
+    import urllib.request
+
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from dropoutnet.stream.worker import status
+
+    cfg = env["cfg"]
+    version = f"{END:%Y%m%d}"
+    with running_worker(cfg) as worker:
+        insert_new_item(env, "stream_3")
+        wait_for(lambda: stored(env, version, "stream_3") is not None, what="the new item")
+        wait_for(lambda: worker.stats.lag_bytes is not None, what="a heartbeat")
+        url = f"http://127.0.0.1:{cfg.stream.metrics_port}/metrics"
+        with urllib.request.urlopen(url, timeout=10) as r:
+            samples = {s.name: s.value
+                       for family in text_string_to_metric_families(r.read().decode())
+                       for s in family.samples}
+        # scraped over HTTP: the worker's own counts, the lag, the latency histogram
+        assert samples["dropoutnet_stream_embedded_total"] == worker.stats.embedded >= 1
+        assert samples["dropoutnet_stream_dead_letters_total"] == worker.stats.dead_letters
+        assert samples["dropoutnet_stream_commit_to_stored_seconds_count"] >= 1
+        assert 0 < samples["dropoutnet_stream_commit_to_stored_seconds_sum"] < 30
+        assert samples["dropoutnet_stream_lag_seconds"] >= 0
+        assert samples["dropoutnet_stream_lag_bytes"] >= 0
+        assert status(cfg)["worker_connected"] is True
+    # stopped a moment ago: the heartbeat is recent, so the slot is not stale yet
+    answer = status(cfg)
+    assert answer["worker_connected"] is False and answer["stale"] is False
+    assert answer["heartbeat_age_seconds"] < 60 and "warning" not in answer
+    # no reader for longer than stream.stale_after_minutes: stale, with what to do
+    strict = cfg.model_copy(update={"stream": cfg.stream.model_copy(
+        update={"stale_after_minutes": 0.0001})})
+    time.sleep(0.1)
+    answer = status(strict)
+    assert answer["stale"] is True
+    assert answer["warning"].startswith(f"the stream slot {source.names(cfg)} is not read for ")
+    assert "dropoutnet stream --drop" in answer["warning"]
+
+
+def test_a_version_switch_carries_the_new_items_over_within_seconds(env, service):
+    """A publish switches the active version while new items stream in: the items that
+    arrived after the new version's pool snapshot are in its partition seconds after the
+    switch, with its own tower; recall reads one version at a time."""
+    cfg, s = env["cfg"], env["schema"]
+    old, day = f"{END:%Y%m%d}", END - dt.timedelta(days=1)
+    new = f"{day:%Y%m%d}"
+    seen: list[tuple[float, str, bool]] = []  # (time, active version, has switch_1)
+    watching = threading.Event()
+
+    def watch():  # what recall would read, polled through the switch
+        while not watching.is_set():
+            with db.transaction() as cur:
+                version = registry.active(cur, cfg).model_version
+                cur.execute(f"select count(*) from {s}.item_embeddings "
+                            "where model_version = %s and item_id = 'switch_1'", (version,))
+                seen.append((time.monotonic(), version, cur.fetchone()[0] == 1))
+            time.sleep(0.02)
+
+    with running_worker(cfg) as worker:
+        insert_new_item(env, "switch_1")
+        wait_for(lambda: stored(env, old, "switch_1") is not None, what="the new item")
+        watcher = threading.Thread(target=watch, daemon=True)
+        watcher.start()
+        # the daily run of another bizdate publishes (and deploys) a new active version
+        pipeline.run(day.isoformat(), tasks=pipeline.TASKS[:-1], make_live=True)
+        wait_for(lambda: stored(env, new, "switch_1") is not None, timeout=30,
+                 what="the new item in the new version")
+        insert_new_item(env, "switch_2")  # after the switch: straight into the new version
+        wait_for(lambda: stored(env, new, "switch_2") is not None, what="a newer item")
+        watching.set()
+        watcher.join(timeout=10)
+    assert worker.stats.switches >= 2  # the start, then the publish
+    # embedded again with the new version's own tower, not copied from the old one
+    assert np.allclose(stored(env, new, "switch_1"), daily_vector(env, new, "switch_1"),
+                       atol=1e-4)
+    assert not np.allclose(stored(env, new, "switch_1"), stored(env, old, "switch_1"))
+    # every item the stream had put into the old version is in the new one too
+    streamed = {r[0] for r in query(env, f"select item_id from {s}.item_embeddings "
+                                         "where model_version = %s and item_id like %s",
+                                    (old, "stream%"))}
+    assert streamed and streamed <= {r[0] for r in query(
+        env, f"select item_id from {s}.item_embeddings where model_version = %s", (new,))}
+    # the new item was missing from what recall reads only between the switch and the
+    # worker's catch-up: seconds (the heartbeat's period plus one embedding), never for good
+    after = [(t, present) for t, v, present in seen if v == new]
+    assert after and after[-1][1]
+    missing = [t for t, present in after if not present]
+    gap = (missing[-1] - after[0][0]) if missing else 0.0
+    print(f"switch gap: {gap:.2f} s")
+    assert gap < 10
+    # a user's recall: the user's and the items' vectors of one version, the active one
+    with db.transaction() as cur:
+        user = query(env, f"select user_id from {s}.user_embeddings "
+                          "where model_version = %s limit 1", (new,))[0][0]
+        vector = retrieval.user_vector(cur, cfg, new, user)
+        now = dt.datetime.now(dt.timezone.utc)
+        found = dict(retrieval.top_items(cur, cfg, new, vector, 50,
+                                         created_from=now - dt.timedelta(hours=1),
+                                         created_to=now + dt.timedelta(hours=1)))
+    assert {"switch_1", "switch_2"} <= set(found)
+    assert found["switch_1"] == pytest.approx(
+        float(np.dot(vector, stored(env, new, "switch_1"))), abs=1e-4)

@@ -10,6 +10,7 @@ reads the unconfirmed changes again when it restarts (at-least-once delivery).
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 import select
 import time
@@ -83,6 +84,7 @@ class Batch:
 
     changes: list[pgoutput.Change]
     end_lsn: int
+    first_commit: dt.datetime | None = None  # the commit time of its oldest transaction
 
 
 class ChangeLog:
@@ -116,6 +118,7 @@ class ChangeLog:
         while True:
             changes: list[pgoutput.Change] = []
             end_lsn = 0
+            first_commit = None
             deadline = time.monotonic() + max_wait
             while len(changes) < max_changes:
                 msg = self.cur.read_message()
@@ -132,7 +135,8 @@ class ChangeLog:
                     changes.extend(self._open)
                     self._open = []
                     end_lsn = event.end_lsn
-            yield Batch(changes, end_lsn)
+                    first_commit = first_commit or event.commit_time
+            yield Batch(changes, end_lsn, first_commit)
 
     def confirm(self, lsn: int) -> None:
         """Tell the server everything up to ``lsn`` is written: it may free that change log."""

@@ -17,6 +17,20 @@ A worker killed at any point reads the unconfirmed batch again and writes the sa
 (at-least-once delivery, idempotent upserts).  The model service or the database failing
 makes the batch wait and retry with backoff (``stream.retry_max_seconds`` at most between
 tries): the slot keeps the change log meanwhile, nothing is dropped.
+
+**What it reports.**  While it runs, Prometheus metrics on ``stream.metrics_port``
+(``dropoutnet_stream_*``: batches, changes, items embedded and ignored, dead letters, retries,
+the lag in seconds and bytes, and a histogram of commit-to-stored seconds), and every
+``stream.heartbeat_seconds`` a progress row (``stream_progress``).  :func:`status`
+(``dropoutnet stream --status``) reads the slot and that row whether or not a worker runs, and
+calls the slot *stale* when no worker reads it and the last heartbeat is older than
+``stream.stale_after_minutes``: new items are then not embedded, and the server keeps every
+change since, which fills its disk.
+
+*Lag in seconds* is how far behind the source the worker was at its last batch: the time from
+the commit of the batch's oldest transaction to the batch being written, 0 when it found
+nothing to read (caught up).  *Commit to stored* is observed once per embedded item with the
+same bound (its transaction committed no earlier than the batch's oldest one).
 """
 
 from __future__ import annotations
@@ -66,6 +80,45 @@ class Stats:
     dead_letters: int = 0
     last_lsn: int = 0
     last_embedded: list[str] = field(default_factory=list)
+    lag_seconds: float = 0.0
+    lag_bytes: int | None = None
+    last_commit_at: str | None = None  # ISO time of the newest commit written
+    switches: int = 0  # active versions followed (the first one at the start included)
+
+
+# counters of the metrics endpoint: Stats field, help
+_COUNTERS = (
+    ("batches", "batches of the change log processed"),
+    ("changes", "changes read from the item tables' change log"),
+    ("embedded", "items embedded into the active version"),
+    ("ignored", "changed items outside the window (not new), left to the daily run"),
+    ("dead_letters", "changes kept in stream_dead_letters instead of being processed"),
+    ("retries", "batches retried after the model service or the database failed"),
+    ("switches", "active versions followed (each one caught up with the window's items)"),
+)
+# commit-to-stored seconds: buckets from a fraction of a second to minutes
+_LATENCY_BUCKETS = (0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300)
+
+
+class _StatsCollector:
+    """The worker's :class:`Stats` as Prometheus metric families, read at each scrape."""
+
+    def __init__(self, stats: Stats) -> None:
+        self.stats = stats
+
+    def collect(self):
+        from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+        for name, text in _COUNTERS:
+            yield CounterMetricFamily(f"dropoutnet_stream_{name}", text,
+                                      value=getattr(self.stats, name))
+        yield GaugeMetricFamily("dropoutnet_stream_lag_seconds", "seconds the worker was "
+                                "behind the source at its last batch (0: caught up)",
+                                value=self.stats.lag_seconds)
+        if self.stats.lag_bytes is not None:
+            yield GaugeMetricFamily("dropoutnet_stream_lag_bytes", "bytes of change log the "
+                                    "server keeps past the slot's confirmed position",
+                                    value=self.stats.lag_bytes)
 
 
 class Worker:
@@ -78,6 +131,15 @@ class Worker:
         self.stats = Stats()
         self.roles: dict[tuple[str, str], str] = {}
         self.item_model = cfg.serving.item_model or f"{cfg.model_name}_item"
+        self.version: str | None = None  # the active version the worker last embedded into
+        from prometheus_client import CollectorRegistry, Histogram
+
+        self.registry = CollectorRegistry()
+        self.registry.register(_StatsCollector(self.stats))
+        self.latency = Histogram("dropoutnet_stream_commit_to_stored_seconds",
+                                 "seconds from an item's change committing to its vector being "
+                                 "stored (bounded by its batch's oldest commit)",
+                                 buckets=_LATENCY_BUCKETS, registry=self.registry)
 
     # --- the loop --------------------------------------------------------------------------
 
@@ -92,16 +154,75 @@ class Worker:
             self.roles = source.raw_tables(cur, self.cfg)
         deadline = None if max_seconds is None else time.monotonic() + max_seconds
         s = self.cfg.stream
-        with source.ChangeLog(self.cfg, self.url) as changes:
-            for batch in changes.batches(s.batch_size, s.batch_wait_ms / 1000):
-                if batch.changes:
-                    self._with_retries(lambda: self.process(batch.changes, batch.end_lsn))
-                changes.confirm(batch.end_lsn)
-                self.stats.last_lsn = batch.end_lsn or self.stats.last_lsn
-                if (stop is not None and stop()) or (deadline is not None
-                                                     and time.monotonic() > deadline):
-                    break
+        server = self._serve_metrics()
+        next_heartbeat = 0.0
+        try:
+            with source.ChangeLog(self.cfg, self.url) as changes:
+                for batch in changes.batches(s.batch_size, s.batch_wait_ms / 1000):
+                    written: list[str] = []
+                    if batch.changes:
+                        written = self._with_retries(
+                            lambda: self.process(batch.changes, batch.end_lsn))
+                    changes.confirm(batch.end_lsn)
+                    self._progress(batch, written)
+                    if batch.changes or time.monotonic() >= next_heartbeat:
+                        self._with_retries(self.follow_version)  # a publish or a rollback
+                        self._heartbeat()
+                        next_heartbeat = time.monotonic() + s.heartbeat_seconds
+                    if (stop is not None and stop()) or (deadline is not None
+                                                         and time.monotonic() > deadline):
+                        break
+        finally:
+            if server is not None:
+                server.shutdown()
+                server.server_close()
         return self.stats
+
+    def _serve_metrics(self):
+        """Start the Prometheus endpoint (``stream.metrics_port``; None when 0)."""
+        from prometheus_client import start_http_server
+
+        s = self.cfg.stream
+        if not s.metrics_port:
+            return None
+        try:
+            server, _ = start_http_server(s.metrics_port, addr=s.metrics_host,
+                                          registry=self.registry)
+        except OSError as err:
+            raise OSError(f"stream.metrics_port {s.metrics_port} on {s.metrics_host}: {err}; "
+                          "set another port, or 0 to turn the worker's metrics off") from None
+        log.info("stream metrics on http://%s:%d/metrics", s.metrics_host, s.metrics_port)
+        return server
+
+    def _progress(self, batch: source.Batch, written: list[str]) -> None:
+        """Lag and latency figures of a batch just confirmed."""
+        self.stats.last_lsn = batch.end_lsn or self.stats.last_lsn
+        if batch.first_commit is None:  # nothing committed came: caught up
+            self.stats.lag_seconds = 0.0
+            return
+        behind = max(0.0, (self.now() - batch.first_commit).total_seconds())
+        self.stats.lag_seconds = behind
+        self.stats.last_commit_at = batch.first_commit.isoformat()
+        for _ in written:
+            self.latency.observe(behind)
+
+    def _heartbeat(self) -> None:
+        """Record the progress row and read the slot's lag in bytes; a failure only logs
+        (the next heartbeat tries again)."""
+        try:
+            with db.transaction(self.url) as cur:
+                sql.execute(cur, "stream/heartbeat.sql", params={
+                    "model_name": self.cfg.model_name,
+                    "confirmed_lsn": lsn_text(self.stats.last_lsn) if self.stats.last_lsn
+                    else None,
+                    "lag_seconds": self.stats.lag_seconds,
+                    "last_commit_at": self.stats.last_commit_at},
+                    schema=self.cfg.storage.schema_)
+                sql.execute(cur, "stream/slot.sql", params={"slot": source.names(self.cfg)})
+                slot = cur.fetchone()
+            self.stats.lag_bytes = int(slot[2]) if slot and slot[2] is not None else None
+        except (psycopg2.OperationalError, psycopg2.InterfaceError) as exc:
+            log.warning("stream heartbeat not recorded (%s); the next one tries again", exc)
 
     def _with_retries(self, step: Callable[[], Any]) -> Any:
         wait = 0.5
@@ -158,23 +279,52 @@ class Worker:
         """Embed the items a batch of changes touches; return their ids."""
         self.stats.batches += 1
         self.stats.changes += len(changes)
-        now = self.now()
-        window_start = now - dt.timedelta(hours=self.cfg.stream.window_hours)
         item_ids, author_ids = self._touched(changes, lsn)
-        with db.transaction(self.url) as cur:
-            active = registry.active(cur, self.cfg)
-            if active is None:
-                log.info("no active version yet: %d changes left to the daily run",
-                         len(changes))
-                return []
-            if author_ids:
+        version = self.follow_version()
+        if version is None:
+            log.info("no active version yet: %d changes left to the daily run", len(changes))
+            return []
+        if author_ids:
+            with db.transaction(self.url) as cur:
                 sql.execute(cur, "stream/items_of_authors.sql",
                             params={"author_ids": sorted(author_ids),
-                                    "created_from": window_start},
+                                    "created_from": self._window_start()},
                             items=self.cfg.raw.items)
                 item_ids |= {r[0] for r in cur.fetchall()}
-            if not item_ids:
-                return []
+        return self._embed(version, item_ids, lsn)
+
+    def _window_start(self) -> dt.datetime:
+        return self.now() - dt.timedelta(hours=self.cfg.stream.window_hours)
+
+    def follow_version(self) -> str | None:
+        """The active version; when it changed since the last call (a publish, a rollback,
+        or the worker's start), first embed into it the window's items its partition lacks:
+        those that arrived after its pool snapshot went into the version active then."""
+        with db.transaction(self.url) as cur:
+            active = registry.active(cur, self.cfg)
+        if active is None or active.model_version == self.version:
+            return None if active is None else self.version
+        version = active.model_version
+        with db.transaction(self.url) as cur:
+            sql.execute(cur, "stream/items_missing_from_version.sql",
+                        params={"created_from": self._window_start(), "version": version},
+                        items=self.cfg.raw.items, schema=self.cfg.storage.schema_)
+            missing = {r[0] for r in cur.fetchall()}
+        written = self._embed(version, missing, self.stats.last_lsn) if missing else []
+        log.info("active version %s (was %s): %d items of the window it lacked embedded",
+                 version, self.version, len(written))
+        self.version = version
+        self.stats.switches += 1
+        return version
+
+    def _embed(self, version: str, item_ids: set[str], lsn: int) -> list[str]:
+        """Read the features of ``item_ids`` (the daily query's), keep those created within
+        the window, embed them with ``version`` and upsert them; return the ids written."""
+        if not item_ids:
+            return []
+        now = self.now()
+        window_start = self._window_start()
+        with db.transaction(self.url) as cur:
             columns = feature_queries.read_features(cur, self.cfg, "item", now.date(),
                                                     {"item_ids": sorted(item_ids)})
         keep = [k for k, c in enumerate(columns["created_at"])
@@ -183,10 +333,10 @@ class Worker:
         if not keep:
             return []
         rows = {name: [values[k] for k in keep] for name, values in columns.items()}
-        written = self._write(active.model_version, rows, lsn)
+        written = self._write(version, rows, lsn)
         self.stats.embedded += len(written)
         self.stats.last_embedded = written
-        log.info("embedded %d items into version %s", len(written), active.model_version)
+        log.info("embedded %d items into version %s", len(written), version)
         return written
 
     def _write(self, version: str, rows: dict[str, list], lsn: int) -> list[str]:
@@ -257,21 +407,44 @@ def _change_json(change: pgoutput.Change) -> dict[str, Any]:
 
 
 def status(cfg: PipelineConfig, url: str | None = None) -> dict[str, Any]:
-    """The slot's position and lag, and the dead letters so far."""
+    """The slot's position and lag, the worker's last heartbeat, the dead letters so far, and
+    whether the slot is stale (no worker reads it and none has for
+    ``stream.stale_after_minutes``); a stale slot comes with a ``warning`` saying what to do."""
     name = source.names(cfg)
+    schema = cfg.storage.schema_
     with db.transaction(url) as cur:
         sql.execute(cur, "stream/slot.sql", params={"slot": name})
         slot = cur.fetchone()
-        dead = (0, None)
-        if db.table_exists(cur, cfg.storage.schema_, "stream_dead_letters"):
+        dead, progress = (0, None), None
+        if db.table_exists(cur, schema, "stream_dead_letters"):
             sql.execute(cur, "stream/status.sql", params={"model_name": cfg.model_name},
-                        schema=cfg.storage.schema_)
+                        schema=schema)
             dead = cur.fetchone()
+        if db.table_exists(cur, schema, "stream_progress"):
+            sql.execute(cur, "stream/progress.sql", params={"model_name": cfg.model_name},
+                        schema=schema)
+            progress = cur.fetchone()
+    out: dict[str, Any] = {"slot": name, "exists": slot is not None,
+                           "dead_letters": int(dead[0]),
+                           "last_dead_letter": dead[1].isoformat() if dead[1] else None}
+    if progress is not None:
+        out |= {"lag_seconds": progress[0],
+                "last_commit_at": progress[1].isoformat() if progress[1] else None,
+                "heartbeat_at": progress[2].isoformat(),
+                "heartbeat_age_seconds": round(progress[3], 1)}
     if slot is None:
-        return {"slot": name, "exists": False, "dead_letters": int(dead[0])}
-    return {"slot": name, "exists": True, "confirmed_lsn": slot[1], "lag_bytes": slot[2],
-            "worker_connected": slot[3], "dead_letters": int(dead[0]),
-            "last_dead_letter": dead[1].isoformat() if dead[1] else None}
+        return out
+    out |= {"confirmed_lsn": slot[1], "lag_bytes": slot[2], "worker_connected": slot[3]}
+    limit = cfg.stream.stale_after_minutes * 60
+    out["stale"] = not slot[3] and (progress is None or progress[3] > limit)
+    if out["stale"]:
+        since = ("never read by a worker" if progress is None else
+                 f"not read for {progress[3] / 60:.0f} min")
+        out["warning"] = (f"the stream slot {name} is {since} and keeps {slot[2]} bytes of "
+                          "change log: new items are not embedded until `dropoutnet stream` "
+                          "runs again; retire it with `dropoutnet stream --drop` if the worker "
+                          "is gone for good")
+    return out
 
 
 def _jsonable(a: np.ndarray) -> list:

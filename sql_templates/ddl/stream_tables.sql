@@ -11,3 +11,14 @@ create table if not exists {{ qualified(schema, 'stream_dead_letters') }} (
     change jsonb not null,
     created_at timestamptz not null default now()
 );
+
+-- The worker's progress, one row per model, written every stream.heartbeat_seconds while it
+-- runs: how far it has confirmed, how far behind the source it was, and when it last said so
+-- (a slot with no recent heartbeat and no reader is stale: it keeps the change log).
+create table if not exists {{ qualified(schema, 'stream_progress') }} (
+    model_name text primary key,
+    confirmed_lsn pg_lsn,
+    lag_seconds double precision not null,
+    last_commit_at timestamptz,
+    heartbeat_at timestamptz not null
+);
