@@ -319,3 +319,74 @@ def test_a_version_switch_carries_the_new_items_over_within_seconds(env, service
     assert {"switch_1", "switch_2"} <= set(found)
     assert found["switch_1"] == pytest.approx(
         float(np.dot(vector, stored(env, new, "switch_1"))), abs=1e-4)
+
+
+@pytest.mark.parametrize("point", ["stream.before_commit", "stream.before_confirm"])
+def test_a_worker_killed_mid_batch_replays_it_and_ends_as_if_nothing_failed(env, service,
+                                                                          point):
+    """SIGKILL inside the upsert's transaction, or after its commit but before the slot
+    heard of it: the next worker reads the batch again and the state is exactly one row per
+    item, with the active version's vector."""
+    import os
+    import subprocess
+    import sys
+
+    cfg, s = env["cfg"], env["schema"]
+    with db.transaction() as cur:
+        version = registry.active(cur, cfg).model_version
+    item = f"killed_{point.split('.')[1]}"
+    proc = subprocess.Popen([sys.executable, "-m", "dropoutnet.cli", "stream",
+                             "--max-seconds", "120"],
+                            env=dict(os.environ, DROPOUTNET_FAILPOINT=point),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_for(lambda: query(env, "select active from pg_replication_slots "
+                                    "where slot_name = %s", (source.names(cfg),)) == [(True,)],
+                 what="the worker on its slot")
+        insert_new_item(env, item)
+        assert proc.wait(timeout=60) == -9, proc.stderr.read()[-2000:]
+    finally:
+        proc.kill()
+    rows = query(env, f"select count(*) from {s}.item_embeddings where item_id = %s", (item,))
+    assert rows == [(1 if point == "stream.before_confirm" else 0,)]
+    # the next worker reads the unconfirmed batch again
+    with running_worker(cfg) as worker:
+        wait_for(lambda: stored(env, version, item) is not None, what="the replayed item")
+    assert worker.stats.changes >= 1
+    assert query(env, f"select count(*) from {s}.item_embeddings where item_id = %s",
+                 (item,)) == [(1,)]
+    assert np.allclose(stored(env, version, item), daily_vector(env, version, item), atol=1e-4)
+
+
+def test_while_the_model_service_is_down_the_worker_holds_its_position(env, service):
+    """Nothing listens at the service's address: the batch is retried with backoff and the
+    item waits in the slot; once a service answers there, it is embedded."""
+    import uvicorn
+
+    from dropoutnet.serving.app import create_app
+    from dropoutnet.serving.config import ServiceConfig
+
+    port = free_port()
+    cfg = env["cfg"]
+    down = cfg.model_copy(update={"stream": cfg.stream.model_copy(update={
+        "service_url": f"http://127.0.0.1:{port}", "retry_max_seconds": 0.5})})
+    with db.transaction() as cur:
+        version = registry.active(cur, cfg).model_version
+    with running_worker(down) as worker:
+        insert_new_item(env, "while_down")
+        wait_for(lambda: worker.stats.retries >= 3, what="retries against the absent service")
+        assert stored(env, version, "while_down") is None
+        server = uvicorn.Server(uvicorn.Config(
+            create_app(ServiceConfig(name=ITEM_MODEL, port=port, poll_seconds=0.2,
+                                     model_path=env["home"] / "serving" / ITEM_MODEL)),
+            host="127.0.0.1", port=port, log_level="warning"))
+        thread = threading.Thread(target=server.run, daemon=True)
+        thread.start()
+        try:
+            wait_for(lambda: stored(env, version, "while_down") is not None,
+                     what="the item once the service is back")
+        finally:
+            server.should_exit = True
+            thread.join(timeout=20)
+    assert np.allclose(stored(env, version, "while_down"),
+                       daily_vector(env, version, "while_down"), atol=1e-4)

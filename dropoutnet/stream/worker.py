@@ -52,6 +52,7 @@ from psycopg2.extras import Json
 
 from .. import db, feature_queries, inputs, registry, sql, vectors
 from ..config import PipelineConfig
+from ..failpoints import failpoint
 from . import pgoutput, source
 
 log = logging.getLogger(__name__)
@@ -163,6 +164,8 @@ class Worker:
                     if batch.changes:
                         written = self._with_retries(
                             lambda: self.process(batch.changes, batch.end_lsn))
+                    if batch.changes:
+                        failpoint("stream.before_confirm")
                     changes.confirm(batch.end_lsn)
                     self._progress(batch, written)
                     if batch.changes or time.monotonic() >= next_heartbeat:
@@ -356,6 +359,7 @@ class Worker:
         with db.transaction(self.url) as cur:
             vectors.upsert_items(cur, self.cfg, version, rows["item_id"], rows["created_at"],
                                  embeddings)
+            failpoint("stream.before_commit")
         return list(rows["item_id"])
 
     # --- the model service -----------------------------------------------------------------
