@@ -179,10 +179,16 @@ def evaluate(bizdate: str, config_path: str | None = None,
 def publish(bizdate: str, config_path: str | None = None, force_publish: bool = False,
             make_live: bool = False, pipeline_run: str | None = None) -> dict[str, Any]:
     """Make the bizdate's version the active one (atomically) if it passes the quality gate;
-    an older bizdate than the active version's is kept as superseded unless ``make_live``."""
+    an older bizdate than the active version's is kept as superseded unless ``make_live``.
+    Warns first when no stream worker keeps the new version's new items coming (its slot is
+    missing or stale): they would wait for tomorrow's run."""
     from .steps.publish import publish as publish_version
+    from .stream.worker import slot_warning
 
     with _task(bizdate, config_path, pipeline_run) as (cfg, day, _):
+        warning = slot_warning(cfg)
+        if warning:
+            log.warning("%s", warning)
         return publish_version(cfg, day, force=force_publish, make_live=make_live)
 
 

@@ -221,7 +221,7 @@ def test_the_worker_reports_its_lag_and_throughput_and_a_stale_slot_is_named(env
 
     from prometheus_client.parser import text_string_to_metric_families
 
-    from dropoutnet.stream.worker import status
+    from dropoutnet.stream.worker import slot_warning, status
 
     cfg = env["cfg"]
     version = f"{END:%Y%m%d}"
@@ -254,9 +254,14 @@ def test_the_worker_reports_its_lag_and_throughput_and_a_stale_slot_is_named(env
     assert answer["stale"] is True
     assert answer["warning"].startswith(f"the stream slot {source.names(cfg)} is not read for ")
     assert "dropoutnet stream --drop" in answer["warning"]
+    # what the daily run warns of before publishing: a stale slot, or none at all
+    assert slot_warning(strict) == answer["warning"] and slot_warning(cfg) is None
+    other = cfg.model_copy(update={"cold_start_recall": cfg.cold_start_recall.model_copy(
+        update={"model_name": "no_worker_model"})})
+    assert slot_warning(other).startswith("no stream worker slot dropoutnet_no_worker_model:")
 
 
-def test_a_version_switch_carries_the_new_items_over_within_seconds(env, service):
+def test_a_version_switch_carries_the_new_items_over_within_seconds(env, service, caplog):
     """A publish switches the active version while new items stream in: the items that
     arrived after the new version's pool snapshot are in its partition seconds after the
     switch, with its own tower; recall reads one version at a time."""
@@ -289,6 +294,8 @@ def test_a_version_switch_carries_the_new_items_over_within_seconds(env, service
         watching.set()
         watcher.join(timeout=10)
     assert worker.stats.switches >= 2  # the start, then the publish
+    # a worker was reading the slot: the publish task had nothing to warn of
+    assert "stream worker slot" not in caplog.text and "stream slot" not in caplog.text
     # embedded again with the new version's own tower, not copied from the old one
     assert np.allclose(stored(env, new, "switch_1"), daily_vector(env, new, "switch_1"),
                        atol=1e-4)

@@ -451,6 +451,17 @@ def status(cfg: PipelineConfig, url: str | None = None) -> dict[str, Any]:
     return out
 
 
+def slot_warning(cfg: PipelineConfig, url: str | None = None) -> str | None:
+    """What the daily run says before publishing when new items are not streaming in: the
+    worker's slot is missing or stale (None when a worker keeps up)."""
+    answer = status(cfg, url)
+    if not answer["exists"]:
+        return (f"no stream worker slot {answer['slot']}: items created after this version's "
+                "pool snapshot are recallable only after the next daily run; run "
+                "`dropoutnet stream` next to the model service to embed them within seconds")
+    return answer.get("warning")
+
+
 def _jsonable(a: np.ndarray) -> list:
     """A model input array as JSON (NaN, the missing number, as null)."""
     if a.dtype == object:
