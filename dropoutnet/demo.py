@@ -328,6 +328,61 @@ def start_item_service(base: Path, url: str, bizdate: str) -> None:
         + f", ...]]}}  ({len(embedding)} dims, norm {np.linalg.norm(embedding):.3f})")
 
 
+def stream_new_items(base: Path, url: str, cli_env: dict[str, str], n: int = 3) -> None:
+    """Start the stream worker next to the model service, insert ``n`` new items, and print
+    each one's insert-to-recallable latency (insert committed -> its vector in the active
+    version's partition) and the recall of a user that contains the first one."""
+    import numpy as np
+
+    from dropoutnet import db, pipeline, registry, sql
+
+    cfg = pipeline.load(None)
+    pid, logfile = stack.start_stream_worker(base)
+    say(f"  dropoutnet stream  (pid {pid}, log {logfile}; metrics on "
+        f"http://{cfg.stream.metrics_host}:{cfg.stream.metrics_port}/metrics)")
+    with db.transaction(url) as cur:
+        version = registry.active_version(cur, cfg)
+    schema, items = cfg.storage.schema_, cfg.raw.items
+    stamp = dt.datetime.now(dt.timezone.utc).strftime("%H%M%S")
+    new_ids = []
+    for k in range(n):
+        item_id = f"live_{stamp}_{k + 1}"
+        with db.transaction(url) as cur:  # committed when the block ends
+            sql.execute(cur, "demo/copy_item.sql", params={
+                "offset": k, "item_id": item_id, "id_column": items.columns["item_id"],
+                "time_column": items.columns["create_time"]}, items=items)
+        inserted = time.monotonic()
+        while True:
+            with db.transaction(url) as cur:
+                sql.execute(cur, "demo/item_stored.sql",
+                            params={"version": version, "item_id": item_id}, schema=schema)
+                if cur.fetchone()[0]:
+                    break
+            if time.monotonic() - inserted > 60:
+                raise DemoError(f"item {item_id} was not embedded within 60 s; see {logfile}")
+            time.sleep(0.01)
+        say(f"  new item {item_id} inserted -> recallable in version {version} after "
+            f"{time.monotonic() - inserted:.2f} s")
+        new_ids.append(item_id)
+    # the user whose recall ranks the first new item highest: a recall that contains it
+    vectors = {}
+    with db.transaction(url) as cur:
+        for side in ("user", "item"):
+            sql.execute(cur, "demo/version_vectors.sql", params={"version": version},
+                        schema=schema, side=side, table=f"{side}_embeddings")
+            rows = cur.fetchall()
+            vectors[side] = ([r[0] for r in rows], np.array([r[1] for r in rows], np.float32))
+    users, user_vectors = vectors["user"]
+    item_ids, item_vectors = vectors["item"]
+    scores = user_vectors @ item_vectors.T
+    column = item_ids.index(new_ids[0])
+    ranks = (scores > scores[:, [column]]).sum(axis=1)
+    user = users[int(np.lexsort((-scores[:, column], ranks))[0])]
+    say(f"\n$ dropoutnet recall --user-id {user} --top-n 10     "
+        f"# {new_ids[0]} is #{int(ranks.min()) + 1} here")
+    say(dropoutnet_cli(["recall", "--user-id", user, "--top-n", "10"], cli_env))
+
+
 def dropoutnet_cli(args: list[str], env: dict[str, str]) -> str:
     proc = subprocess.run([stack.dropoutnet_bin(), *args], env=env, capture_output=True, text=True,
                           timeout=300)
@@ -418,8 +473,10 @@ def main(argv: list[str] | None = None) -> int:
         step("The item tower online (TensorFlow Serving's REST API)")
         try:
             start_item_service(base, url, days[-1])
+            step("New items in real time: the stream worker (change log -> service -> pgvector)")
+            stream_new_items(base, url, cli_env)
         except Exception as exc:  # noqa: BLE001 - the pipeline's results stand without it
-            say(f"  (the model service did not start: {exc})")
+            say(f"  (the model service or the stream worker did not start: {exc})")
     except (DemoError, stack.StackError) as exc:
         say(f"\nerror: {exc}")
         say(f"Airflow and Postgres are still running (see the UI); `make stop` stops them. "
@@ -430,7 +487,8 @@ def main(argv: list[str] | None = None) -> int:
     stack.print_login(stack.login_info(base), echo=say)
     say("  dropoutnet_daily runs daily at 00:00 UTC for the day before; trigger a bizdate from the "
         "UI's trigger form (bizdate = YYYY-MM-DD).")
-    say("Airflow, Postgres and the model service keep running; `make stop` stops them.")
+    say("Airflow, Postgres, the model service and the stream worker keep running; `make stop` "
+        "stops them.")
     say(f"Demo finished in {time.monotonic() - _T0:.0f}s (wall time).")
     return 0
 

@@ -388,10 +388,56 @@ def stop_airflow(base: Path | None = None, *, timeout: float = 20, echo=print) -
     return list(running)
 
 
+def _is_stream_worker(cmdline: str, comm: str) -> bool:
+    return "dropoutnet" in cmdline and " stream" in cmdline
+
+
+def start_stream_worker(base: Path | None = None, *, wait: float = 60) -> tuple[int, Path]:
+    """Start ``dropoutnet stream`` in the background (or find it running), with a pid file and
+    a log like Airflow's components; wait until it reads its slot.  Returns (pid, log)."""
+    from .pipeline import load
+    from .stream.worker import status
+
+    pidfile, logfile = run_dir(base, create=True) / "stream.pid", \
+        log_dir(base, create=True) / "stream.log"
+    pid = processes.pid_from_file(pidfile, _is_stream_worker)
+    if pid is None:
+        env = dict(os.environ, DROPOUTNET_HOME=str(base or home()))
+        with open(logfile, "ab") as log:
+            proc = subprocess.Popen([dropoutnet_bin(), "stream"], stdout=log,
+                                    stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                    start_new_session=True, env=env, cwd=str(REPO))
+        pid = proc.pid
+        pidfile.write_text(str(pid))
+    cfg = load(None)
+    deadline = time.monotonic() + wait
+    while not status(cfg).get("worker_connected"):
+        if not processes.alive(pid, _is_stream_worker):
+            raise StackError(f"the stream worker exited at start; its log {logfile} ends "
+                             f"with:\n{processes.tail(logfile, 20)}")
+        if time.monotonic() > deadline:
+            raise StackError(f"the stream worker did not read its slot within {wait:.0f} s; "
+                             f"see {logfile}")
+        time.sleep(0.2)
+    return pid, logfile
+
+
+def stop_stream_worker(base: Path | None = None, *, timeout: float = 20) -> int | None:
+    """Stop the background stream worker (its slot stays: the next start goes on from it)."""
+    pidfile = run_dir(base) / "stream.pid"
+    pid = processes.pid_from_file(pidfile, _is_stream_worker)
+    if pid is not None:
+        _stop_trees({"stream": pid}, timeout, lambda _: None)
+    pidfile.unlink(missing_ok=True)
+    return pid
+
+
 def stop(base: Path | None = None, *, echo=print) -> None:
     base = base or home()
     from .serving import service
 
+    if stop_stream_worker(base) is not None:
+        echo("  stopped the stream worker")
     for name in service.stop_all():
         echo(f"  stopped model service {name}")
     stopped = stop_airflow(base, echo=echo)

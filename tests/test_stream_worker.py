@@ -397,3 +397,28 @@ def test_while_the_model_service_is_down_the_worker_holds_its_position(env, serv
             thread.join(timeout=20)
     assert np.allclose(stored(env, version, "while_down"),
                        daily_vector(env, version, "while_down"), atol=1e-4)
+
+
+def test_the_demos_worker_runs_in_the_background_and_shows_new_items_recallable(env, service,
+                                                                               capsys):
+    """`make demo`'s real-time step: the worker started as a background process next to the
+    model service, new items inserted, each one's insert-to-recallable latency, and a recall
+    that contains one; `make stop`'s stop_stream_worker ends it."""
+    import os
+    import re
+
+    from dropoutnet import demo, locations, processes, stack
+
+    try:
+        demo.stream_new_items(env["home"], locations.database_url(), dict(os.environ), n=2)
+    finally:
+        pid = stack.stop_stream_worker(env["home"])
+    assert pid is not None and not processes.alive(pid)
+    out = capsys.readouterr().out
+    latencies = re.findall(r"new item (live_\d+_\d) inserted -> recallable in version \d+ "
+                           r"after ([\d.]+) s", out)
+    assert [i for i, _ in latencies] == [f"{latencies[0][0][:-1]}{k}" for k in (1, 2)]
+    assert all(float(t) < 30 for _, t in latencies)
+    first = latencies[0][0]
+    recall = out.split("$ dropoutnet recall")[1]
+    assert f"# {first} is #" in recall.splitlines()[0] and f" {first} " in recall
