@@ -225,15 +225,16 @@ def test_the_worker_reports_its_lag_and_throughput_and_a_stale_slot_is_named(env
 
     cfg = env["cfg"]
     version = f"{END:%Y%m%d}"
+    source.ensure(cfg)  # the slot keeps every change from here on
     with running_worker(cfg) as worker:
         insert_new_item(env, "stream_3")
         wait_for(lambda: stored(env, version, "stream_3") is not None, what="the new item")
         wait_for(lambda: worker.stats.lag_bytes is not None, what="a heartbeat")
         url = f"http://127.0.0.1:{cfg.stream.metrics_port}/metrics"
         with urllib.request.urlopen(url, timeout=10) as r:
-            samples = {s.name: s.value
-                       for family in text_string_to_metric_families(r.read().decode())
-                       for s in family.samples}
+            text = r.read().decode()
+        samples = {s.name: s.value for family in text_string_to_metric_families(text)
+                   for s in family.samples if not s.labels}
         # scraped over HTTP: the worker's own counts, the lag, the latency histogram
         assert samples["dropoutnet_stream_embedded_total"] == worker.stats.embedded >= 1
         assert samples["dropoutnet_stream_dead_letters_total"] == worker.stats.dead_letters
@@ -241,6 +242,11 @@ def test_the_worker_reports_its_lag_and_throughput_and_a_stale_slot_is_named(env
         assert 0 < samples["dropoutnet_stream_commit_to_stored_seconds_sum"] < 30
         assert samples["dropoutnet_stream_lag_seconds"] >= 0
         assert samples["dropoutnet_stream_lag_bytes"] >= 0
+        phases = {s.labels["phase"]: s.value
+                  for family in text_string_to_metric_families(text)
+                  for s in family.samples if s.name == "dropoutnet_stream_phase_seconds_total"}
+        assert set(phases) == {"decode", "features", "service", "upsert"}
+        assert all(v > 0 for v in phases.values())
         assert status(cfg)["worker_connected"] is True
     # stopped a moment ago: the heartbeat is recent, so the slot is not stale yet
     answer = status(cfg)

@@ -98,6 +98,7 @@ class ChangeLog:
         self.cur = None
         self.decoder = pgoutput.Decoder()
         self._open: list[pgoutput.Change] = []  # the changes of a transaction not committed yet
+        self.decode_seconds = 0.0  # time spent decoding messages, in total
 
     def __enter__(self) -> "ChangeLog":
         self.conn = psycopg2.connect(
@@ -128,7 +129,9 @@ class ChangeLog:
                         break
                     select.select([self.cur], [], [], left)
                     continue
+                started = time.perf_counter()
                 event = self.decoder.decode(msg.payload)
+                self.decode_seconds += time.perf_counter() - started
                 if isinstance(event, pgoutput.Change):
                     self._open.append(event)
                 elif isinstance(event, pgoutput.Commit):

@@ -71,6 +71,10 @@ def lsn_text(lsn: int) -> str:
     return f"{lsn >> 32:X}/{lsn & 0xFFFFFFFF:X}"
 
 
+# a batch's phases: decoding the change log, the feature query, the model service, the upsert
+PHASES = ("decode", "features", "service", "upsert")
+
+
 @dataclass
 class Stats:
     batches: int = 0
@@ -85,6 +89,9 @@ class Stats:
     lag_bytes: int | None = None
     last_commit_at: str | None = None  # ISO time of the newest commit written
     switches: int = 0  # active versions followed (the first one at the start included)
+    # where the time goes: seconds in total per phase (see PHASES)
+    seconds: dict[str, float] = field(default_factory=lambda: dict.fromkeys(PHASES, 0.0))
+
 
 
 # counters of the metrics endpoint: Stats field, help
@@ -116,6 +123,11 @@ class _StatsCollector:
         yield GaugeMetricFamily("dropoutnet_stream_lag_seconds", "seconds the worker was "
                                 "behind the source at its last batch (0: caught up)",
                                 value=self.stats.lag_seconds)
+        phases = CounterMetricFamily("dropoutnet_stream_phase_seconds", "seconds spent per "
+                                     "phase of a batch", labels=["phase"])
+        for phase, seconds in self.stats.seconds.items():
+            phases.add_metric([phase], seconds)
+        yield phases
         if self.stats.lag_bytes is not None:
             yield GaugeMetricFamily("dropoutnet_stream_lag_bytes", "bytes of change log the "
                                     "server keeps past the slot's confirmed position",
@@ -167,6 +179,7 @@ class Worker:
                     if batch.changes:
                         failpoint("stream.before_confirm")
                     changes.confirm(batch.end_lsn)
+                    self.stats.seconds["decode"] = changes.decode_seconds
                     self._progress(batch, written)
                     if batch.changes or time.monotonic() >= next_heartbeat:
                         self._with_retries(self.follow_version)  # a publish or a rollback
@@ -327,9 +340,11 @@ class Worker:
             return []
         now = self.now()
         window_start = self._window_start()
+        started = time.perf_counter()
         with db.transaction(self.url) as cur:
             columns = feature_queries.read_features(cur, self.cfg, "item", now.date(),
                                                     {"item_ids": sorted(item_ids)})
+        self.stats.seconds["features"] += time.perf_counter() - started
         keep = [k for k, c in enumerate(columns["created_at"])
                 if c is not None and window_start <= c <= now + dt.timedelta(minutes=5)]
         self.stats.ignored += len(item_ids) - len(keep)
@@ -345,9 +360,11 @@ class Worker:
     def _write(self, version: str, rows: dict[str, list], lsn: int) -> list[str]:
         """Embed and upsert ``rows``; a batch the service (or the model's input check)
         refuses is split, and an item refused on its own becomes a dead letter."""
+        started = time.perf_counter()
         try:
             embeddings = self.embed(version, rows)
         except (RejectedError, ValueError) as exc:
+            self.stats.seconds["service"] += time.perf_counter() - started
             if len(rows["item_id"]) == 1:
                 self._dead_letter(rows["item_id"][0], lsn, str(exc)[:1000],
                                   {k: _plain(v[0]) for k, v in rows.items()})
@@ -356,10 +373,13 @@ class Worker:
             for k in range(len(rows["item_id"])):
                 out += self._write(version, {n: [v[k]] for n, v in rows.items()}, lsn)
             return out
+        self.stats.seconds["service"] += time.perf_counter() - started
+        started = time.perf_counter()
         with db.transaction(self.url) as cur:
             vectors.upsert_items(cur, self.cfg, version, rows["item_id"], rows["created_at"],
                                  embeddings)
             failpoint("stream.before_commit")
+        self.stats.seconds["upsert"] += time.perf_counter() - started
         return list(rows["item_id"])
 
     # --- the model service -----------------------------------------------------------------
