@@ -354,9 +354,9 @@ def stream_new_items(base: Path, url: str, cli_env: dict[str, str], n: int = 3) 
         inserted = time.monotonic()
         while True:
             with db.transaction(url) as cur:
-                sql.execute(cur, "demo/item_stored.sql",
-                            params={"version": version, "item_id": item_id}, schema=schema)
-                if cur.fetchone()[0]:
+                sql.execute(cur, "demo/items_stored.sql",
+                            params={"version": version, "item_ids": [item_id]}, schema=schema)
+                if cur.fetchall():
                     break
             if time.monotonic() - inserted > 60:
                 raise DemoError(f"item {item_id} was not embedded within 60 s; see {logfile}")

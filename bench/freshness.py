@@ -1,0 +1,276 @@
+"""Freshness of new items: insert committed -> vector visible to recall, through the stream worker.
+
+    .venv/bin/python bench/freshness.py [--rates 50,500] [--seconds 60] [--out bench/results]
+
+Runs in a temporary ``DROPOUTNET_HOME`` with its own embedded Postgres: small synthetic data,
+the daily pipeline for yesterday (a published, deployed version), then the model service
+(``python -m dropoutnet.serving``, the item tower) and the worker (``dropoutnet stream``), each
+in its own process, as in production.  For each rate, one after the other: an inserter commits
+one new item per transaction (a copy of the newest item under a new id, created now) at that
+rate for ``--seconds``, from ``--inserters`` connections, while an observer polls the active version's item partition every
+20 ms for the new ids (so a latency is measured to about 20 ms).  Reported per rate: latency
+p50 / p90 / p99 / max over the items, the insert and store rates reached, whether the lag grows
+(median latency of the last tenth of the inserts against the first tenth), and where the
+worker's time went (its ``dropoutnet_stream_phase_seconds_total`` per phase, per item).
+
+Targets (issue 10, this 2-core machine): p99 <= 1 s at 50 inserts/s; >= 500 items/s sustained
+with a lag that does not grow.  Prints the JSON and writes it to ``OUT/freshness.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+DATA = dict(n_users=400, n_items=600, n_authors=60, days=5, new_items_per_day=40, seed=7)
+CONFIG = {"cold_start_recall": {"train_days": 2}, "training": {"epochs": 1},
+          "retrieval": {"candidate_window_days": 3}}
+POLL_SECONDS = 0.02
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def write_config(path: Path, service_port: int, metrics_port: int) -> Path:
+    """The demo config with small training windows and the worker's addresses."""
+    import yaml
+
+    from dropoutnet import pipeline
+
+    data = pipeline.load(str(REPO / "config" / "pipeline.yaml")).model_dump(
+        by_alias=True, exclude_none=True)
+    for section, values in CONFIG.items():
+        data[section].update(values)
+    data["stream"] = dict(data.get("stream", {}),
+                          service_url=f"http://127.0.0.1:{service_port}",
+                          metrics_port=metrics_port)
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    pipeline.load(str(path))
+    return path
+
+
+def start_service(cfg, work: Path, port: int) -> subprocess.Popen:
+    """The item tower of the active version, served in its own process."""
+    from dropoutnet import artifacts
+    from dropoutnet.steps.deploy import served_models
+
+    name = served_models(cfg)["item"]
+    config = {"name": name, "port": port, "poll_seconds": 1,
+              "model_path": str(artifacts.serving_root(cfg.serving.base_path) / name)}
+    path = work / "item-service.json"
+    path.write_text(json.dumps(config))
+    log = open(work / "service.log", "wb")
+    proc = subprocess.Popen([sys.executable, "-m", "dropoutnet.serving", str(path)],
+                            stdout=log, stderr=subprocess.STDOUT, cwd=REPO)
+    wait_until(lambda: _get(f"http://127.0.0.1:{port}/healthz") is not None, 120,
+               f"the model service (see {work / 'service.log'})")
+    return proc
+
+
+def start_worker(cfg, work: Path) -> subprocess.Popen:
+    from dropoutnet.stream.worker import status
+
+    log = open(work / "stream.log", "wb")
+    proc = subprocess.Popen([sys.executable, "-m", "dropoutnet.cli", "stream"],
+                            stdout=log, stderr=subprocess.STDOUT, cwd=REPO)
+    wait_until(lambda: status(cfg).get("worker_connected"), 120,
+               f"the stream worker (see {work / 'stream.log'})")
+    return proc
+
+
+def wait_until(predicate, seconds: float, what: str) -> None:
+    deadline = time.monotonic() + seconds
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"timed out waiting for {what}")
+        time.sleep(0.2)
+
+
+def _get(url: str) -> str | None:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as r:
+            return r.read().decode()
+    except OSError:
+        return None
+
+
+def phase_seconds(metrics_port: int) -> dict[str, float]:
+    """The worker's seconds per phase so far, from its metrics endpoint."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    text = _get(f"http://127.0.0.1:{metrics_port}/metrics") or ""
+    return {s.labels["phase"]: s.value for family in text_string_to_metric_families(text)
+            for s in family.samples if s.name == "dropoutnet_stream_phase_seconds_total"}
+
+
+def measure(cfg, url: str, version: str, rate: float, seconds: float, tag: str,
+            inserters: int) -> dict:
+    """Insert ``rate`` items a second for ``seconds`` from ``inserters`` connections; each
+    one's insert-to-visible seconds."""
+    import psycopg2
+
+    from dropoutnet import sql
+
+    items = cfg.raw.items
+    committed: dict[str, float] = {}
+    visible: dict[str, float] = {}
+    done = threading.Event()
+
+    def observe() -> None:
+        conn = psycopg2.connect(url)
+        conn.autocommit = True
+        with conn.cursor() as cur:
+            while True:
+                pending = [i for i in list(committed) if i not in visible]
+                if pending:
+                    sql.execute(cur, "demo/items_stored.sql",
+                                params={"version": version, "item_ids": pending},
+                                schema=cfg.storage.schema_)
+                    now = time.monotonic()
+                    for (item_id,) in cur.fetchall():
+                        visible[item_id] = now
+                elif done.is_set():
+                    break
+                if done.is_set() and time.monotonic() > stop_by:
+                    break
+                time.sleep(POLL_SECONDS)
+        conn.close()
+
+    def insert(first: int) -> None:  # items first, first + inserters, ...: paced by the clock
+        conn = psycopg2.connect(url)
+        with conn.cursor() as cur:
+            for k in range(first, n, inserters):
+                wait = started + k / rate - time.monotonic()
+                if wait > 0:
+                    time.sleep(wait)
+                item_id = f"fresh_{tag}_{k}"
+                sql.execute(cur, "demo/copy_item.sql", params={
+                    "offset": 0, "item_id": item_id, "id_column": items.columns["item_id"],
+                    "time_column": items.columns["create_time"]}, items=items)
+                conn.commit()
+                committed[item_id] = time.monotonic()
+        conn.close()
+
+    stop_by = float("inf")
+    n = int(rate * seconds)
+    watcher = threading.Thread(target=observe, daemon=True)
+    watcher.start()
+    started = time.monotonic()
+    threads = [threading.Thread(target=insert, args=(k,)) for k in range(inserters)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    insert_seconds = time.monotonic() - started
+    stop_by = time.monotonic() + 60  # the stragglers' time to land
+    done.set()
+    watcher.join()
+    ids = sorted(committed, key=committed.get)
+    latency = np.array([visible[i] - committed[i] for i in ids if i in visible])
+    tenth = max(1, len(ids) // 10)
+    head = [visible[i] - committed[i] for i in ids[:tenth] if i in visible]
+    tail = [visible[i] - committed[i] for i in ids[-tenth:] if i in visible]
+    last = max(visible.values()) if visible else started
+    return {
+        "rate_goal": rate, "inserted": n, "visible": int(len(latency)),
+        "insert_rate": round(n / insert_seconds, 1),
+        "store_rate": round(len(latency) / max(last - started, 1e-9), 1),
+        "latency_s": {q: round(float(np.percentile(latency, p)), 3) for q, p in
+                      (("p50", 50), ("p90", 90), ("p99", 99), ("max", 100))}
+        if len(latency) else None,
+        "lag_trend_s": {"first_tenth_median": round(float(np.median(head)), 3) if head else None,
+                        "last_tenth_median": round(float(np.median(tail)), 3) if tail else None},
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rates", default="50,500", help="inserts per second, comma-separated")
+    parser.add_argument("--seconds", type=float, default=60.0, help="per rate")
+    parser.add_argument("--inserters", type=int, default=4,
+                        help="connections inserting in parallel (one alone tops out near "
+                             "350 inserts/s here)")
+    parser.add_argument("--out", type=Path, default=REPO / "bench" / "results")
+    args = parser.parse_args()
+    rates = [float(r) for r in args.rates.split(",")]
+
+    work = Path(tempfile.mkdtemp(prefix="dropoutnet-freshness-"))
+    os.environ["DROPOUTNET_HOME"] = str(work)
+    os.environ.setdefault("KERAS_HOME", str(work / "keras"))
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    os.environ.pop("DROPOUTNET_DATABASE_URL", None)
+    service_port, metrics_port = free_port(), free_port()
+    os.environ["DROPOUTNET_CONFIG"] = str(write_config(work / "freshness.yaml", service_port,
+                                                       metrics_port))
+    from dropoutnet import datagen, db, embedded_pg, locations, pipeline, registry
+
+    procs: list[subprocess.Popen] = []
+    result: dict = {"date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+                    "machine": f"{os.cpu_count()} cores (shared)",
+                    "seconds_per_rate": args.seconds, "inserters": args.inserters}
+    try:
+        url = locations.database_url()
+        cfg = pipeline.load(None)
+        yesterday = dt.datetime.now(dt.timezone.utc).date() - dt.timedelta(days=1)
+        datagen.generate(url, end_date=yesterday, **DATA)
+        pipeline.run(yesterday.isoformat(), force_publish=True)
+        with db.transaction(url) as cur:
+            version = registry.active_version(cur, cfg)
+        procs.append(start_service(cfg, work, service_port))
+        procs.append(start_worker(cfg, work))
+        result["stream"] = cfg.stream.model_dump()
+        result["rates"] = {}
+        for rate in rates:
+            before = phase_seconds(metrics_port)
+            figures = measure(cfg, url, version, rate, args.seconds, f"r{int(rate)}",
+                              args.inserters)
+            after = phase_seconds(metrics_port)
+            figures["worker_ms_per_item"] = {
+                phase: round(1000 * (after.get(phase, 0) - before.get(phase, 0))
+                             / max(figures["visible"], 1), 3) for phase in after}
+            result["rates"][str(int(rate))] = figures
+            print(json.dumps({str(int(rate)): figures}), flush=True)
+        low, high = result["rates"].get("50") or {}, result["rates"].get("500") or {}
+        result["targets"] = {
+            "p99_s_at_50_per_s": {"goal": 1.0,
+                                  "measured": (low.get("latency_s") or {}).get("p99")},
+            "sustained_items_per_s": {"goal": 500, "measured": high.get("store_rate"),
+                                      "lag_trend_s": high.get("lag_trend_s")},
+        }
+    finally:
+        for proc in procs:
+            proc.terminate()
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        embedded_pg.stop(work)
+        shutil.rmtree(work, ignore_errors=True)
+    text = json.dumps(result, indent=1, default=str)
+    print(text)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "freshness.json").write_text(text + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
