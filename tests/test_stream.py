@@ -123,9 +123,12 @@ def test_the_change_log_of_the_item_tables_reaches_the_worker(tiny):
         kinds = [(c.kind, c.relation.name) for c in batch.changes]
         assert kinds == [("insert", "sv_items"), ("update", "sv_item_text_embedding")]
         assert batch.changes[0].new["item_id"] == "new1" and batch.end_lsn > 0
-        # confirmed: a new reader starts after it
+        # confirmed: a new reader starts after it; a second reader at once is refused
         with source.ChangeLog(cfg, url) as log:
             assert next(log.batches(max_changes=10, max_wait=1.0)).changes == []
+            with pytest.raises(MissingDataError, match=f"the stream slot {source.names(cfg)} "
+                               "is read by another worker .*run one `dropoutnet stream` per"):
+                source.ChangeLog(cfg, url).__enter__()
     finally:
         source.drop(cfg, url)
     assert fetch_all(url, "select count(*) from pg_replication_slots where slot_name = "

@@ -104,8 +104,15 @@ class ChangeLog:
         self.conn = psycopg2.connect(
             self.url, connection_factory=psycopg2.extras.LogicalReplicationConnection)
         self.cur = self.conn.cursor()
-        self.cur.start_replication(slot_name=names(self.cfg), decode=False, options={
-            "proto_version": "1", "publication_names": names(self.cfg)})
+        try:
+            self.cur.start_replication(slot_name=names(self.cfg), decode=False, options={
+                "proto_version": "1", "publication_names": names(self.cfg)})
+        except psycopg2.errors.ObjectInUse as err:
+            self.conn.close()
+            raise MissingDataError(
+                f"the stream slot {names(self.cfg)} is read by another worker "
+                f"({str(err).strip()}): run one `dropoutnet stream` per model and database, "
+                "or stop the other one first") from None
         return self
 
     def __exit__(self, *exc) -> None:
