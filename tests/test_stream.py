@@ -128,7 +128,7 @@ def test_the_change_log_of_the_item_tables_reaches_the_worker(tiny):
             assert next(log.batches(max_changes=10, max_wait=1.0)).changes == []
             with pytest.raises(MissingDataError, match=f"the stream slot {source.names(cfg)} "
                                "is read by another worker .*run one `dropoutnet stream` per"):
-                source.ChangeLog(cfg, url).__enter__()
+                source.ChangeLog(cfg, url, in_use_wait=0.5).__enter__()
     finally:
         source.drop(cfg, url)
     assert fetch_all(url, "select count(*) from pg_replication_slots where slot_name = "

@@ -90,10 +90,12 @@ class Batch:
 class ChangeLog:
     """Read the slot in batches of whole transactions (a context manager)."""
 
-    def __init__(self, cfg: PipelineConfig, url: str | None = None) -> None:
+    def __init__(self, cfg: PipelineConfig, url: str | None = None,
+                 in_use_wait: float = 10.0) -> None:
         from ..locations import database_url
 
         self.cfg, self.url = cfg, url or database_url()
+        self.in_use_wait = in_use_wait  # seconds to wait for a slot another reader holds
         self.conn = None
         self.cur = None
         self.decoder = pgoutput.Decoder()
@@ -101,19 +103,24 @@ class ChangeLog:
         self.decode_seconds = 0.0  # time spent decoding messages, in total
 
     def __enter__(self) -> "ChangeLog":
-        self.conn = psycopg2.connect(
-            self.url, connection_factory=psycopg2.extras.LogicalReplicationConnection)
-        self.cur = self.conn.cursor()
-        try:
-            self.cur.start_replication(slot_name=names(self.cfg), decode=False, options={
-                "proto_version": "1", "publication_names": names(self.cfg)})
-        except psycopg2.errors.ObjectInUse as err:
-            self.conn.close()
-            raise MissingDataError(
-                f"the stream slot {names(self.cfg)} is read by another worker "
-                f"({str(err).strip()}): run one `dropoutnet stream` per model and database, "
-                "or stop the other one first") from None
-        return self
+        # a reader that just disconnected (or was killed) holds the slot for a moment more
+        deadline = time.monotonic() + self.in_use_wait
+        while True:
+            self.conn = psycopg2.connect(
+                self.url, connection_factory=psycopg2.extras.LogicalReplicationConnection)
+            self.cur = self.conn.cursor()
+            try:
+                self.cur.start_replication(slot_name=names(self.cfg), decode=False, options={
+                    "proto_version": "1", "publication_names": names(self.cfg)})
+                return self
+            except psycopg2.errors.ObjectInUse as err:
+                self.conn.close()
+                if time.monotonic() > deadline:
+                    raise MissingDataError(
+                        f"the stream slot {names(self.cfg)} is read by another worker "
+                        f"({str(err).strip()}): run one `dropoutnet stream` per model and "
+                        "database, or stop the other one first") from None
+                time.sleep(0.2)
 
     def __exit__(self, *exc) -> None:
         if self.conn is not None:

@@ -93,7 +93,6 @@ class Stats:
     seconds: dict[str, float] = field(default_factory=lambda: dict.fromkeys(PHASES, 0.0))
 
 
-
 # counters of the metrics endpoint: Stats field, help
 _COUNTERS = (
     ("batches", "batches of the change log processed"),
@@ -173,16 +172,16 @@ class Worker:
             with source.ChangeLog(self.cfg, self.url) as changes:
                 for batch in changes.batches(s.batch_size, s.batch_wait_ms / 1000):
                     written: list[str] = []
-                    if batch.changes:
+                    if batch.changes:  # (process follows the active version itself)
                         written = self._with_retries(
                             lambda: self.process(batch.changes, batch.end_lsn))
-                    if batch.changes:
                         failpoint("stream.before_confirm")
                     changes.confirm(batch.end_lsn)
                     self.stats.seconds["decode"] = changes.decode_seconds
                     self._progress(batch, written)
-                    if batch.changes or time.monotonic() >= next_heartbeat:
-                        self._with_retries(self.follow_version)  # a publish or a rollback
+                    if time.monotonic() >= next_heartbeat:
+                        if not batch.changes:  # idle: a publish or a rollback since?
+                            self._with_retries(self.follow_version)
                         self._heartbeat()
                         next_heartbeat = time.monotonic() + s.heartbeat_seconds
                     if (stop is not None and stop()) or (deadline is not None
