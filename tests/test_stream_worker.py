@@ -144,10 +144,19 @@ def test_new_items_are_embedded_into_the_active_version_at_once(env, service):
         query(env, """insert into strm_raw.sv_item_text_embedding
                       select 'stream_1', title_embedding, tag_embedding
                       from strm_raw.sv_item_text_embedding order by item_id limit 1""")
+        (before, updated), = query(env, f"select features, updated_at from "
+                                        f"{s}.stream_item_features where item_id = 'stream_1'")
         wait_for(lambda: not np.allclose(stored(env, version, "stream_1"), first),
                  what="the re-embedding")
         assert np.allclose(stored(env, version, "stream_1"),
                            daily_vector(env, version, "stream_1"), atol=1e-4)
+        # the cold-start feature table: one row per item, the features it was embedded from
+        (after, updated_again), = query(env, f"select features, updated_at from "
+                                             f"{s}.stream_item_features "
+                                             "where item_id = 'stream_1'")
+        text = next(f.name for f in cfg.features_of(side="item") if f.kind == "vector")
+        assert before[text] is None and len(after[text]) > 0 and updated_again > updated
+        assert set(after) == {f.name for f in cfg.features_of(side="item")}
 
         # an item created before the window: its update is ignored
         old = query(env, "select item_id from strm_raw.sv_items "
@@ -251,6 +260,8 @@ def test_the_worker_reports_its_lag_and_throughput_and_a_stale_slot_is_named(env
     # stopped a moment ago: the heartbeat is recent, so the slot is not stale yet
     answer = status(cfg)
     assert answer["worker_connected"] is False and answer["stale"] is False
+    assert answer["embedded_total"] == worker.stats.embedded
+    assert answer["items_per_second"] >= 0
     assert answer["heartbeat_age_seconds"] < 60 and "warning" not in answer
     # no reader for longer than stream.stale_after_minutes: stale, with what to do
     strict = cfg.model_copy(update={"stream": cfg.stream.model_copy(

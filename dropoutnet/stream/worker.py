@@ -10,8 +10,9 @@ One loop, one batch of whole transactions at a time (:class:`dropoutnet.stream.s
 3. their vectors, from the model service, asking for the registry's **active version**
    explicitly (``/v1/models/<item model>/versions/<version>:predict``), never "the latest";
 4. an upsert into that version's item partition (:func:`dropoutnet.vectors.upsert_items`),
-   which recall and its HNSW index read at once; then, after the commit, the batch's position
-   is confirmed to the slot.
+   which recall and its HNSW index read at once, and of the cold-start feature table
+   (``stream_item_features``: one row per item, the features it was embedded from, and when),
+   in one transaction; then, after the commit, the batch's position is confirmed to the slot.
 
 A worker killed at any point reads the unconfirmed batch again and writes the same rows
 (at-least-once delivery, idempotent upserts).  The model service or the database failing
@@ -144,6 +145,7 @@ class Worker:
         self.roles: dict[tuple[str, str], str] = {}
         self.item_model = cfg.serving.item_model or f"{cfg.model_name}_item"
         self.version: str | None = None  # the active version the worker last embedded into
+        self._last_beat: tuple[float, int] | None = None  # (monotonic time, items embedded)
         from prometheus_client import CollectorRegistry, Histogram
 
         self.registry = CollectorRegistry()
@@ -222,8 +224,13 @@ class Worker:
             self.latency.observe(behind)
 
     def _heartbeat(self) -> None:
-        """Record the progress row and read the slot's lag in bytes; a failure only logs
-        (the next heartbeat tries again)."""
+        """Record the progress row (with the items embedded per second since the last
+        heartbeat) and read the slot's lag in bytes; a failure only logs (the next heartbeat
+        tries again)."""
+        now, embedded = time.monotonic(), self.stats.embedded
+        last_time, last_embedded = self._last_beat or (now, embedded)
+        rate = (embedded - last_embedded) / (now - last_time) if now > last_time else 0.0
+        self._last_beat = (now, embedded)
         try:
             with db.transaction(self.url) as cur:
                 sql.execute(cur, "stream/heartbeat.sql", params={
@@ -231,7 +238,8 @@ class Worker:
                     "confirmed_lsn": lsn_text(self.stats.last_lsn) if self.stats.last_lsn
                     else None,
                     "lag_seconds": self.stats.lag_seconds,
-                    "last_commit_at": self.stats.last_commit_at},
+                    "last_commit_at": self.stats.last_commit_at,
+                    "embedded_total": embedded, "items_per_second": round(rate, 3)},
                     schema=self.cfg.storage.schema_)
                 sql.execute(cur, "stream/slot.sql", params={"slot": source.names(self.cfg)})
                 slot = cur.fetchone()
@@ -377,9 +385,22 @@ class Worker:
         with db.transaction(self.url) as cur:
             vectors.upsert_items(cur, self.cfg, version, rows["item_id"], rows["created_at"],
                                  embeddings)
+            self._upsert_features(cur, rows)
             failpoint("stream.before_commit")
         self.stats.seconds["upsert"] += time.perf_counter() - started
         return list(rows["item_id"])
+
+    def _upsert_features(self, cur, rows: dict[str, list]) -> None:
+        """The cold-start feature table's rows of ``rows`` (in the vectors' transaction)."""
+        from psycopg2.extras import execute_values
+
+        names = [f.name for f in self.cfg.features_of(side="item")]
+        now = self.now()
+        values = [(self.cfg.model_name, item_id, rows["created_at"][k],
+                   Json({n: _plain(rows[n][k]) for n in names}), now)
+                  for k, item_id in enumerate(rows["item_id"])]
+        execute_values(cur, sql.render("stream/upsert_item_features.sql",
+                                       schema=self.cfg.storage.schema_), values)
 
     # --- the model service -----------------------------------------------------------------
 
@@ -413,7 +434,9 @@ class Worker:
 
 
 def _plain(value: Any) -> Any:
-    """A feature value as JSON (vectors as lists, times as text)."""
+    """A feature value as JSON (vectors as lists, times as text, a missing number null)."""
+    if isinstance(value, float) and math.isnan(value):
+        return None
     if hasattr(value, "tolist"):
         return value.tolist()
     if hasattr(value, "to_list"):
@@ -454,7 +477,8 @@ def status(cfg: PipelineConfig, url: str | None = None) -> dict[str, Any]:
         out |= {"lag_seconds": progress[0],
                 "last_commit_at": progress[1].isoformat() if progress[1] else None,
                 "heartbeat_at": progress[2].isoformat(),
-                "heartbeat_age_seconds": round(progress[3], 1)}
+                "heartbeat_age_seconds": round(progress[3], 1),
+                "embedded_total": int(progress[4]), "items_per_second": progress[5]}
     if slot is None:
         return out
     out |= {"confirmed_lsn": slot[1], "lag_bytes": slot[2], "worker_connected": slot[3]}

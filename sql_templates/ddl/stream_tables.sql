@@ -20,5 +20,19 @@ create table if not exists {{ qualified(schema, 'stream_progress') }} (
     confirmed_lsn pg_lsn,
     lag_seconds double precision not null,
     last_commit_at timestamptz,
+    embedded_total bigint not null,
+    items_per_second double precision not null,
     heartbeat_at timestamptz not null
+);
+
+-- The cold-start feature table: each item the worker embedded, one row per item, with the
+-- feature values it was embedded from (the daily item query's, as JSON) and when they were
+-- last read; the seed's Flink job keeps the same table.
+create table if not exists {{ qualified(schema, 'stream_item_features') }} (
+    model_name text not null,
+    item_id text not null,
+    created_at timestamptz,
+    features jsonb not null,
+    updated_at timestamptz not null default now(),
+    primary key (model_name, item_id)
 );
