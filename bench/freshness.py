@@ -5,10 +5,11 @@
 Runs in a temporary ``DROPOUTNET_HOME`` with its own embedded Postgres: small synthetic data,
 the daily pipeline for yesterday (a published, deployed version), then the model service
 (``python -m dropoutnet.serving``, the item tower) and the worker (``dropoutnet stream``), each
-in its own process, as in production.  For each rate, one after the other: an inserter commits
-one new item per transaction (a copy of the newest item under a new id, created now) at that
-rate for ``--seconds``, from ``--inserters`` connections, while an observer polls the active version's item partition every
-20 ms for the new ids (so a latency is measured to about 20 ms).  Reported per rate: latency
+in its own process, as in production.  For each rate, one after the other: ``--inserters``
+connections commit one new item per transaction (a copy of one of the 100 newest items under
+a new id, created now), together at that rate, for ``--seconds``, while an observer polls the
+active version's item partition every 20 ms for the new ids (so a latency is measured to
+about 20 ms).  Reported per rate: latency
 p50 / p90 / p99 / max over the items, the insert and store rates reached, whether the lag grows
 (median latency of the last tenth of the inserts against the first tenth), and where the
 worker's time went (its ``dropoutnet_stream_phase_seconds_total`` per phase, per item).
@@ -164,12 +165,16 @@ def measure(cfg, url: str, version: str, rate: float, seconds: float, tag: str,
                     time.sleep(wait)
                 item_id = f"fresh_{tag}_{k}"
                 sql.execute(cur, "demo/copy_item.sql", params={
-                    "offset": 0, "item_id": item_id, "id_column": items.columns["item_id"],
+                    "source_id": sources[k % len(sources)], "item_id": item_id,
+                    "id_column": items.columns["item_id"],
                     "time_column": items.columns["create_time"]}, items=items)
                 conn.commit()
                 committed[item_id] = time.monotonic()
         conn.close()
 
+    with psycopg2.connect(url) as conn, conn.cursor() as cur:  # the rows copied as new items
+        sql.execute(cur, "demo/newest_items.sql", params={"n": 100}, items=items)
+        sources = [r[0] for r in cur.fetchall()]
     stop_by = float("inf")
     n = int(rate * seconds)
     watcher = threading.Thread(target=observe, daemon=True)

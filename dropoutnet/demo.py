@@ -344,12 +344,16 @@ def stream_new_items(base: Path, url: str, cli_env: dict[str, str], n: int = 3) 
         version = registry.active_version(cur, cfg)
     schema, items = cfg.storage.schema_, cfg.raw.items
     stamp = dt.datetime.now(dt.timezone.utc).strftime("%H%M%S")
+    with db.transaction(url) as cur:
+        sql.execute(cur, "demo/newest_items.sql", params={"n": n}, items=items)
+        sources = [r[0] for r in cur.fetchall()]
     new_ids = []
-    for k in range(n):
+    for k, source_id in enumerate(sources):
         item_id = f"live_{stamp}_{k + 1}"
         with db.transaction(url) as cur:  # committed when the block ends
             sql.execute(cur, "demo/copy_item.sql", params={
-                "offset": k, "item_id": item_id, "id_column": items.columns["item_id"],
+                "source_id": source_id, "item_id": item_id,
+                "id_column": items.columns["item_id"],
                 "time_column": items.columns["create_time"]}, items=items)
         inserted = time.monotonic()
         while True:

@@ -1,15 +1,13 @@
 {% import '_macros.sql' as m %}
--- A new item for the demo's real-time step: the row of the `offset`-th newest item copied under
--- a new id and created now (every other column as the original's, whatever the items table
--- holds); the stream worker picks it up from the change log.
+-- A new item for the demo's real-time step: an existing item's row copied under a new id and
+-- created now (every other column as the original's, whatever the items table holds); the
+-- stream worker picks it up from the change log.
 with
 
 source as (
     select i
     from {{ m.raw_table(items) }} as i
-    order by i.{{ items.columns['create_time'] | ident }} desc
-    offset %(offset)s
-    limit 1
+    where i.{{ items.columns['item_id'] | ident }}::text = %(source_id)s
 )
 
 insert into {{ m.raw_table(items) }}
