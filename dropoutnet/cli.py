@@ -125,7 +125,8 @@ def cmd_rollback(args: argparse.Namespace) -> int:
 def cmd_recall(args: argparse.Namespace) -> int:
     from .retrieval import recall
 
-    result = recall(pipeline.load(args.config), args.user_id, args.top_n)
+    result = recall(pipeline.load(args.config), args.user_id, args.top_n,
+                    created_within_hours=args.created_within)
     if args.json:
         _print_json(result)
         return 0
@@ -312,6 +313,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("recall", help="a user's top-N items of the active version")
     p.add_argument("--user-id", required=True)
     p.add_argument("--top-n", type=int, default=None)
+    p.add_argument("--created-within", type=float, default=None, metavar="HOURS",
+                   help="only items created within this many hours (e.g. 24: the newest)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_recall)
 

@@ -368,12 +368,17 @@ def stream_new_items(base: Path, url: str, cli_env: dict[str, str], n: int = 3) 
         say(f"  new item {item_id} inserted -> recallable in version {version} after "
             f"{time.monotonic() - inserted:.2f} s")
         new_ids.append(item_id)
-    # the user whose recall ranks the first new item highest: a recall that contains it
+    # the newest items' channel (created within the stream's window): the user who ranks the
+    # first new item highest there, whose recall contains it
+    window = cfg.stream.window_hours
+    created_from = dt.datetime.now(dt.timezone.utc) - dt.timedelta(hours=window)
     vectors = {}
     with db.transaction(url) as cur:
         for side in ("user", "item"):
-            sql.execute(cur, "demo/version_vectors.sql", params={"version": version},
-                        schema=schema, side=side, table=f"{side}_embeddings")
+            sql.execute(cur, "demo/version_vectors.sql",
+                        params={"version": version, "created_from": created_from},
+                        schema=schema, side=side, table=f"{side}_embeddings",
+                        created_from=side == "item")
             rows = cur.fetchall()
             vectors[side] = ([r[0] for r in rows], np.array([r[1] for r in rows], np.float32))
     users, user_vectors = vectors["user"]
@@ -382,9 +387,10 @@ def stream_new_items(base: Path, url: str, cli_env: dict[str, str], n: int = 3) 
     column = item_ids.index(new_ids[0])
     ranks = (scores > scores[:, [column]]).sum(axis=1)
     user = users[int(np.lexsort((-scores[:, column], ranks))[0])]
-    say(f"\n$ dropoutnet recall --user-id {user} --top-n 10     "
-        f"# {new_ids[0]} is #{int(ranks.min()) + 1} here")
-    say(dropoutnet_cli(["recall", "--user-id", user, "--top-n", "10"], cli_env))
+    say(f"\n$ dropoutnet recall --user-id {user} --top-n 10 --created-within {window:g}"
+        f"     # the newest items; {new_ids[0]} is #{int(ranks.min()) + 1} here")
+    say(dropoutnet_cli(["recall", "--user-id", user, "--top-n", "10",
+                        "--created-within", f"{window:g}"], cli_env))
 
 
 def dropoutnet_cli(args: list[str], env: dict[str, str]) -> str:

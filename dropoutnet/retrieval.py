@@ -45,11 +45,21 @@ def top_items(cur, cfg: PipelineConfig, version: str, vector: np.ndarray, top_n:
 
 
 def recall(cfg: PipelineConfig, user_id: str, top_n: int | None = None,
-           url: str | None = None) -> dict[str, Any]:
-    """The user's top-N items of the active version: ``{user_id, model_version, items}``."""
+           url: str | None = None, created_within_hours: float | None = None
+           ) -> dict[str, Any]:
+    """The user's top-N items of the active version: ``{user_id, model_version, items}``;
+    with ``created_within_hours``, only items created that recently (the newest items, as a
+    cold-start channel serves them; the stream worker adds them within a second)."""
     top_n = top_n or cfg.retrieval.top_n
     if top_n < 1:
         raise RecallError(f"--top-n must be at least 1, got {top_n}")
+    created_from = created_to = None
+    if created_within_hours is not None:
+        if not created_within_hours > 0:
+            raise RecallError(f"--created-within must be a number of hours above 0, got "
+                              f"{created_within_hours}")
+        created_to = dt.datetime.now(dt.timezone.utc) + dt.timedelta(minutes=5)
+        created_from = created_to - dt.timedelta(hours=created_within_hours, minutes=5)
     with db.transaction(url) as cur:
         version = registry.active_version(cur, cfg)
         if version is None:
@@ -63,6 +73,6 @@ def recall(cfg: PipelineConfig, user_id: str, top_n: int | None = None,
                 f"users active within {cfg.retrieval.active_user_days} days of the bizdate "
                 "are embedded; check the user id, or rerun the bizdate after the user's events "
                 "are loaded")
-        items = top_items(cur, cfg, version, vector, top_n)
+        items = top_items(cur, cfg, version, vector, top_n, created_from, created_to)
     return {"user_id": user_id, "model_version": version,
             "items": [{"item_id": i, "score": round(s, 6)} for i, s in items]}

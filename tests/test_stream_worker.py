@@ -438,4 +438,15 @@ def test_the_demos_worker_runs_in_the_background_and_shows_new_items_recallable(
     assert all(float(t) < 30 for _, t in latencies)
     first = latencies[0][0]
     recall = out.split("$ dropoutnet recall")[1]
-    assert f"# {first} is #" in recall.splitlines()[0] and f" {first} " in recall
+    header = recall.splitlines()[0]
+    assert "--created-within 24" in header and int(header.split(" is #")[1].split()[0]) <= 10
+    assert f" {first} " in recall
+    # the newest items' channel: only items created within the window, the new ones among them
+    user = header.split("--user-id ")[1].split()[0]
+    newest = retrieval.recall(env["cfg"], user, 10, created_within_hours=1)
+    assert first in [i["item_id"] for i in newest["items"]]
+    assert all(i["item_id"].startswith(("live_", "stream_", "switch_", "killed_", "while_"))
+               for i in newest["items"])
+    with pytest.raises(retrieval.RecallError, match="--created-within must be a number of "
+                                                    "hours above 0, got 0"):
+        retrieval.recall(env["cfg"], user, 10, created_within_hours=0)
