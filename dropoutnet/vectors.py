@@ -1,7 +1,8 @@
 """The embedding store: the user and item vector tables in pgvector, and their one writer.
 
 ``user_embeddings`` and ``item_embeddings`` are list-partitioned by model version.  A
-version's vectors are written once, by :func:`write_candidate`: COPYed into a staging table,
+version's vectors are written once, by :func:`write_candidate`: COPYed (binary: no float
+formatting, exact float32; :func:`copy_binary`) into a staging table,
 indexed (items: HNSW, inner product) and kept as the version's unattached *candidate*, with
 the registry told which training run wrote it, all in the caller's transaction.  Publish
 attaches the user and the item candidate together (:func:`version_tables` pairs them).  So a
@@ -12,7 +13,9 @@ unindexed or half-loaded version.
 
 from __future__ import annotations
 
+import datetime as dt
 import io
+import struct
 from typing import Any, Sequence
 
 import numpy as np
@@ -23,6 +26,12 @@ from .errors import MissingDataError
 from .failpoints import failpoint
 
 SIDES = ("user", "item")
+
+# COPY's binary format: its signature, no flags, no header extension; the trailer
+_COPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + struct.pack("!ii", 0, 0)
+_COPY_TRAILER = struct.pack("!h", -1)
+_NULL = struct.pack("!i", -1)
+_PG_EPOCH = dt.datetime(2000, 1, 1, tzinfo=dt.timezone.utc)  # timestamptz's zero
 
 
 def table(side: str) -> str:
@@ -63,14 +72,9 @@ def write_candidate(cur, cfg: PipelineConfig, side: str, version: str, run_id: s
     """
     schema, parent = cfg.storage.schema_, table(side)
     stage = db.create_stage(cur, schema, parent, version)
-    buf = io.StringIO()
-    for scalars, vec in zip(rows, vectors):
-        fields = [version] + ["\\N" if v is None else str(v) for v in scalars]
-        fields.append("[" + ",".join(f"{x:.7g}" for x in vec) + "]")
-        buf.write("\t".join(fields) + "\n")
-    buf.seek(0)
     cur.copy_expert(sql.render("copy_embeddings.sql", schema=schema, stage=stage,
-                               columns=["model_version", *columns, "embedding"]), buf)
+                               columns=["model_version", *columns, "embedding"]),
+                    io.BytesIO(copy_binary([(version, *r) for r in rows], vectors)))
     if side == "item":
         hnsw = cfg.retrieval.hnsw
         sql.execute(cur, "hnsw_index.sql", schema=schema, stage=stage, m=hnsw.m,
@@ -79,6 +83,35 @@ def write_candidate(cur, cfg: PipelineConfig, side: str, version: str, run_id: s
     candidate = db.keep_candidate(cur, schema, parent, version, stage)
     registry.record_part(cur, cfg, version, parent, run_id)
     return candidate
+
+
+def copy_binary(rows: Sequence[Sequence[Any]], vectors: np.ndarray) -> bytes:
+    """The ``COPY ... (format binary)`` payload of ``rows`` (text values, or ``datetime`` for
+    a ``timestamptz``; ``None`` is NULL) each followed by its pgvector ``vector``.
+
+    A vector is sent as pgvector's own binary form (dim and an unused int16, then big-endian
+    float32s): nothing is formatted as text, and the stored floats are exactly the model's."""
+    vectors = np.ascontiguousarray(vectors, dtype=">f4")
+    if len(rows) != len(vectors):
+        raise ValueError(f"{len(rows)} rows and {len(vectors)} vectors: one vector per row")
+    dim = vectors.shape[1] if vectors.ndim == 2 else 0
+    vector_head = struct.pack("!ihh", 4 + 4 * dim, dim, 0)  # field length, dim, unused
+    out = [_COPY_HEADER]
+    for values, vector in zip(rows, vectors):
+        out.append(struct.pack("!h", len(values) + 1))
+        for v in values:
+            if v is None:
+                out.append(_NULL)
+            elif isinstance(v, dt.datetime):
+                moment = v if v.tzinfo else v.replace(tzinfo=dt.timezone.utc)
+                out.append(struct.pack("!iq", 8, (moment - _PG_EPOCH) // dt.timedelta(
+                    microseconds=1)))
+            else:
+                text = str(v).encode()
+                out += [struct.pack("!i", len(text)), text]
+        out += [vector_head, vector.tobytes()]
+    out.append(_COPY_TRAILER)
+    return b"".join(out)
 
 
 def version_tables(cur, cfg: PipelineConfig, version: str) -> dict[str, str]:

@@ -64,7 +64,7 @@ def write_embeddings(cfg: PipelineConfig, bizdate: dt.date, side: str,
             rows = [(u,) for u in ids]
             names = ["user_id"]
         else:
-            rows = [(i, c.isoformat() if c else None) for i, c in zip(ids, columns["created_at"])]
+            rows = list(zip(ids, columns["created_at"]))
             names = ["item_id", "created_at"]
         vectors.write_candidate(cur, cfg, side, version, run, names, rows, out)
     result: dict[str, Any] = {"model_version": version, "run_id": run}
