@@ -6,7 +6,9 @@
     dropoutnet versions [--json]                published versions, the active one, their runs
     dropoutnet rollback --to VERSION            make an earlier published version live again
     dropoutnet stream [--max-seconds S]         new items' vectors from the change log, live
-    dropoutnet recall --user-id U [--top-n N] [--json]
+    dropoutnet recall --user-id U [--top-n N] [--exclude-interacted] [--filter COL=VALUE]
+                      [--created-within HOURS] [--ef-search N] [--json]
+    dropoutnet recall-api [--host H] [--port P]   GET /v1/recall over HTTP
     dropoutnet metrics --bizdate D [--json]
     dropoutnet tune --bizdate D --trials N      choose settings on a validation split (Optuna)
     dropoutnet db-url                           the application database's URL
@@ -123,10 +125,13 @@ def cmd_rollback(args: argparse.Namespace) -> int:
 
 
 def cmd_recall(args: argparse.Namespace) -> int:
-    from .retrieval import recall
+    from .retrieval import CLI_NAMES, parse_filter_options, recall
 
     result = recall(pipeline.load(args.config), args.user_id, args.top_n,
-                    created_within_hours=args.created_within)
+                    created_within_hours=args.created_within,
+                    exclude_interacted=args.exclude_interacted,
+                    filters=parse_filter_options(args.filter), ef_search=args.ef_search,
+                    names=CLI_NAMES)
     if args.json:
         _print_json(result)
         return 0
@@ -193,6 +198,13 @@ def cmd_metrics(args: argparse.Namespace) -> int:
     cfg = pipeline.load(args.config)
     m = read_metrics(cfg, pipeline.parse_bizdate(args.bizdate))
     _print_json(m) if args.json else print(format_metrics(m))
+    return 0
+
+
+def cmd_recall_api(args: argparse.Namespace) -> int:
+    from .serving.recall_api import serve
+
+    serve(pipeline.load(args.config), args.host, args.port)
     return 0
 
 
@@ -315,8 +327,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--top-n", type=int, default=None)
     p.add_argument("--created-within", type=float, default=None, metavar="HOURS",
                    help="only items created within this many hours (e.g. 24: the newest)")
+    p.add_argument("--exclude-interacted", action="store_true",
+                   help="leave out the items the user already had any event with")
+    p.add_argument("--filter", action="append", default=[], metavar="COLUMN=VALUE",
+                   help="only items with this value of a retrieval.filter_columns column "
+                        "(repeat for several columns; all must hold)")
+    p.add_argument("--ef-search", type=int, default=None, metavar="N",
+                   help="the HNSW candidate list, from N to retrieval.max_ef_search "
+                        "(default retrieval.hnsw.ef_search, raised to N)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_recall)
+
+    p = sub.add_parser("recall-api", help="serve GET /v1/recall (the recall of `recall`) "
+                                          "over HTTP, in the foreground")
+    p.add_argument("--host", help="default retrieval.api.host")
+    p.add_argument("--port", type=int, help="default retrieval.api.port")
+    p.set_defaults(func=cmd_recall_api)
 
     p = sub.add_parser("metrics", help="the stored metrics of a bizdate")
     p.add_argument("--bizdate", required=True)

@@ -441,13 +441,51 @@ class TrainingConfig(_Strict):
 
 
 class HnswConfig(_Strict):
+    """The item partitions' HNSW index (``m``, ``ef_construction``: built with the version)
+    and its query settings: ``ef_search``, the candidate list of a scan, the default of a
+    recall (raised to N: a scan returns at most ``ef_search`` rows); ``max_scan_tuples``,
+    how many index tuples a filtered (iterative) scan visits before it gives up (pgvector's
+    ``hnsw.max_scan_tuples``; a recall that comes back short then finishes with an exact scan
+    of the filtered items, see :mod:`dropoutnet.retrieval`)."""
+
     m: int = Field(default=16, ge=2)
     ef_construction: int = Field(default=64, ge=4)
-    ef_search: int = Field(default=100, ge=1)
+    ef_search: int = Field(default=100, ge=1, le=1000)
+    max_scan_tuples: int = Field(default=20000, ge=1)
+
+
+class RecallApiConfig(_Strict):
+    """The recall HTTP API (``dropoutnet recall-api``, :mod:`dropoutnet.serving.recall_api`):
+    its address, the environment variable holding its bearer token (the model service's
+    rules: when set, every request but ``/healthz`` needs ``Authorization: Bearer <token>``)
+    and the most database connections it keeps open (one per recall in flight)."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8502, ge=0, le=65535)
+    token_env: str = "DROPOUTNET_SERVING_TOKEN"
+    connections: int = Field(default=8, ge=1, le=256)
 
 
 class RetrievalConfig(_Strict):
+    """Recall of the active version (:func:`dropoutnet.retrieval.recall`), the candidate pool
+    and the users embedded each day.
+
+    ``top_n`` is the default N, ``max_top_n`` the largest a request may ask; a request's
+    ``ef_search`` may go up to ``max_ef_search`` (at most 1000, pgvector's limit).
+    ``filter_columns`` names raw item-table columns (``raw.items``) whose values are stored
+    with every item vector (the daily embeddings and the stream worker write them), so a
+    recall can keep only the items with a given value (e.g. ``category_level1``); a column
+    added here is filterable from the next version embedded on.
+    """
+
     top_n: int = Field(default=10, ge=1)
+    max_top_n: int = Field(default=500, ge=1)
+    max_ef_search: int = Field(default=1000, ge=1, le=1000,
+                               description="the largest ef_search a recall may ask for "
+                                           "(pgvector accepts 1 to 1000)")
+    filter_columns: list[str] = Field(default_factory=list,
+                                      description="raw item-table columns a recall can filter "
+                                                  "on (categorical values, compared as text)")
     candidate_window_days: int = Field(default=3, ge=1,
                                        description="items created within this many days ending "
                                                    "at the bizdate form the candidate pool")
@@ -455,6 +493,36 @@ class RetrievalConfig(_Strict):
                                   description="users with an event or a registration within "
                                               "this many days ending at the bizdate are active")
     hnsw: HnswConfig = Field(default_factory=HnswConfig)
+    api: RecallApiConfig = Field(default_factory=RecallApiConfig)
+
+    @field_validator("filter_columns")
+    @classmethod
+    def _filter_columns(cls, v: list[str]) -> list[str]:
+        for column in v:
+            if not isinstance(column, str) or not _IDENT.match(column):
+                raise ValueError(f"filter column {column!r} is not a plain SQL identifier "
+                                 "(letters, digits, _): name a column of the raw items table "
+                                 "(raw.items.table)")
+        repeated = sorted({c for c in v if v.count(c) > 1})
+        if repeated:
+            raise ValueError(f"filter columns must be unique; repeated: {repeated}")
+        return v
+
+    @model_validator(mode="after")
+    def _limits(self) -> "RetrievalConfig":
+        if self.max_top_n > self.max_ef_search:
+            raise ValueError(f"retrieval.max_top_n ({self.max_top_n}) is above "
+                             f"retrieval.max_ef_search ({self.max_ef_search}): a recall of N "
+                             f"items needs ef_search >= N; lower max_top_n or raise "
+                             f"max_ef_search (at most 1000)")
+        if self.top_n > self.max_top_n:
+            raise ValueError(f"retrieval.top_n ({self.top_n}) is above retrieval.max_top_n "
+                             f"({self.max_top_n}); lower top_n or raise max_top_n")
+        if self.hnsw.ef_search > self.max_ef_search:
+            raise ValueError(f"retrieval.hnsw.ef_search ({self.hnsw.ef_search}) is above "
+                             f"retrieval.max_ef_search ({self.max_ef_search}); lower ef_search "
+                             f"or raise max_ef_search")
+        return self
 
 
 class ServingConfig(_Strict):

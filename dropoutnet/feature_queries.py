@@ -65,9 +65,12 @@ def read_features(cur, cfg: PipelineConfig, side: str, bizdate: dt.date,
                   extra: dict[str, Any]) -> dict[str, list]:
     """One tower's raw features as of the start of ``bizdate`` (``user_features.sql`` or
     ``item_features.sql``; ``extra`` binds the user activity or item creation range, or
-    ``item_ids``: those items, whenever created)."""
+    ``item_ids``: those items, whenever created).  Items also get ``attributes``: their
+    values of ``retrieval.filter_columns`` (a dict), stored with their vectors."""
     params = feature_params(cfg, bizdate, bizdate)
     params.update(extra, bizdate=bizdate)
+    filter_columns = list(cfg.retrieval.filter_columns) if side == "item" else []
+    params["filter_columns"] = filter_columns
     text = sql.render(f"{side}_features.sql", by_id="item_ids" in extra,
-                      **template_context(cfg, [side]))
+                      filter_columns=filter_columns, **template_context(cfg, [side]))
     return db.fetch_columns(cur, text, params)

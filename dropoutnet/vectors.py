@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 import io
+import json
 import struct
 from typing import Any, Sequence
 
@@ -50,7 +51,10 @@ def ensure_tables(url: str | None, cfg: PipelineConfig) -> None:
     with db.transaction(url) as cur:
         sql.execute(cur, "table_columns.sql", params={"schema": schema,
                                                       "table": "item_embeddings"})
-        stored = dict(cur.fetchall())["embedding"]
+        columns = dict(cur.fetchall())
+    stored = columns["embedding"]
+    if "attributes" not in columns:  # made before recall filters: add the column, once
+        db.ensure_ddl(url, "ddl/item_attributes_column.sql", schema=schema)
     if stored != f"vector({dim})":
         parts = [f"model.embedding_dim {cfg.model.embedding_dim}"]
         if cfg.model.item_prior:
@@ -79,6 +83,7 @@ def write_candidate(cur, cfg: PipelineConfig, side: str, version: str, run_id: s
         hnsw = cfg.retrieval.hnsw
         sql.execute(cur, "hnsw_index.sql", schema=schema, stage=stage, m=hnsw.m,
                     ef_construction=hnsw.ef_construction)
+        sql.execute(cur, "item_filter_indexes.sql", schema=schema, stage=stage)
     failpoint(f"{parent}.before_commit")
     candidate = db.keep_candidate(cur, schema, parent, version, stage)
     registry.record_part(cur, cfg, version, parent, run_id)
@@ -86,8 +91,9 @@ def write_candidate(cur, cfg: PipelineConfig, side: str, version: str, run_id: s
 
 
 def copy_binary(rows: Sequence[Sequence[Any]], vectors: np.ndarray) -> bytes:
-    """The ``COPY ... (format binary)`` payload of ``rows`` (text values, or ``datetime`` for
-    a ``timestamptz``; ``None`` is NULL) each followed by its pgvector ``vector``.
+    """The ``COPY ... (format binary)`` payload of ``rows`` (text values, ``datetime`` for a
+    ``timestamptz``, ``dict`` for a ``jsonb``; ``None`` is NULL) each followed by its
+    pgvector ``vector``.
 
     A vector is sent as pgvector's own binary form (dim and an unused int16, then big-endian
     float32s): nothing is formatted as text, and the stored floats are exactly the model's."""
@@ -106,6 +112,10 @@ def copy_binary(rows: Sequence[Sequence[Any]], vectors: np.ndarray) -> bytes:
                 moment = v if v.tzinfo else v.replace(tzinfo=dt.timezone.utc)
                 out.append(struct.pack("!iq", 8, (moment - _PG_EPOCH) // dt.timedelta(
                     microseconds=1)))
+            elif isinstance(v, dict):  # jsonb's binary form: version 1, then the JSON text
+                data = b"\x01" + json.dumps(v, ensure_ascii=False,
+                                             separators=(",", ":")).encode()
+                out += [struct.pack("!i", len(data)), data]
             else:
                 text = str(v).encode()
                 out += [struct.pack("!i", len(text)), text]
@@ -141,17 +151,25 @@ def version_tables(cur, cfg: PipelineConfig, version: str) -> dict[str, str]:
 
 
 def upsert_items(cur, cfg: PipelineConfig, version: str, item_ids: Sequence[str],
-                 created_at: Sequence[Any], vectors: np.ndarray) -> int:
+                 created_at: Sequence[Any], vectors: np.ndarray,
+                 attributes: Sequence[dict[str, str] | None] | None = None) -> int:
     """Insert or replace items' vectors in ``version``'s attached item partition (the stream
-    worker's writes; the caller commits).  Refused for a version that is not published."""
-    from psycopg2.extras import execute_values
+    worker's writes; the caller commits).  Refused for a version that is not published.
+
+    ``attributes`` are the items' filterable values (the ``attributes`` column of
+    ``item_features.sql``), so an item embedded in real time is filterable like a daily one.
+    """
+    from psycopg2.extras import Json, execute_values
 
     schema = cfg.storage.schema_
     if not db.table_exists(cur, schema, db.partition_name(table("item"), version)):
         raise MissingDataError(f"version {version} has no published item partition: the "
                                "stream writes only into a published version")
-    rows = [(version, i, c, "[" + ",".join(f"{x:.7g}" for x in v) + "]")
-            for i, c, v in zip(item_ids, created_at, np.asarray(vectors, dtype=np.float32))]
+    if attributes is None:
+        attributes = [None] * len(item_ids)
+    rows = [(version, i, c, "[" + ",".join(f"{x:.7g}" for x in v) + "]", Json(a or {}))
+            for i, c, v, a in zip(item_ids, created_at, np.asarray(vectors, dtype=np.float32),
+                                  attributes)]
     execute_values(cur, sql.render("upsert_item_vectors.sql", schema=schema), rows,
-                   template="(%s, %s, %s, %s::vector)")
+                   template="(%s, %s, %s, %s::vector, %s::jsonb)")
     return len(rows)

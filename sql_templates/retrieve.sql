@@ -1,7 +1,16 @@
 -- The seed's GetRetrieveSql: a user's top-N items of one model version by inner product.
 -- `<#>` is pgvector's negative inner product, so ascending order is descending score and the
--- HNSW index (vector_ip_ops) serves the scan.  Optionally only items created in a range.
--- `table` is the item_embeddings parent, or a version's candidate (evaluate, before publish).
+-- HNSW index (vector_ip_ops) serves the scan.  `table` is the item_embeddings parent, or a
+-- version's candidate (evaluate, before publish).
+-- The filters sit inside the same query, so the HNSW scan applies them as it goes and, with
+-- hnsw.iterative_scan (retrieval_settings.sql), keeps going until N items pass them: only
+-- items created in a range, only items whose filterable values contain `attributes`
+-- ({"column": "value", ...}), none of the `excluded` items (the user's own).
+-- `exact` orders by the computed score instead of the operator, which the index cannot
+-- serve: an exact scan of the items that pass the filters (the fallback when the HNSW scan
+-- came back short, cheap exactly then: few items pass; see dropoutnet/retrieval.py).
+-- (`enable_indexscan = off` would not do: through the partitioned parent, PostgreSQL 18
+-- still plans the disabled HNSW scan.)
 select
     item_id,
     -(embedding <#> %(user_vector)s) as score
@@ -11,5 +20,15 @@ where model_version = %(model_version)s
   and created_at >= %(created_from)s
   and created_at < %(created_to)s
 {% endif %}
+{% if filtered %}
+  and attributes @> %(attributes)s::jsonb
+{% endif %}
+{% if excluding %}
+  and item_id <> all(%(excluded)s::text[])
+{% endif %}
+{% if exact %}
+order by score desc, item_id
+{% else %}
 order by embedding <#> %(user_vector)s
+{% endif %}
 limit %(top_n)s;

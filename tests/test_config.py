@@ -261,3 +261,28 @@ def test_write_config_roundtrip(tmp_path):
     cfg = load_config(write_config(tmp_path / "c.yaml", storage={"schema": "x1"}))
     assert cfg.storage.schema_ == "x1"
     assert merge({"a": {"b": 1}}, {"a": {"c": 2}}) == {"a": {"b": 1, "c": 2}}
+
+
+def test_recall_limits_and_filter_columns_are_validated(tmp_path):
+    def retrieval(**values):
+        return lambda d: d["retrieval"].update(values)
+
+    msg = _load_with(tmp_path, retrieval(filter_columns=["category_level1", "cat-2"]))
+    assert "retrieval.filter_columns: filter column 'cat-2' is not a plain SQL identifier" in msg
+    assert "raw items table" in msg
+    msg = _load_with(tmp_path, retrieval(filter_columns=["topic", "topic"]))
+    assert "filter columns must be unique; repeated: ['topic']" in msg
+    msg = _load_with(tmp_path, retrieval(max_top_n=2000))
+    assert "retrieval: retrieval.max_top_n (2000) is above retrieval.max_ef_search (1000)" in msg
+    msg = _load_with(tmp_path, retrieval(top_n=50, max_top_n=20))
+    assert "retrieval.top_n (50) is above retrieval.max_top_n (20)" in msg
+    msg = _load_with(tmp_path, retrieval(max_ef_search=1001))
+    assert "retrieval.max_ef_search" in msg and "1000" in msg
+    msg = _load_with(tmp_path, retrieval(max_ef_search=200, max_top_n=100,
+                                         hnsw={"ef_search": 300}))
+    assert "retrieval.hnsw.ef_search (300) is above retrieval.max_ef_search (200)" in msg
+    msg = _load_with(tmp_path, retrieval(api={"port": 8502, "tokens": "x"}))
+    assert "retrieval.api.tokens: unknown key" in msg
+    cfg = load_config(DEMO_CONFIG)
+    assert cfg.retrieval.filter_columns == ["category_level1", "primary_type"]
+    assert (cfg.retrieval.max_top_n, cfg.retrieval.max_ef_search) == (500, 1000)

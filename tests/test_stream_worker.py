@@ -179,6 +179,18 @@ def test_new_items_are_embedded_into_the_active_version_at_once(env, service):
             cur, cfg, version, vector, 50, created_from=now - dt.timedelta(hours=1),
             created_to=now + dt.timedelta(hours=1))]
     assert found == ["stream_1"]
+    # the filterable values (retrieval.filter_columns) are stored by the daily embeddings and
+    # by the worker alike, so a recall's filter finds the new item too
+    columns = cfg.retrieval.filter_columns
+    raw = {r[0]: {c: v for c, v in zip(columns, r[1:]) if v is not None}
+           for r in query(env, f"select item_id, {', '.join(columns)} from strm_raw.sv_items")}
+    kept = dict(query(env, f"select item_id, attributes from {s}.item_embeddings "
+                           "where model_version = %s", (version,)))
+    assert len(kept) > 10 and all(kept[i] == raw[i] for i in kept), kept
+    assert kept["stream_1"] == raw["stream_1"] and len(raw["stream_1"]) == len(columns)
+    got = retrieval.recall(cfg, user, 5, created_within_hours=1,
+                           filters={"category_level1": raw["stream_1"]["category_level1"]})
+    assert [i["item_id"] for i in got["items"]] == ["stream_1"]
 
 
 def test_a_change_it_cannot_process_is_a_dead_letter_and_the_stream_goes_on(env, service):
@@ -447,6 +459,6 @@ def test_the_demos_worker_runs_in_the_background_and_shows_new_items_recallable(
     assert first in [i["item_id"] for i in newest["items"]]
     assert all(i["item_id"].startswith(("live_", "stream_", "switch_", "killed_", "while_"))
                for i in newest["items"])
-    with pytest.raises(retrieval.RecallError, match="--created-within must be a number of "
-                                                    "hours above 0, got 0"):
+    with pytest.raises(retrieval.RecallError, match="created_within_hours must be a number "
+                                                    "of hours above 0"):
         retrieval.recall(env["cfg"], user, 10, created_within_hours=0)

@@ -45,3 +45,14 @@ def test_binary_copy_stores_the_models_floats_ids_times_and_nulls_exactly(databa
 def test_binary_copy_needs_one_vector_per_row():
     with pytest.raises(ValueError, match="2 rows and 1 vectors: one vector per row"):
         copy_binary([("v", "a"), ("v", "b")], np.zeros((1, 3), np.float32))
+
+
+def test_binary_copy_stores_a_dict_as_jsonb(database_url):
+    vectors = np.ones((2, 3), np.float32)
+    rows = [("i1", {"category_level1": "música", "primary_type": "video"}), ("i2", {})]
+    with psycopg2.connect(database_url) as conn, conn.cursor() as cur:
+        cur.execute("create temp table t (item_id text, attributes jsonb, embedding vector(3))")
+        cur.copy_expert("copy t (item_id, attributes, embedding) from stdin with (format "
+                        "binary)", io.BytesIO(copy_binary(rows, vectors)))
+        cur.execute("select item_id, attributes from t order by item_id")
+        assert cur.fetchall() == rows

@@ -21,7 +21,6 @@ Inputs are checked against the signature before TensorFlow sees them.
 from __future__ import annotations
 
 import asyncio
-import hmac
 import json
 import logging
 import os
@@ -34,6 +33,7 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import (CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge,
                                Histogram, disable_created_metrics, generate_latest)
 
+from .auth import HttpError, authorize as check_token
 from .batching import Batcher
 from .config import ServiceConfig
 from .requests import BadRequest, format_predict, metadata, parse_predict
@@ -43,12 +43,6 @@ log = logging.getLogger(__name__)
 
 LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.015, 0.025, 0.05,
                    0.1, 0.25, 0.5, 1.0, 2.5)
-
-
-class HttpError(Exception):
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
 
 
 class _Metrics:
@@ -122,15 +116,7 @@ def create_app(config: ServiceConfig, repository: ModelRepository | None = None)
     app.state.config = config
 
     def authorize(request: Request) -> None:
-        token = os.environ.get(config.token_env, "")
-        if not token:
-            return
-        given = request.headers.get("authorization", "")
-        scheme, _, value = given.partition(" ")
-        if scheme.lower() != "bearer" or not hmac.compare_digest(value.strip().encode(),
-                                                                  token.encode()):
-            raise HttpError(401, "missing or wrong bearer token: send the header "
-                                 "'Authorization: Bearer <token>'")
+        check_token(request, config.token_env)
 
     async def read_json(request: Request) -> Any:
         declared = request.headers.get("content-length")

@@ -64,8 +64,8 @@ def write_embeddings(cfg: PipelineConfig, bizdate: dt.date, side: str,
             rows = [(u,) for u in ids]
             names = ["user_id"]
         else:
-            rows = list(zip(ids, columns["created_at"]))
-            names = ["item_id", "created_at"]
+            rows = list(zip(ids, columns["created_at"], columns["attributes"]))
+            names = ["item_id", "created_at", "attributes"]
         vectors.write_candidate(cur, cfg, side, version, run, names, rows, out)
     result: dict[str, Any] = {"model_version": version, "run_id": run}
     if side == "user":

@@ -31,6 +31,7 @@ def check_raw_tables(cur, cfg: PipelineConfig) -> None:
         if f.preference and f.preference.collect:
             t, _, c = f.preference.collect.partition(".")
             needed[t].add(c)
+    needed["items"].update(cfg.retrieval.filter_columns)
     types: dict[str, dict[str, str]] = {}
     for name, columns in needed.items():
         table = cfg.raw.table(name)
@@ -47,7 +48,15 @@ def check_raw_tables(cur, cfg: PipelineConfig) -> None:
         if missing:
             raise MissingDataError(
                 f"raw.{name}: table {where!r} has no column(s) {missing}; its columns are "
-                f"{sorted(present)} — fix the column mapping or the feature sources")
+                f"{sorted(present)} — fix the column mapping, the feature sources or "
+                f"retrieval.filter_columns")
+    for column in cfg.retrieval.filter_columns:
+        column_type = types["items"][column]
+        if column_type.endswith("[]") or column_type.startswith(("vector", "json")):
+            raise MissingDataError(
+                f"retrieval.filter_columns: column {column!r} of raw.items is {column_type}, "
+                f"but a filter compares one categorical value per item; choose a column of a "
+                f"scalar type (text, integer, boolean, ...)")
     for i, f in enumerate(cfg.features):
         if f.kind != "vector":
             continue

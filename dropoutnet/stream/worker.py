@@ -162,6 +162,7 @@ class Worker:
         """Consume until ``stop()`` says so or ``max_seconds`` passed (forever by default)."""
         made = source.ensure(self.cfg, self.url)
         db.ensure_ddl(self.url, "ddl/stream_tables.sql", schema=self.cfg.storage.schema_)
+        vectors.ensure_tables(self.url, self.cfg)  # e.g. the filterable attributes column
         log.info("stream worker on %s (publication and slot %s)", made["tables"],
                  made["slot"])
         with db.transaction(self.url) as cur:
@@ -384,7 +385,7 @@ class Worker:
         started = time.perf_counter()
         with db.transaction(self.url) as cur:
             vectors.upsert_items(cur, self.cfg, version, rows["item_id"], rows["created_at"],
-                                 embeddings)
+                                 embeddings, rows["attributes"])
             self._upsert_features(cur, rows)
             failpoint("stream.before_commit")
         self.stats.seconds["upsert"] += time.perf_counter() - started

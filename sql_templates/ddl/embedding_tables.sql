@@ -1,5 +1,7 @@
 -- Embeddings, one partition per model version (the bizdate as yyyymmdd).  Retrieval only
--- compares a user vector with item vectors of the same version.
+-- compares a user vector with item vectors of the same version.  An item row also carries
+-- `attributes`: the values of the config's retrieval.filter_columns (raw item columns, as
+-- text), which a recall can filter on.
 create schema if not exists {{ schema | ident }};
 
 create table if not exists {{ qualified(schema, 'user_embeddings') }} (
@@ -14,5 +16,6 @@ create table if not exists {{ qualified(schema, 'item_embeddings') }} (
     item_id text not null,
     created_at timestamptz,
     embedding vector({{ dim }}) not null,
+    attributes jsonb not null default '{}'::jsonb,
     primary key (model_version, item_id)
 ) partition by list (model_version);
