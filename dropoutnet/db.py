@@ -162,3 +162,37 @@ def fetch_columns(cur, query: str, params: dict[str, Any] | None = None,
         for name, values in zip(names, zip(*rows)):
             columns[name].extend(values)
     return columns
+
+
+def stream_columns(url: str | None, query: str, params: dict[str, Any] | None = None,
+                   chunk_rows: int = 8192) -> Iterator[dict[str, list]]:
+    """Run ``query`` in one repeatable-read transaction and yield its result column-wise, at
+    most ``chunk_rows`` rows at a time, holding only that many in memory.
+
+    A server-side cursor in the binary protocol (psycopg 3): the rows are parsed in C, not
+    from text, which makes this several times faster than :func:`fetch_columns` on wide
+    sample rows.  ``vector`` values come as their raw binary form (``bytes``:
+    :func:`dropoutnet.inputs.to_array` decodes a whole column at once with numpy) instead of
+    one Python object per value, which was most of the read time.
+    """
+    import psycopg  # the binary protocol's driver; psycopg2 has only the text protocol
+    from psycopg.adapt import Loader
+
+    class RawBytes(Loader):
+        format = psycopg.pq.Format.BINARY
+
+        def load(self, data) -> bytes:
+            return bytes(data)
+
+    with psycopg.connect(url or database_url()) as conn:
+        conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
+        conn.execute("set timezone = 'UTC'")
+        info = psycopg.types.TypeInfo.fetch(conn, "vector")
+        if info is not None:
+            conn.adapters.register_loader(info.oid, RawBytes)
+        with conn.cursor(name="dropoutnet_stream", binary=True) as cur:
+            cur.itersize = chunk_rows
+            cur.execute(query, params or {})
+            names = [d.name for d in cur.description]
+            while rows := cur.fetchmany(chunk_rows):
+                yield dict(zip(names, map(list, zip(*rows))))

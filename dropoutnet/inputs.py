@@ -32,6 +32,8 @@ def to_array(spec: FeatureSpec, values: Sequence[Any]) -> np.ndarray:
     if spec.kind == "numeric":
         return np.array([np.nan if v is None else float(v) for v in values], dtype=np.float32)
     if spec.kind == "vector":
+        if any(isinstance(v, bytes) for v in values):
+            return vectors_from_binary(spec, values)
         out = np.zeros((len(values), spec.dim), dtype=np.float32)
         for i, v in enumerate(values):
             if v is not None:
@@ -44,6 +46,28 @@ def to_array(spec: FeatureSpec, values: Sequence[Any]) -> np.ndarray:
                 out[i] = vector
         return out
     return np.array(["" if v is None else str(v) for v in values], dtype=object)
+
+
+def vectors_from_binary(spec: FeatureSpec, values: Sequence[bytes | None]) -> np.ndarray:
+    """float32 ``[n, dim]`` from pgvector's binary form (an int16 dim, an unused int16, then
+    big-endian float32s; :func:`dropoutnet.db.stream_columns` reads them so), a whole column
+    in one numpy decode; ``None`` gives zeros, as for text values."""
+    width = 4 + 4 * spec.dim
+    present = [v for v in values if v is not None]
+    wrong = next((v for v in present if len(v) != width), None)
+    if wrong is not None:
+        raise ValueError(
+            f"feature {spec.name!r} has dim {spec.dim} in the config but its source "
+            f"{spec.source} holds a vector of length {(len(wrong) - 4) // 4}; set its dim "
+            "to the vectors' length or fix the column")
+    out = np.zeros((len(values), spec.dim), dtype=np.float32)
+    if present:
+        raw = np.frombuffer(b"".join(present), dtype=np.uint8).reshape(len(present), width)
+        decoded = raw[:, 4:].copy().view(">f4").astype(np.float32)
+        if len(present) == len(values):
+            return decoded
+        out[[i for i, v in enumerate(values) if v is not None]] = decoded
+    return out
 
 
 def to_inputs(features: Sequence[FeatureSpec], columns: dict[str, list]) -> dict[str, np.ndarray]:

@@ -32,15 +32,17 @@ def load_boundaries(cur, cfg: PipelineConfig, bizdate: dt.date) -> dict[str, lis
     return found
 
 
-def load_partition(cur, cfg: PipelineConfig, table: str, bizdate: dt.date) -> dict[str, Any]:
+def load_partition(cur, cfg: PipelineConfig, table: str, bizdate: dt.date,
+                   shuffled: bool = False) -> dict[str, Any]:
     """Read one sample partition: model inputs, labels, user and item ids, sample dates (and
-    the eval split); a clear error when the samples task has not built it."""
+    the eval split); a clear error when the samples task has not built it.  ``shuffled``:
+    in the order training streams it (:class:`dropoutnet.sample_input.PartitionSource`)."""
     if not partition_exists(cur, cfg, table, bizdate):
         raise MissingDataError(
             f"{table} has no partition for bizdate {bizdate}: run the samples task for that "
             f"bizdate first (`dropoutnet run --bizdate {bizdate} --tasks samples`)")
     query = sql.render("read_partition.sql", schema=cfg.storage.schema_, table=table,
-                       label=cfg.label_name, features=cfg.features)
+                       label=cfg.label_name, features=cfg.features, shuffled=shuffled)
     columns = db.fetch_columns(cur, query, {"bizdate": bizdate})
     data = {
         "features": inputs.to_inputs(cfg.features, columns),

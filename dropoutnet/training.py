@@ -26,9 +26,11 @@ same ``probability``) on the eval samples, and compute AUC from those probabilit
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import math
+import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -42,13 +44,15 @@ import tensorflow as tf
 from dropoutnet import artifacts
 from dropoutnet.config import FeatureSpec, ModelConfig, PipelineConfig
 from dropoutnet.features import input_signature, to_numpy_batch
-from dropoutnet.model import ITEM_ID_KEY, ITEM_LOGQ_KEY, DropoutNet, item_log_frequency
-from dropoutnet.model.factors import fit_factor_prior
-from dropoutnet.model.popularity import fit_popularity_prior
+from dropoutnet.model import ITEM_ID_KEY, ITEM_LOGQ_KEY, DropoutNet
+from dropoutnet.model.factors import SCALE_PAIRS, fit_factors
+from dropoutnet.model.popularity import fit_popularity
+from dropoutnet.sample_input import ArraySource, SampleSource, scan, shuffled_batches
 
 __all__ = [
     "META_FILE", "WarmStartReport", "build_model", "checkpoint_variables", "load_meta",
     "load_trained_model", "make_dataset", "predict_scores", "restore_warm_start", "train_model",
+    "train_samples",
 ]
 
 log = logging.getLogger(__name__)
@@ -170,30 +174,69 @@ def restore_warm_start(model: DropoutNet, warm_start_dir: Path | None) -> WarmSt
 # --- data -----------------------------------------------------------------------------------
 
 
-def make_dataset(model: DropoutNet, features: Mapping[str, np.ndarray], labels: np.ndarray,
-                 batch_size: int, item_ids: np.ndarray | None = None, shuffle: bool = True,
-                 seed: int = 42, item_logq: np.ndarray | None = None) -> tf.data.Dataset:
-    """``(x, label)`` batches; ``x`` holds the model's features and, if given, ``item_id`` and
-    ``item_logq`` (for the softmax loss only)."""
-    x: dict[str, Any] = dict(to_numpy_batch(model.feature_specs, features))
-    n = len(next(iter(x.values())))
-    labels = np.asarray(labels, dtype=np.float32).reshape(-1)
-    if len(labels) != n:
-        raise ValueError(f"{len(labels)} labels for {n} feature rows")
-    if item_ids is not None:
-        item_ids = np.asarray(item_ids).astype(str)
-        if len(item_ids) != n:
-            raise ValueError(f"{len(item_ids)} item ids for {n} feature rows")
-        x[ITEM_ID_KEY] = item_ids
+def make_dataset(model: DropoutNet, source: SampleSource, rows: int, batch_size: int, *,
+                 shuffle_buffer: int = 0, seed: int = 42,
+                 item_logq: Mapping[str, float] | None = None) -> tf.data.Dataset:
+    """``(x, label)`` batches of ``source``'s ``rows`` samples (:mod:`dropoutnet.sample_input`),
+    re-read every epoch and shuffled through a buffer of ``shuffle_buffer`` rows (0: in order),
+    differently each epoch; ``x`` holds the model's features and, when the source has them,
+    ``item_id`` and (with ``item_logq``, per item) ``item_logq`` (for the softmax loss only).
+
+    The dataset declares its number of batches: Keras runs one more (empty) step per epoch on
+    a dataset of unknown length, and Adam moves the weights even on a zero gradient."""
+    names = [f.name for f in model.feature_specs]
+    signature = {k: tf.TensorSpec([None, *v.shape[1:]], v.dtype)
+                 for k, v in input_signature(model.feature_specs).items()}
+    if source.has_item_ids:
+        signature[ITEM_ID_KEY] = tf.TensorSpec([None], tf.string)
     if item_logq is not None:
-        item_logq = np.asarray(item_logq, dtype=np.float32).reshape(-1)
-        if len(item_logq) != n:
-            raise ValueError(f"{len(item_logq)} item_logq values for {n} feature rows")
-        x[ITEM_LOGQ_KEY] = item_logq
-    ds = tf.data.Dataset.from_tensor_slices((x, labels))
-    if shuffle:
-        ds = ds.shuffle(max(n, 1), seed=seed, reshuffle_each_iteration=True)
-    return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+        signature[ITEM_LOGQ_KEY] = tf.TensorSpec([None], tf.float32)
+    epochs = itertools.count()
+
+    def batches():
+        rng = (np.random.default_rng([seed, next(epochs)]) if shuffle_buffer > 0 else None)
+        for b in shuffled_batches(source.chunks(), batch_size, shuffle_buffer, rng):
+            x: dict[str, np.ndarray] = {k: b.features[k] for k in names}
+            if source.has_item_ids:
+                x[ITEM_ID_KEY] = b.item_ids
+            if item_logq is not None:
+                x[ITEM_LOGQ_KEY] = np.fromiter((item_logq[i] for i in b.item_ids.tolist()),
+                                               np.float32, len(b))
+            yield x, b.labels
+
+    ds = tf.data.Dataset.from_generator(
+        batches, output_signature=(signature, tf.TensorSpec([None], tf.float32)))
+    ds = ds.apply(tf.data.experimental.assert_cardinality(math.ceil(rows / batch_size)))
+    return ds.prefetch(tf.data.AUTOTUNE)
+
+
+class ProgressLog(keras.callbacks.Callback):
+    """Training progress in the log (the Airflow task log; the CLI's with ``-v``): rows done,
+    rows per second and the loss, every ``every_seconds`` and at each epoch's end."""
+
+    def __init__(self, rows: int, batch_size: int, epochs: int, every_seconds: float = 30.0):
+        super().__init__()
+        self.rows, self.batch_size, self.epochs = rows, batch_size, epochs
+        self.every = every_seconds
+
+    def on_epoch_begin(self, epoch: int, logs=None) -> None:
+        self.epoch, self.started = epoch, time.monotonic()
+        self.last = self.started
+
+    def _say(self, batches: int, logs) -> None:
+        done = min(batches * self.batch_size, self.rows)
+        seconds = max(time.monotonic() - self.started, 1e-9)
+        log.info("epoch %d/%d: %d/%d rows (%.0f %%), %.0f rows/s, loss %.4f", self.epoch + 1,
+                 self.epochs, done, self.rows, 100.0 * done / max(self.rows, 1),
+                 done / seconds, float((logs or {}).get("loss", float("nan"))))
+
+    def on_train_batch_end(self, batch: int, logs=None) -> None:
+        if time.monotonic() - self.last >= self.every:
+            self.last = time.monotonic()
+            self._say(batch + 1, logs)
+
+    def on_epoch_end(self, epoch: int, logs=None) -> None:
+        self._say(math.ceil(self.rows / self.batch_size), logs)
 
 
 def _batched(fn: Callable[[dict[str, tf.Tensor]], tf.Tensor], specs: Sequence[FeatureSpec],
@@ -273,48 +316,74 @@ def train_model(cfg: PipelineConfig, features: dict[str, np.ndarray], labels: np
                 warm_start_dir: Path | None, item_ids: np.ndarray | None = None,
                 *, epochs: int | None = None,
                 sample_dates: np.ndarray | None = None) -> dict[str, Any]:
-    """Build, warm start, fit and checkpoint one bizdate's model; return JSON-able stats.
+    """:func:`train_samples` on samples in memory.
 
     ``features`` holds every configured feature (see :mod:`dropoutnet.features` for dtypes),
     ``labels`` 0/1, ``item_ids`` the sample's item id (optional; masks duplicate items in the
     in-batch softmax, and gives the item frequencies of the logQ correction, which needs it).
     ``sample_dates`` (the rows' sample days) and ``item_ids`` are needed by
-    ``model.popularity_prior``, fitted after the warm start and before the towers train;
-    ``model.factor_prior`` needs ``item_ids`` (one content row per item).
-    ``epochs`` overrides ``training.epochs`` (0 = restore and save only).
+    ``model.popularity_prior``; ``model.factor_prior`` needs ``item_ids``.
+    """
+    return train_samples(cfg, ArraySource(cfg.features, features, labels, item_ids,
+                                          sample_dates),
+                         boundaries, checkpoint_dir, warm_start_dir, epochs=epochs)
+
+
+def train_samples(cfg: PipelineConfig, source: SampleSource,
+                  boundaries: dict[str, list[float]], checkpoint_dir: Path,
+                  warm_start_dir: Path | None, *, epochs: int | None = None) -> dict[str, Any]:
+    """Build, warm start, fit and checkpoint one bizdate's model on ``source``'s samples (a
+    partition streamed from Postgres, or arrays: :mod:`dropoutnet.sample_input`); return
+    JSON-able stats.
+
+    One pass over the samples first (:func:`dropoutnet.sample_input.scan`) gives the counts,
+    the logQ item frequencies and the priors' one row per item; the priors
+    (``model.popularity_prior``, ``model.factor_prior``) are fitted after the warm start and
+    before the towers train; then ``epochs`` (default ``training.epochs``; 0 = restore and
+    save only) passes through the bounded shuffle.  Memory grows with the items and the
+    shuffle buffer, not with the samples.
     """
     checkpoint_dir = Path(checkpoint_dir)
     tc = cfg.training
     epochs = tc.epochs if epochs is None else int(epochs)
-    item_logq = None
-    if cfg.model.losses.softmax_logq and cfg.model.losses.softmax_weight > 0:
-        if item_ids is None:
-            raise ValueError("model.losses.softmax_logq needs item_ids: the item frequencies "
-                             "come from the training rows' item ids")
-        item_logq = item_log_frequency(item_ids)
-    if cfg.model.popularity_prior > 0 and (item_ids is None or sample_dates is None):
+    logq = cfg.model.losses.softmax_logq and cfg.model.losses.softmax_weight > 0
+    if logq and not source.has_item_ids:
+        raise ValueError("model.losses.softmax_logq needs item_ids: the item frequencies "
+                         "come from the training rows' item ids")
+    if cfg.model.popularity_prior > 0 and not (source.has_item_ids and source.has_sample_dates):
         raise ValueError("model.popularity_prior needs the training rows' item_ids and "
                          "sample_dates: an item's positives and exposure come from them")
-    if cfg.model.factor_prior > 0 and item_ids is None:
+    if cfg.model.factor_prior > 0 and not source.has_item_ids:
         raise ValueError("model.factor_prior needs the training rows' item_ids: the content → "
                          "factors ridge is fitted on one row per item")
     model = build_model(cfg.features, cfg.model, boundaries, tc.seed,
                         learning_rate=tc.learning_rate, weight_decay=tc.weight_decay)
     report = restore_warm_start(model, Path(warm_start_dir) if warm_start_dir else None)
+    item, user = model.item_tower, model.user_tower
+    first_row = ([f.name for f in item.design_specs]
+                 + ([item.factor_feature] if model.factor_scale is not None else []))
+    seen = scan(source.chunks(), first_row,
+                user.factor_feature if model.factor_scale is not None else None,
+                sample_rows=SCALE_PAIRS, seed=tc.seed)
+    log.info("training samples: %d rows, %d positives, %d items", seen.rows, seen.positives,
+             len(seen.item_ids))
     popularity = None
-    if model.item_tower.popularity is not None:  # refitted every day, whatever was restored
-        popularity = fit_popularity_prior(model.item_tower, features, item_ids, labels,
-                                          sample_dates)
+    if item.popularity is not None:  # refitted every day, whatever was restored
+        popularity = fit_popularity(item, seen.item_first_rows, seen.item_positives,
+                                    seen.exposure_days())
     factor = None
-    if model.factor_scale is not None:  # the same
-        factor = fit_factor_prior(model, features, item_ids, seed=tc.seed)
+    if model.factor_scale is not None and seen.item_ids:  # the same
+        factor = fit_factors(model, seen.item_first_rows, seen.row_sample, seed=tc.seed)
+    elif model.factor_scale is not None:
+        model.factor_scale.assign(0.0)  # no samples today: the term is off
 
-    ds = make_dataset(model, features, labels, tc.batch_size, item_ids=item_ids, seed=tc.seed,
-                      item_logq=item_logq)
-    n = int(len(np.asarray(labels).reshape(-1)))
+    ds = make_dataset(model, source, seen.rows, tc.batch_size, shuffle_buffer=tc.shuffle_buffer,
+                      seed=tc.seed, item_logq=seen.item_log_frequency() if logq else None)
+    n = seen.rows
     history: dict[str, list[float]] = {}
     if epochs > 0 and n > 0:
-        history = model.fit(ds, epochs=epochs, verbose=0, shuffle=False).history
+        history = model.fit(ds, epochs=epochs, verbose=0, shuffle=False,
+                            callbacks=[ProgressLog(n, tc.batch_size, epochs)]).history
     last = {k: float(v[-1]) for k, v in history.items() if v}
     steps = epochs * math.ceil(n / tc.batch_size)
 
@@ -328,7 +397,7 @@ def train_model(cfg: PipelineConfig, features: dict[str, np.ndarray], labels: np
 
     stats = {
         "rows": n,
-        "positives": int(np.sum(np.asarray(labels).reshape(-1) > 0.5)),
+        "positives": seen.positives,
         "epochs": epochs,
         "steps": steps,
         "optimizer_iterations": int(model.optimizer.iterations.numpy()),

@@ -158,7 +158,7 @@ def test_a_failed_training_run_leaves_the_current_run_current(env, monkeypatch):
     def crash(*args, **kwargs):
         raise RuntimeError("worker lost")
 
-    monkeypatch.setattr(dropoutnet.training, "train_model", crash)
+    monkeypatch.setattr(dropoutnet.training, "train_samples", crash)
     with pytest.raises(RuntimeError, match="worker lost"):
         pipeline.train(DAY2.isoformat())
     assert artifacts.current_run("sv_dropoutnet", DAY2) == current

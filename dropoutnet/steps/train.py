@@ -27,11 +27,12 @@ REPORTED = ("run_id", "rows", "positives", "steps", "loss", "warm_started", "war
 
 def train(cfg: PipelineConfig, bizdate: dt.date, pipeline_run: str,
           url: str | None = None) -> dict[str, Any]:
-    from ..training import train_model  # TensorFlow only when a task needs it
+    from ..sample_input import PartitionSource
+    from ..training import train_samples  # TensorFlow only when a task needs it
 
     with db.transaction(url) as cur:
-        data = sample_data.load_partition(cur, cfg, "samples", bizdate)
         boundaries = sample_data.load_boundaries(cur, cfg, bizdate)
+    samples = PartitionSource(cfg, bizdate, url)  # streamed: memory flat in the day's rows
     run_id = artifacts.new_run_id(bizdate)
     paths = artifacts.run_paths(cfg.model_name, bizdate, run_id)
     warm = registry.warm_start_source(cfg, bizdate)
@@ -40,9 +41,8 @@ def train(cfg: PipelineConfig, bizdate: dt.date, pipeline_run: str,
                  cfg.training.warm_start_max_gap_days, bizdate)
     registry.start_run(cfg, bizdate, run_id, pipeline_run, warm, url)
     try:
-        stats = train_model(cfg, data["features"], data["labels"], boundaries,
-                            paths.checkpoints, warm.checkpoints if warm else None,
-                            item_ids=data["item_ids"], sample_dates=data["sample_dates"])
+        stats = train_samples(cfg, samples, boundaries, paths.checkpoints,
+                              warm.checkpoints if warm else None)
         stats.pop("history", None)
         stats.update(run_id=run_id, warm_start_from=warm.bizdate.isoformat() if warm else None,
                      warm_start_run=warm.run_id if warm else None)
