@@ -386,6 +386,10 @@ class ModelConfig(_Strict):
     factor_prior: float = Field(default=0.0, ge=0, description="weight of the content → "
                                 "preference factors ridge in the score (0 = off; needs "
                                 "losses.distill_features)")
+    factor_prior_feature: str | None = Field(
+        default=None, description="an item_content vector feature that already predicts the "
+        "item factors (say, a text model's guess): items without factors take its direction "
+        "in the factor prior, instead of the ridge from content")
     linear_shortcut: bool = Field(default=True, description="add a linear map of each "
                                   "tower's encoded inputs to its output (a wide path beside "
                                   "the MLPs)")
@@ -417,6 +421,10 @@ class ModelConfig(_Strict):
             raise ValueError("factor_prior needs the preference vectors it maps content to: "
                              "set model.losses.distill_features: [user factors, item factors], "
                              "or model.factor_prior: 0")
+        if self.factor_prior_feature and self.factor_prior <= 0:
+            raise ValueError("factor_prior_feature is the factor prior's guess for new items: "
+                             "set model.factor_prior above 0, or remove "
+                             "model.factor_prior_feature")
         return self
 
     @property
@@ -794,6 +802,15 @@ class PipelineConfig(_Strict):
                 f"model.losses.distill_features: {found[0].name!r} has dim {found[0].dim} but "
                 f"{found[1].name!r} has dim {found[1].dim}; the target is their inner product, "
                 f"so both must be factors of the same preference model")
+        guess = self.model.factor_prior_feature
+        if guess:
+            f = by_name.get(guess)
+            if f is None or f.group != "item_content" or f.kind != "vector" \
+                    or f.dim != found[1].dim:
+                raise ValueError(
+                    f"model.factor_prior_feature {guess!r} must be an item_content feature with "
+                    f"kind: vector and dim {found[1].dim} (a guess of {found[1].name!r}); "
+                    "name such a feature, or remove model.factor_prior_feature")
         return self
 
     @model_validator(mode="after")

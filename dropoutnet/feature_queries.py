@@ -61,16 +61,22 @@ def feature_params(cfg: PipelineConfig, as_of_first: dt.date, as_of_last: dt.dat
     return params
 
 
-def read_features(cur, cfg: PipelineConfig, side: str, bizdate: dt.date,
-                  extra: dict[str, Any]) -> dict[str, list]:
-    """One tower's raw features as of the start of ``bizdate`` (``user_features.sql`` or
-    ``item_features.sql``; ``extra`` binds the user activity or item creation range, or
-    ``item_ids``: those items, whenever created).  Items also get ``attributes``: their
-    values of ``retrieval.filter_columns`` (a dict), stored with their vectors."""
+def features_query(cfg: PipelineConfig, side: str, bizdate: dt.date,
+                   extra: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """The statement and bind parameters of :func:`read_features` (to stream it instead)."""
     params = feature_params(cfg, bizdate, bizdate)
     params.update(extra, bizdate=bizdate)
     filter_columns = list(cfg.retrieval.filter_columns) if side == "item" else []
     params["filter_columns"] = filter_columns
     text = sql.render(f"{side}_features.sql", by_id="item_ids" in extra,
                       filter_columns=filter_columns, **template_context(cfg, [side]))
-    return db.fetch_columns(cur, text, params)
+    return text, params
+
+
+def read_features(cur, cfg: PipelineConfig, side: str, bizdate: dt.date,
+                  extra: dict[str, Any]) -> dict[str, list]:
+    """One tower's raw features as of the start of ``bizdate`` (``user_features.sql`` or
+    ``item_features.sql``; ``extra`` binds the user activity or item creation range, or
+    ``item_ids``: those items, whenever created).  Items also get ``attributes``: their
+    values of ``retrieval.filter_columns`` (a dict), stored with their vectors."""
+    return db.fetch_columns(cur, *features_query(cfg, side, bizdate, extra))

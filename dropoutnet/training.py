@@ -30,9 +30,8 @@ import itertools
 import json
 import logging
 import math
-import time
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -47,7 +46,8 @@ from dropoutnet.features import input_signature, to_numpy_batch
 from dropoutnet.model import ITEM_ID_KEY, ITEM_LOGQ_KEY, DropoutNet
 from dropoutnet.model.factors import SCALE_PAIRS, fit_factors
 from dropoutnet.model.popularity import fit_popularity
-from dropoutnet.sample_input import ArraySource, SampleSource, scan, shuffled_batches
+from dropoutnet.progress import Progress
+from dropoutnet.sample_input import ArraySource, Chunk, SampleSource, scan, shuffled_batches
 
 __all__ = [
     "META_FILE", "WarmStartReport", "build_model", "checkpoint_variables", "load_meta",
@@ -174,6 +174,15 @@ def restore_warm_start(model: DropoutNet, warm_start_dir: Path | None) -> WarmSt
 # --- data -----------------------------------------------------------------------------------
 
 
+def _reported(chunks: Iterable[Chunk], progress: Progress) -> Iterator[Chunk]:
+    rows = 0
+    for chunk in chunks:
+        rows += len(chunk)
+        progress.update(rows)
+        yield chunk
+    progress.close()
+
+
 def make_dataset(model: DropoutNet, source: SampleSource, rows: int, batch_size: int, *,
                  shuffle_buffer: int = 0, seed: int = 42,
                  item_logq: Mapping[str, float] | None = None) -> tf.data.Dataset:
@@ -211,32 +220,24 @@ def make_dataset(model: DropoutNet, source: SampleSource, rows: int, batch_size:
 
 
 class ProgressLog(keras.callbacks.Callback):
-    """Training progress in the log (the Airflow task log; the CLI's with ``-v``): rows done,
-    rows per second and the loss, every ``every_seconds`` and at each epoch's end."""
+    """Training progress (:class:`dropoutnet.progress.Progress`): rows done, rows per second
+    and the loss, per epoch."""
 
-    def __init__(self, rows: int, batch_size: int, epochs: int, every_seconds: float = 30.0):
+    def __init__(self, rows: int, batch_size: int, epochs: int):
         super().__init__()
         self.rows, self.batch_size, self.epochs = rows, batch_size, epochs
-        self.every = every_seconds
 
     def on_epoch_begin(self, epoch: int, logs=None) -> None:
-        self.epoch, self.started = epoch, time.monotonic()
-        self.last = self.started
-
-    def _say(self, batches: int, logs) -> None:
-        done = min(batches * self.batch_size, self.rows)
-        seconds = max(time.monotonic() - self.started, 1e-9)
-        log.info("epoch %d/%d: %d/%d rows (%.0f %%), %.0f rows/s, loss %.4f", self.epoch + 1,
-                 self.epochs, done, self.rows, 100.0 * done / max(self.rows, 1),
-                 done / seconds, float((logs or {}).get("loss", float("nan"))))
+        self.progress = Progress(f"training, epoch {epoch + 1}/{self.epochs}", log,
+                                 total=self.rows)
 
     def on_train_batch_end(self, batch: int, logs=None) -> None:
-        if time.monotonic() - self.last >= self.every:
-            self.last = time.monotonic()
-            self._say(batch + 1, logs)
+        self.progress.update(min((batch + 1) * self.batch_size, self.rows),
+                             loss=round(float((logs or {}).get("loss", float("nan"))), 4))
 
     def on_epoch_end(self, epoch: int, logs=None) -> None:
-        self._say(math.ceil(self.rows / self.batch_size), logs)
+        self.progress.update(self.rows)
+        self.progress.close(loss=round(float((logs or {}).get("loss", float("nan"))), 4))
 
 
 def _batched(fn: Callable[[dict[str, tf.Tensor]], tf.Tensor], specs: Sequence[FeatureSpec],
@@ -361,8 +362,9 @@ def train_samples(cfg: PipelineConfig, source: SampleSource,
     report = restore_warm_start(model, Path(warm_start_dir) if warm_start_dir else None)
     item, user = model.item_tower, model.user_tower
     first_row = ([f.name for f in item.design_specs]
-                 + ([item.factor_feature] if model.factor_scale is not None else []))
-    seen = scan(source.chunks(), first_row,
+                 + ([item.factor_feature] if model.factor_scale is not None else [])
+                 + ([item.factor_guess] if item.factor_guess else []))
+    seen = scan(_reported(source.chunks(), Progress("reading samples", log)), first_row,
                 user.factor_feature if model.factor_scale is not None else None,
                 sample_rows=SCALE_PAIRS, seed=tc.seed)
     log.info("training samples: %d rows, %d positives, %d items", seen.rows, seen.positives,

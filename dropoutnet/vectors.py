@@ -17,6 +17,7 @@ import datetime as dt
 import io
 import json
 import struct
+from collections.abc import Iterable, Iterator
 from typing import Any, Sequence
 
 import numpy as np
@@ -74,11 +75,21 @@ def write_candidate(cur, cfg: PipelineConfig, side: str, version: str, run_id: s
 
     ``rows`` hold the values of ``columns`` (after ``model_version``) per vector.
     """
+    return write_candidate_chunks(cur, cfg, side, version, run_id, columns, [(rows, vectors)])
+
+
+def write_candidate_chunks(cur, cfg: PipelineConfig, side: str, version: str, run_id: str,
+                           columns: Sequence[str],
+                           chunks: Iterable[tuple[Sequence[tuple], np.ndarray]]) -> str:
+    """:func:`write_candidate` from ``(rows, vectors)`` chunks, COPYed as they come: one
+    COPY, one chunk in memory at a time (the embedding steps embed a chunk of users or items
+    while the previous one is sent)."""
     schema, parent = cfg.storage.schema_, table(side)
     stage = db.create_stage(cur, schema, parent, version)
     cur.copy_expert(sql.render("copy_embeddings.sql", schema=schema, stage=stage,
                                columns=["model_version", *columns, "embedding"]),
-                    io.BytesIO(copy_binary([(version, *r) for r in rows], vectors)))
+                    copy_reader(([(version, *r) for r in rows], vectors)
+                                for rows, vectors in chunks), size=1 << 20)
     if side == "item":
         hnsw = cfg.retrieval.hnsw
         sql.execute(cur, "hnsw_index.sql", schema=schema, stage=stage, m=hnsw.m,
@@ -90,10 +101,45 @@ def write_candidate(cur, cfg: PipelineConfig, side: str, version: str, run_id: s
     return candidate
 
 
-def copy_binary(rows: Sequence[Sequence[Any]], vectors: np.ndarray) -> bytes:
+class _Reader(io.RawIOBase):
+    """A read-only file over an iterator of ``bytes`` (what ``copy_expert`` reads from)."""
+
+    def __init__(self, parts: Iterator[bytes]) -> None:
+        self.parts, self.pending = parts, memoryview(b"")
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        while not self.pending:
+            part = next(self.parts, None)
+            if part is None:
+                return 0
+            self.pending = memoryview(part)
+        n = min(len(buffer), len(self.pending))
+        buffer[:n] = self.pending[:n]
+        self.pending = self.pending[n:]
+        return n
+
+
+def copy_reader(chunks: Iterable[tuple[Sequence[Sequence[Any]], np.ndarray]]) -> io.RawIOBase:
+    """One binary COPY's payload as a file (for ``copy_expert``), encoded a ``(rows, vectors)``
+    chunk at a time as it is read: the chunks may come from a generator that embeds them."""
+    def parts() -> Iterator[bytes]:
+        yield _COPY_HEADER
+        for rows, vectors in chunks:
+            yield copy_binary(rows, vectors, framed=False)
+        yield _COPY_TRAILER
+
+    return _Reader(parts())
+
+
+def copy_binary(rows: Sequence[Sequence[Any]], vectors: np.ndarray, *,
+                framed: bool = True) -> bytes:
     """The ``COPY ... (format binary)`` payload of ``rows`` (text values, ``datetime`` for a
     ``timestamptz``, ``dict`` for a ``jsonb``; ``None`` is NULL) each followed by its
-    pgvector ``vector``.
+    pgvector ``vector`` (``framed=False``: the rows only, without COPY's header and trailer,
+    to send several such parts in one COPY).
 
     A vector is sent as pgvector's own binary form (dim and an unused int16, then big-endian
     float32s): nothing is formatted as text, and the stored floats are exactly the model's."""
@@ -102,7 +148,7 @@ def copy_binary(rows: Sequence[Sequence[Any]], vectors: np.ndarray) -> bytes:
         raise ValueError(f"{len(rows)} rows and {len(vectors)} vectors: one vector per row")
     dim = vectors.shape[1] if vectors.ndim == 2 else 0
     vector_head = struct.pack("!ihh", 4 + 4 * dim, dim, 0)  # field length, dim, unused
-    out = [_COPY_HEADER]
+    out = [_COPY_HEADER] if framed else []
     for values, vector in zip(rows, vectors):
         out.append(struct.pack("!h", len(values) + 1))
         for v in values:
@@ -120,7 +166,8 @@ def copy_binary(rows: Sequence[Sequence[Any]], vectors: np.ndarray) -> bytes:
                 text = str(v).encode()
                 out += [struct.pack("!i", len(text)), text]
         out += [vector_head, vector.tobytes()]
-    out.append(_COPY_TRAILER)
+    if framed:
+        out.append(_COPY_TRAILER)
     return b"".join(out)
 
 

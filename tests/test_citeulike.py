@@ -242,7 +242,9 @@ def test_precomputed_preference_config():
 
 def test_precomputed_preference_is_read_like_a_content_column():
     """The daily pipeline's SQL reads a precomputed preference column from its source table."""
-    from dropoutnet import feature_queries, sql
+    import datetime as dt
+
+    from dropoutnet import feature_queries
     from helpers import demo_config_data
 
     data = demo_config_data()
@@ -251,7 +253,7 @@ def test_precomputed_preference_is_read_like_a_content_column():
     cfg = PipelineConfig.model_validate(data)
     ctx = feature_queries.template_context(cfg, sides=("item",))
     assert "i_cf" in [f.name for f in ctx["content"]["item"]]
-    text = sql.render("item_features.sql", **ctx)
+    text, _ = feature_queries.features_query(cfg, "item", dt.date(2026, 11, 20), {})
     assert 't."cf_factors" as "i_cf"' in text
 
 

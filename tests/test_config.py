@@ -119,6 +119,20 @@ def test_factor_prior_needs_preference_vectors_and_room_for_them(tmp_path):
     assert "model.factor_prior" in msg
 
 
+def test_factor_prior_feature_must_be_an_item_content_guess_of_the_factors(tmp_path):
+    msg = _load_with(tmp_path, lambda d: d["model"].update(factor_prior_feature="i_title_emb"))
+    assert "factor_prior_feature is the factor prior's guess for new items" in msg
+    assert "set model.factor_prior above 0" in msg
+
+    def wrong(d):
+        _with_factors(d)  # 8-dim factors; i_title_emb is a 16-dim item content vector
+        d["model"].update(factor_prior=1.0, factor_prior_feature="i_title_emb",
+                          losses={"distill_features": ["u_factors", "i_factors"]})
+    msg = _load_with(tmp_path, wrong)
+    assert "model.factor_prior_feature 'i_title_emb' must be an item_content feature" in msg
+    assert "kind: vector and dim 8 (a guess of 'i_factors')" in msg
+
+
 def test_distill_features_must_be_factors_of_the_same_dimension(tmp_path):
     def wrong_dim(d):
         _with_factors(d, item_dim=6)

@@ -561,6 +561,30 @@ def test_factor_prior_adds_the_content_to_factors_ridge_to_the_one_inner_product
     np.testing.assert_allclose(out0["score"], out0["logit"], atol=1e-4)
 
 
+def test_factor_prior_feature_gives_new_items_its_direction(tmp_path):
+    """With model.factor_prior_feature, an item without factors takes the given guess's
+    direction (no ridge); an item with factors keeps theirs; the scale is fitted on it."""
+    features, labels, item_ids = _distill_data(n=512, with_ids=True)
+    guess = dict(DISTILL_FEATURES[2], name="i_guess", source="items.guess")
+    cfg = make_config(DISTILL_FEATURES + [guess], epochs=1, model={
+        "item_prior": True, "factor_prior": 1.0, "factor_prior_feature": "i_guess",
+        "losses": {"distill_features": ["u_factors", "i_factors"]}})
+    rng = np.random.default_rng(1)
+    features["i_guess"] = rng.normal(size=features["i_content"].shape).astype(np.float32)
+    stats = train_model(cfg, features, labels, {}, tmp_path / "ckpt", None, item_ids)
+    assert stats["factor_prior"]["scale"] * stats["factor_prior"]["score_std"] == \
+        pytest.approx(1.0, rel=1e-3)
+    model = load_trained_model(tmp_path / "ckpt")
+    assert model.item_tower.factor_map is None
+    d = model.item_tower.factors(to_tensors(model.item_specs, features)).numpy()
+    own, g = features["i_factors"], features["i_guess"]
+    known = np.abs(own).sum(axis=1) > 0
+    np.testing.assert_allclose(d[known], own[known] / np.linalg.norm(own[known], axis=1,
+                                                                      keepdims=True), atol=1e-5)
+    np.testing.assert_allclose(d[~known], g[~known] / np.linalg.norm(g[~known], axis=1,
+                                                                      keepdims=True), atol=1e-5)
+
+
 def test_align_loss_is_the_cold_to_warm_distance_of_items_with_behaviour(data, tmp_path):
     features, labels, item_ids, boundaries = data
     cfg = make_config(model={"item_prior": True, "losses": {

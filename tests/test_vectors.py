@@ -9,7 +9,7 @@ import numpy as np
 import psycopg2
 import pytest
 
-from dropoutnet.vectors import copy_binary
+from dropoutnet.vectors import copy_binary, copy_reader
 
 
 def test_binary_copy_stores_the_models_floats_ids_times_and_nulls_exactly(database_url):
@@ -56,3 +56,23 @@ def test_binary_copy_stores_a_dict_as_jsonb(database_url):
                         "binary)", io.BytesIO(copy_binary(rows, vectors)))
         cur.execute("select item_id, attributes from t order by item_id")
         assert cur.fetchall() == rows
+
+
+def test_a_copy_streamed_in_chunks_stores_what_one_payload_does(database_url):
+    """copy_reader encodes chunks as COPY reads them (here 7 bytes at a time, across the
+    chunks' borders): the rows equal those of one copy_binary payload."""
+    rng = np.random.default_rng(1)
+    vectors = rng.normal(size=(10, 3)).astype(np.float32)
+    rows = [(f"i{k}",) for k in range(10)]
+    chunks = (lambda: iter([(rows[:4], vectors[:4]), (rows[4:4], vectors[4:4]),
+                            (rows[4:], vectors[4:])]))
+    with psycopg2.connect(database_url) as conn, conn.cursor() as cur:
+        cur.execute("create temp table t (item_id text, embedding vector(3))")
+        cur.copy_expert("copy t from stdin with (format binary)", copy_reader(chunks()), size=7)
+        cur.execute("select item_id, embedding::real[] from t order by item_id")
+        streamed = cur.fetchall()
+        cur.execute("truncate t")
+        cur.copy_expert("copy t from stdin with (format binary)",
+                        io.BytesIO(copy_binary(rows, vectors)))
+        cur.execute("select item_id, embedding::real[] from t order by item_id")
+        assert streamed == cur.fetchall() and len(streamed) == 10

@@ -79,7 +79,7 @@ class DropoutNet(keras.Model):
         self.factor_scale = None
         if model_config.factor_prior > 0:
             # c of the factor prior (weight / the factor score's spread): set by
-            # fit_factor_prior, not by Adam
+            # fit_factors, not by Adam
             self.factor_scale = self.add_weight(shape=(), name="factor_scale",
                                                 initializer="zeros", trainable=False)
         if self.loss_config.distill_weight > 0:

@@ -99,7 +99,9 @@ class Tower(keras.layers.Layer):
         # the preference factors of the factor prior: this side's (user or item) feature
         self.factor_feature = (model.losses.distill_features[0 if side == "user" else 1]
                                if model.factor_prior > 0 else None)
-        has_map = side == "item" and self.factor_feature is not None
+        # an item content vector that already guesses the factors: it replaces the ridge
+        self.factor_guess = model.factor_prior_feature if side == "item" else None
+        has_map = side == "item" and self.factor_feature is not None and not self.factor_guess
         # the closed-form heads' inputs: the content features' design, age left out
         self.design_specs = ([f for f in self.content_specs if not f.age]
                              if self.popularity_weight > 0 or has_map else [])
@@ -110,11 +112,11 @@ class Tower(keras.layers.Layer):
         width = sum(self.encoders[f.name].design_width for f in self.design_specs)
         self.popularity = self.factor_map = None
         if self.popularity_weight > 0:
-            # the ridge's weights, the intercept last; set by fit_popularity_prior, not by Adam
+            # the ridge's weights, the intercept last; set by fit_popularity, not by Adam
             self.popularity = self.add_weight(shape=(width + 1,), name="popularity_prior",
                                               initializer="zeros", trainable=False)
         if has_map:
-            # content -> item factors, the intercept row last; set by fit_factor_prior
+            # content -> item factors, the intercept row last; set by fit_factors
             dim = self.encoders[self.factor_feature].design_width
             self.factor_map = self.add_weight(shape=(width + 1, dim), name="factor_map",
                                               initializer="zeros", trainable=False)
@@ -139,14 +141,18 @@ class Tower(keras.layers.Layer):
         """float32 [n, factor dim]: the factor prior's side of the score.
 
         The user tower: the user's preference factors (zeros when the user has none).  The
-        item tower: the direction (unit vector) of the item's factors, or of the content →
-        factors ridge's prediction for an item without factors (a new one)."""
+        item tower: the direction (unit vector) of the item's factors, or, for an item without
+        factors (a new one), of the content → factors ridge's prediction or of
+        ``model.factor_prior_feature``."""
         encoder = self.encoders[self.factor_feature]
         own = encoder(features[self.factor_feature])
-        if self.factor_map is None:
+        if self.factor_guess:
+            predicted = tf.cast(features[self.factor_guess], tf.float32)
+        elif self.factor_map is None:
             return own
-        predicted = tf.sparse.sparse_dense_matmul(self.content_design(features),
-                                                  self.factor_map[:-1]) + self.factor_map[-1]
+        else:
+            predicted = tf.sparse.sparse_dense_matmul(
+                self.content_design(features), self.factor_map[:-1]) + self.factor_map[-1]
         present = encoder.present(features[self.factor_feature])[:, None]
         return tf.math.l2_normalize(tf.where(present, own, predicted), axis=1)
 

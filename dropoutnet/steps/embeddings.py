@@ -2,15 +2,17 @@
 
 Features are read as of the start of the bizdate (``user_features.sql`` /
 ``item_features.sql``): the users active within ``retrieval.active_user_days``, the items
-created within ``retrieval.candidate_window_days``.  They go through the exported tower of
-the bizdate's current training run, and :func:`dropoutnet.vectors.write_candidate` keeps
-them as the version's candidate, which publish attaches.
+created within ``retrieval.candidate_window_days``.  They stream in chunks through the
+exported tower of the bizdate's current training run, and
+:func:`dropoutnet.vectors.write_candidate_chunks` COPYs them, chunk by chunk, into the
+version's candidate, which publish attaches.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
+import time
 from pathlib import Path
 from typing import Any
 
@@ -18,14 +20,16 @@ import numpy as np
 
 from .. import artifacts, db, feature_queries, inputs, registry, vectors
 from ..config import PipelineConfig
+from ..progress import Progress
+
+# users or items embedded at a time
+CHUNK_ROWS = 8192
 
 log = logging.getLogger(__name__)
 
 
-def _predict(path: Path, cfg: PipelineConfig, side: str, columns: dict[str, list]) -> np.ndarray:
-    from ..saved_models import load_tower  # TensorFlow only when a task needs it
-
-    tower = load_tower(path)
+def _predict(tower, path: Path, cfg: PipelineConfig, side: str,
+             columns: dict[str, list]) -> np.ndarray:
     out = np.asarray(tower(inputs.to_inputs(cfg.features_of(side=side), columns)),
                      dtype=np.float32)
     if out.shape != (len(columns[f"{side}_id"]), cfg.vector_dim):
@@ -42,36 +46,56 @@ def _cold_count(cfg: PipelineConfig, side: str, columns: dict[str, list]) -> int
 
 
 def write_embeddings(cfg: PipelineConfig, bizdate: dt.date, side: str,
-                     url: str | None = None) -> dict[str, Any]:
-    """Embed one side (``user`` or ``item``) with the bizdate's current run."""
+                     url: str | None = None, chunk_rows: int = CHUNK_ROWS) -> dict[str, Any]:
+    """Embed one side (``user`` or ``item``) with the bizdate's current run.
+
+    The features stream from a server-side cursor ``chunk_rows`` at a time, each chunk goes
+    through the tower and into one binary COPY as it comes: memory is a chunk's, whatever
+    the number of users or items.
+    """
+    from ..saved_models import load_tower  # TensorFlow only when a task needs it
+
     version = artifacts.model_version(bizdate)
     run = registry.current_run(cfg, bizdate)
-    tower = getattr(registry.run_paths(cfg, bizdate, run), side)
+    path = getattr(registry.run_paths(cfg, bizdate, run), side)
     r = cfg.retrieval
     if side == "user":
         window = {"active_from": bizdate - dt.timedelta(days=r.active_user_days - 1),
                   "active_to": bizdate + dt.timedelta(days=1)}
+        names = ["user_id"]
     else:
         window = {"created_from": bizdate - dt.timedelta(days=r.candidate_window_days - 1),
                   "created_to": bizdate + dt.timedelta(days=1)}
+        names = ["item_id", "created_at", "attributes"]
     vectors.ensure_tables(url, cfg)
     registry.ensure_tables(url, cfg)
+    tower = load_tower(path)
+    counts = {"rows": 0, "cold": 0, "new": 0}
+    started = time.monotonic()
+    progress = Progress(f"{side} embeddings", log)
+
+    def chunks():
+        query, params = feature_queries.features_query(cfg, side, bizdate, window)
+        for columns in db.stream_columns(url, query, params, chunk_rows):
+            out = _predict(tower, path, cfg, side, columns)
+            counts["rows"] += len(out)
+            if side == "user":
+                counts["cold"] += _cold_count(cfg, "user", columns)
+            else:
+                counts["new"] += sum(1 for c in columns["created_at"]
+                                     if c is not None and c.date() == bizdate)
+            progress.update(counts["rows"])
+            yield list(zip(*(columns[n] for n in names))), out
+
     with db.transaction(url) as cur:
-        columns = feature_queries.read_features(cur, cfg, side, bizdate, window)
-        ids = columns[f"{side}_id"]
-        out = _predict(tower, cfg, side, columns) if ids else np.zeros((0, 1))
-        if side == "user":
-            rows = [(u,) for u in ids]
-            names = ["user_id"]
-        else:
-            rows = list(zip(ids, columns["created_at"], columns["attributes"]))
-            names = ["item_id", "created_at", "attributes"]
-        vectors.write_candidate(cur, cfg, side, version, run, names, rows, out)
+        vectors.write_candidate_chunks(cur, cfg, side, version, run, names, chunks())
+    progress.close()
+    seconds = time.monotonic() - started
     result: dict[str, Any] = {"model_version": version, "run_id": run}
     if side == "user":
-        result.update(users=len(ids), cold_users=_cold_count(cfg, "user", columns))
+        result.update(users=counts["rows"], cold_users=counts["cold"])
     else:
-        result.update(items=len(ids), new_items=sum(
-            1 for c in columns["created_at"] if c is not None and c.date() == bizdate))
+        result.update(items=counts["rows"], new_items=counts["new"])
+    result["per_second"] = round(counts["rows"] / seconds, 1) if seconds > 0 else None
     log.info("%s embeddings of version %s: %s", side, version, result)
     return result
