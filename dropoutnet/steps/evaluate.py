@@ -39,7 +39,7 @@ from typing import Any
 import numpy as np
 from psycopg2.extras import Json
 
-from .. import artifacts, baselines, db, inputs, metrics, registry, retrieval, sample_data, sql
+from .. import artifacts, baselines, db, inputs, metrics, registry, sample_data, sql
 from ..cf import Ridge
 from ..config import PipelineConfig
 from ..content import ContentEncoder
@@ -244,17 +244,19 @@ def _evaluate_split(cur, cfg: PipelineConfig, bizdate: dt.date, version: str, sp
             relevant.setdefault(user, set()).add(item)
     users = sorted(relevant)
 
-    # the model: real HNSW retrieval over the version's items of the split's candidates
+    # the model: real HNSW retrieval over the version's items of the split's candidates, all
+    # the split's users in one statement
+    sql.execute(cur, "retrieval_settings.sql", params={
+        "ef_search": max(cfg.retrieval.hnsw.ef_search, top), "iterative_scan": "strict_order",
+        "max_scan_tuples": cfg.retrieval.hnsw.max_scan_tuples})
+    sql.execute(cur, "eval/top_items_of_users.sql", params={
+        "model_version": version, "user_ids": users, "top_n": top,
+        "created_from": created_from, "created_to": created_to},
+        schema=cfg.storage.schema_, user_table=tables["user"], item_table=tables["item"])
     rankings: dict[str, list[str]] = {}
-    missing_users = 0
-    for user in users:
-        vector = retrieval.user_vector(cur, cfg, version, user, table=tables["user"])
-        if vector is None:
-            missing_users += 1
-            continue
-        rankings[user] = [i for i, _ in retrieval.top_items(
-            cur, cfg, version, vector, top, created_from=created_from, created_to=created_to,
-            table=tables["item"])]
+    for user, item in cur.fetchall():
+        rankings.setdefault(user, []).append(item)
+    missing_users = len(users) - len(rankings)
 
     n = len(candidates)
     figures: dict[str, Any] = {

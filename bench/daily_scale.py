@@ -1,0 +1,249 @@
+"""The daily run at catalogue scale (issue 11's benchmark, the pipeline's half; bench/scale.py
+measures the embedding store).
+
+    .venv/bin/python bench/daily_scale.py [--samples 1000000] [--rounds 1] [--out bench/results]
+    .venv/bin/python bench/daily_scale.py --samples 100000          # a quick run
+
+Runs in a temporary ``DROPOUTNET_HOME`` with its own embedded Postgres, on the demo's config
+and synthetic data sized so that one bizdate holds about ``--samples`` training samples (the
+demo's shape: users, items and new items scaled together; the demo holds 257,380).
+
+* **daily**: ``dropoutnet run --bizdate D`` task by task, each task in its own process: wall
+  seconds and peak memory (the process's max RSS) per task, and the whole run's wall time.
+* **training**: the same partition and model, side by side, each in its own process and
+  interleaved over ``--rounds``: ``postgres`` streams the partition from Postgres (what the
+  train task does: :class:`dropoutnet.sample_input.PartitionSource`); ``memory`` reads the
+  partition into memory first and trains on the arrays (the read is timed apart); and
+  ``model_only`` trains on batches already made, the model's own ceiling.  Samples per second
+  of training (epochs x rows / seconds) and peak memory of each.
+* **user embeddings**: ``--users`` more users (default 1,000,000; each a copy of a generated
+  user's attributes, with an impression and a click on the bizdate, so every one is active
+  and has preference features) are added to the raw tables after the daily run, and the
+  user_embeddings task is rerun: users per second end to end (read the features, predict,
+  COPY; the task's wall time, process start and model load included) and its peak memory.
+
+Prints the JSON and writes ``OUT/daily_scale.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+DEMO_SAMPLES = 257_380  # one bizdate of the demo's data (2,000 users, 3,000 items, 150 new a day)
+END = dt.date(2026, 11, 30)
+TASKS = ("samples", "train", "export", "user_embeddings", "item_embeddings", "evaluate",
+         "publish", "deploy", "retention")
+
+
+def run_child(args: list[str], env: dict[str, str]) -> dict:
+    """Run ``args`` as a child process; its wall seconds, max RSS (MB) and last stdout line."""
+    started = time.perf_counter()
+    proc = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    _, status, usage = os.wait4(proc.pid, 0)
+    seconds = time.perf_counter() - started
+    out, err = proc.stdout.read(), proc.stderr.read()
+    code = os.waitstatus_to_exitcode(status)
+    if code != 0:
+        raise RuntimeError(f"{' '.join(args)} failed ({code}):\n{err[-3000:]}")
+    lines = [line for line in out.splitlines() if line.strip()]
+    return {"seconds": round(seconds, 1), "peak_rss_mb": round(usage.ru_maxrss / 1024),
+            "output": lines[-1] if lines else ""}
+
+
+def add_users(n: int) -> None:
+    """``n`` active users more: copies of the generated users' attributes, each with an
+    impression and a click of a generated item on the bizdate."""
+    import psycopg2
+
+    from dropoutnet import locations
+
+    with psycopg2.connect(locations.database_url()) as conn, conn.cursor() as cur:
+        cur.execute("""
+            with base as (select row_number() over (order by user_id) - 1 as k, * from sv_users),
+                 size as (select count(*) as n from base)
+            insert into sv_users (user_id, gender, age_band, city, level, register_time)
+            select 'bench' || lpad(g::text, 7, '0'), b.gender, b.age_band, b.city, b.level,
+                   b.register_time
+            from generate_series(1, %(n)s) as g
+            cross join size
+            join base as b on b.k = g %% size.n""", {"n": n})
+        cur.execute("""
+            with items as (select row_number() over (order by item_id) - 1 as k, item_id
+                           from sv_items),
+                 size as (select count(*) as n from items)
+            insert into sv_events (user_id, item_id, event_type, event_time)
+            select 'bench' || lpad(g::text, 7, '0'), i.item_id, e.event_type,
+                   %(day)s::timestamptz + make_interval(secs => g %% 80000 + e.lag)
+            from generate_series(1, %(n)s) as g
+            cross join size
+            join items as i on i.k = (g * 7919) %% size.n
+            cross join (values ('impression', 0), ('click', 5)) as e (event_type, lag)""",
+                    {"n": n, "day": END.isoformat()})
+        cur.execute("analyze sv_users; analyze sv_events")
+
+
+def child_training(mode: str) -> None:
+    """One training method, in this process (run by :func:`run_child`); prints JSON."""
+    import tensorflow as tf
+
+    from dropoutnet import db, locations, sample_data
+    from dropoutnet.config import load_config
+    from dropoutnet.sample_input import PartitionSource
+    from dropoutnet.training import build_model, make_dataset, train_model, train_samples
+
+    cfg = load_config(os.environ["DROPOUTNET_CONFIG"])
+    url = locations.database_url()
+    with db.transaction(url) as cur:
+        boundaries = sample_data.load_boundaries(cur, cfg, END)
+    work = Path(tempfile.mkdtemp(prefix="dropoutnet-train-"))
+    out: dict = {"mode": mode}
+    try:
+        if mode == "postgres":
+            started = time.perf_counter()
+            stats = train_samples(cfg, PartitionSource(cfg, END, url), boundaries,
+                                  work / "ckpt", None)
+            out["train_seconds"] = time.perf_counter() - started
+        elif mode == "memory":
+            started = time.perf_counter()
+            with db.transaction(url) as cur:
+                data = sample_data.load_partition(cur, cfg, "samples", END, shuffled=True)
+            out["read_seconds"] = time.perf_counter() - started
+            started = time.perf_counter()
+            stats = train_model(cfg, data["features"], data["labels"], boundaries,
+                                work / "ckpt", None, data["item_ids"],
+                                sample_dates=data["sample_dates"])
+            out["train_seconds"] = time.perf_counter() - started
+        else:  # model_only: the model on batches made beforehand (no input work at all)
+            tc = cfg.training
+            model = build_model(cfg.features, cfg.model, boundaries, tc.seed,
+                                learning_rate=tc.learning_rate, weight_decay=tc.weight_decay)
+            source = PartitionSource(cfg, END, url)
+            rows = sum(len(c) for c in source.chunks())
+            ds = make_dataset(model, source, rows, tc.batch_size, shuffle_buffer=0)
+            batches = list(ds)
+            cached = tf.data.Dataset.from_generator(
+                lambda: iter(batches), output_signature=ds.element_spec).apply(
+                tf.data.experimental.assert_cardinality(len(batches)))
+            started = time.perf_counter()
+            model.fit(cached, epochs=tc.epochs, verbose=0)
+            out["train_seconds"] = time.perf_counter() - started
+            stats = {"rows": rows, "epochs": tc.epochs}
+        out["rows"], out["epochs"] = stats["rows"], stats["epochs"]
+        out["samples_per_s"] = round(stats["rows"] * stats["epochs"] / out["train_seconds"])
+        out["loss"] = stats.get("loss")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    print(json.dumps(out))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--samples", type=int, default=1_000_000,
+                        help="training samples of the bizdate, about (default 1,000,000)")
+    parser.add_argument("--rounds", type=int, default=1, help="rounds of the training section")
+    parser.add_argument("--users", type=int, default=1_000_000,
+                        help="users of the user-embeddings section (default 1,000,000)")
+    parser.add_argument("--sections", default="daily,embeddings,training")
+    parser.add_argument("--out", type=Path, default=REPO / "bench" / "results")
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        child_training(args.child)
+        return 0
+
+    home = Path(tempfile.mkdtemp(prefix="dropoutnet-daily-scale-"))
+    env = {**os.environ, "DROPOUTNET_HOME": str(home), "PYTHONPATH": str(REPO),
+           "DROPOUTNET_CONFIG": str(REPO / "config" / "pipeline.yaml"),
+           "TF_CPP_MIN_LOG_LEVEL": "2"}
+    env.pop("DROPOUTNET_DATABASE_URL", None)
+    os.environ.update({k: env[k] for k in ("DROPOUTNET_HOME",)})
+    cli = [sys.executable, "-m", "dropoutnet.cli"]
+    scale = max(args.samples / DEMO_SAMPLES, 0.05)
+    sizes = dict(n_users=round(2000 * scale), n_items=round(3000 * scale),
+                 n_authors=max(20, round(300 * scale)), new_items_per_day=round(150 * scale))
+    result: dict = {"date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+                    "machine": f"{os.cpu_count()} cores (shared)", "data": sizes}
+    sections = set(args.sections.split(","))
+    from dropoutnet import embedded_pg
+
+    try:
+        started = time.perf_counter()
+        gen = run_child(cli + ["datagen", "--users", str(sizes["n_users"]), "--items",
+                               str(sizes["n_items"]), "--authors", str(sizes["n_authors"]),
+                               "--new-items-per-day", str(sizes["new_items_per_day"]),
+                               "--end-date", END.isoformat(), "--json"], env)
+        result["datagen"] = {"seconds": gen["seconds"], **json.loads(gen["output"])["rows"]}
+        tasks: dict = {}
+        daily = "daily" in sections
+        for task in TASKS if daily else ("samples",):
+            r = run_child(cli + ["run", "--bizdate", END.isoformat(), "--tasks", task,
+                                 "--force-publish"], env)
+            tasks[task] = {"seconds": r["seconds"], "peak_rss_mb": r["peak_rss_mb"]}
+            print(f"{task}: {tasks[task]}", file=sys.stderr, flush=True)
+            if task in ("samples", "user_embeddings", "item_embeddings", "train"):
+                tasks[task]["result"] = json.loads(r["output"].split(": ", 1)[1])
+        result["daily_run"] = {"tasks": tasks, "seconds": round(sum(
+            t["seconds"] for t in tasks.values()), 1)}
+        result["training_samples"] = tasks["samples"]["result"]["train"]["samples"]
+        if daily:
+            users = tasks["user_embeddings"]
+            result["user_embeddings"] = {
+                "users": users["result"]["users"],
+                "users_per_s_task": round(users["result"]["users"] / users["seconds"]),
+                "users_per_s_embedding": users["result"].get("per_second"),
+                "peak_rss_mb": users["peak_rss_mb"]}
+        if daily and "embeddings" in sections:
+            add_users(args.users)
+            r = run_child(cli + ["run", "--bizdate", END.isoformat(), "--tasks",
+                                 "user_embeddings"], env)
+            done = json.loads(r["output"].split(": ", 1)[1])
+            result["user_embeddings_at_scale"] = {
+                "users": done["users"], "seconds": r["seconds"],
+                "users_per_s_task": round(done["users"] / r["seconds"]),
+                "users_per_s_embedding": done.get("per_second"),
+                "peak_rss_mb": r["peak_rss_mb"], "goal_users_per_s": 20_000}
+            print(f"user embeddings at scale: {result['user_embeddings_at_scale']}",
+                  file=sys.stderr, flush=True)
+        if "training" in sections:
+            modes = ("postgres", "memory", "model_only")
+            runs: dict[str, list[dict]] = {m: [] for m in modes}
+            for _ in range(args.rounds):
+                for mode in modes:
+                    r = run_child([sys.executable, __file__, "--child", mode], env)
+                    runs[mode].append({**json.loads(r["output"]), "peak_rss_mb":
+                                       r["peak_rss_mb"], "process_seconds": r["seconds"]})
+                    print(f"training {mode}: {runs[mode][-1]}", file=sys.stderr, flush=True)
+            rate = {m: statistics.median(x["samples_per_s"] for x in v) for m, v in runs.items()}
+            result["training"] = {
+                "runs": runs, "samples_per_s": rate,
+                "postgres_vs_memory": round(rate["postgres"] / rate["memory"], 3),
+                "memory_vs_model_only": round(rate["memory"] / rate["model_only"], 3),
+                "peak_rss_mb": {m: max(x["peak_rss_mb"] for x in v) for m, v in runs.items()}}
+        started = time.perf_counter() - started
+        result["seconds"] = round(started, 1)
+    finally:
+        embedded_pg.stop(home)
+        shutil.rmtree(home, ignore_errors=True)
+    text = json.dumps(result, indent=1)
+    print(text)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "daily_scale.json").write_text(text + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
