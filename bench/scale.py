@@ -1,6 +1,8 @@
-"""The embedding store at catalogue scale (issue 11's benchmark; so far: loading vectors).
+"""The embedding store at catalogue scale (issue 11's benchmark): loading vectors, building
+the HNSW index, querying it.
 
     .venv/bin/python bench/scale.py [--items 100000] [--dim 33] [--rounds 3] [--out bench/results]
+    .venv/bin/python bench/scale.py --configs m=16 storage=halfvec m=24,ef_construction=128
 
 Runs in a temporary ``DROPOUTNET_HOME`` with its own embedded Postgres.  **Load**: ``--items``
 clustered unit vectors of ``--dim`` (the demo model's 32 + the prior) with their ids and
@@ -8,21 +10,37 @@ creation times, written into a fresh table of the embedding store's shape, side 
 
 * ``binary_copy``: what the pipeline does (:func:`dropoutnet.vectors.copy_binary`, then
   ``COPY ... (format binary)``), our encoding included;
+* ``binary_copy_halfvec``: the same into a ``halfvec`` column (``storage.vector_type:
+  halfvec``: float16s on the wire);
 * ``text_copy``: the text COPY the pipeline used before (each float formatted ``%.7g``);
-* ``executemany``: psycopg2's ``execute_values`` INSERT, pages of 1,000 rows;
+* ``executemany``: psycopg2's ``execute_values`` INSERT, pages of 1,000 rows.
 
-then the HNSW index built after the load (``retrieval.hnsw``'s defaults).  Every method runs
-``--rounds`` times, interleaved; the JSON reports the median rows/s of each and their ratios
-(this machine is shared: read the ratios).
+Every method runs ``--rounds`` times, interleaved; the JSON reports the median rows/s of each
+and their ratios (this machine is shared: read the ratios).
 
-**Query**: ``--queries`` query vectors drawn like the items; for each ``ef_search`` the
-pipeline's retrieval statement (``retrieve.sql``'s shape: HNSW, inner product) at
-concurrency 1 (p50 / p99 latency, recall@100 against the exact answer), 4 and 16 (queries/s,
-one connection per client, ``--seconds`` each); the same with a filter (items created in the
-newest 10 %, iterative scan); the exact scan in Postgres (index off) and an exact top-k in
-numpy over the same vectors (the ceiling for exactness).
+**Index**: one table per index setting (``--configs``, each ``key=value,...`` over ``m``,
+``ef_construction``, ``maintenance_work_mem``, ``storage``; a key left out takes ``--m``,
+``--ef-construction``, ``--maintenance-work-mem``, ``--storage``, whose defaults are
+``retrieval.hnsw``'s and ``storage.vector_type``'s), loaded by binary COPY and indexed after
+the load by the pipeline's own ``hnsw_index.sql`` (``maintenance_work_mem`` set locally): the
+build's seconds, whether the graph outgrew ``maintenance_work_mem`` (pgvector's notice), and
+the table's and index's sizes.
 
-Prints the JSON and writes ``OUT/scale.json``.
+**Query**: ``--queries`` query vectors drawn like the items; for each ``ef_search``, each
+setting in turn (side by side, so drift hits them alike), the pipeline's retrieval statement
+(``retrieve.sql`` and ``retrieval_settings.sql`` themselves: HNSW, inner product, the query
+vector cast to the stored type) at concurrency 1 (p50 / p99 latency, recall@100 against the
+exact answer over the model's float32 vectors, so halfvec's rounding counts: the exact
+answer over its float16 values reaches ``stored_exact_recall_at_100``), 4 and 16
+(queries/s, one connection per client, ``--seconds`` each); the same with a filter (items
+created in the newest 10 %, iterative scan); the exact scan in Postgres (``retrieve.sql``'s
+exact fallback) and an exact top-k in numpy over the same vectors (the ceiling for
+exactness).
+
+The JSON keeps its shape: ``hnsw_build_s``, ``hnsw`` and ``query`` are the first setting's;
+``index_configs`` lists every setting with its build and queries, and ``targets`` says, per
+setting, the smallest ``ef_search`` reaching recall@100 0.97 and whether it also meets p99
+<= 15 ms and >= 300 QPS at concurrency 4.  Prints the JSON and writes ``OUT/scale.json``.
 """
 
 from __future__ import annotations
@@ -32,13 +50,16 @@ import datetime as dt
 import io
 import json
 import os
+import re
 import shutil
 import statistics
 import sys
 import tempfile
 import threading
 import time
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -68,14 +89,15 @@ def load(cur, method: str, rows, vectors, dim: int) -> float:
 
     from dropoutnet.vectors import copy_binary
 
+    vector_type = "halfvec" if method == "binary_copy_halfvec" else "vector"
     cur.execute("drop table if exists bench_load")
     cur.execute(f"create table bench_load (model_version text, item_id text, "
-                f"created_at timestamptz, embedding vector({int(dim)}))")
+                f"created_at timestamptz, embedding {vector_type}({int(dim)}))")
     started = time.perf_counter()
     columns = "bench_load (model_version, item_id, created_at, embedding)"
-    if method == "binary_copy":
+    if method.startswith("binary_copy"):
         cur.copy_expert(f"copy {columns} from stdin with (format binary)",
-                        io.BytesIO(copy_binary(rows, vectors)))
+                        io.BytesIO(copy_binary(rows, vectors, vector_type=vector_type)))
     elif method == "text_copy":
         cur.copy_expert(f"copy {columns} from stdin", io.BytesIO(text_copy_payload(rows, vectors)))
     else:
@@ -90,6 +112,91 @@ def load(cur, method: str, rows, vectors, dim: int) -> float:
 K = 100
 EF_SEARCH = (100, 200, 400)  # at least K: an HNSW scan returns at most ef_search rows
 CONCURRENCY = (4, 16)
+VERSION = "20261130"
+CONFIG_KEYS = {"m": "m", "ef_construction": "ef_construction", "efc": "ef_construction",
+               "maintenance_work_mem": "maintenance_work_mem", "mwm": "maintenance_work_mem",
+               "storage": "storage"}
+
+
+@dataclass(frozen=True)
+class IndexSetting:
+    """One index setting compared: ``retrieval.hnsw``'s build settings (validated by
+    :class:`dropoutnet.config.HnswConfig`) and ``storage.vector_type``."""
+
+    hnsw: Any
+    storage: str
+    schema: str = "public"  # where its table is made: main() sets the connection's schema
+
+    @property
+    def label(self) -> str:
+        return (f"{self.storage} m{self.hnsw.m} efc{self.hnsw.ef_construction} "
+                f"{self.hnsw.maintenance_work_mem}")
+
+    @property
+    def table(self) -> str:
+        return "bench_" + re.sub(r"\W+", "_", self.label).lower()
+
+
+def parse_settings(specs: list[str] | None, defaults: dict[str, Any]) -> list[IndexSetting]:
+    """``--configs`` (``m=24,ef_construction=128,storage=halfvec`` each; ``efc`` and ``mwm``
+    abbreviate) over the single options' ``defaults``; the single options alone without it."""
+    from dropoutnet.config import HnswConfig
+
+    out = []
+    for spec in specs or [""]:
+        values = dict(defaults)
+        for part in filter(None, (p.strip() for p in spec.split(","))):
+            key, sep, value = part.partition("=")
+            if not sep or key.strip() not in CONFIG_KEYS:
+                raise SystemExit(f"--configs {spec!r}: {part!r} is not KEY=VALUE with KEY one "
+                                 f"of {sorted(CONFIG_KEYS)}")
+            values[CONFIG_KEYS[key.strip()]] = value.strip()
+        if values["storage"] not in ("vector", "halfvec"):
+            raise SystemExit(f"storage must be vector or halfvec, got {values['storage']!r}")
+        mwm = values["maintenance_work_mem"]
+        hnsw = HnswConfig(m=int(values["m"]), ef_construction=int(values["ef_construction"]),
+                          maintenance_work_mem=int(mwm) if str(mwm).isdigit() else mwm)
+        setting = IndexSetting(hnsw, values["storage"])
+        if setting.label in {o.label for o in out}:
+            raise SystemExit(f"--configs names {setting.label!r} twice")
+        out.append(setting)
+    return out
+
+
+def build(cur, setting: IndexSetting, rows, vectors: np.ndarray, dim: int) -> dict:
+    """Load ``setting``'s table (binary COPY) and build its index as the pipeline does
+    (``hnsw_index.sql``, in the load's transaction); the build's figures."""
+    from dropoutnet import sql
+    from dropoutnet.vectors import copy_reader
+
+    table, hnsw, vector_type = setting.table, setting.hnsw, setting.storage
+    cur.execute(f"drop table if exists {table}")
+    cur.execute(f"create table {table} (model_version text, item_id text, "
+                f"created_at timestamptz, embedding {vector_type}({int(dim)}))")
+    chunk = 100_000
+    cur.copy_expert(f"copy {table} from stdin with (format binary)",
+                    copy_reader(((rows[k:k + chunk], vectors[k:k + chunk])
+                                 for k in range(0, len(rows), chunk)),
+                                vector_type=vector_type), size=1 << 20)
+    seen = len(cur.connection.notices)
+    started = time.perf_counter()
+    sql.execute(cur, "hnsw_index.sql",
+                params={"maintenance_work_mem": hnsw.maintenance_work_mem},
+                schema=setting.schema, stage=table, m=hnsw.m,
+                ef_construction=hnsw.ef_construction, vector_type=vector_type)
+    cur.connection.commit()
+    seconds = time.perf_counter() - started
+    outgrew = any("maintenance_work_mem" in n for n in cur.connection.notices[seen:])
+    cur.execute(f"analyze {table}")
+    cur.execute("select pg_table_size(%s), pg_indexes_size(%s)", (table, table))
+    table_bytes, index_bytes = cur.fetchone()
+    cur.connection.commit()
+    return {"label": setting.label, "storage": vector_type, "m": hnsw.m,
+            "ef_construction": hnsw.ef_construction,
+            "maintenance_work_mem": hnsw.maintenance_work_mem,
+            "build_s": round(seconds, 2), "graph_outgrew_maintenance_work_mem": outgrew,
+            "table_mb": round(table_bytes / 2 ** 20, 1),
+            "index_mb": round(index_bytes / 2 ** 20, 1)}
 
 
 def top_k(vectors: np.ndarray, query: np.ndarray, k: int, keep: np.ndarray | None = None):
@@ -100,78 +207,113 @@ def top_k(vectors: np.ndarray, query: np.ndarray, k: int, keep: np.ndarray | Non
     return set(best[np.isfinite(scores[best])].tolist())
 
 
-def search(cur, query: np.ndarray, ef: int, created_from=None, created_to=None) -> set[int]:
-    """The pipeline's retrieval statement (``retrieve.sql``'s shape, its HNSW settings) on the
-    bench table: the top K items' row numbers."""
-    cur.execute("select set_config('hnsw.ef_search', %s, true), "
-                "set_config('hnsw.iterative_scan', %s, true)",
-                (str(ef), "strict_order" if created_from else "off"))
-    where = "where created_at >= %(f)s and created_at < %(t)s" if created_from else ""
-    cur.execute(f"select item_id from bench_load {where} "
-                "order by embedding <#> %(q)s::vector limit %(k)s",
-                {"q": "[" + ",".join(map(str, query.tolist())) + "]",
-                 "k": K, "f": created_from, "t": created_to})
+def search(cur, setting: IndexSetting, query: np.ndarray, ef: int, created_from=None,
+           created_to=None, exact: bool = False) -> set[int]:
+    """The pipeline's retrieval statement (``retrieval_settings.sql`` then ``retrieve.sql``,
+    the query vector cast to the stored type) on ``setting``'s table: the top K items' row
+    numbers.  ``exact``: the exact fallback (ordered by the computed score, no index)."""
+    from dropoutnet import sql
+
+    sql.execute(cur, "retrieval_settings.sql", params={
+        "ef_search": ef, "iterative_scan": "strict_order" if created_from else "off",
+        "max_scan_tuples": setting.hnsw.max_scan_tuples})
+    sql.execute(cur, "retrieve.sql", params={
+        "user_vector": query, "model_version": VERSION, "top_n": K,
+        "created_from": created_from, "created_to": created_to},
+        schema=setting.schema, table=setting.table, vector_type=setting.storage,
+        created_range=created_from is not None, filtered=False, excluding=False, exact=exact)
     return {int(r[0][1:]) for r in cur.fetchall()}
 
 
-def query_section(url: str, vectors: np.ndarray, times: list, queries: np.ndarray,
-                  seconds: float) -> dict:
-    import psycopg2
+def query_section(url: str, settings: list[IndexSetting], vectors: np.ndarray, times: list,
+                  queries: np.ndarray, seconds: float, ef_search: tuple[int, ...]) -> dict:
+    """Per setting: ``{"hnsw": {ef: row}, "hnsw_filtered": {ef: row},
+    "postgres_exact_scan_ms"}``, measured ef by ef with the settings side by side; and the
+    numpy exact top-k's time, under ``"numpy_exact_ms"``."""
+    from dropoutnet import db
 
     n = len(vectors)
     exact = [top_k(vectors, q, K) for q in queries]
     newest = np.arange(n) < n // 10  # item k was created k seconds before now
     created_to, created_from = times[0] + dt.timedelta(seconds=1), times[n // 10 - 1]
     exact_filtered = [top_k(vectors, q, K, newest) for q in queries]
-    out: dict = {"k": K, "queries": len(queries), "hnsw": {}, "hnsw_filtered": {}}
     started = time.perf_counter()
     for q in queries:
         top_k(vectors, q, K)
-    out["numpy_exact_ms"] = round(1000 * (time.perf_counter() - started) / len(queries), 2)
-    with psycopg2.connect(url) as conn, conn.cursor() as cur:
-        cur.execute("set enable_indexscan = off")
-        times_ms = []
-        for q in queries[:20]:
-            started = time.perf_counter()
-            search(cur, q, 40)
-            times_ms.append(1000 * (time.perf_counter() - started))
-        cur.execute("set enable_indexscan = on")
-        out["postgres_exact_scan_ms"] = round(statistics.median(times_ms), 1)
-        for name, ranges, truth in (("hnsw", (None, None), exact),
-                                    ("hnsw_filtered", (created_from, created_to),
-                                     exact_filtered)):
-            for ef in EF_SEARCH:
-                lat, hits = [], []
-                for q, want in zip(queries, truth):
+    numpy_ms = round(1000 * (time.perf_counter() - started) / len(queries), 2)
+    out: dict[str, dict] = {s.label: {"k": K, "queries": len(queries), "hnsw": {},
+                                      "hnsw_filtered": {}} for s in settings}
+    # the stored type's own ceiling: the exact top K over the stored values (halfvec: float16
+    # roundings of items and query, as pgvector compares them) against the float32 answer
+    for vector_type in {s.storage for s in settings}:
+        stored, asked = (vectors, queries) if vector_type == "vector" else (
+            vectors.astype(np.float16).astype(np.float32),
+            queries.astype(np.float16).astype(np.float32))
+        ceiling = round(float(np.mean([len(top_k(stored, q, K) & want) / K
+                                       for q, want in zip(asked, exact)])), 4)
+        for setting in settings:
+            if setting.storage == vector_type:
+                out[setting.label]["stored_exact_recall_at_100"] = ceiling
+    conn = db.connect(url)
+    try:
+        with conn.cursor() as cur:
+            for setting in settings:
+                times_ms = []
+                for q in queries[:20]:
                     started = time.perf_counter()
-                    got = search(cur, q, ef, *ranges)
-                    lat.append(1000 * (time.perf_counter() - started))
-                    hits.append(len(got & want) / max(len(want), 1))
+                    search(cur, setting, q, 40, exact=True)
+                    times_ms.append(1000 * (time.perf_counter() - started))
                     conn.commit()
-                row = {"recall_at_100": round(float(np.mean(hits)), 4),
-                       "p50_ms": round(float(np.percentile(lat, 50)), 2),
-                       "p99_ms": round(float(np.percentile(lat, 99)), 2)}
-                for c in CONCURRENCY:
-                    row[f"qps_c{c}"] = qps(url, queries, ef, c, seconds, ranges)
-                out[name][str(ef)] = row
+                out[setting.label]["postgres_exact_scan_ms"] = round(
+                    statistics.median(times_ms), 1)
+            for name, ranges, truth in (("hnsw", (None, None), exact),
+                                        ("hnsw_filtered", (created_from, created_to),
+                                         exact_filtered)):
+                for ef in ef_search:
+                    for setting in settings:
+                        lat, hits = [], []
+                        for q, want in zip(queries, truth):
+                            started = time.perf_counter()
+                            got = search(cur, setting, q, ef, *ranges)
+                            lat.append(1000 * (time.perf_counter() - started))
+                            hits.append(len(got & want) / max(len(want), 1))
+                            conn.commit()
+                        row = {"recall_at_100": round(float(np.mean(hits)), 4),
+                               "p50_ms": round(float(np.percentile(lat, 50)), 2),
+                               "p99_ms": round(float(np.percentile(lat, 99)), 2)}
+                        for c in CONCURRENCY:
+                            row[f"qps_c{c}"] = qps(url, setting, queries, ef, c, seconds,
+                                                   ranges)
+                        out[setting.label][name][str(ef)] = row
+                        print(f"{setting.label} {name} ef_search {ef}: {row}",
+                              file=sys.stderr, flush=True)
+    finally:
+        conn.close()
+    for section in out.values():
+        section["numpy_exact_ms"] = numpy_ms
     return out
 
 
-def qps(url: str, queries: np.ndarray, ef: int, clients: int, seconds: float, ranges) -> float:
+def qps(url: str, setting: IndexSetting, queries: np.ndarray, ef: int, clients: int,
+        seconds: float, ranges) -> float:
     """Queries per second of ``clients`` connections searching for ``seconds``."""
-    import psycopg2
+    from dropoutnet import db
 
     counts = [0] * clients
     deadline = time.perf_counter() + seconds
 
     def client(k: int) -> None:
-        with psycopg2.connect(url) as conn, conn.cursor() as cur:
-            i = k
-            while time.perf_counter() < deadline:
-                search(cur, queries[i % len(queries)], ef, *ranges)
-                conn.commit()
-                counts[k] += 1
-                i += clients
+        conn = db.connect(url)
+        try:
+            with conn.cursor() as cur:
+                i = k
+                while time.perf_counter() < deadline:
+                    search(cur, setting, queries[i % len(queries)], ef, *ranges)
+                    conn.commit()
+                    counts[k] += 1
+                    i += clients
+        finally:
+            conn.close()
 
     threads = [threading.Thread(target=client, args=(k,)) for k in range(clients)]
     for t in threads:
@@ -181,15 +323,51 @@ def qps(url: str, queries: np.ndarray, ef: int, clients: int, seconds: float, ra
     return round(sum(counts) / seconds, 1)
 
 
+def target(query: dict) -> dict:
+    """The issue's target for one setting: the smallest ef_search reaching recall@100 0.97,
+    its row, and whether that row also has p99 <= 15 ms and >= 300 QPS at concurrency 4."""
+    best = {ef: row for ef, row in query["hnsw"].items() if row["recall_at_100"] >= 0.97}
+    ef = min(best, key=int) if best else None
+    met = any(row["p99_ms"] <= 15 and row["qps_c4"] >= 300 for row in best.values())
+    return {"ef_search_reaching_recall_0.97": ef, "at_that_ef": best[ef] if best else None,
+            "met_at_some_ef": met}
+
+
 def main() -> int:
+    from pydantic import ValidationError
+
+    from dropoutnet.config import HnswConfig, format_errors
+
+    hnsw_defaults = HnswConfig()
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--items", type=int, default=100_000)
     parser.add_argument("--dim", type=int, default=33)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--seconds", type=float, default=5.0, help="per QPS measurement")
+    parser.add_argument("--m", type=int, default=hnsw_defaults.m)
+    parser.add_argument("--ef-construction", type=int, default=hnsw_defaults.ef_construction)
+    parser.add_argument("--maintenance-work-mem", default=hnsw_defaults.maintenance_work_mem,
+                        help="a PostgreSQL size ('1GB') or megabytes")
+    parser.add_argument("--storage", choices=("vector", "halfvec"), default="vector")
+    parser.add_argument("--configs", nargs="+", metavar="KEY=VALUE,...",
+                        help="index settings to compare side by side, e.g. m=16 "
+                             "storage=halfvec m=24,ef_construction=128,mwm=2GB (keys m, "
+                             "ef_construction|efc, maintenance_work_mem|mwm, storage; the "
+                             "rest from the single options)")
+    parser.add_argument("--ef-search", type=int, nargs="+", default=list(EF_SEARCH))
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results")
     args = parser.parse_args()
+    if min(args.ef_search) < K:
+        parser.error(f"--ef-search must be at least {K}: an HNSW scan returns at most "
+                     f"ef_search rows")
+    try:
+        settings = parse_settings(args.configs, {
+            "m": args.m, "ef_construction": args.ef_construction,
+            "maintenance_work_mem": args.maintenance_work_mem, "storage": args.storage})
+    except ValidationError as exc:  # HnswConfig's validation, as the config loader says it
+        parser.error(format_errors(exc, "invalid index setting").replace(
+            "  - (top level)", "  - retrieval.hnsw"))
 
     home = Path(tempfile.mkdtemp(prefix="dropoutnet-scale-"))
     os.environ["DROPOUTNET_HOME"] = str(home)
@@ -197,48 +375,53 @@ def main() -> int:
     import psycopg2
 
     from dropoutnet import embedded_pg, locations
-    from dropoutnet.config import HnswConfig
 
     drawn = clustered_unit_vectors(args.items + args.queries, args.dim)  # one distribution
     vectors, queries = drawn[:args.items], drawn[args.items:]
     now = dt.datetime.now(dt.timezone.utc)
-    rows = [("20261130", f"i{k:07d}", now - dt.timedelta(seconds=k)) for k in range(args.items)]
-    methods = ("binary_copy", "text_copy", "executemany")
+    rows = [(VERSION, f"i{k:07d}", now - dt.timedelta(seconds=k)) for k in range(args.items)]
+    methods = ("binary_copy", "binary_copy_halfvec", "text_copy", "executemany")
     seconds: dict[str, list[float]] = {m: [] for m in methods}
     result: dict = {"date": now.isoformat(timespec="seconds"),
                     "machine": f"{os.cpu_count()} cores (shared)", "items": args.items,
                     "dim": args.dim, "rounds": args.rounds}
+    builds = []
     try:
         with psycopg2.connect(locations.database_url()) as conn, conn.cursor() as cur:
             for _ in range(args.rounds):
                 for method in methods:
                     seconds[method].append(load(cur, method, rows, vectors, args.dim))
-            hnsw = HnswConfig()
-            started = time.perf_counter()
-            cur.execute("set maintenance_work_mem = '256MB'")
-            cur.execute(f"create index on bench_load using hnsw (embedding vector_ip_ops) "
-                        f"with (m = {hnsw.m}, ef_construction = {hnsw.ef_construction})")
+            cur.execute("drop table bench_load")
+            cur.execute("show max_parallel_maintenance_workers")
+            result["max_parallel_maintenance_workers"] = int(cur.fetchone()[0])
+            cur.execute("select current_schema()")
+            (schema,) = cur.fetchone()
+            settings = [replace(s, schema=schema) for s in settings]
             conn.commit()
-            result["hnsw_build_s"] = round(time.perf_counter() - started, 2)
-            result["hnsw"] = {"m": hnsw.m, "ef_construction": hnsw.ef_construction}
-            cur.execute("analyze bench_load")
-            conn.commit()
-        result["query"] = query_section(locations.database_url(), vectors,
-                                        [r[2] for r in rows], queries, args.seconds)
+            for setting in settings:
+                builds.append(build(cur, setting, rows, vectors, args.dim))
+                print(f"built {builds[-1]}", file=sys.stderr, flush=True)
+        queried = query_section(locations.database_url(), settings, vectors,
+                                [r[2] for r in rows], queries, args.seconds,
+                                tuple(args.ef_search))
     finally:
         embedded_pg.stop(home)
         shutil.rmtree(home, ignore_errors=True)
+    first = builds[0]
+    result["hnsw_build_s"] = first["build_s"]
+    result["hnsw"] = {k: first[k] for k in ("m", "ef_construction", "maintenance_work_mem",
+                                            "storage")}
+    result["query"] = queried[first["label"]]
+    result["index_configs"] = [{**b, "query": queried[b["label"]]} for b in builds]
     rate = {m: round(args.items / statistics.median(s)) for m, s in seconds.items()}
     result["load_rows_per_s"] = rate
     result["load_ratio_to_executemany"] = {m: round(rate[m] / rate["executemany"], 2)
                                            for m in methods}
-    best = {ef: row for ef, row in result["query"]["hnsw"].items()
-            if row["recall_at_100"] >= 0.97}
     result["targets"] = {
         "binary_copy_vectors_per_s": {"goal": 250_000, "measured": rate["binary_copy"]},
         "hnsw_recall_0.97_p99_ms_15_qps_c4_300": {
-            "ef_search_reaching_recall_0.97": min(best, key=int) if best else None,
-            "at_that_ef": best[min(best, key=int)] if best else None}}
+            **target(result["query"]),
+            "by_config": {b["label"]: target(queried[b["label"]]) for b in builds}}}
     text = json.dumps(result, indent=1)
     print(text)
     args.out.mkdir(parents=True, exist_ok=True)

@@ -453,18 +453,77 @@ class TrainingConfig(_Strict):
         "bizdate's checkpoint is never used")
 
 
-class HnswConfig(_Strict):
-    """The item partitions' HNSW index (``m``, ``ef_construction``: built with the version)
-    and its query settings: ``ef_search``, the candidate list of a scan, the default of a
-    recall (raised to N: a scan returns at most ``ef_search`` rows); ``max_scan_tuples``,
-    how many index tuples a filtered (iterative) scan visits before it gives up (pgvector's
-    ``hnsw.max_scan_tuples``; a recall that comes back short then finishes with an exact scan
-    of the filtered items, see :mod:`dropoutnet.retrieval`)."""
+# PostgreSQL's memory units (case-sensitive, as the server reads them), in kB
+_MEMORY_UNITS_KB = {"kB": 1, "MB": 1024, "GB": 1024 ** 2, "TB": 1024 ** 3}
+_MEMORY_SIZE = re.compile(r"^\s*(\d+)\s*(kB|MB|GB|TB)\s*$")
+# maintenance_work_mem's range on a 64-bit server: 1 MB to MAX_KILOBYTES (INT_MAX kB)
+MAINTENANCE_WORK_MEM_KB = (1024, 2 ** 31 - 1)
 
-    m: int = Field(default=16, ge=2)
-    ef_construction: int = Field(default=64, ge=4)
+
+def memory_kb(size: str) -> int:
+    """A size as PostgreSQL writes it (``'1GB'``, ``'512MB'``) in kB."""
+    match = _MEMORY_SIZE.match(size)
+    if match is None:
+        raise ValueError(f"not a PostgreSQL size: {size!r}")
+    return int(match.group(1)) * _MEMORY_UNITS_KB[match.group(2)]
+
+
+class HnswConfig(_Strict):
+    """The item partitions' HNSW index and its query settings.
+
+    Built with each version, after its vectors are loaded: ``m`` (links per node) and
+    ``ef_construction`` (the candidate list while building; pgvector wants at least ``2 *
+    m``), in one transaction with ``maintenance_work_mem`` set locally to the configured size
+    (a PostgreSQL size such as ``'1GB'``, or a number of megabytes).  The graph is built in
+    that memory: a graph that outgrows it is finished on disk, several times slower
+    (pgvector's notice, logged as a warning; 1M items of 33 floats at m 16 outgrew 256MB).
+    A parallel build (``max_parallel_maintenance_workers``) reserves that much shared memory
+    (``/dev/shm`` in a container) for the build.
+
+    Queries: ``ef_search``, the candidate list of a scan, the default of a recall (raised to
+    N: a scan returns at most ``ef_search`` rows); ``max_scan_tuples``, how many index tuples
+    a filtered (iterative) scan visits before it gives up (pgvector's
+    ``hnsw.max_scan_tuples``; a recall that comes back short then finishes with an exact
+    scan of the filtered items, see :mod:`dropoutnet.retrieval`)."""
+
+    m: int = Field(default=16, ge=2, le=100, description="pgvector accepts 2 to 100")
+    ef_construction: int = Field(default=64, ge=4, le=1000,
+                                 description="pgvector accepts 4 to 1000, at least 2 * m")
+    maintenance_work_mem: str = Field(
+        default="1GB", description="memory for building one version's index: a PostgreSQL "
+        "size (a whole number and kB, MB, GB or TB, e.g. '2GB') or a number of megabytes")
     ef_search: int = Field(default=100, ge=1, le=1000)
     max_scan_tuples: int = Field(default=20000, ge=1)
+
+    @field_validator("maintenance_work_mem", mode="before")
+    @classmethod
+    def _maintenance_work_mem(cls, v: object) -> str:
+        low, high = MAINTENANCE_WORK_MEM_KB
+        if isinstance(v, int) and not isinstance(v, bool):
+            size = f"{v}MB"  # a bare number is megabytes
+        elif isinstance(v, str) and _MEMORY_SIZE.match(v):
+            size = "".join(v.split())
+        else:
+            raise ValueError(
+                f"must be a PostgreSQL size, a whole number and one of kB, MB, GB, TB (e.g. "
+                f"'1GB' or '512MB'; the units are case-sensitive, as PostgreSQL reads them), "
+                f"or a whole number of megabytes (e.g. 1024); got {v!r}")
+        if not low <= memory_kb(size) <= high:
+            raise ValueError(f"must be from 1MB to {high}kB (PostgreSQL's range for "
+                             f"maintenance_work_mem); got {v!r}")
+        return size
+
+    @property
+    def maintenance_work_mem_kb(self) -> int:
+        return memory_kb(self.maintenance_work_mem)
+
+    @model_validator(mode="after")
+    def _build(self) -> "HnswConfig":
+        if self.ef_construction < 2 * self.m:
+            raise ValueError(f"retrieval.hnsw.ef_construction ({self.ef_construction}) must be "
+                             f"at least 2 * m (2 * {self.m} = {2 * self.m}), as pgvector "
+                             f"requires; raise ef_construction or lower m")
+        return self
 
 
 class RecallApiConfig(_Strict):
@@ -700,7 +759,21 @@ class StreamConfig(_Strict):
 
 
 class StorageConfig(_Strict):
+    """Where the derived tables live, and how the embedding tables store a vector.
+
+    ``vector_type`` is the pgvector type of ``user_embeddings`` and ``item_embeddings``:
+    ``vector`` (default) stores the model's float32s exactly; ``halfvec`` (pgvector >= 0.7)
+    stores each rounded to the nearest float16 (within 2^-11, 0.05 %, of the model's), half
+    the bytes per vector, for large catalogues: the HNSW index shrinks less, its neighbour
+    lists keep their size, and near-ties in the top N may swap.  The tables of a schema hold
+    one type: a config that says the other is refused by the embedding tasks and the stream
+    worker with the fix (:func:`dropoutnet.vectors.ensure_tables`).
+    """
+
     schema_: str = Field(default="dropoutnet", alias="schema")
+    vector_type: Literal["vector", "halfvec"] = Field(
+        default="vector", description="pgvector type of the embedding tables: vector "
+        "(float32, the model's values exactly) or halfvec (float16, half the size)")
 
     @field_validator("schema_")
     @classmethod

@@ -188,6 +188,7 @@ def parse_filter_options(options: list[str] | None) -> dict[str, str]:
 
 def user_vector(cur, cfg: PipelineConfig, version: str, user_id: str,
                 table: str = "user_embeddings") -> np.ndarray | None:
+    """The user's stored vector as float32 (a ``halfvec``'s float16s, exactly), or None."""
     sql.execute(cur, "user_vector.sql", params={"model_version": version, "user_id": user_id},
                 schema=cfg.storage.schema_, table=table)
     row = cur.fetchone()
@@ -217,7 +218,8 @@ def top_items(cur, cfg: PipelineConfig, version: str, vector: np.ndarray, top_n:
               "created_from": created_from, "created_to": created_to,
               "attributes": Json(dict(attributes or {})), "excluded": excluded}
     context = {"schema": cfg.storage.schema_, "table": table, "created_range": ranged,
-               "filtered": filtered, "excluding": bool(excluded)}
+               "filtered": filtered, "excluding": bool(excluded),
+               "vector_type": cfg.storage.vector_type}
     hnsw = cfg.retrieval.hnsw
     sql.execute(cur, "retrieval_settings.sql", params={
         "ef_search": ef_search or max(hnsw.ef_search, top_n),

@@ -33,6 +33,23 @@ def qualified(schema: str, name: str) -> str:
     return f"{ident(schema)}.{ident(name)}"
 
 
+VECTOR_TYPES = ("vector", "halfvec")
+
+
+def vector_sql_type(vector_type: str, dim: int | None = None) -> str:
+    """The pgvector type of stored embeddings (``storage.vector_type``), with its dimension
+    when given: ``vector(33)``, ``halfvec``.  A template names a type, an operator class
+    (``{{ vector_sql_type(t) }}_ip_ops``) or a cast with it; anything but pgvector's two
+    float types is refused, so no other text reaches a statement this way."""
+    if vector_type not in VECTOR_TYPES:
+        raise ValueError(f"not a stored vector type: {vector_type!r} (one of {VECTOR_TYPES})")
+    if dim is None:
+        return vector_type
+    if isinstance(dim, bool) or not isinstance(dim, int) or dim < 1:
+        raise ValueError(f"not a vector dimension: {dim!r}")
+    return f"{vector_type}({dim})"
+
+
 def sql_fragment(text: str) -> str:
     """A trusted SQL fragment (from the pipeline config, which is code) for a statement run
     with bind parameters: the driver reads every ``%`` as the start of a parameter marker, so
@@ -54,6 +71,7 @@ def _environment() -> jinja2.Environment:
     env.filters["ident"] = ident
     env.filters["sql_fragment"] = sql_fragment
     env.globals["qualified"] = qualified
+    env.globals["vector_sql_type"] = vector_sql_type
     return env
 
 

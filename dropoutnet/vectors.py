@@ -2,13 +2,17 @@
 
 ``user_embeddings`` and ``item_embeddings`` are list-partitioned by model version.  A
 version's vectors are written once, by :func:`write_candidate`: COPYed (binary: no float
-formatting, exact float32; :func:`copy_binary`) into a staging table,
-indexed (items: HNSW, inner product) and kept as the version's unattached *candidate*, with
-the registry told which training run wrote it, all in the caller's transaction.  Publish
-attaches the user and the item candidate together (:func:`version_tables` pairs them).  So a
-rerun of the live version's bizdate changes nothing a reader sees until it is published, and
-a reader never sees the user vectors of one run with the item vectors of another, or an
-unindexed or half-loaded version.
+formatting; :func:`copy_binary`) into a staging table, indexed after the load (items: HNSW,
+inner product, with ``retrieval.hnsw``'s settings and ``maintenance_work_mem``) and kept as
+the version's unattached *candidate*, with the registry told which training run wrote it,
+all in the caller's transaction.  Publish attaches the user and the item candidate together
+(:func:`version_tables` pairs them).  So a rerun of the live version's bizdate changes
+nothing a reader sees until it is published, and a reader never sees the user vectors of one
+run with the item vectors of another, or an unindexed or half-loaded version.
+
+The tables store ``storage.vector_type``: ``vector``, the model's float32s exactly, or
+``halfvec``, each rounded to the nearest float16 here, in numpy (the COPY sends float16s,
+the stream worker's upsert their exact text), so every path stores the same values.
 """
 
 from __future__ import annotations
@@ -16,7 +20,10 @@ from __future__ import annotations
 import datetime as dt
 import io
 import json
+import logging
+import re
 import struct
+import time
 from collections.abc import Iterable, Iterator
 from typing import Any, Sequence
 
@@ -27,7 +34,12 @@ from .config import PipelineConfig
 from .errors import MissingDataError
 from .failpoints import failpoint
 
+log = logging.getLogger(__name__)
+
 SIDES = ("user", "item")
+# the numpy type each stored vector type is sent as (big-endian, COPY's byte order)
+_WIRE_DTYPES = {"vector": np.dtype(">f4"), "halfvec": np.dtype(">f2")}
+HALFVEC_MAX = float(np.finfo(np.float16).max)  # 65504
 
 # COPY's binary format: its signature, no flags, no header extension; the trailer
 _COPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + struct.pack("!ii", 0, 0)
@@ -41,32 +53,57 @@ def table(side: str) -> str:
 
 
 def ensure_tables(url: str | None, cfg: PipelineConfig) -> None:
-    """Create the embedding tables if absent; refuse tables of another vector size.
+    """Create the embedding tables if absent; refuse tables of another vector type or size.
 
-    A vector's size is fixed per table (the HNSW index needs it), and every version lives in
-    the same two tables: a model of another size (``embedding_dim``, ``item_prior``, ``factor_prior``) needs
-    tables of its own.
+    A vector's type and size are fixed per table (the HNSW index needs them), and every
+    version lives in the same two tables: a model of another size (``embedding_dim``,
+    ``item_prior``, ``factor_prior``) or another ``storage.vector_type`` needs tables of its
+    own.  A mismatch raises :class:`MissingDataError` with the fix before anything is
+    written or altered: stored versions stay as they are.
     """
     schema, dim = cfg.storage.schema_, cfg.vector_dim
-    db.ensure_ddl(url, "ddl/embedding_tables.sql", schema=schema, dim=dim)
+    vector_type = cfg.storage.vector_type
+    db.ensure_ddl(url, "ddl/embedding_tables.sql", schema=schema, dim=dim,
+                  vector_type=vector_type)
+    columns = {}
     with db.transaction(url) as cur:
-        sql.execute(cur, "table_columns.sql", params={"schema": schema,
-                                                      "table": "item_embeddings"})
-        columns = dict(cur.fetchall())
-    stored = columns["embedding"]
-    if "attributes" not in columns:  # made before recall filters: add the column, once
+        for side in SIDES:
+            sql.execute(cur, "table_columns.sql", params={"schema": schema,
+                                                          "table": table(side)})
+            columns[side] = dict(cur.fetchall())
+    for side in SIDES:
+        _check_stored_type(cfg, columns[side]["embedding"])
+    if "attributes" not in columns["item"]:  # made before recall filters: add it, once
         db.ensure_ddl(url, "ddl/item_attributes_column.sql", schema=schema)
-    if stored != f"vector({dim})":
-        parts = [f"model.embedding_dim {cfg.model.embedding_dim}"]
-        if cfg.model.item_prior:
-            parts.append("1 for model.item_prior")
-        if dim > cfg.model.vector_dim:
-            parts.append(f"{dim - cfg.model.vector_dim} for model.factor_prior")
+
+
+def _check_stored_type(cfg: PipelineConfig, stored: str) -> None:
+    """Refuse an embedding table whose column type (``format_type``'s ``vector(33)``) is not
+    what ``cfg`` writes, naming the setting that differs and the fix."""
+    schema, dim = cfg.storage.schema_, cfg.vector_dim
+    vector_type = cfg.storage.vector_type
+    wanted = sql.vector_sql_type(vector_type, dim)
+    if stored == wanted:
+        return
+    match = re.fullmatch(r"(\w+)\((\d+)\)", stored)
+    stored_type, stored_dim = (match.group(1), int(match.group(2))) if match else (stored, None)
+    drop = (f"drop {schema}.user_embeddings and {schema}.item_embeddings (every stored "
+            f"version is lost) and rerun")
+    if stored_dim == dim and stored_type in sql.VECTOR_TYPES:
         raise MissingDataError(
-            f"the embedding tables of schema {schema!r} hold {stored} but this config's model "
-            f"makes vector({dim}) ({' + '.join(parts)}): set "
-            f"storage.schema to a new schema for this model, or drop {schema}.user_embeddings "
-            f"and {schema}.item_embeddings (every stored version is lost) and rerun")
+            f"the embedding tables of schema {schema!r} hold {stored} but this config's "
+            f"storage.vector_type is {vector_type!r} ({wanted}): set storage.vector_type: "
+            f"{stored_type} to keep using the stored versions, or set storage.schema to a "
+            f"new schema for {vector_type} storage (the next run embeds into it), or {drop}")
+    parts = [f"model.embedding_dim {cfg.model.embedding_dim}"]
+    if cfg.model.item_prior:
+        parts.append("1 for model.item_prior")
+    if dim > cfg.model.vector_dim:
+        parts.append(f"{dim - cfg.model.vector_dim} for model.factor_prior")
+    raise MissingDataError(
+        f"the embedding tables of schema {schema!r} hold {stored} but this config's model "
+        f"makes {wanted} ({' + '.join(parts)}; storage.vector_type {vector_type}): set "
+        f"storage.schema to a new schema for this model, or {drop}")
 
 
 def write_candidate(cur, cfg: PipelineConfig, side: str, version: str, run_id: str,
@@ -88,17 +125,55 @@ def write_candidate_chunks(cur, cfg: PipelineConfig, side: str, version: str, ru
     stage = db.create_stage(cur, schema, parent, version)
     cur.copy_expert(sql.render("copy_embeddings.sql", schema=schema, stage=stage,
                                columns=["model_version", *columns, "embedding"]),
-                    copy_reader(([(version, *r) for r in rows], vectors)
-                                for rows, vectors in chunks), size=1 << 20)
+                    copy_reader((([(version, *r) for r in rows], vectors)
+                                 for rows, vectors in chunks),
+                                vector_type=cfg.storage.vector_type), size=1 << 20)
+    loaded = cur.rowcount
     if side == "item":
-        hnsw = cfg.retrieval.hnsw
-        sql.execute(cur, "hnsw_index.sql", schema=schema, stage=stage, m=hnsw.m,
-                    ef_construction=hnsw.ef_construction)
+        build_index(cur, cfg, stage, loaded, version)
         sql.execute(cur, "item_filter_indexes.sql", schema=schema, stage=stage)
     failpoint(f"{parent}.before_commit")
     candidate = db.keep_candidate(cur, schema, parent, version, stage)
     registry.record_part(cur, cfg, version, parent, run_id)
     return candidate
+
+
+def build_index(cur, cfg: PipelineConfig, stage: str, items: int, version: str) -> float:
+    """Build the HNSW index of a loaded item stage table (``hnsw_index.sql``: the configured
+    ``m``, ``ef_construction`` and, for this transaction, ``maintenance_work_mem``); return
+    its seconds.
+
+    Built after the load, so the graph is made once from every vector rather than grown by
+    inserts.  The time and the item count go to the log (the Airflow task log), and so does
+    pgvector's notice when the graph outgrew ``maintenance_work_mem`` (the build then goes on
+    on disk, several times slower), as a warning naming the setting to raise."""
+    hnsw, storage = cfg.retrieval.hnsw, cfg.storage
+    log.info("building the HNSW index of version %s: %s items, m %d, ef_construction %d, "
+             "maintenance_work_mem %s, storage %s", version, f"{items:,}", hnsw.m,
+             hnsw.ef_construction, hnsw.maintenance_work_mem, storage.vector_type)
+    conn = cur.connection
+    # the build's own notices, apart from the connection's earlier ones (psycopg2 appends
+    # them to conn.notices, which any object with append may replace); restored after
+    earlier, conn.notices = conn.notices, []
+    started = time.monotonic()
+    try:
+        sql.execute(cur, "hnsw_index.sql",
+                    params={"maintenance_work_mem": hnsw.maintenance_work_mem},
+                    schema=storage.schema_, stage=stage, m=hnsw.m,
+                    ef_construction=hnsw.ef_construction, vector_type=storage.vector_type)
+    finally:
+        notices, conn.notices = conn.notices, earlier
+        earlier.extend(notices)
+    seconds = time.monotonic() - started
+    for notice in notices:
+        if "maintenance_work_mem" in notice:
+            log.warning("the HNSW graph of version %s outgrew maintenance_work_mem %s and was "
+                        "finished on disk (slower): raise retrieval.hnsw.maintenance_work_mem. "
+                        "PostgreSQL said: %s", version, hnsw.maintenance_work_mem,
+                        " ".join(notice.split()))
+    log.info("built the HNSW index of version %s: %s items in %.1f s (%.0f items/s)", version,
+             f"{items:,}", seconds, items / seconds if seconds > 0 else 0.0)
+    return seconds
 
 
 class _Reader(io.RawIOBase):
@@ -122,32 +197,59 @@ class _Reader(io.RawIOBase):
         return n
 
 
-def copy_reader(chunks: Iterable[tuple[Sequence[Sequence[Any]], np.ndarray]]) -> io.RawIOBase:
+def copy_reader(chunks: Iterable[tuple[Sequence[Sequence[Any]], np.ndarray]], *,
+                vector_type: str = "vector") -> io.RawIOBase:
     """One binary COPY's payload as a file (for ``copy_expert``), encoded a ``(rows, vectors)``
     chunk at a time as it is read: the chunks may come from a generator that embeds them."""
     def parts() -> Iterator[bytes]:
         yield _COPY_HEADER
         for rows, vectors in chunks:
-            yield copy_binary(rows, vectors, framed=False)
+            yield copy_binary(rows, vectors, framed=False, vector_type=vector_type)
         yield _COPY_TRAILER
 
     return _Reader(parts())
 
 
+def stored_values(vectors: np.ndarray, vector_type: str) -> np.ndarray:
+    """``vectors`` as the embedding tables store them, in COPY's byte order: float32s as they
+    are (``vector``), or each rounded to the nearest float16 (``halfvec``, numpy's rounding,
+    to nearest even).  A finite value beyond float16's range (65504) is refused: pgvector
+    would refuse the infinity it rounds to."""
+    if vector_type not in _WIRE_DTYPES:
+        raise ValueError(f"not a stored vector type: {vector_type!r} "
+                         f"(one of {sorted(_WIRE_DTYPES)})")
+    values = np.asarray(vectors, dtype=np.float32)
+    if vector_type == "halfvec":
+        with np.errstate(over="ignore"):
+            half = values.astype(np.float16)
+        overflow = np.isinf(half) & np.isfinite(values)
+        if overflow.any():
+            where = tuple(int(i) for i in np.argwhere(overflow)[0])
+            raise ValueError(
+                f"a vector value {float(values[where])!r} (index {list(where)}) is beyond "
+                f"halfvec's range (+-{HALFVEC_MAX:g}): storage.vector_type halfvec cannot "
+                f"store this model's vectors; use storage.vector_type: vector")
+        values = half
+    return np.ascontiguousarray(values, dtype=_WIRE_DTYPES[vector_type])
+
+
 def copy_binary(rows: Sequence[Sequence[Any]], vectors: np.ndarray, *,
-                framed: bool = True) -> bytes:
+                framed: bool = True, vector_type: str = "vector") -> bytes:
     """The ``COPY ... (format binary)`` payload of ``rows`` (text values, ``datetime`` for a
     ``timestamptz``, ``dict`` for a ``jsonb``; ``None`` is NULL) each followed by its
-    pgvector ``vector`` (``framed=False``: the rows only, without COPY's header and trailer,
-    to send several such parts in one COPY).
+    pgvector ``vector_type`` value (``framed=False``: the rows only, without COPY's header
+    and trailer, to send several such parts in one COPY).
 
-    A vector is sent as pgvector's own binary form (dim and an unused int16, then big-endian
-    float32s): nothing is formatted as text, and the stored floats are exactly the model's."""
-    vectors = np.ascontiguousarray(vectors, dtype=">f4")
+    A vector is sent in pgvector's own binary form: an int16 dim and an unused int16, then
+    the values big-endian, float32 for ``vector``, float16 for ``halfvec``
+    (:func:`stored_values`).  Nothing is formatted as text: the stored floats are exactly
+    the model's, or exactly their float16 roundings."""
+    vectors = stored_values(vectors, vector_type)
     if len(rows) != len(vectors):
         raise ValueError(f"{len(rows)} rows and {len(vectors)} vectors: one vector per row")
     dim = vectors.shape[1] if vectors.ndim == 2 else 0
-    vector_head = struct.pack("!ihh", 4 + 4 * dim, dim, 0)  # field length, dim, unused
+    size = vectors.dtype.itemsize
+    vector_head = struct.pack("!ihh", 4 + size * dim, dim, 0)  # field length, dim, unused
     out = [_COPY_HEADER] if framed else []
     for values, vector in zip(rows, vectors):
         out.append(struct.pack("!h", len(values) + 1))
@@ -214,9 +316,13 @@ def upsert_items(cur, cfg: PipelineConfig, version: str, item_ids: Sequence[str]
                                "stream writes only into a published version")
     if attributes is None:
         attributes = [None] * len(item_ids)
-    rows = [(version, i, c, "[" + ",".join(f"{x:.7g}" for x in v) + "]", Json(a or {}))
-            for i, c, v, a in zip(item_ids, created_at, np.asarray(vectors, dtype=np.float32),
-                                  attributes)]
+    vector_type = cfg.storage.vector_type
+    # the stored values (float16 roundings for halfvec) as the shortest text that reads back
+    # as the same float32 (numpy's repr), which a float16 is exactly: Postgres stores what
+    # the daily COPY would, not a second rounding
+    stored = stored_values(vectors, vector_type).astype(np.float32)
+    rows = [(version, i, c, "[" + ",".join(map(str, v)) + "]", Json(a or {}))
+            for i, c, v, a in zip(item_ids, created_at, stored, attributes)]
     execute_values(cur, sql.render("upsert_item_vectors.sql", schema=schema), rows,
-                   template="(%s, %s, %s, %s::vector, %s::jsonb)")
+                   template=f"(%s, %s, %s, %s::{sql.vector_sql_type(vector_type)}, %s::jsonb)")
     return len(rows)

@@ -1,7 +1,9 @@
 -- The seed's GetRetrieveSql: a user's top-N items of one model version by inner product.
 -- `<#>` is pgvector's negative inner product, so ascending order is descending score and the
--- HNSW index (vector_ip_ops) serves the scan.  `table` is the item_embeddings parent, or a
--- version's candidate (evaluate, before publish).
+-- HNSW index (vector_ip_ops, or halfvec_ip_ops) serves the scan.  `table` is the
+-- item_embeddings parent, or a version's candidate (evaluate, before publish).
+-- The user's vector is cast to the stored type (storage.vector_type), so the operator is
+-- the index's: with halfvec, both sides are float16 and the product is summed in float32.
 -- The filters sit inside the same query, so the HNSW scan applies them as it goes and, with
 -- hnsw.iterative_scan (retrieval_settings.sql), keeps going until N items pass them: only
 -- items created in a range, only items whose filterable values contain `attributes`
@@ -13,7 +15,7 @@
 -- still plans the disabled HNSW scan.)
 select
     item_id,
-    -(embedding <#> %(user_vector)s) as score
+    -(embedding <#> %(user_vector)s::{{ vector_sql_type(vector_type) }}) as score
 from {{ qualified(schema, table) }}
 where model_version = %(model_version)s
 {% if created_range %}
@@ -29,6 +31,6 @@ where model_version = %(model_version)s
 {% if exact %}
 order by score desc, item_id
 {% else %}
-order by embedding <#> %(user_vector)s
+order by embedding <#> %(user_vector)s::{{ vector_sql_type(vector_type) }}
 {% endif %}
 limit %(top_n)s;

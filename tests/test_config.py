@@ -300,3 +300,39 @@ def test_recall_limits_and_filter_columns_are_validated(tmp_path):
     cfg = load_config(DEMO_CONFIG)
     assert cfg.retrieval.filter_columns == ["category_level1", "primary_type"]
     assert (cfg.retrieval.max_top_n, cfg.retrieval.max_ef_search) == (500, 1000)
+
+
+def test_index_build_and_storage_settings_are_validated(tmp_path):
+    def hnsw(**values):
+        return lambda d: d["retrieval"].update(hnsw={**d["retrieval"]["hnsw"], **values})
+
+    key = "retrieval.hnsw.maintenance_work_mem: "
+    for bad in ("1gb", "1.5GB", "lots", True, [1]):
+        msg = _load_with(tmp_path, hnsw(maintenance_work_mem=bad))
+        assert (key + "must be a PostgreSQL size, a whole number and one of kB, MB, GB, TB "
+                "(e.g. '1GB' or '512MB'; the units are case-sensitive, as PostgreSQL reads "
+                f"them), or a whole number of megabytes (e.g. 1024); got {bad!r}") in msg, msg
+    for bad in (0, "512kB", "3TB"):
+        msg = _load_with(tmp_path, hnsw(maintenance_work_mem=bad))
+        assert (key + "must be from 1MB to 2147483647kB (PostgreSQL's range for "
+                f"maintenance_work_mem); got {bad!r}") in msg, msg
+    msg = _load_with(tmp_path, hnsw(m=32, ef_construction=40))
+    assert ("retrieval.hnsw: retrieval.hnsw.ef_construction (40) must be at least 2 * m "
+            "(2 * 32 = 64), as pgvector requires; raise ef_construction or lower m") in msg
+    msg = _load_with(tmp_path, hnsw(m=101))
+    assert "retrieval.hnsw.m: Input should be less than or equal to 100" in msg
+    msg = _load_with(tmp_path, lambda d: d["storage"].update(vector_type="float16"))
+    assert "storage.vector_type: Input should be 'vector' or 'halfvec'; got 'float16'" in msg
+
+    cfg = load_config(DEMO_CONFIG)
+    assert cfg.storage.vector_type == "vector"
+    assert cfg.retrieval.hnsw.maintenance_work_mem == "1GB"
+    for given, size, kb in ((2048, "2048MB", 2048 * 1024), (" 2 GB", "2GB", 2 * 1024 ** 2),
+                            ("1MB", "1MB", 1024)):
+        path = write_config(tmp_path / "ok.yaml", storage={"vector_type": "halfvec"},
+                            retrieval={"hnsw": {"m": 24, "ef_construction": 128,
+                                                "maintenance_work_mem": given}})
+        cfg = load_config(path)
+        assert cfg.storage.vector_type == "halfvec"
+        assert (cfg.retrieval.hnsw.maintenance_work_mem,
+                cfg.retrieval.hnsw.maintenance_work_mem_kb) == (size, kb)

@@ -76,26 +76,52 @@ def store(database_url):
                else day0 + dt.timedelta(minutes=k) for k in range(N_ITEMS)]
     attrs = [{"category_level1": category(k), "primary_type": primary_type(k)}
              for k in range(N_ITEMS)]
-    vectors.ensure_tables(url, cfg)
-    registry.ensure_tables(url, cfg)
-    with db.transaction(url) as cur:
-        vectors.write_candidate(cur, cfg, "user", VERSION, "r1", ["user_id"],
-                                [(u,) for u in USERS], user_vectors)
-        vectors.write_candidate(cur, cfg, "item", VERSION, "r1",
-                                ["item_id", "created_at", "attributes"],
-                                list(zip(ids, created, attrs)), item_vectors)
-        for side in ("user", "item"):
-            parent = vectors.table(side)
-            db.swap_partition(cur, cfg.storage.schema_, parent, VERSION,
-                              db.candidate_name(parent, VERSION))
-        registry.record_version(cur, cfg, VERSION, BIZDATE, "r1", "/nonexistent/export")
-        registry.activate(cur, cfg, VERSION)
+    publish(url, cfg, list(zip(ids, created, attrs)), item_vectors, user_vectors)
     yield {"cfg": cfg, "url": url, "ids": ids, "vectors": item_vectors, "attrs": attrs,
            "created": created, "users": dict(zip(USERS, user_vectors)), "schema": name,
            "admin": admin}
     with admin.cursor() as cur:
         cur.execute(f"drop schema {name} cascade; drop schema {name}_dn cascade")
     admin.close()
+
+
+def publish(url: str, cfg, item_rows: list[tuple], item_vectors: np.ndarray,
+            user_vectors: np.ndarray) -> None:
+    """Write ``VERSION``'s vectors as the embedding tasks do, publish and activate it."""
+    vectors.ensure_tables(url, cfg)
+    registry.ensure_tables(url, cfg)
+    with db.transaction(url) as cur:
+        vectors.write_candidate(cur, cfg, "user", VERSION, "r1", ["user_id"],
+                                [(u,) for u in USERS], user_vectors)
+        vectors.write_candidate(cur, cfg, "item", VERSION, "r1",
+                                ["item_id", "created_at", "attributes"], item_rows,
+                                item_vectors)
+        for side in ("user", "item"):
+            parent = vectors.table(side)
+            db.swap_partition(cur, cfg.storage.schema_, parent, VERSION,
+                              db.candidate_name(parent, VERSION))
+        registry.record_version(cur, cfg, VERSION, BIZDATE, "r1", "/nonexistent/export")
+        registry.activate(cur, cfg, VERSION)
+
+
+@pytest.fixture(scope="module")
+def halfvec_store(store):
+    """The same version stored as ``halfvec`` (storage.vector_type) in a schema of its own:
+    ``store`` with that ``cfg`` and, as ``vectors`` and ``users``, the float16 roundings of
+    the model's vectors (``float32``: the values the tables hold); ``float32`` is ``store``."""
+    name = f"{store['schema']}_hv"
+    cfg = make_config(storage={"schema": name, "vector_type": "halfvec"},
+                      cold_start_recall={"train_days": 3, "model_name": f"m_{name}"})
+    publish(store["url"], cfg, list(zip(store["ids"], store["created"], store["attrs"])),
+            store["vectors"], np.array([store["users"][u] for u in USERS]))
+
+    def half(v: np.ndarray) -> np.ndarray:
+        return v.astype(np.float16).astype(np.float32)
+
+    yield {**store, "cfg": cfg, "vectors": half(store["vectors"]),
+           "users": {u: half(v) for u, v in store["users"].items()}, "float32": store}
+    with store["admin"].cursor() as cur:
+        cur.execute(f"drop schema {name} cascade")
 
 
 def exact(store, user: str, n: int, keep=lambda k: True) -> list[tuple[str, float]]:
@@ -134,7 +160,7 @@ def retrieve(cur, store, user: str, n: int = 10, explain: bool = False, **contex
               "created_from": None, "created_to": None, "excluded": ["it0000"],
               "attributes": psycopg2.extras.Json({"category_level1": "mid"})}
     text = sql.render("retrieve.sql", schema=store["cfg"].storage.schema_,
-                      table="item_embeddings", **{
+                      table="item_embeddings", vector_type=store["cfg"].storage.vector_type, **{
                           "created_range": False, "filtered": False, "excluding": False,
                           "exact": False, **context})
     cur.execute(("explain " if explain else "") + text, params)
@@ -169,6 +195,30 @@ def test_the_hnsw_answer_equals_the_exact_answer_at_a_high_ef_search(store):
     # on its own connection, with the planner's own choice: the same answer
     assert_same(recall(cfg, "u2", 20, url=store["url"], ef_search=1000)["items"],
                 exact(store, "u2", 20))
+
+
+def test_recall_over_halfvec_equals_the_exact_answer_of_the_stored_float16s(halfvec_store):
+    """With storage.vector_type halfvec the tables hold the float16 roundings of the model's
+    vectors, the index is halfvec_ip_ops, and recall at a high ef_search is the exact answer
+    over those values (the exact fallback's too); it stays close to the float32 answer."""
+    hv = halfvec_store
+    cfg = hv["cfg"]
+    with index_only(hv) as cur:
+        assert "Index Scan using" in plan(cur, hv, "u1")
+        cur.execute("select indexdef from pg_indexes where schemaname = %s and indexdef "
+                    "like %s", (cfg.storage.schema_, "%hnsw%"))
+        assert "halfvec_ip_ops" in cur.fetchone()[0]
+        np.testing.assert_array_equal(retrieval.user_vector(cur, cfg, VERSION, "u1"),
+                                      hv["users"]["u1"])
+        for user in USERS:
+            want = exact(hv, user, 50)
+            assert_same(recall(cfg, user, 50, ef_search=1000, cur=cur)["items"], want)
+            assert_same(exact_in_postgres(cur, hv, user, 50), want)
+            float32 = {i for i, _ in exact(hv["float32"], user, 50)}
+            assert len(float32 & {i for i, _ in want}) >= 45
+        rare = {"category_level1": "rare"}
+        want = exact(hv, "u3", 20, lambda k: hv["attrs"][k]["category_level1"] == "rare")
+        assert_same(recall(cfg, "u3", 20, filters=rare, ef_search=1000, cur=cur)["items"], want)
 
 
 def test_the_filters_run_inside_the_hnsw_scan(store):

@@ -1,15 +1,21 @@
-"""The embedding store's writer: vectors go to Postgres in COPY's binary format, exactly."""
+"""The embedding store's writer: vectors go to Postgres in COPY's binary format, exactly
+(``vector``: the model's float32s; ``halfvec``: their float16 roundings)."""
 
 from __future__ import annotations
 
 import datetime as dt
 import io
+import logging
+import uuid
 
 import numpy as np
 import psycopg2
 import pytest
 
+from dropoutnet import db, registry, vectors
+from dropoutnet.errors import MissingDataError
 from dropoutnet.vectors import copy_binary, copy_reader
+from helpers import make_config
 
 
 def test_binary_copy_stores_the_models_floats_ids_times_and_nulls_exactly(database_url):
@@ -76,3 +82,131 @@ def test_a_copy_streamed_in_chunks_stores_what_one_payload_does(database_url):
                         io.BytesIO(copy_binary(rows, vectors)))
         cur.execute("select item_id, embedding::real[] from t order by item_id")
         assert streamed == cur.fetchall() and len(streamed) == 10
+
+
+# --- halfvec storage -----------------------------------------------------------------------
+
+
+def test_halfvec_copy_stores_the_float16_roundings_of_the_models_floats(database_url):
+    rng = np.random.default_rng(2)
+    model = rng.normal(size=(6, 5)).astype(np.float32)
+    model[0] = [1 / 3, 1e-5, -2.5e-8, 65504, -65519]  # rounding, subnormal, to 0, the edges
+    rows = [(f"i{k}",) for k in range(6)]
+    with psycopg2.connect(database_url) as conn, conn.cursor() as cur:
+        cur.execute("create temp table t (item_id text, embedding halfvec(5))")
+        chunks = [(rows[:2], model[:2]), (rows[2:], model[2:])]
+        cur.copy_expert("copy t from stdin with (format binary)",
+                        copy_reader(iter(chunks), vector_type="halfvec"), size=5)
+        cur.execute("select item_id, embedding::real[], embedding::text from t order by 1")
+        got = cur.fetchall()
+    stored = np.array([r[1] for r in got], np.float32)
+    np.testing.assert_array_equal(stored, model.astype(np.float16).astype(np.float32))
+    assert got[0][2] == "[0.33325195,1.001358e-05,-0,65504,-65504]"
+
+
+def test_halfvec_refuses_a_value_beyond_float16(database_url):
+    model = np.ones((2, 3), np.float32)
+    model[1, 2] = 70000.0
+    with pytest.raises(ValueError, match=r"a vector value 70000.0 \(index \[1, 2\]\) is beyond "
+                                         r"halfvec's range \(\+-65504\): storage.vector_type "
+                                         r"halfvec cannot store this model's vectors"):
+        copy_binary([("a",), ("b",)], model, vector_type="halfvec")
+    with pytest.raises(ValueError, match="not a stored vector type: 'float16'"):
+        copy_binary([("a",), ("b",)], model, vector_type="float16")
+
+
+@pytest.fixture
+def halfvec_cfg(database_url):
+    """A halfvec config on a fresh storage schema (the registry's tables too), dropped after."""
+    name = f"hv_{uuid.uuid4().hex[:8]}"
+    cfg = make_config(storage={"schema": name, "vector_type": "halfvec"},
+                      cold_start_recall={"model_name": f"m_{name}"},
+                      retrieval={"hnsw": {"maintenance_work_mem": "1MB"}})
+    yield cfg
+    with psycopg2.connect(database_url) as conn, conn.cursor() as cur:
+        cur.execute(f"drop schema if exists {name} cascade")
+
+
+def test_a_halfvec_version_is_written_indexed_and_upserted_as_float16(database_url,
+                                                                       halfvec_cfg, caplog):
+    """The daily path (binary COPY, HNSW index built after it with halfvec_ip_ops and the
+    configured maintenance_work_mem) and the stream worker's upsert store the same values:
+    the float16 roundings of the model's.  The build is logged, and so is a graph that
+    outgrew maintenance_work_mem (1MB here)."""
+    cfg, version = halfvec_cfg, "20261110"
+    schema, dim = cfg.storage.schema_, cfg.vector_dim
+    rng = np.random.default_rng(3)
+    model = rng.normal(size=(3000, dim)).astype(np.float32)
+    ids = [f"it{k:04d}" for k in range(len(model))]
+    vectors.ensure_tables(database_url, cfg)
+    registry.ensure_tables(database_url, cfg)
+    with caplog.at_level(logging.INFO, logger="dropoutnet.vectors"), \
+            db.transaction(database_url) as cur:
+        vectors.write_candidate(cur, cfg, "item", version, "r1",
+                                ["item_id", "created_at", "attributes"],
+                                [(i, None, {}) for i in ids], model)
+        parent = vectors.table("item")
+        db.swap_partition(cur, schema, parent, version, db.candidate_name(parent, version))
+    log = caplog.text
+    assert f"built the HNSW index of version {version}: 3,000 items in" in log
+    assert "maintenance_work_mem 1MB, storage halfvec" in log
+    assert "outgrew maintenance_work_mem 1MB" in log and \
+        "raise retrieval.hnsw.maintenance_work_mem" in log
+    streamed = rng.normal(size=(2, dim)).astype(np.float32) / 3
+    with db.transaction(database_url) as cur:
+        vectors.upsert_items(cur, cfg, version, ["new1", ids[0]], [None, None], streamed)
+        cur.execute(f"select item_id, embedding::real[] from {schema}.item_embeddings")
+        stored = {i: np.asarray(v, np.float32) for i, v in cur.fetchall()}
+        cur.execute("select indexdef from pg_indexes where schemaname = %s and indexdef "
+                    "like %s", (schema, "%hnsw%"))
+        (indexdef,), = cur.fetchall()
+    assert "halfvec_ip_ops" in indexdef and "m='16'" in indexdef.replace(" ", ""), indexdef
+    want = dict(zip(ids, model.astype(np.float16).astype(np.float32)))
+    want.update(zip(["new1", ids[0]], streamed.astype(np.float16).astype(np.float32)))
+    assert stored.keys() == want.keys()
+    for item, vector in want.items():
+        np.testing.assert_array_equal(stored[item], vector, err_msg=item)
+
+
+@pytest.mark.parametrize("stored_type, config_type", [("vector", "halfvec"),
+                                                      ("halfvec", "vector")])
+def test_tables_of_the_other_vector_type_are_refused_untouched(database_url, stored_type,
+                                                               config_type):
+    name = f"vt_{uuid.uuid4().hex[:8]}"
+    stored_cfg = make_config(storage={"schema": name, "vector_type": stored_type})
+    dim = stored_cfg.vector_dim
+    vectors.ensure_tables(database_url, stored_cfg)
+    row = f"('v1', 'i1', null, array_fill(0.5, array[{dim}])::real[]::{stored_type}, '{{}}')"
+    read = (f"select item_id, embedding::text, format_type(atttypid, atttypmod) "
+            f"from {name}.item_embeddings, pg_attribute where attrelid = "
+            f"'{name}.item_embeddings'::regclass and attname = 'embedding'")
+    with psycopg2.connect(database_url) as conn, conn.cursor() as cur:
+        cur.execute(f"create table {name}.item_embeddings_v1 partition of "
+                    f"{name}.item_embeddings for values in ('v1')")
+        cur.execute(f"insert into {name}.item_embeddings values {row}")
+        cur.execute(read)
+        before = cur.fetchall()
+    try:
+        other = make_config(storage={"schema": name, "vector_type": config_type})
+        with pytest.raises(MissingDataError) as err:
+            vectors.ensure_tables(database_url, other)
+        assert str(err.value) == (
+            f"the embedding tables of schema '{name}' hold {stored_type}({dim}) but this "
+            f"config's storage.vector_type is '{config_type}' ({config_type}({dim})): set "
+            f"storage.vector_type: {stored_type} to keep using the stored versions, or set "
+            f"storage.schema to a new schema for {config_type} storage (the next run embeds "
+            f"into it), or drop {name}.user_embeddings and {name}.item_embeddings (every "
+            f"stored version is lost) and rerun")
+        # a model of another size too: the size's message, which names both settings
+        bigger = make_config(storage={"schema": name, "vector_type": config_type},
+                             model={"embedding_dim": 8})
+        with pytest.raises(MissingDataError, match=rf"hold {stored_type}\({dim}\) but this "
+                           rf"config's model makes {config_type}\(9\) \(model.embedding_dim 8 "
+                           rf"\+ 1 for model.item_prior; storage.vector_type {config_type}\)"):
+            vectors.ensure_tables(database_url, bigger)
+        with psycopg2.connect(database_url) as conn, conn.cursor() as cur:
+            cur.execute(read)
+            assert cur.fetchall() == before and before[0][2] == f"{stored_type}({dim})"
+    finally:
+        with psycopg2.connect(database_url) as conn, conn.cursor() as cur:
+            cur.execute(f"drop schema {name} cascade")
