@@ -90,7 +90,7 @@ def add_users(n: int) -> None:
                    %(day)s::timestamptz + make_interval(secs => g %% 80000 + e.lag)
             from generate_series(1, %(n)s) as g
             cross join size
-            join items as i on i.k = (g * 7919) %% size.n
+            join items as i on i.k = (g::bigint * 7919) %% size.n
             cross join (values ('impression', 0), ('click', 5)) as e (event_type, lag)""",
                     {"n": n, "day": END.isoformat()})
         cur.execute("analyze sv_users; analyze sv_events")
