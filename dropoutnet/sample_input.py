@@ -81,6 +81,9 @@ class SampleSource(Protocol):
 
     def chunks(self) -> Iterator[Chunk]: ...
 
+    def counts(self) -> tuple[int, int]:
+        """The rows and the positives, without reading the rows if the source can."""
+
 
 def _days(values: Any) -> np.ndarray:
     return np.asarray(values, dtype="datetime64[D]").astype(np.int64)
@@ -110,6 +113,9 @@ class ArraySource:
     has_item_ids = property(lambda self: self.item_ids is not None)
     has_sample_dates = property(lambda self: self.sample_dates is not None)
 
+    def counts(self) -> tuple[int, int]:
+        return len(self.labels), int(np.sum(self.labels > 0.5))
+
     def chunks(self) -> Iterator[Chunk]:
         whole = Chunk(self.features, self.labels, self.item_ids, self.sample_dates)
         for start in range(0, len(self.labels), self.chunk_rows):
@@ -132,8 +138,17 @@ class PartitionSource:
                     f"{table} has no partition for bizdate {bizdate}: run the samples task for "
                     f"that bizdate first (`dropoutnet run --bizdate {bizdate} --tasks samples`)")
         self.cfg, self.bizdate, self.url, self.chunk_rows = cfg, bizdate, url, chunk_rows
+        self.table = table
         self.query = sql.render("read_partition.sql", schema=cfg.storage.schema_, table=table,
                                 label=cfg.label_name, features=cfg.features, shuffled=True)
+
+    def counts(self) -> tuple[int, int]:
+        with db.transaction(self.url) as cur:
+            sql.execute(cur, "train_sample_counts.sql", params={"bizdate": self.bizdate},
+                        schema=self.cfg.storage.schema_, table=self.table,
+                        label=self.cfg.label_name)
+            rows, positives = cur.fetchone()
+        return int(rows), int(positives)
 
     def chunks(self) -> Iterator[Chunk]:
         from .features import to_numpy_batch

@@ -47,7 +47,8 @@ from dropoutnet.model import ITEM_ID_KEY, ITEM_LOGQ_KEY, DropoutNet
 from dropoutnet.model.factors import SCALE_PAIRS, fit_factors
 from dropoutnet.model.popularity import fit_popularity
 from dropoutnet.progress import Progress
-from dropoutnet.sample_input import ArraySource, Chunk, SampleSource, scan, shuffled_batches
+from dropoutnet.sample_input import (ArraySource, Chunk, SampleSource, Scan, scan,
+                                     shuffled_batches)
 
 __all__ = [
     "META_FILE", "WarmStartReport", "build_model", "checkpoint_variables", "load_meta",
@@ -364,11 +365,14 @@ def train_samples(cfg: PipelineConfig, source: SampleSource,
     first_row = ([f.name for f in item.design_specs]
                  + ([item.factor_feature] if model.factor_scale is not None else [])
                  + ([item.factor_guess] if item.factor_guess else []))
-    seen = scan(_reported(source.chunks(), Progress("reading samples", log)), first_row,
-                user.factor_feature if model.factor_scale is not None else None,
-                sample_rows=SCALE_PAIRS, seed=tc.seed)
-    log.info("training samples: %d rows, %d positives, %d items", seen.rows, seen.positives,
-             len(seen.item_ids))
+    if first_row or logq:  # a pass over the day for the priors / the item frequencies
+        seen = scan(_reported(source.chunks(), Progress("reading samples", log)), first_row,
+                    user.factor_feature if model.factor_scale is not None else None,
+                    sample_rows=SCALE_PAIRS, seed=tc.seed)
+    else:  # nothing needs one: the counts only (one read of the day fewer)
+        rows, positives = source.counts()
+        seen = Scan(rows=rows, positives=positives)
+    log.info("training samples: %d rows, %d positives", seen.rows, seen.positives)
     popularity = None
     if item.popularity is not None:  # refitted every day, whatever was restored
         popularity = fit_popularity(item, seen.item_first_rows, seen.item_positives,
