@@ -34,7 +34,7 @@ def env(database_url, tmp_path_factory):
                       training={"epochs": 1, "batch_size": 256},
                       retrieval={"candidate_window_days": 4},
                       evaluation={"k": [5, 10], "warm_holdout_share": 0.3,
-                                  "gate": {"metric": "recall@10"}}) as e:
+                                  "gate": {"metric": "recall@10", "tolerance": 1.0}}) as e:
         e["cfg"] = pipeline.load(e["config"])
         yield e
 

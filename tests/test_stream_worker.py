@@ -39,7 +39,7 @@ def env(database_url, tmp_path_factory):
                       retrieval={"candidate_window_days": 3},
                       stream={"service_url": f"http://127.0.0.1:{port}", "batch_wait_ms": 50,
                               "metrics_port": free_port(), "heartbeat_seconds": 0.5},
-                      evaluation={"k": [5, 10], "gate": {"metric": "recall@10"}}) as e:
+                      evaluation={"k": [5, 10], "gate": {"metric": "recall@10", "tolerance": 1.0}}) as e:
         pipeline.run(END.isoformat(), tasks=pipeline.TASKS[:-1])  # published and deployed
         e["cfg"] = pipeline.load(e["config"])
         e["port"] = port

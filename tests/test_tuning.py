@@ -105,7 +105,7 @@ def env(database_url, tmp_path_factory):
                      training={"epochs": 1, "batch_size": 128},
                      model={"embedding_dim": 8, "content_mlp": [16], "preference_mlp": [8],
                             "tower_mlp": [16]},
-                     evaluation={"k": [5, 10], "gate": {"metric": "recall@10"}})
+                     evaluation={"k": [5, 10], "gate": {"metric": "recall@10", "tolerance": 1.0}})
     config = write_config(home / "pipeline.yaml", **overrides)
     cfg = load_config(config)
     samples.build_samples(cfg, END, url)
