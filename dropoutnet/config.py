@@ -446,7 +446,8 @@ class TrainingConfig(_Strict):
         default=65536, ge=0, description="training reads its samples in chunks and shuffles "
         "them through a buffer of this many rows (0 = in the partition's order): memory "
         "stays this size whatever the day's samples; the partition is read in a fixed "
-        "pseudo-random order, so a buffer smaller than the day still mixes days and users")
+        "pseudo-random order, so a buffer smaller than the day still mixes days and users; "
+        "samples already in memory (benchmarks, tuning) are shuffled whole")
     warm_start_max_gap_days: int = Field(
         default=7, ge=0, description="warm start from the newest checkpoint of an earlier "
         "bizdate at most this many days back (0 = always train from scratch); a later "

@@ -383,7 +383,10 @@ def train_samples(cfg: PipelineConfig, source: SampleSource,
     elif model.factor_scale is not None:
         model.factor_scale.assign(0.0)  # no samples today: the term is off
 
-    ds = make_dataset(model, source, seen.rows, tc.batch_size, shuffle_buffer=tc.shuffle_buffer,
+    buffer = tc.shuffle_buffer
+    if buffer and isinstance(source, ArraySource):  # already in memory: shuffled whole
+        buffer = max(buffer, seen.rows)
+    ds = make_dataset(model, source, seen.rows, tc.batch_size, shuffle_buffer=buffer,
                       seed=tc.seed, item_logq=seen.item_log_frequency() if logq else None)
     n = seen.rows
     history: dict[str, list[float]] = {}
