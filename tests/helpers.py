@@ -5,6 +5,12 @@ from __future__ import annotations
 import contextlib
 import copy
 import datetime as dt
+import json
+import socket
+import threading
+import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -157,3 +163,51 @@ def pipeline_env(database_url: str, home: Path, name: str, end: dt.date,
             cur.execute(f"drop schema if exists {raw_schema} cascade; "
                         f"drop schema if exists {out_schema} cascade")
         conn.close()
+
+
+def free_port() -> int:
+    """A TCP port free on localhost right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class ThreadedServer:
+    """An ASGI app under a real uvicorn server in a daemon thread (real HTTP, one process)."""
+
+    def __init__(self, app, port: int | None = None, start_timeout: float = 60) -> None:
+        import uvicorn
+
+        port = port or free_port()
+        self.url = f"http://127.0.0.1:{port}"
+        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port,
+                                                    log_level="warning", access_log=False))
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self.thread.start()
+        deadline = time.monotonic() + start_timeout
+        while not self.server.started:
+            assert time.monotonic() < deadline, "server did not start"
+            time.sleep(0.05)
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=20)
+
+    def exchange(self, method: str, path: str, body=None, headers=None
+                 ) -> tuple[int, dict | str, dict[str, str]]:
+        """Status, body (parsed JSON, else text) and the response's headers (names in lower
+        case) of one request; a dict or list ``body`` is sent as JSON."""
+        data = body if isinstance(body, (bytes, type(None))) else json.dumps(body).encode()
+        request = urllib.request.Request(self.url + path, data=data, method=method,
+                                         headers={"Content-Type": "application/json",
+                                                  **(headers or {})})
+        try:
+            with urllib.request.urlopen(request, timeout=30) as r:
+                raw, status, got = r.read(), r.status, r.headers
+        except urllib.error.HTTPError as err:
+            raw, status, got = err.read(), err.code, err.headers
+        got = {k.lower(): v for k, v in got.items()}
+        try:
+            return status, json.loads(raw), got
+        except ValueError:
+            return status, raw.decode(), got

@@ -104,7 +104,7 @@ def test_two_bizdates_warm_start_and_recall(env, caplog):
     assert metrics["splits"]["cold_users"]["baselines"]["ridge_to_factors"]["recall@10"] == 0.0
     # each split ranks its own candidates: new items for cold items, older ones otherwise
     assert metrics["splits"]["cold_items"]["candidates"] == query(
-        env, f"select count(*) from pipe_raw.sv_items where (create_time at time zone 'utc')::date = '2026-11-20'")[0][0]
+        env, "select count(*) from pipe_raw.sv_items where (create_time at time zone 'utc')::date = '2026-11-20'")[0][0]
 
     # deploy put both towers of the live version in TF Serving's layout
     for model in ("sv_dropoutnet_item", "sv_dropoutnet_user"):

@@ -12,9 +12,6 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import json
-import socket
-import threading
-import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -30,7 +27,7 @@ from dropoutnet import cli, db, registry, retrieval, sql, vectors
 from dropoutnet.errors import MissingDataError
 from dropoutnet.retrieval import (RecallError, RecallNotFound, UnknownFilterValue, recall,
                                   top_items)
-from helpers import load_tiny, make_config, write_config
+from helpers import ThreadedServer, load_tiny, make_config, write_config
 
 BIZDATE = dt.date(2026, 11, 10)
 VERSION = "20261110"
@@ -413,47 +410,19 @@ def test_the_cli_takes_the_new_options(store, tmp_path, monkeypatch, capsys):
 # --- the HTTP API --------------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-class Server:
+class Server(ThreadedServer):
     """``create_recall_app`` under a real uvicorn server in a thread, on a free port."""
 
     def __init__(self, cfg, url) -> None:
-        import uvicorn
-
         from dropoutnet.serving.recall_api import create_recall_app
 
-        port = free_port()
-        self.url = f"http://127.0.0.1:{port}"
-        self.server = uvicorn.Server(uvicorn.Config(create_recall_app(cfg, url),
-                                                    host="127.0.0.1", port=port,
-                                                    log_level="warning", access_log=False))
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-        self.thread.start()
-        deadline = time.monotonic() + 30
-        while not self.server.started:
-            assert time.monotonic() < deadline, "server did not start"
-            time.sleep(0.05)
-
-    def stop(self) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=20)
+        super().__init__(create_recall_app(cfg, url))
 
     def get(self, path: str, query=None, headers=None, method="GET"):
         """Status, JSON body and headers (lower-case names) of one request."""
         if query is not None:
             path += "?" + urllib.parse.urlencode(query)
-        request = urllib.request.Request(self.url + path, method=method, headers=headers or {})
-        try:
-            with urllib.request.urlopen(request, timeout=30) as r:
-                raw, status, got = r.read(), r.status, r.headers
-        except urllib.error.HTTPError as err:
-            raw, status, got = err.read(), err.code, err.headers
-        return status, json.loads(raw), {k.lower(): v for k, v in got.items()}
+        return self.exchange(method, path, headers=headers)
 
 
 @pytest.fixture(scope="module")

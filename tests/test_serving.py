@@ -8,14 +8,11 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-import urllib.error
-import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -26,6 +23,7 @@ os.environ.setdefault("KERAS_HOME", os.path.join(tempfile.gettempdir(), "dropout
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from dropoutnet import artifacts  # noqa: E402
+from helpers import ThreadedServer, free_port  # noqa: E402
 from dropoutnet.steps.deploy import _prune, write_version_policy  # noqa: E402
 from dropoutnet.saved_models import export_models, load_tower  # noqa: E402
 from dropoutnet.serving.config import ConfigError, ServiceConfig, load_service_config  # noqa: E402
@@ -36,12 +34,6 @@ from test_model import make_config, make_data  # noqa: E402
 
 MODEL = "items"
 ITEM_INPUTS = ["i_age_bands_7d", "i_cate1", "i_ctr_7d", "i_duration", "i_tags", "i_title_emb"]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -86,52 +78,19 @@ def columns(rows: list[dict]) -> dict[str, np.ndarray]:
     return out
 
 
-class Server:
-    """``create_app`` under a real uvicorn server in a thread, on a free port."""
+class Server(ThreadedServer):
+    """``create_app`` under a real uvicorn server in a thread, on ``config.port``."""
 
     def __init__(self, config: ServiceConfig) -> None:
-        import uvicorn
-
         from dropoutnet.serving.app import create_app
 
         self.config = config
-        self.url = f"http://127.0.0.1:{config.port}"
         self.app = create_app(config)
-        self.server = uvicorn.Server(uvicorn.Config(self.app, host="127.0.0.1", port=config.port,
-                                                    log_level="warning", access_log=False))
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-        self.thread.start()
-        deadline = time.monotonic() + 60
-        while not self.server.started:
-            assert time.monotonic() < deadline, "server did not start"
-            time.sleep(0.05)
-
-    def stop(self) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=20)
+        super().__init__(self.app, config.port)
 
     def call(self, method: str, path: str, body=None, headers=None) -> tuple[int, dict | str]:
         status, answer, _ = self.exchange(method, path, body, headers)
         return status, answer
-
-    def exchange(self, method: str, path: str, body=None, headers=None
-                 ) -> tuple[int, dict | str, dict[str, str]]:
-        """Status, body and the response's headers (names in lower case)."""
-        data = body if isinstance(body, (bytes, type(None))) else json.dumps(body).encode()
-        request = urllib.request.Request(self.url + path, data=data, method=method,
-                                         headers={"Content-Type": "application/json",
-                                                  **(headers or {})})
-        try:
-            with urllib.request.urlopen(request, timeout=30) as r:
-                raw = r.read()
-                status, got = r.status, r.headers
-        except urllib.error.HTTPError as err:
-            raw, status, got = err.read(), err.code, err.headers
-        got = {k.lower(): v for k, v in got.items()}
-        try:
-            return status, json.loads(raw), got
-        except ValueError:
-            return status, raw.decode(), got
 
     def predict(self, body, path=f"/v1/models/{MODEL}:predict", headers=None):
         return self.call("POST", path, body, headers)

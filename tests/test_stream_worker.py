@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import socket
 import threading
 import time
 
@@ -16,16 +15,10 @@ import pytest
 from dropoutnet import db, feature_queries, inputs, pipeline, registry, retrieval
 from dropoutnet.stream import source
 from dropoutnet.stream.worker import Worker
-from helpers import pipeline_env
+from helpers import free_port, pipeline_env
 
 END = dt.date(2026, 11, 20)
 ITEM_MODEL = "sv_dropoutnet_item"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
