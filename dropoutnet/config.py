@@ -367,6 +367,9 @@ class ModelConfig(_Strict):
     reach from its content: a ridge from the training items' content to log1p of their
     positives at equal exposure, fitted in closed form on each training day's samples, kept out
     of the click losses, times this weight (see :mod:`dropoutnet.model.popularity`).
+    ``popularity_features`` names the item content features that ridge reads (default: all
+    but age features); with many content columns and a few thousand items, a handful of
+    metadata columns can predict reach better than all of them.
 
     ``factor_prior`` (a weight; 0 = off) adds to the score the preference model's own
     cold-start guess, where preference vectors are given (``losses.distill_features``): the
@@ -383,6 +386,10 @@ class ModelConfig(_Strict):
     item_prior: bool = True
     popularity_prior: float = Field(default=0.0, ge=0, description="weight of the content → "
                                     "popularity ridge in the item prior (0 = off)")
+    popularity_features: list[str] | None = Field(
+        default=None, min_length=1, description="the item_content features the popularity "
+        "prior's ridge reads (default: every item content feature that is not an age "
+        "feature); a few metadata columns can predict reach better than every content column")
     factor_prior: float = Field(default=0.0, ge=0, description="weight of the content → "
                                 "preference factors ridge in the score (0 = off; needs "
                                 "losses.distill_features)")
@@ -413,6 +420,10 @@ class ModelConfig(_Strict):
             raise ValueError("popularity_prior needs item_prior: true (the expected popularity "
                              "is carried in the item vector's prior dimension); set "
                              "model.item_prior: true, or model.popularity_prior: 0")
+        if self.popularity_features is not None and self.popularity_prior <= 0:
+            raise ValueError("popularity_features are the popularity prior's inputs: set "
+                             "model.popularity_prior above 0, or remove "
+                             "model.popularity_features")
         if self.factor_prior > 0 and self.normalization == "cosine":
             raise ValueError("factor_prior cannot be held with normalization: cosine (unit "
                              "vectors have no room for the factor dimensions); set "
@@ -885,6 +896,21 @@ class PipelineConfig(_Strict):
                     f"model.factor_prior_feature {guess!r} must be an item_content feature with "
                     f"kind: vector and dim {found[1].dim} (a guess of {found[1].name!r}); "
                     "name such a feature, or remove model.factor_prior_feature")
+        return self
+
+    @model_validator(mode="after")
+    def _popularity_features_exist(self) -> "PipelineConfig":
+        names = self.model.popularity_features or []
+        by_name = {f.name: f for f in self.features}
+        for name in names:
+            f = by_name.get(name)
+            if f is None or f.group != "item_content" or f.age:
+                raise ValueError(
+                    f"model.popularity_features names {name!r}, which is not an item_content "
+                    "feature (age features excluded: a new item's age is always 0); name "
+                    "item content features of the features list")
+        if len(set(names)) != len(names):
+            raise ValueError("model.popularity_features names a feature twice; list each once")
         return self
 
     @model_validator(mode="after")

@@ -14,6 +14,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any, Iterator
 
+import numpy as np
 import psycopg2
 import yaml
 
@@ -211,3 +212,22 @@ class ThreadedServer:
             return status, json.loads(raw), got
         except ValueError:
             return status, raw.decode(), got
+
+
+def item_examples(item_ids: np.ndarray, labels: np.ndarray, sample_dates: np.ndarray
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The reference for :func:`dropoutnet.sample_input.scan`'s per-item statistics, on
+    arrays. Per distinct item: the row of its first sample (ties: the first such row), its
+    positives and its exposure in days (first sample day to the last sample day, inclusive)."""
+    ids = np.asarray(item_ids).astype(str)
+    days = np.asarray(sample_dates, dtype="datetime64[D]").astype(np.int64)
+    if len(ids) != len(days) or len(ids) != len(np.asarray(labels).reshape(-1)):
+        raise ValueError(f"{len(ids)} item ids, {len(days)} sample dates and "
+                         f"{len(np.asarray(labels).reshape(-1))} labels: one of each per row")
+    order = np.lexsort((np.arange(len(ids)), days, ids))
+    _, first, inverse = np.unique(ids[order], return_index=True, return_inverse=True)
+    rows = order[first]
+    positives = np.bincount(inverse, weights=(np.asarray(labels).reshape(-1)[order] > 0.5),
+                            minlength=len(rows))
+    exposure = (days.max() - days[rows] + 1).astype(np.float64)
+    return rows, positives, exposure

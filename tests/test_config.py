@@ -133,6 +133,28 @@ def test_factor_prior_feature_must_be_an_item_content_guess_of_the_factors(tmp_p
     assert "kind: vector and dim 8 (a guess of 'i_factors')" in msg
 
 
+def test_popularity_features_must_be_item_content_features_of_the_prior(tmp_path):
+    msg = _load_with(tmp_path, lambda d: d["model"].update(popularity_features=["i_cate1"]))
+    assert "popularity_features are the popularity prior's inputs" in msg
+    assert "set model.popularity_prior above 0" in msg
+    for names, named in ((["i_cate1", "u_gender"], "'u_gender'"), (["nope"], "'nope'"),
+                         (["i_age_days"], "'i_age_days'")):
+        def wrong(d):
+            d["features"].append({"name": "i_age_days", "group": "item_content",
+                                  "kind": "numeric", "source": "items.create_time",
+                                  "age": True})
+            d["model"].update(popularity_prior=1.0, popularity_features=names)
+        msg = _load_with(tmp_path, wrong)
+        assert f"model.popularity_features names {named}, which is not an item_content " \
+               "feature" in msg
+    msg = _load_with(tmp_path, lambda d: d["model"].update(
+        popularity_prior=1.0, popularity_features=["i_cate1", "i_cate1"]))
+    assert "model.popularity_features names a feature twice" in msg
+    msg = _load_with(tmp_path, lambda d: d["model"].update(
+        popularity_prior=1.0, popularity_features=[]))
+    assert "model.popularity_features" in msg
+
+
 def test_distill_features_must_be_factors_of_the_same_dimension(tmp_path):
     def wrong_dim(d):
         _with_factors(d, item_dim=6)

@@ -25,9 +25,10 @@ from dropoutnet.config import ModelConfig, PipelineConfig, load_config  # noqa: 
 from dropoutnet.saved_models import export_models, load_serving, load_tower  # noqa: E402
 from dropoutnet.features import to_tensors  # noqa: E402
 from dropoutnet.model import item_log_frequency, pairwise_loss, pointwise_loss  # noqa: E402
-from dropoutnet.model.popularity import fit_popularity_prior, item_examples  # noqa: E402
+from dropoutnet.model.popularity import fit_popularity  # noqa: E402
 from dropoutnet.training import (  # noqa: E402
     build_model, load_trained_model, predict_scores, train_model)
+from helpers import item_examples  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -423,8 +424,6 @@ def test_popularity_prior_learns_reach_from_content_at_equal_exposure(data):
     but most flops were there four times longer, so raw counts tie the two categories: only
     a fit at equal exposure puts hits first."""
     features, _, _, boundaries = data
-    cfg = make_config(model={"item_prior": True, "popularity_prior": 1.0})
-    model = build_model(cfg.features, cfg.model, boundaries, 7)
     rows, item_ids, labels, days = {k: [] for k in features}, [], [], []
     for k in range(40):
         hit = k % 2 == 0
@@ -440,13 +439,32 @@ def test_popularity_prior_learns_reach_from_content_at_equal_exposure(data):
                     rows[name].append(features[name][0])
                 rows["i_cate1"][-1] = "hit" if hit else "flop"
     x = {k: np.asarray(v, dtype=np.asarray(features[k]).dtype) for k, v in rows.items()}
-    stats = fit_popularity_prior(model.item_tower, x, np.array(item_ids), np.array(labels),
-                                 np.array(days))
-    assert stats["items"] == 40 and stats["positive_items"] == 40
-    hits = {"i_cate1": np.array(["hit", "flop"], dtype=object)}
-    reach = model.item_tower.expected_popularity(to_tensors(model.item_specs, {
-        **{k: x[k][:2] for k in x}, **hits})).numpy()
-    assert reach[0] > reach[1] + 0.3
+    first, positives, exposure = item_examples(np.array(item_ids), np.array(labels),
+                                               np.array(days))
+
+    def reach(popularity_features=None):
+        """The fitted prior of a hit and a flop (otherwise equal)."""
+        cfg = make_config(model={"item_prior": True, "popularity_prior": 1.0,
+                                 "popularity_features": popularity_features})
+        model = build_model(cfg.features, cfg.model, boundaries, 7)
+        stats = fit_popularity(model.item_tower, {k: v[first] for k, v in x.items()},
+                               positives, exposure)
+        assert stats["items"] == 40 and stats["positive_items"] == 40
+        hits = {"i_cate1": np.array(["hit", "flop"], dtype=object)}
+        return model, model.item_tower.expected_popularity(to_tensors(model.item_specs, {
+            **{k: x[k][:2] for k in x}, **hits})).numpy()
+
+    model, both = reach()
+    assert both[0] > both[1] + 0.3
+    # model.popularity_features: the ridge reads those features only, so its width is theirs
+    model, chosen = reach(["i_cate1", "i_tags"])
+    tower = model.item_tower
+    assert [f.name for f in tower.popularity_specs] == ["i_cate1", "i_tags"]
+    assert tower.popularity.shape[0] == 1 + sum(
+        tower.encoders[n].design_width for n in ("i_cate1", "i_tags"))
+    assert chosen[0] > chosen[1] + 0.3
+    model, without = reach(["i_tags", "i_duration"])  # the category is not read: no difference
+    assert abs(without[0] - without[1]) < 1e-6
 
 
 @pytest.mark.parametrize("normalization", ["none", "cosine"])

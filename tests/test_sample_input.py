@@ -16,12 +16,11 @@ from dropoutnet import db, sample_data
 from dropoutnet.config import load_config
 from dropoutnet.errors import MissingDataError
 from dropoutnet.model import item_log_frequency
-from dropoutnet.model.popularity import item_examples
 from dropoutnet.sample_input import ArraySource, Chunk, PartitionSource, scan, shuffled_batches
 from dropoutnet.steps.samples import build_samples
 from dropoutnet.training import checkpoint_variables, load_trained_model, train_model, \
     train_samples
-from helpers import pipeline_env
+from helpers import item_examples, pipeline_env
 
 END = dt.date(2026, 11, 20)
 

@@ -27,7 +27,8 @@ model's.
 **The fit, per training day.**  One example per item of the training samples:
 
 * its content, read from its *first* sample row (as new as the item is in the window; age
-  features are left out: a new item's age is always 0);
+  features are left out: a new item's age is always 0; ``model.popularity_features`` narrows
+  it to the named features, :attr:`Tower.popularity_specs`);
 * its positives (rows with label 1) and its exposure: the days from its first sample day to the
   last one.  An item that was there longer has more clicks for it, so the fit also gets the
   exposure's quantile bins and keeps only the content weights: the prediction is at equal
@@ -36,16 +37,17 @@ model's.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import scipy.sparse as sp
 import tensorflow as tf
 
 from dropoutnet.baselines import popularity_regression
+from dropoutnet.config import FeatureSpec
 from dropoutnet.model.towers import Tower
 
-__all__ = ["design_matrix", "fit_popularity", "fit_popularity_prior", "item_examples"]
+__all__ = ["design_matrix", "fit_popularity"]
 
 # the ridge's regularisation (the content → popularity baseline's)
 RIDGE_REG = 1.0
@@ -53,33 +55,17 @@ RIDGE_REG = 1.0
 _BATCH = 4096
 
 
-def item_examples(item_ids: np.ndarray, labels: np.ndarray, sample_dates: np.ndarray
-                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per distinct item: the row of its first sample (ties: the first such row), its
-    positives and its exposure in days (first sample day to the last sample day, inclusive)."""
-    ids = np.asarray(item_ids).astype(str)
-    days = np.asarray(sample_dates, dtype="datetime64[D]").astype(np.int64)
-    if len(ids) != len(days) or len(ids) != len(np.asarray(labels).reshape(-1)):
-        raise ValueError(f"{len(ids)} item ids, {len(days)} sample dates and "
-                         f"{len(np.asarray(labels).reshape(-1))} labels: one of each per row")
-    order = np.lexsort((np.arange(len(ids)), days, ids))
-    _, first, inverse = np.unique(ids[order], return_index=True, return_inverse=True)
-    rows = order[first]
-    positives = np.bincount(inverse, weights=(np.asarray(labels).reshape(-1)[order] > 0.5),
-                            minlength=len(rows))
-    exposure = (days.max() - days[rows] + 1).astype(np.float64)
-    return rows, positives, exposure
-
-
-def design_matrix(tower: Tower, features: Mapping[str, np.ndarray]) -> sp.csr_matrix:
-    """The content design (:meth:`Tower.content_design`) of the rows of ``features``, as a
-    scipy CSR matrix."""
-    n = len(np.asarray(features[tower.design_specs[0].name]))
+def design_matrix(tower: Tower, features: Mapping[str, np.ndarray],
+                  specs: Sequence[FeatureSpec] | None = None) -> sp.csr_matrix:
+    """The content design (:meth:`Tower.content_design`) of the rows of ``features``, over
+    ``specs`` (default: the tower's ``design_specs``), as a scipy CSR matrix."""
+    specs = tower.design_specs if specs is None else specs
+    n = len(np.asarray(features[specs[0].name]))
     parts = []
     for start in range(0, n, _BATCH):
         batch = {f.name: tf.constant(np.asarray(features[f.name])[start:start + _BATCH])
-                 for f in tower.design_specs}
-        design = tf.sparse.reorder(tower.content_design(batch))
+                 for f in specs}
+        design = tf.sparse.reorder(tower.content_design(batch, specs))
         index = design.indices.numpy()
         parts.append(sp.csr_matrix((design.values.numpy(), (index[:, 0], index[:, 1])),
                                    shape=tuple(design.dense_shape.numpy())))
@@ -98,7 +84,7 @@ def fit_popularity(tower: Tower, features: Mapping[str, np.ndarray], positives: 
     positives = np.asarray(positives, dtype=np.float64)
     if not len(positives):
         return {"items": 0, "positive_items": 0, "correlation": 0.0}
-    design = design_matrix(tower, features)
+    design = design_matrix(tower, features, tower.popularity_specs)
     ridge = popularity_regression(design, positives, exposure_days, reg=RIDGE_REG)
     tower.popularity.assign(ridge.weights[:, 0].astype(np.float32))
     predicted, target = ridge.predict(design)[:, 0], np.log1p(positives)
@@ -106,13 +92,3 @@ def fit_popularity(tower: Tower, features: Mapping[str, np.ndarray], positives: 
                    if predicted.std() * target.std() > 0 else 0.0)
     return {"items": int(len(positives)), "positive_items": int(np.sum(positives > 0)),
             "correlation": round(correlation, 4)}
-
-
-def fit_popularity_prior(tower: Tower, features: Mapping[str, np.ndarray],
-                         item_ids: np.ndarray, labels: np.ndarray,
-                         sample_dates: np.ndarray) -> dict[str, float | int]:
-    """:func:`fit_popularity` on a training partition's rows (:func:`item_examples`)."""
-    rows, positives, exposure = item_examples(item_ids, labels, sample_dates)
-    names = [f.name for f in tower.design_specs]
-    return fit_popularity(tower, {k: np.asarray(features[k])[rows] for k in names}, positives,
-                          exposure)

@@ -12,12 +12,13 @@ scalar prior:
 The prior reads the same hidden layer as the vector: it comes from the item's content, and
 from its behaviour when it has any; a cold item's prior therefore comes from content alone.
 With ``model.popularity_prior`` the item tower adds a linear model of its content features
-(their sparse ``design`` columns, age features left out) with fixed weights, fitted in closed
-form before training (:mod:`dropoutnet.model.popularity`), times that setting, as its
-``popularity`` output (zeros in training: it is kept out of the losses).  With
-``model.factor_prior`` both towers also output ``factors``: the user's preference factors, and
-the direction of the item's factors or, for an item without them, of a fixed content →
-factors ridge on the same design (:mod:`dropoutnet.model.factors`; zeros in training too).
+(their sparse ``design`` columns, age features left out, or ``model.popularity_features``)
+with fixed weights, fitted in closed form before training (:mod:`dropoutnet.model.popularity`),
+times that setting, as its ``popularity`` output (zeros in training: it is kept out of the
+losses).  With ``model.factor_prior`` both towers also output ``factors``: the user's
+preference factors, and the direction of the item's factors or, for an item without them, of
+a fixed content → factors ridge on the same design (:mod:`dropoutnet.model.factors`; zeros
+in training too).
 
 With ``model.linear_shortcut`` a linear map of the encoded inputs (content, masked preference
 and the mask) is added to the output before normalisation: a wide path beside the MLPs, so a
@@ -110,10 +111,17 @@ class Tower(keras.layers.Layer):
                              "content feature that is not an age feature; add one, or set "
                              "them to 0")
         width = sum(self.encoders[f.name].design_width for f in self.design_specs)
+        # the popularity ridge's inputs: model.popularity_features, else the whole design
+        chosen = model.popularity_features
+        self.popularity_specs = [f for f in self.design_specs
+                                 if self.popularity_weight > 0 and (not chosen or f.name in chosen)]
         self.popularity = self.factor_map = None
         if self.popularity_weight > 0:
             # the ridge's weights, the intercept last; set by fit_popularity, not by Adam
-            self.popularity = self.add_weight(shape=(width + 1,), name="popularity_prior",
+            popularity_width = sum(self.encoders[f.name].design_width
+                                   for f in self.popularity_specs)
+            self.popularity = self.add_weight(shape=(popularity_width + 1,),
+                                              name="popularity_prior",
                                               initializer="zeros", trainable=False)
         if has_map:
             # content -> item factors, the intercept row last; set by fit_factors
@@ -126,14 +134,17 @@ class Tower(keras.layers.Layer):
     def feature_names(self) -> list[str]:
         return [f.name for f in self.content_specs + self.preference_specs]
 
-    def content_design(self, features: Mapping[str, tf.Tensor]) -> tf.SparseTensor:
-        """``[n, columns]``: the closed-form heads' inputs, each content feature's design."""
+    def content_design(self, features: Mapping[str, tf.Tensor],
+                       specs: Sequence[FeatureSpec] | None = None) -> tf.SparseTensor:
+        """``[n, columns]``: the closed-form heads' inputs, each content feature's design
+        (of ``specs``, default :attr:`design_specs`)."""
         return tf.sparse.concat(axis=1, sp_inputs=[
-            self.encoders[f.name].design(features[f.name]) for f in self.design_specs])
+            self.encoders[f.name].design(features[f.name])
+            for f in (self.design_specs if specs is None else specs)])
 
     def expected_popularity(self, features: Mapping[str, tf.Tensor]) -> tf.Tensor:
         """float32 [n]: the popularity ridge's prediction (log1p of expected positives)."""
-        design = self.content_design(features)
+        design = self.content_design(features, self.popularity_specs)
         weights = tf.reshape(self.popularity[:-1], [-1, 1])
         return tf.sparse.sparse_dense_matmul(design, weights)[:, 0] + self.popularity[-1]
 
