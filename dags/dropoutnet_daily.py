@@ -25,7 +25,7 @@ run processes yesterday (UTC).
 
 | task | what it does |
 |---|---|
-| `resolve_bizdate` | the run's bizdate (the `bizdate` param if given, else the data interval's start); checks the config and the raw tables; takes the model's run lock (setup) |
+| `resolve_bizdate` | the run's bizdate (the `bizdate` param if given, else the data interval's start); checks the Airflow connection `dropoutnet_db`, the config and the raw tables; takes the model's run lock (setup) |
 | `samples` | builds the bizdate's sample, feature-binning and held-out eval partitions (SQL) |
 | `train` | trains DropoutNet, warm-starting from the previous bizdate's checkpoint |
 | `export` | writes the user-tower and item-tower SavedModels |
@@ -37,6 +37,10 @@ run processes yesterday (UTC).
 | `retention` | drops the versions, sample partitions, checkpoints and leftovers older than the config's `retention` keeps (never the live version or the one before it) |
 | `release_run_lock` | ends the run's hold on the model's run lock, whatever happened before (teardown) |
 
+**The database** is the Airflow connection `dropoutnet_db` (a Postgres connection; set
+`AIRFLOW_CONN_DROPOUTNET_DB` or add it under Admin > Connections). Every task requires it: a
+missing or unusable one fails `resolve_bizdate` with its name and the fix.
+
 One run per model at a time, whatever starts it: besides `max_active_runs=1`, the first task
 takes the model's run lock in the database (a backfill or `dropoutnet run` of the same model
 waits for it, then fails naming the holder). Every task is idempotent; rerunning a bizdate
@@ -46,10 +50,33 @@ keeps those versions as superseded: it never puts an old model live unless `make
 """
 
 DAG_ID = "dropoutnet_daily"
+DB_CONN_ID = "dropoutnet_db"  # the pipeline's database, an Airflow Postgres connection
 
 
 def _config_path() -> str | None:
     return os.environ.get("DROPOUTNET_CONFIG") or None
+
+
+def _database(check: bool = False) -> None:
+    """Point this task process at the pipeline's database: the Airflow connection DB_CONN_ID
+    (required; ``check`` also connects once, in the run's first task)."""
+    from airflow.sdk import BaseHook, Connection
+    from airflow.sdk.exceptions import AirflowNotFoundException
+
+    from dropoutnet import airflow_connection
+
+    def lookup(conn_id: str):
+        try:
+            return BaseHook.get_connection(conn_id)
+        except AirflowNotFoundException:
+            return None
+
+    def parse(value: str):  # what Airflow makes of an AIRFLOW_CONN_... value, or its error
+        if value.lstrip().startswith("{"):
+            return Connection.from_json(value, conn_id=DB_CONN_ID)
+        return Connection(conn_id=DB_CONN_ID, uri=value)
+
+    airflow_connection.use(lookup, DB_CONN_ID, parse=parse, check=check)
 
 
 def _run() -> str:
@@ -99,6 +126,7 @@ def dropoutnet_daily():
         from airflow.sdk.exceptions import AirflowFailException
 
         from dropoutnet import pipeline
+        from dropoutnet.airflow_connection import AirflowConnectionError
         from dropoutnet.config import ConfigError
         from dropoutnet.registry import RunLockError
 
@@ -109,12 +137,15 @@ def dropoutnet_daily():
                 ctx.get("data_interval_start"),
                 ctx.get("logical_date"),
             )
+            # the database connection: a missing or malformed one fails the run now; one whose
+            # database does not answer (DatabaseUnreachableError) is retried
+            _database(check=True)
             # the config, the bizdate and the raw tables are checked before any task writes;
             # then the run takes the model's run lock (waiting runs.lock_wait_minutes)
             pipeline.check(bizdate, _config_path(), pipeline_run=ctx["run_id"])
-        except (pipeline.BizdateError, ConfigError, RunLockError) as exc:
-            # a bad bizdate or config does not get better by retrying, and the lock was
-            # already waited for: fail the run now
+        except (pipeline.BizdateError, AirflowConnectionError, ConfigError, RunLockError) as exc:
+            # a bad bizdate, connection or config does not get better by retrying, and the
+            # lock was already waited for: fail the run now
             raise AirflowFailException(str(exc)) from exc
         return bizdate
 
@@ -122,36 +153,42 @@ def dropoutnet_daily():
     def samples(bizdate: str) -> dict:
         from dropoutnet import pipeline
 
+        _database()
         return pipeline.samples(bizdate, _config_path(), pipeline_run=_run())
 
     @task
     def train(bizdate: str) -> dict:
         from dropoutnet import pipeline
 
+        _database()
         return pipeline.train(bizdate, _config_path(), pipeline_run=_run())
 
     @task
     def export(bizdate: str) -> dict:
         from dropoutnet import pipeline
 
+        _database()
         return pipeline.export(bizdate, _config_path(), pipeline_run=_run())
 
     @task
     def user_embeddings(bizdate: str) -> dict:
         from dropoutnet import pipeline
 
+        _database()
         return pipeline.user_embeddings(bizdate, _config_path(), pipeline_run=_run())
 
     @task
     def item_embeddings(bizdate: str) -> dict:
         from dropoutnet import pipeline
 
+        _database()
         return pipeline.item_embeddings(bizdate, _config_path(), pipeline_run=_run())
 
     @task
     def evaluate(bizdate: str) -> dict:
         from dropoutnet import pipeline
 
+        _database()
         return pipeline.evaluate(bizdate, _config_path(), pipeline_run=_run())
 
     @task
@@ -161,6 +198,7 @@ def dropoutnet_daily():
         from dropoutnet import pipeline
         from dropoutnet.steps.publish import QualityGateError
 
+        _database()
         params = get_current_context()["params"]
         try:
             return pipeline.publish(bizdate, _config_path(),
@@ -175,18 +213,21 @@ def dropoutnet_daily():
     def deploy(bizdate: str) -> dict:
         from dropoutnet import pipeline
 
+        _database()
         return pipeline.deploy(bizdate, _config_path(), pipeline_run=_run())
 
     @task
     def retention(bizdate: str) -> dict:
         from dropoutnet import pipeline
 
+        _database()
         return pipeline.retention(bizdate, _config_path(), pipeline_run=_run())
 
     @task
     def release_run_lock() -> dict:
         from dropoutnet import pipeline
 
+        _database()
         return pipeline.release(_config_path(), _run())
 
     day = resolve_bizdate()

@@ -101,6 +101,13 @@ def cmd_stream(args: argparse.Namespace) -> int:
     from .stream.worker import status
 
     cfg = pipeline.load(args.config)
+    overrides = {k: v for k, v in (("service_url", args.service_url),
+                                   ("metrics_host", args.metrics_host)) if v is not None}
+    if args.service_url is not None and not args.service_url.startswith(("http://", "https://")):
+        raise ConfigError(f"--service-url {args.service_url!r} is not an http(s) URL; for "
+                          "example http://model-service:8501")
+    if overrides:  # where this worker finds the model service / serves its metrics
+        cfg = cfg.model_copy(update={"stream": cfg.stream.model_copy(update=overrides)})
     if args.status:
         answer = status(cfg)
         _print_json(answer)
@@ -315,6 +322,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--drop", action="store_true",
                    help="retire the worker: drop its replication slot (which keeps the change "
                         "log until dropped) and its publication")
+    p.add_argument("--service-url", metavar="URL",
+                   help="the model service (default stream.service_url; in docker-compose.yml "
+                        "http://model-service:8501)")
+    p.add_argument("--metrics-host", metavar="HOST",
+                   help="the address of the Prometheus endpoint (default stream.metrics_host; "
+                        "0.0.0.0 in a container, to be scraped from outside it)")
     p.set_defaults(func=cmd_stream)
 
     p = sub.add_parser("rollback", help="make an earlier published version the active one "

@@ -18,6 +18,9 @@ Settings (environment):
 * ``AIRFLOW__DATABASE__SQL_ALCHEMY_CONN``: Airflow's metadata database; by default the
   ``airflow`` database of the embedded server.
 * ``DROPOUTNET_CONFIG``, ``DROPOUTNET_DATABASE_URL``: passed through to every task.
+* ``AIRFLOW_CONN_DROPOUTNET_DB``: the Airflow connection the DAG's tasks read the pipeline's
+  database from (:mod:`dropoutnet.airflow_connection`); unless set, the stack defines it as
+  ``DROPOUTNET_DATABASE_URL``, else the embedded server's application database.
 """
 
 from __future__ import annotations
@@ -35,7 +38,7 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from dropoutnet import embedded_pg, locations, processes
+from dropoutnet import airflow_connection, embedded_pg, locations, processes
 
 REPO = Path(__file__).resolve().parent.parent
 DAGS_FOLDER = REPO / "dags"
@@ -144,6 +147,14 @@ def metadata_conn(base: Path | None = None) -> str:
                                   driver="postgresql+psycopg2", user=embedded_pg.SUPERUSER)
 
 
+def pipeline_connection_uri(base: Path | None = None) -> str:
+    """The local stack's value of the DAG's database connection (``AIRFLOW_CONN_DROPOUTNET_DB``):
+    ``DROPOUTNET_DATABASE_URL`` when set, else the embedded server's application database (as
+    the pipeline role), so that ``make demo`` needs no set-up."""
+    return (os.environ.get("DROPOUTNET_DATABASE_URL")
+            or embedded_pg.app_url(postgres_socket_dir(base)))
+
+
 def airflow_env(*, base: Path | None = None, sql_alchemy_conn: str | None = None,
                 port: int | None = None) -> dict[str, str]:
     """The environment for every ``airflow`` command and component (and so every task process)."""
@@ -176,6 +187,11 @@ def airflow_env(*, base: Path | None = None, sql_alchemy_conn: str | None = None
     for key in ("DROPOUTNET_CONFIG", "DROPOUTNET_DATABASE_URL"):
         if os.environ.get(key):
             env[key] = os.environ[key]
+    # inside Airflow the tasks read the database from this connection (required there); the
+    # user's own definition wins
+    conn_env = airflow_connection.env_var()
+    if not os.environ.get(conn_env):
+        env[conn_env] = pipeline_connection_uri(base)
     return env
 
 

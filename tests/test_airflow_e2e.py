@@ -2,8 +2,11 @@
 
 One subprocess runs every task of ``dropoutnet_daily`` in order (no scheduler needed) with the
 environment ``dropoutnet.stack.airflow_env`` builds, pointed at a per-test home and an SQLite
-metadata database; the application data lives in a fresh database of the session's Postgres.
-Then ``dropoutnet recall`` must return a user's top-5 new items from the published version.
+metadata database; the application data lives in a fresh database of the session's Postgres,
+which the tasks reach through the Airflow connection ``dropoutnet_db`` (an environment-variable
+connection, ``AIRFLOW_CONN_DROPOUTNET_DB``). Then ``dropoutnet recall`` (outside Airflow:
+``DROPOUTNET_DATABASE_URL``) must return a user's top-5 new items from the published version.
+A missing or wrong connection fails the first task, naming it.
 """
 
 from __future__ import annotations
@@ -87,7 +90,9 @@ def test_daily_dag_end_to_end(e2e_database, tmp_path):
     home = tmp_path / "home"
     metadata = tmp_path / "airflow.db"
     env = stack.airflow_env(base=home, sql_alchemy_conn=f"sqlite:///{metadata}")
-    env["DROPOUTNET_DATABASE_URL"] = e2e_database
+    # inside Airflow the database is the connection; nothing else tells the tasks where it is
+    env["AIRFLOW_CONN_DROPOUTNET_DB"] = e2e_database
+    env.pop("DROPOUTNET_DATABASE_URL", None)
     env.pop("DROPOUTNET_CONFIG", None)  # the shipped demo config
     airflow = stack.airflow_bin()
 
@@ -120,8 +125,9 @@ def test_daily_dag_end_to_end(e2e_database, tmp_path):
         assert (home / "serving" / model / "20261120" / "saved_model.pb").exists(), model
 
     user = _active_user(e2e_database, BIZDATE)
-    proc = _run([stack.dropoutnet_bin(), "recall", "--user-id", user, "--top-n", "5", "--json"], env,
-                300, tmp_path / "recall.log")
+    cli_env = dict(env, DROPOUTNET_DATABASE_URL=e2e_database)  # outside Airflow
+    proc = _run([stack.dropoutnet_bin(), "recall", "--user-id", user, "--top-n", "5", "--json"],
+                cli_env, 300, tmp_path / "recall.log")
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     result = json.loads(proc.stdout.strip().splitlines()[-1])
     assert len(result["items"]) == 5
@@ -151,6 +157,61 @@ def test_a_bizdate_after_today_fails_the_run_at_once(tmp_path):
     assert states.pop("resolve_bizdate") == "failed"
     assert tries == 1  # no retry
     assert set(states.values()) == {"upstream_failed"}
+
+
+def _first_task_fails(tmp_path: Path, connection: str | None,
+                      database_url: str | None = None) -> str:
+    """Run the DAG for yesterday with ``AIRFLOW_CONN_DROPOUTNET_DB`` = ``connection`` (unset
+    when None); assert that its first task failed without a retry and nothing else ran; return
+    the run's output."""
+    home = tmp_path / "home"
+    metadata = tmp_path / "airflow.db"
+    env = stack.airflow_env(base=home, sql_alchemy_conn=f"sqlite:///{metadata}")
+    env.pop("AIRFLOW_CONN_DROPOUTNET_DB", None)
+    env.pop("DROPOUTNET_DATABASE_URL", None)
+    if connection is not None:
+        env["AIRFLOW_CONN_DROPOUTNET_DB"] = connection
+    if database_url is not None:
+        env["DROPOUTNET_DATABASE_URL"] = database_url
+    airflow = stack.airflow_bin()
+    proc = _run([airflow, "db", "migrate"], env, 300, tmp_path / "db-migrate.log")
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+
+    yesterday = (dt.datetime.now(dt.timezone.utc).date() - dt.timedelta(days=1)).isoformat()
+    proc = _run([airflow, "dags", "test", DAG_ID, "-c", json.dumps({"bizdate": yesterday})], env,
+                300, tmp_path / "dags-test.log")
+    output = proc.stdout + proc.stderr
+    assert proc.returncode != 0, output[-3000:]
+    with sqlite3.connect(metadata) as db:
+        states = dict(db.execute("select task_id, state from task_instance where dag_id = ?",
+                                 (DAG_ID,)).fetchall())
+        tries = db.execute("select try_number from task_instance where task_id = 'resolve_bizdate'"
+                           ).fetchone()[0]
+    assert states.pop("resolve_bizdate") == "failed", output[-3000:]
+    assert tries == 1  # a connection that is not there or not Postgres is not retried
+    assert set(states.values()) == {"upstream_failed"}
+    return output
+
+
+def test_a_missing_connection_fails_the_first_task_with_its_name(tmp_path, database_url):
+    # DROPOUTNET_DATABASE_URL is set to a real database, and still not used inside Airflow:
+    # without the connection a worker must not guess where the data goes
+    output = _first_task_fails(tmp_path, None, database_url=database_url)
+    assert "the Airflow connection 'dropoutnet_db' is not defined" in output
+    assert "AIRFLOW_CONN_DROPOUTNET_DB=" in output  # the fix
+
+
+@pytest.mark.parametrize("connection, message", [
+    ("http://127.0.0.1:9/recsys", "the Airflow connection 'dropoutnet_db' has type 'http'"),
+    ("postgresql://dropoutnet@127.0.0.1:9", "the Airflow connection 'dropoutnet_db' names no database"),
+    ('{"conn_type": "postgres", "host": "db", "port": "five"}',
+     "the Airflow connection 'dropoutnet_db' (AIRFLOW_CONN_DROPOUTNET_DB) cannot be read: "
+     "Expected integer value for `port`"),
+])
+def test_a_wrong_connection_fails_the_first_task_with_its_name(tmp_path, connection, message):
+    output = _first_task_fails(tmp_path, connection)
+    assert message in output
+    assert "AIRFLOW_CONN_DROPOUTNET_DB=" in output
 
 
 if __name__ == "__main__":  # pragma: no cover

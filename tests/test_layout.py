@@ -8,7 +8,8 @@ import ast
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parent.parent / "dropoutnet"
-GROUND = ("errors", "config", "sql", "failpoints", "processes")
+GROUND = ("errors", "config", "sql", "failpoints", "processes", "airflow_connection",
+          "healthcheck")
 SHARED = ("db", "artifacts", "registry", "vectors", "sample_data", "feature_queries",
           "features", "inputs", "training", "saved_models", "retrieval", "metrics",
           "baselines", "cf", "content", "locations")
