@@ -380,8 +380,18 @@ def test_validation_folds_hold_out_arrivals_of_the_training_ratings_only(databas
     lines = []
     result = bench.tune(folder, database_url, trials=2, seed=0, k=1, folds=3,
                         cold_share=0.34, echo=lines.append)
-    assert lines[0] == "validation fold 0: 1 held-out movies, 1 users, " + lines[0].split(", ")[2]
+    assert lines[0].startswith("validation fold 0: 1 held-out movies, 1 users, ")
+    assert "training samples, scored at recall@1 (the test's recall@1 ranks " in lines[0]
     assert lines[1].startswith("trial 1/2: recall@1 ") and len(result["trials"]) == 2
+
+
+def test_folds_are_scored_at_the_share_of_candidates_the_test_ranks():
+    from dropoutnet.benchmarks.movielens import same_share_k
+
+    # a fold of 72 movies against a test of 252: recall@20 -> @6, @50 -> @14, @100 -> @29
+    assert [same_share_k(k, 72, 252) for k in (20, 50, 100)] == [6, 14, 29]
+    assert same_share_k(20, 5, 252) == 1  # never below one
+    assert same_share_k(20, 252, 252) == 20
 
 
 def test_validation_folds_refuse_a_history_without_a_liked_arrival(database_url, tmp_path):
