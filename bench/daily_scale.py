@@ -12,7 +12,9 @@ demo's shape: users, items and new items scaled together; the demo holds 257,380
   seconds and peak memory (the process's max RSS) per task, and the whole run's wall time.
 * **training**: the same partition and model, side by side, each in its own process and
   interleaved over ``--rounds``: ``postgres`` streams the partition from Postgres (what the
-  train task does: :class:`dropoutnet.sample_input.PartitionSource`); ``memory`` reads the
+  train task does: :class:`dropoutnet.sample_input.PartitionSource`, the later epochs from
+  its disk cache; ``postgres_uncached``, not run unless asked for with ``--training-modes``,
+  reads Postgres every epoch); ``memory`` reads the
   partition into memory first and trains on the arrays (the read is timed apart); and
   ``model_only`` trains on batches already made, the model's own ceiling.  Samples per second
   of training (epochs x rows / seconds) and peak memory of each.
@@ -112,10 +114,10 @@ def child_training(mode: str) -> None:
     work = Path(tempfile.mkdtemp(prefix="dropoutnet-train-"))
     out: dict = {"mode": mode}
     try:
-        if mode == "postgres":
+        if mode in ("postgres", "postgres_uncached"):
             started = time.perf_counter()
-            stats = train_samples(cfg, PartitionSource(cfg, END, url), boundaries,
-                                  work / "ckpt", None)
+            with PartitionSource(cfg, END, url, cache=mode == "postgres") as source:
+                stats = train_samples(cfg, source, boundaries, work / "ckpt", None)
             out["train_seconds"] = time.perf_counter() - started
         elif mode == "memory":
             started = time.perf_counter()
@@ -131,10 +133,10 @@ def child_training(mode: str) -> None:
             tc = cfg.training
             model = build_model(cfg.features, cfg.model, boundaries, tc.seed,
                                 learning_rate=tc.learning_rate, weight_decay=tc.weight_decay)
-            source = PartitionSource(cfg, END, url)
-            rows = sum(len(c) for c in source.chunks())
-            ds = make_dataset(model, source, rows, tc.batch_size, shuffle_buffer=0)
-            batches = list(ds)
+            with PartitionSource(cfg, END, url, cache=False) as source:
+                rows = sum(len(c) for c in source.chunks())
+                ds = make_dataset(model, source, rows, tc.batch_size, shuffle_buffer=0)
+                batches = list(ds)
             cached = tf.data.Dataset.from_generator(
                 lambda: iter(batches), output_signature=ds.element_spec).apply(
                 tf.data.experimental.assert_cardinality(len(batches)))
@@ -158,6 +160,9 @@ def main() -> int:
     parser.add_argument("--users", type=int, default=1_000_000,
                         help="users of the user-embeddings section (default 1,000,000)")
     parser.add_argument("--sections", default="daily,embeddings,training")
+    parser.add_argument("--training-modes", default="postgres,memory,model_only",
+                        help="methods of the training section, in the order run each round "
+                        "(also: postgres_uncached, every epoch read from Postgres)")
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -219,7 +224,7 @@ def main() -> int:
             print(f"user embeddings at scale: {result['user_embeddings_at_scale']}",
                   file=sys.stderr, flush=True)
         if "training" in sections:
-            modes = ("postgres", "memory", "model_only")
+            modes = tuple(args.training_modes.split(","))
             runs: dict[str, list[dict]] = {m: [] for m in modes}
             for _ in range(args.rounds):
                 for mode in modes:
@@ -228,10 +233,12 @@ def main() -> int:
                                        r["peak_rss_mb"], "process_seconds": r["seconds"]})
                     print(f"training {mode}: {runs[mode][-1]}", file=sys.stderr, flush=True)
             rate = {m: statistics.median(x["samples_per_s"] for x in v) for m, v in runs.items()}
+            ratios = {f"{a}_vs_{b}": round(rate[a] / rate[b], 3)
+                      for a, b in (("postgres", "memory"), ("postgres_uncached", "memory"),
+                                   ("memory", "model_only"), ("postgres", "model_only"))
+                      if a in rate and b in rate}
             result["training"] = {
-                "runs": runs, "samples_per_s": rate,
-                "postgres_vs_memory": round(rate["postgres"] / rate["memory"], 3),
-                "memory_vs_model_only": round(rate["memory"] / rate["model_only"], 3),
+                "runs": runs, "samples_per_s": rate, **ratios,
                 "peak_rss_mb": {m: max(x["peak_rss_mb"] for x in v) for m, v in runs.items()}}
         started = time.perf_counter() - started
         result["seconds"] = round(started, 1)

@@ -459,6 +459,12 @@ class TrainingConfig(_Strict):
         "stays this size whatever the day's samples; the partition is read in a fixed "
         "pseudo-random order, so a buffer smaller than the day still mixes days and users; "
         "samples already in memory (benchmarks, tuning) are shuffled whole")
+    cache_samples: bool = Field(
+        default=True, description="the first read of the day's partition also keeps its "
+        "converted chunks in a private temporary folder on local disk (TMPDIR; about as "
+        "many bytes as the partition in Postgres), and later passes (epochs) read them "
+        "instead of Postgres; the folder is deleted when training ends.  false: every "
+        "pass reads Postgres")
     warm_start_max_gap_days: int = Field(
         default=7, ge=0, description="warm start from the newest checkpoint of an earlier "
         "bizdate at most this many days back (0 = always train from scratch); a later "

@@ -41,9 +41,8 @@ def load_partition(cur, cfg: PipelineConfig, table: str, bizdate: dt.date,
         raise MissingDataError(
             f"{table} has no partition for bizdate {bizdate}: run the samples task for that "
             f"bizdate first (`dropoutnet run --bizdate {bizdate} --tasks samples`)")
-    query = sql.render("read_partition.sql", schema=cfg.storage.schema_, table=table,
-                       label=cfg.label_name, features=cfg.features, shuffled=shuffled)
-    columns = db.fetch_columns(cur, query, {"bizdate": bizdate})
+    columns = db.fetch_columns(cur, read_query(cur, cfg, table, bizdate, shuffled),
+                               {"bizdate": bizdate})
     data = {
         "features": inputs.to_inputs(cfg.features, columns),
         "labels": np.asarray(columns[cfg.label_name], dtype=np.float32),
@@ -54,6 +53,22 @@ def load_partition(cur, cfg: PipelineConfig, table: str, bizdate: dt.date,
     if "split" in columns:
         data["splits"] = np.asarray(columns["split"], dtype=object)
     return data
+
+
+def read_query(cur, cfg: PipelineConfig, table: str, bizdate: dt.date,
+               shuffled: bool = False) -> str:
+    """The query reading one sample partition (``read_partition.sql``); ``shuffled``: in
+    training's fixed pseudo-random order, by the partition's ``shuffle_key`` when it has one
+    (the samples step writes it: no sort), else by the same hash (a sort)."""
+    keyed = False
+    if shuffled and table == "samples":
+        sql.execute(cur, "read_order_keyed.sql", params={"bizdate": bizdate},
+                    schema=cfg.storage.schema_)
+        row = cur.fetchone()
+        keyed = bool(row and row[0])
+    return sql.render("read_partition.sql", schema=cfg.storage.schema_, table=table,
+                      label=cfg.label_name, features=cfg.features, shuffled=shuffled,
+                      keyed=keyed)
 
 
 def partition_exists(cur, cfg: PipelineConfig, table: str, bizdate: dt.date) -> bool:

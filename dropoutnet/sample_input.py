@@ -4,8 +4,11 @@ A day of a real catalogue is millions of samples, so training never holds the da
 
 * a **source** yields the samples in chunks: :class:`PartitionSource` reads a partition with a
   server-side cursor in the binary protocol (:func:`dropoutnet.db.stream_columns`), a chunk at a
-  time; :class:`ArraySource` slices samples already in memory (the benchmarks, tuning, tests).
-  Both yield the same :class:`Chunk`, so the training code after them is one;
+  time, and keeps the converted chunks of that first read in a temporary file
+  (:class:`ChunkCache`, ``training.cache_samples``), which every later pass reads instead: one
+  query and one conversion per training, whatever the epochs; :class:`ArraySource` slices
+  samples already in memory (the benchmarks, tuning, tests).  Both yield the same
+  :class:`Chunk`, so the training code after them is one;
 * :func:`shuffled_batches` shuffles through a **bounded buffer** (``training.shuffle_buffer``
   rows) in numpy and cuts batches: the memory is the buffer's, whatever the day's size.
   Shuffling in numpy, a permutation of a whole buffer at a time, is about 4x faster on this
@@ -17,16 +20,25 @@ A day of a real catalogue is millions of samples, so training never holds the da
   factors (the factor prior's spread).  Its memory grows with the items, not the samples.
 
 A partition is read in a fixed pseudo-random order (``read_partition.sql`` with ``shuffled``),
-so a buffer much smaller than the day still mixes days and users; every epoch re-reads it, and
-the buffer permutes it differently each epoch.  The same rows in memory in the same order, with
-the shuffle off, give the same batches and the same model (a test holds that).
+so a buffer much smaller than the day still mixes days and users: the samples step numbers the
+rows in that order once (``shuffle_key``, a hash of the row's key), writes them in it and
+indexes it, so the read is an index scan in the table's physical order rather than a sort of
+the whole day (an external sort of 600 MB at a million samples, 5 s of the server's time).
+Every epoch passes the same rows in the same order, and the buffer permutes them differently
+each epoch.  The same rows in memory in the same order, with the shuffle off, give the same
+batches and the same model (a test holds that).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import pickle
+import shutil
+import tempfile
+import weakref
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
@@ -35,7 +47,7 @@ from . import db, inputs, sql
 from .config import FeatureSpec, PipelineConfig
 from .errors import MissingDataError
 
-__all__ = ["ArraySource", "Chunk", "PartitionSource", "SampleSource", "Scan", "scan",
+__all__ = ["ArraySource", "Chunk", "ChunkCache", "PartitionSource", "SampleSource", "Scan", "scan",
            "shuffled_batches"]
 
 # rows a source yields at a time (a few MB of the demo's samples)
@@ -123,13 +135,22 @@ class ArraySource:
 
 
 class PartitionSource:
-    """One bizdate's partition of a sample table, streamed (each :meth:`chunks` call reads it
-    again, in the same order)."""
+    """One bizdate's partition of a sample table, streamed (each :meth:`chunks` call yields it
+    again, in the same order).
+
+    With ``cache`` (``training.cache_samples`` unless told), the first complete read also
+    writes each converted chunk to a private temporary folder on local disk
+    (:class:`ChunkCache`), and every later :meth:`chunks` call reads that file instead of
+    Postgres: later epochs cost neither the query nor the conversion, and memory stays one
+    chunk.  :meth:`close` (or leaving a ``with`` block) deletes the folder; so does the
+    interpreter's exit or the source's garbage collection, whichever comes first.
+    """
 
     has_item_ids = has_sample_dates = True
 
     def __init__(self, cfg: PipelineConfig, bizdate: dt.date, url: str | None = None,
-                 table: str = "samples", chunk_rows: int = CHUNK_ROWS) -> None:
+                 table: str = "samples", chunk_rows: int = CHUNK_ROWS,
+                 cache: bool | None = None) -> None:
         from . import sample_data
 
         with db.transaction(url) as cur:
@@ -137,12 +158,26 @@ class PartitionSource:
                 raise MissingDataError(
                     f"{table} has no partition for bizdate {bizdate}: run the samples task for "
                     f"that bizdate first (`dropoutnet run --bizdate {bizdate} --tasks samples`)")
+            self.query = sample_data.read_query(cur, cfg, table, bizdate, shuffled=True)
         self.cfg, self.bizdate, self.url, self.chunk_rows = cfg, bizdate, url, chunk_rows
         self.table = table
-        self.query = sql.render("read_partition.sql", schema=cfg.storage.schema_, table=table,
-                                label=cfg.label_name, features=cfg.features, shuffled=True)
+        use_cache = cfg.training.cache_samples if cache is None else cache
+        self.cache = ChunkCache(f"{table}-{bizdate:%Y%m%d}") if use_cache else None
+
+    def __enter__(self) -> PartitionSource:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Delete the chunk cache (a later :meth:`chunks` reads Postgres again)."""
+        if self.cache is not None:
+            self.cache.clear()
 
     def counts(self) -> tuple[int, int]:
+        if self.cache is not None and self.cache.complete:
+            return self.cache.rows, self.cache.positives
         with db.transaction(self.url) as cur:
             sql.execute(cur, "train_sample_counts.sql", params={"bizdate": self.bizdate},
                         schema=self.cfg.storage.schema_, table=self.table,
@@ -151,6 +186,14 @@ class PartitionSource:
         return int(rows), int(positives)
 
     def chunks(self) -> Iterator[Chunk]:
+        if self.cache is None:
+            yield from self._read()
+        elif self.cache.complete:
+            yield from self.cache.read()
+        else:
+            yield from self.cache.fill(self._read())
+
+    def _read(self) -> Iterator[Chunk]:
         from .features import to_numpy_batch
 
         for columns in db.stream_columns(self.url, self.query, {"bizdate": self.bizdate},
@@ -160,6 +203,88 @@ class PartitionSource:
             yield Chunk(features, np.asarray(columns[self.cfg.label_name], dtype=np.float32),
                         np.asarray(columns["item_id"], dtype=object).astype(str),
                         _days(columns["sample_date"]))
+
+
+# Strings of an object array are stored as one string, joined by NUL: a PostgreSQL text value
+# cannot hold one, and pickling one string is 4x faster than an array of them
+_SEPARATOR = "\0"
+
+
+def _pack(values: np.ndarray | None) -> Any:
+    if values is None or values.dtype != object:
+        return values
+    return ("strings", len(values), _SEPARATOR.join(values.tolist()))
+
+
+def _unpack(values: Any) -> np.ndarray | None:
+    if not isinstance(values, tuple):
+        return values
+    _, n, text = values
+    out = np.empty(n, dtype=object)
+    if n:
+        out[:] = text.split(_SEPARATOR)
+    return out
+
+
+def _packed(chunk: Chunk) -> tuple:
+    return ({k: _pack(v) for k, v in chunk.features.items()}, chunk.labels,
+            _pack(chunk.item_ids), chunk.sample_dates)
+
+
+def _unpacked(packed: tuple) -> Chunk:
+    features, labels, item_ids, sample_dates = packed
+    return Chunk({k: _unpack(v) for k, v in features.items()}, labels, _unpack(item_ids),
+                 sample_dates)
+
+
+class ChunkCache:
+    """Chunks kept on local disk, in order: one file of pickled chunks in a private folder
+    (``mkdtemp``, mode 0700, under ``TMPDIR``) that only this process writes and reads.
+
+    :meth:`fill` passes chunks through while appending them; the cache is :attr:`complete`
+    only once the whole stream has gone through (an abandoned pass leaves it empty, and the
+    next pass fills it again).  :meth:`read` yields the chunks back one at a time.
+    """
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.folder: Path | None = None
+        self.complete = False
+        self.rows = self.positives = 0
+        self._finalizer: weakref.finalize | None = None
+
+    @property
+    def path(self) -> Path | None:
+        return None if self.folder is None else self.folder / "chunks.pickle"
+
+    def fill(self, chunks: Iterable[Chunk]) -> Iterator[Chunk]:
+        self.clear()
+        folder = self.folder = Path(tempfile.mkdtemp(prefix=f"dropoutnet-{self.name}-"))
+        self._finalizer = weakref.finalize(self, shutil.rmtree, folder, True)
+        rows = positives = 0
+        with open(folder / "chunks.pickle", "wb") as out:
+            for chunk in chunks:
+                pickle.dump(_packed(chunk), out, protocol=pickle.HIGHEST_PROTOCOL)
+                rows += len(chunk)
+                positives += int(np.sum(chunk.labels > 0.5))
+                yield chunk
+        if self.folder == folder:  # not cleared (or refilled) while this pass was suspended
+            self.complete, self.rows, self.positives = True, rows, positives
+
+    def read(self) -> Iterator[Chunk]:
+        with open(self.path, "rb") as src:
+            while True:
+                try:
+                    packed = pickle.load(src)  # our own file, written by fill() above
+                except EOFError:
+                    return
+                yield _unpacked(packed)
+
+    def clear(self) -> None:
+        self.complete, self.rows, self.positives = False, 0, 0
+        if self._finalizer is not None:
+            self._finalizer()  # removes the folder, once
+        self.folder = self._finalizer = None
 
 
 def shuffled_batches(chunks: Iterable[Chunk], batch_size: int, buffer_rows: int,

@@ -175,9 +175,16 @@ eval_rows as (
     returning 1
 )
 
-insert into {{ qualified(schema, train_stage) }} (dt, sample_date, user_id, item_id, {{ label | ident }}{% for f in feature_list %}, {{ f.name | ident }}{% endfor %})
-select dt, sample_date, user_id, item_id, label{% for f in feature_list %}, {{ f.name | ident }}{% endfor %}
-
+-- the training rows, numbered in a fixed pseudo-random order (a hash of the row's key, ties by
+-- the key) and written in that order: training reads them by that number through an index
+-- (samples_read_order.sql) in the table's physical order, without a sort per epoch; the
+-- order mixes days and users, so that training's bounded shuffle buffer need not hold the day
+insert into {{ qualified(schema, train_stage) }} (dt, sample_date, user_id, item_id, {{ label | ident }}{% for f in feature_list %}, {{ f.name | ident }}{% endfor %}, shuffle_key)
+select dt, sample_date, user_id, item_id, label{% for f in feature_list %}, {{ f.name | ident }}{% endfor %},
+    row_number() over (
+        order by md5(concat_ws('/', user_id, item_id, sample_date)), sample_date, user_id, item_id
+    ) as shuffle_key
 from split
 where eval_split is null
-  and not is_new_item;
+  and not is_new_item
+order by shuffle_key;

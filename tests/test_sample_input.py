@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from dropoutnet import db, sample_data
+from dropoutnet import db, sample_data, sql
 from dropoutnet.config import load_config
 from dropoutnet.errors import MissingDataError
 from dropoutnet.model import item_log_frequency
@@ -78,6 +78,71 @@ def test_a_streamed_partition_trains_the_same_model_as_the_rows_in_memory(env, t
     for key in a:
         if isinstance(a[key], tf.Variable):
             np.testing.assert_allclose(a[key].numpy(), b[key].numpy(), atol=1e-6, err_msg=key)
+
+
+def _equal_chunks(a: Chunk, b: Chunk) -> None:
+    assert a.features.keys() == b.features.keys()
+    for name in a.features:
+        assert a.features[name].dtype == b.features[name].dtype, name
+        np.testing.assert_array_equal(a.features[name], b.features[name], err_msg=name)
+    for name in ("labels", "item_ids", "sample_dates"):
+        x, y = getattr(a, name), getattr(b, name)
+        assert x.dtype == y.dtype, name
+        np.testing.assert_array_equal(x, y, err_msg=name)
+
+
+def test_later_passes_read_the_disk_cache_and_close_deletes_it(env, monkeypatch):
+    cfg = env["cfg"]
+    with PartitionSource(cfg, END, env["url"], chunk_rows=100, cache=True) as source:
+        uncached = list(PartitionSource(cfg, END, env["url"], chunk_rows=100,
+                                        cache=False).chunks())
+        partial = source.chunks()
+        next(partial)
+        partial.close()  # a pass abandoned midway keeps nothing: the next one reads Postgres
+        assert not source.cache.complete
+        first = list(source.chunks())
+        folder = source.cache.folder
+        assert source.cache.complete and (folder.stat().st_mode & 0o777) == 0o700
+
+        def no_postgres(*args, **kwargs):
+            raise AssertionError("read Postgres again")
+
+        monkeypatch.setattr(db, "stream_columns", no_postgres)
+        monkeypatch.setattr(db, "transaction", no_postgres)
+        second = list(source.chunks())
+        assert source.counts() == (len(env["memory"]["labels"]),
+                                   int(np.sum(env["memory"]["labels"] > 0.5)))
+        assert len(first) == len(second) == len(uncached) > 3
+        for a, b, c in zip(first, second, uncached):
+            _equal_chunks(a, b)
+            _equal_chunks(a, c)
+    assert not folder.exists() and not source.cache.complete
+
+
+def test_the_samples_step_numbers_the_rows_in_the_read_order_and_indexes_it(env):
+    """The partition's shuffle_key numbers its rows in the order of the hash of their key, so
+    that reading by it (an index scan) gives the order of sorting by the hash."""
+    cfg, url = env["cfg"], env["url"]
+    schema = cfg.storage.schema_
+    with db.transaction(url) as cur:
+        keyed = sample_data.read_query(cur, cfg, "samples", END, shuffled=True)
+        assert "order by shuffle_key" in keyed
+        sorted_by_hash = sql.render(
+            "read_partition.sql", schema=schema, table="samples", label=cfg.label_name,
+            features=cfg.features, shuffled=True, keyed=False)
+        cur.execute(f'select shuffle_key from "{schema}".samples where dt = %s '
+                    "order by md5(concat_ws('/', user_id, item_id, sample_date))", (END,))
+        keys = [k for (k,) in cur.fetchall()]
+        cur.execute(f'select indexdef from pg_indexes where schemaname = %s '
+                    "and tablename = %s", (schema, db.partition_name("samples", END)))
+        indexes = [d for (d,) in cur.fetchall()]
+    assert keys == list(range(1, len(env["memory"]["labels"]) + 1))
+    assert any("(shuffle_key)" in d for d in indexes), indexes
+    by_key = Chunk.concat(list(PartitionSource(cfg, END, url, cache=False).chunks()))
+    with db.transaction(url) as cur:
+        hashed = db.fetch_columns(cur, sorted_by_hash, {"bizdate": END})
+    np.testing.assert_array_equal(by_key.item_ids, np.asarray(hashed["item_id"]).astype(str))
+    np.testing.assert_array_equal(by_key.labels, np.asarray(hashed[cfg.label_name], np.float32))
 
 
 def _input_peak(chunks, batch_size: int, buffer_rows: int) -> int:

@@ -111,6 +111,8 @@ def build_samples(cfg: PipelineConfig, bizdate: dt.date, url: str | None = None)
                     counts[key] = figures
                 else:
                     counts.setdefault(key, {})[split] = figures
+        # training reads the rows by shuffle_key through this index, without a sort
+        sql.execute(cur, "samples_read_order.sql", schema=schema, stage=train_stage)
         if counts["train"]["samples"] == 0:
             raise MissingDataError(
                 f"no training samples for bizdate {bizdate}: the raw events table has no "

@@ -41,8 +41,9 @@ def train(cfg: PipelineConfig, bizdate: dt.date, pipeline_run: str,
                  cfg.training.warm_start_max_gap_days, bizdate)
     registry.start_run(cfg, bizdate, run_id, pipeline_run, warm, url)
     try:
-        stats = train_samples(cfg, samples, boundaries, paths.checkpoints,
-                              warm.checkpoints if warm else None)
+        with samples:  # deletes the samples' disk cache (training.cache_samples) on leaving
+            stats = train_samples(cfg, samples, boundaries, paths.checkpoints,
+                                  warm.checkpoints if warm else None)
         stats.pop("history", None)
         stats.update(run_id=run_id, warm_start_from=warm.bizdate.isoformat() if warm else None,
                      warm_start_run=warm.run_id if warm else None)

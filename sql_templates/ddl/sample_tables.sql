@@ -23,6 +23,12 @@ alter table {{ qualified(schema, table) }}
 {% endfor %}
 {% endfor %}
 
+-- a training row's place in the order training reads it (samples.sql numbers the rows by a
+-- hash of their key once, and samples_read_order.sql indexes it), so that the reads need no
+-- sort; partitions written before it have none and are read in the same order by sorting
+alter table {{ qualified(schema, 'samples') }}
+    add column if not exists shuffle_key bigint;
+
 -- the eval split; partitions written before splits existed hold only cold items
 alter table {{ qualified(schema, 'eval_samples') }}
     add column if not exists split text not null default 'cold_items';
