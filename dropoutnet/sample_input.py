@@ -32,7 +32,9 @@ batches and the same model (a test holds that).
 from __future__ import annotations
 
 import datetime as dt
+import os
 import pickle
+import re
 import shutil
 import tempfile
 import weakref
@@ -243,7 +245,9 @@ class ChunkCache:
 
     :meth:`fill` passes chunks through while appending them; the cache is :attr:`complete`
     only once the whole stream has gone through (an abandoned pass leaves it empty, and the
-    next pass fills it again).  :meth:`read` yields the chunks back one at a time.
+    next pass fills it again).  :meth:`read` yields the chunks back one at a time.  The
+    folder's name carries the process id, so a fill first sweeps the folders that killed
+    trainings left (:func:`sweep_stale_caches`).
     """
 
     def __init__(self, name: str) -> None:
@@ -259,7 +263,9 @@ class ChunkCache:
 
     def fill(self, chunks: Iterable[Chunk]) -> Iterator[Chunk]:
         self.clear()
-        folder = self.folder = Path(tempfile.mkdtemp(prefix=f"dropoutnet-{self.name}-"))
+        sweep_stale_caches()
+        folder = self.folder = Path(tempfile.mkdtemp(
+            prefix=f"dropoutnet-{self.name}-pid{os.getpid()}-"))
         self._finalizer = weakref.finalize(self, shutil.rmtree, folder, True)
         rows = positives = 0
         with open(folder / "chunks.pickle", "wb") as out:
@@ -285,6 +291,30 @@ class ChunkCache:
         if self._finalizer is not None:
             self._finalizer()  # removes the folder, once
         self.folder = self._finalizer = None
+
+
+def sweep_stale_caches(tmp: Path | None = None) -> list[Path]:
+    """Delete the chunk-cache folders (under ``tmp``, default ``TMPDIR``) that this user's
+    dead processes left: a training killed with SIGKILL runs no finalizer.  A folder's name
+    carries its process id; a folder whose process still runs (or whose id was reused) is
+    kept.  Returns the folders removed."""
+    removed = []
+    for folder in Path(tmp or tempfile.gettempdir()).glob("dropoutnet-*-pid*-*"):
+        match = _CACHE_PID.search(folder.name)
+        try:
+            if not match or not folder.is_dir() or folder.stat().st_uid != os.getuid():
+                continue
+            os.kill(int(match.group(1)), 0)  # raises when no such process
+        except ProcessLookupError:
+            shutil.rmtree(folder, ignore_errors=True)
+            removed.append(folder)
+        except OSError:  # another user's process, or the folder went meanwhile
+            continue
+    return removed
+
+
+# the process id in a cache folder's name: dropoutnet-<name>-pid<pid>-<random>
+_CACHE_PID = re.compile(r"-pid(\d+)-[^-]*$")
 
 
 def shuffled_batches(chunks: Iterable[Chunk], batch_size: int, buffer_rows: int,

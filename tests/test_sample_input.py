@@ -6,6 +6,10 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
+import os
+import subprocess
+import sys
+import tempfile
 import tracemalloc
 
 import numpy as np
@@ -16,7 +20,8 @@ from dropoutnet import db, sample_data, sql
 from dropoutnet.config import load_config
 from dropoutnet.errors import MissingDataError
 from dropoutnet.model import item_log_frequency
-from dropoutnet.sample_input import ArraySource, Chunk, PartitionSource, scan, shuffled_batches
+from dropoutnet.sample_input import ArraySource, Chunk, ChunkCache, PartitionSource, scan, \
+    shuffled_batches, sweep_stale_caches
 from dropoutnet.steps.samples import build_samples
 from dropoutnet.training import checkpoint_variables, load_trained_model, train_model, \
     train_samples
@@ -119,6 +124,26 @@ def test_later_passes_read_the_disk_cache_and_close_deletes_it(env, monkeypatch)
     assert not folder.exists() and not source.cache.complete
 
 
+def test_a_killed_trainings_cache_folder_is_swept_by_the_next_one(tmp_path, monkeypatch):
+    """SIGKILL runs no finalizer: the next cache sweeps the folders of dead processes."""
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)
+    stale = tmp_path / f"dropoutnet-samples-20261130-pid{int(dead.stdout)}-k2x_9q"
+    alive = tmp_path / f"dropoutnet-samples-20261129-pid{os.getpid()}-a7b_3c"
+    other = tmp_path / "dropoutnet-notes"  # not a cache folder
+    for folder in (stale, alive, other):
+        folder.mkdir()
+        (folder / "chunks.pickle").write_bytes(b"x")
+    cache = ChunkCache("samples-20261201")
+    chunk = Chunk({"x": np.arange(3.0)}, np.zeros(3, np.float32), None, None)
+    assert len(list(cache.fill(iter([chunk])))) == 1 and cache.complete
+    assert not stale.exists() and alive.exists() and other.exists()
+    assert f"-pid{os.getpid()}-" in cache.folder.name
+    cache.clear()
+    assert sweep_stale_caches(tmp_path) == [] and alive.exists()
+
+
 def test_the_samples_step_numbers_the_rows_in_the_read_order_and_indexes_it(env):
     """The partition's shuffle_key numbers its rows in the order of the hash of their key, so
     that reading by it (an index scan) gives the order of sorting by the hash."""
@@ -133,7 +158,7 @@ def test_the_samples_step_numbers_the_rows_in_the_read_order_and_indexes_it(env)
         cur.execute(f'select shuffle_key from "{schema}".samples where dt = %s '
                     "order by md5(concat_ws('/', user_id, item_id, sample_date))", (END,))
         keys = [k for (k,) in cur.fetchall()]
-        cur.execute(f'select indexdef from pg_indexes where schemaname = %s '
+        cur.execute('select indexdef from pg_indexes where schemaname = %s '
                     "and tablename = %s", (schema, db.partition_name("samples", END)))
         indexes = [d for (d,) in cur.fetchall()]
     assert keys == list(range(1, len(env["memory"]["labels"]) + 1))
