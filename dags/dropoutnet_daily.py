@@ -50,7 +50,6 @@ keeps those versions as superseded: it never puts an old model live unless `make
 """
 
 DAG_ID = "dropoutnet_daily"
-DB_CONN_ID = "dropoutnet_db"  # the pipeline's database, an Airflow Postgres connection
 
 
 def _config_path() -> str | None:
@@ -58,8 +57,9 @@ def _config_path() -> str | None:
 
 
 def _database(check: bool = False) -> None:
-    """Point this task process at the pipeline's database: the Airflow connection DB_CONN_ID
-    (required; ``check`` also connects once, in the run's first task)."""
+    """Point this task process at the pipeline's database: the Airflow connection
+    ``airflow_connection.CONN_ID`` (required; ``check`` also connects once, in the run's first
+    task)."""
     from airflow.sdk import BaseHook, Connection
     from airflow.sdk.exceptions import AirflowNotFoundException
 
@@ -73,10 +73,10 @@ def _database(check: bool = False) -> None:
 
     def parse(value: str):  # what Airflow makes of an AIRFLOW_CONN_... value, or its error
         if value.lstrip().startswith("{"):
-            return Connection.from_json(value, conn_id=DB_CONN_ID)
-        return Connection(conn_id=DB_CONN_ID, uri=value)
+            return Connection.from_json(value, conn_id=airflow_connection.CONN_ID)
+        return Connection(conn_id=airflow_connection.CONN_ID, uri=value)
 
-    airflow_connection.use(lookup, DB_CONN_ID, parse=parse, check=check)
+    airflow_connection.use(lookup, parse=parse, check=check)
 
 
 def _run() -> str:

@@ -88,10 +88,13 @@ class Chunk:
 
 class SampleSource(Protocol):
     """Where training reads its samples: each :meth:`chunks` call yields them all again, in
-    the same order; ``has_item_ids`` / ``has_sample_dates`` say whether chunks carry those."""
+    the same order; ``has_item_ids`` / ``has_sample_dates`` say whether chunks carry those;
+    ``in_memory``: the samples are held already, so training shuffles them whole (the buffer
+    only bounds the memory of a source that is read)."""
 
     has_item_ids: bool
     has_sample_dates: bool
+    in_memory: bool
 
     def chunks(self) -> Iterator[Chunk]: ...
 
@@ -126,6 +129,7 @@ class ArraySource:
 
     has_item_ids = property(lambda self: self.item_ids is not None)
     has_sample_dates = property(lambda self: self.sample_dates is not None)
+    in_memory = True
 
     def counts(self) -> tuple[int, int]:
         return len(self.labels), int(np.sum(self.labels > 0.5))
@@ -149,6 +153,7 @@ class PartitionSource:
     """
 
     has_item_ids = has_sample_dates = True
+    in_memory = False
 
     def __init__(self, cfg: PipelineConfig, bizdate: dt.date, url: str | None = None,
                  table: str = "samples", chunk_rows: int = CHUNK_ROWS,

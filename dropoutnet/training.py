@@ -384,7 +384,7 @@ def train_samples(cfg: PipelineConfig, source: SampleSource,
         model.factor_scale.assign(0.0)  # no samples today: the term is off
 
     buffer = tc.shuffle_buffer
-    if buffer and isinstance(source, ArraySource):  # already in memory: shuffled whole
+    if buffer and source.in_memory:  # already in memory: shuffled whole
         buffer = max(buffer, seen.rows)
     ds = make_dataset(model, source, seen.rows, tc.batch_size, shuffle_buffer=buffer,
                       seed=tc.seed, item_logq=seen.item_log_frequency() if logq else None)
