@@ -385,6 +385,25 @@ def test_validation_folds_hold_out_arrivals_of_the_training_ratings_only(databas
     assert lines[1].startswith("trial 1/2: recall@1 ") and len(result["trials"]) == 2
 
 
+def test_training_never_sees_a_candidate():
+    from dropoutnet.benchmarks.movielens import without_items
+
+    # a fold's held-out movie (7) drawn as a sampled negative twice; the rest stays aligned
+    train = {"features": {"i_year": np.array([1990.0, 1997.0, 1995.0, 1997.0]),
+                          "i_genres": np.array(["a", "b", "c", "b"], dtype=object)},
+             "labels": np.array([1.0, 0.0, 0.0, 0.0], dtype=np.float32),
+             "item_ids": np.array(["3", "7", "4", "7"], dtype=object),
+             "user_ids": np.array(["1", "1", "2", "2"], dtype=object),
+             "sample_dates": np.array(["2024-01-01"] * 4, dtype=object)}
+    out = without_items(train, np.array([7]))
+    assert list(out["item_ids"]) == ["3", "4"] and list(out["user_ids"]) == ["1", "2"]
+    assert list(out["labels"]) == [1.0, 0.0]
+    assert list(out["features"]["i_year"]) == [1990.0, 1995.0]
+    assert list(out["features"]["i_genres"]) == ["a", "c"]
+    assert len(train["item_ids"]) == 4  # the partition read is left as it was
+    assert without_items(train, np.array([9])) is train
+
+
 def test_folds_are_scored_at_the_share_of_candidates_the_test_ranks():
     from dropoutnet.benchmarks.movielens import same_share_k
 
