@@ -95,6 +95,8 @@ def cmd_versions(args: argparse.Namespace) -> int:
 
 
 def cmd_stream(args: argparse.Namespace) -> int:
+    from pydantic import ValidationError
+
     from .stream import source
     from .stream.worker import Worker
 
@@ -103,11 +105,14 @@ def cmd_stream(args: argparse.Namespace) -> int:
     cfg = pipeline.load(args.config)
     overrides = {k: v for k, v in (("service_url", args.service_url),
                                    ("metrics_host", args.metrics_host)) if v is not None}
-    if args.service_url is not None and not args.service_url.startswith(("http://", "https://")):
-        raise ConfigError(f"--service-url {args.service_url!r} is not an http(s) URL; for "
-                          "example http://model-service:8501")
     if overrides:  # where this worker finds the model service / serves its metrics
-        cfg = cfg.model_copy(update={"stream": cfg.stream.model_copy(update=overrides)})
+        try:
+            stream = type(cfg.stream).model_validate(cfg.stream.model_dump() | overrides)
+        except ValidationError as e:
+            error = e.errors()[0]
+            flag = "--" + str(error["loc"][0]).replace("_", "-")
+            raise ConfigError(f"{flag} {error['msg'].removeprefix('Value error, ')}") from e
+        cfg = cfg.model_copy(update={"stream": stream})
     if args.status:
         answer = status(cfg)
         _print_json(answer)

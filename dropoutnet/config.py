@@ -23,6 +23,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+import urllib.parse
 from pathlib import Path
 from typing import Annotated, Literal, Sequence
 
@@ -774,6 +775,15 @@ class StreamConfig(_Strict):
     metrics_port: int = Field(default=9464, ge=0, le=65535)
     heartbeat_seconds: float = Field(default=5, gt=0)
     stale_after_minutes: float = Field(default=30, gt=0)
+
+    @field_validator("service_url")
+    @classmethod
+    def _service_url(cls, v: str) -> str:
+        parts = urllib.parse.urlsplit(v)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"{v!r} is not an http(s) URL with a host; for example "
+                             "http://model-service:8501")
+        return v
 
 
 class StorageConfig(_Strict):

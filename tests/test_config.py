@@ -358,3 +358,11 @@ def test_index_build_and_storage_settings_are_validated(tmp_path):
         assert cfg.storage.vector_type == "halfvec"
         assert (cfg.retrieval.hnsw.maintenance_work_mem,
                 cfg.retrieval.hnsw.maintenance_work_mem_kb) == (size, kb)
+
+
+@pytest.mark.parametrize("url", ["model-service:8501", "ftp://model-service", "http://"])
+def test_stream_service_url_must_be_http_with_a_host(tmp_path, url):
+    msg = _load_with(tmp_path, lambda d: d.setdefault("stream", {}).update(service_url=url))
+    assert "stream.service_url" in msg
+    assert f"{url!r} is not an http(s) URL with a host" in msg
+    assert "http://model-service:8501" in msg
