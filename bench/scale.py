@@ -3,20 +3,28 @@ the HNSW index, querying it.
 
     .venv/bin/python bench/scale.py [--items 100000] [--dim 33] [--rounds 3] [--out bench/results]
     .venv/bin/python bench/scale.py --configs m=16 storage=halfvec m=24,ef_construction=128
+    .venv/bin/python bench/scale.py --sections load --items 1000000 --name copy-1m.json
 
 Runs in a temporary ``DROPOUTNET_HOME`` with its own embedded Postgres.  **Load**: ``--items``
 clustered unit vectors of ``--dim`` (the demo model's 32 + the prior) with their ids and
 creation times, written into a fresh table of the embedding store's shape, side by side:
 
-* ``binary_copy``: what the pipeline does (:func:`dropoutnet.vectors.copy_binary`, then
-  ``COPY ... (format binary)``), our encoding included;
-* ``binary_copy_halfvec``: the same into a ``halfvec`` column (``storage.vector_type:
+* ``binary_copy``: the pipeline's encoding (:func:`dropoutnet.vectors.copy_binary`), the
+  whole payload at once, then ``COPY ... (format binary)``, our encoding included;
+* ``binary_copy_streamed``: the same rows sent as the embedding tasks send theirs
+  (:func:`dropoutnet.vectors.copy_reader`: chunks of the tasks' 8,192 rows encoded as COPY
+  reads them, 1 MB reads), so our encoding and the server's parsing overlap;
+* ``binary_copy_halfvec``: ``binary_copy`` into a ``halfvec`` column (``storage.vector_type:
   halfvec``: float16s on the wire);
 * ``text_copy``: the text COPY the pipeline used before (each float formatted ``%.7g``);
 * ``executemany``: psycopg2's ``execute_values`` INSERT, pages of 1,000 rows.
 
 Every method runs ``--rounds`` times, interleaved; the JSON reports the median rows/s of each
-and their ratios (this machine is shared: read the ratios).
+and their ratios (this machine is shared: read the ratios).  Before the server starts,
+``encode`` times our encoding alone, :func:`dropoutnet.vectors.copy_binary` (vectorised in
+numpy) against :func:`per_row_copy_binary` (the per-row ``struct.pack`` encoder it replaced),
+``--rounds`` times interleaved, on the load's rows (ids all of one width) and on the same rows
+with ids of 2 to 7 characters: median rows/s, their ratio, and whether the bytes are equal.
 
 **Index**: one table per index setting (``--configs``, each ``key=value,...`` over ``m``,
 ``ef_construction``, ``maintenance_work_mem``, ``storage``; a key left out takes ``--m``,
@@ -40,7 +48,11 @@ exactness).
 The JSON keeps its shape: ``hnsw_build_s``, ``hnsw`` and ``query`` are the first setting's;
 ``index_configs`` lists every setting with its build and queries, and ``targets`` says, per
 setting, the smallest ``ef_search`` reaching recall@100 0.97 and whether it also meets p99
-<= 15 ms and >= 300 QPS at concurrency 4.  Prints the JSON and writes ``OUT/scale.json``.
+<= 15 ms and >= 300 QPS at concurrency 4.
+
+``--sections`` (``load,index,query`` by default) runs a part only, e.g. ``load``; ``query``
+needs ``index``.  A section not run leaves its keys out.  Prints the JSON and writes
+``OUT/NAME`` (``--name``, ``scale.json`` by default).
 """
 
 from __future__ import annotations
@@ -53,6 +65,7 @@ import os
 import re
 import shutil
 import statistics
+import struct
 import sys
 import tempfile
 import threading
@@ -83,11 +96,64 @@ def text_copy_payload(rows, vectors) -> bytes:
     return ("\n".join(lines) + "\n").encode()
 
 
+def per_row_copy_binary(rows, vectors, *, vector_type: str = "vector") -> bytes:
+    """The binary COPY payload as :func:`dropoutnet.vectors.copy_binary` encoded it before it
+    was vectorised: a row at a time, ``struct.pack`` per field.  The reference for its bytes
+    (``tests/test_vectors.py``) and for the encode-only rates."""
+    from dropoutnet.vectors import _COPY_HEADER, _COPY_TRAILER, _PG_EPOCH, stored_values
+
+    vectors = stored_values(vectors, vector_type)
+    dim = vectors.shape[1] if vectors.ndim == 2 else 0
+    vector_head = struct.pack("!ihh", 4 + vectors.dtype.itemsize * dim, dim, 0)
+    out = [_COPY_HEADER]
+    for values, vector in zip(rows, vectors):
+        out.append(struct.pack("!h", len(values) + 1))
+        for v in values:
+            if v is None:
+                out.append(struct.pack("!i", -1))
+            elif isinstance(v, dt.datetime):
+                moment = v if v.tzinfo else v.replace(tzinfo=dt.timezone.utc)
+                out.append(struct.pack("!iq", 8, (moment - _PG_EPOCH) // dt.timedelta(
+                    microseconds=1)))
+            elif isinstance(v, dict):
+                data = b"\x01" + json.dumps(v, ensure_ascii=False,
+                                             separators=(",", ":")).encode()
+                out += [struct.pack("!i", len(data)), data]
+            else:
+                text = str(v).encode()
+                out += [struct.pack("!i", len(text)), text]
+        out += [vector_head, vector.tobytes()]
+    out.append(_COPY_TRAILER)
+    return b"".join(out)
+
+
+def encode_rates(rows, vectors, rounds: int) -> dict:
+    """Encode-only rows/s of :func:`dropoutnet.vectors.copy_binary` (vectorised) and of
+    :func:`per_row_copy_binary` on the same rows, interleaved over ``rounds``: medians, their
+    ratio, and whether the payloads are byte for byte the same."""
+    from dropoutnet.vectors import copy_binary
+
+    encoders = {"vectorised": copy_binary, "per_row": per_row_copy_binary}
+    seconds: dict[str, list[float]] = {name: [] for name in encoders}
+    payloads = {}
+    for _ in range(rounds):
+        for name, encode in encoders.items():
+            started = time.perf_counter()
+            payloads[name] = encode(rows, vectors)
+            seconds[name].append(time.perf_counter() - started)
+    rate = {name: round(len(rows) / statistics.median(s)) for name, s in seconds.items()}
+    same = payloads["vectorised"] == payloads["per_row"]
+    return {"rows_per_s": rate, "vectorised_vs_per_row": round(
+        rate["vectorised"] / rate["per_row"], 2), "identical_bytes": same,
+        "payload_mb": round(len(payloads["vectorised"]) / 2 ** 20, 1)}
+
+
 def load(cur, method: str, rows, vectors, dim: int) -> float:
     """Seconds to load ``rows`` and ``vectors`` into a fresh table, encoding included."""
     from psycopg2.extras import execute_values
 
-    from dropoutnet.vectors import copy_binary
+    from dropoutnet.steps.embeddings import CHUNK_ROWS
+    from dropoutnet.vectors import copy_binary, copy_reader
 
     vector_type = "halfvec" if method == "binary_copy_halfvec" else "vector"
     cur.execute("drop table if exists bench_load")
@@ -95,7 +161,11 @@ def load(cur, method: str, rows, vectors, dim: int) -> float:
                 f"created_at timestamptz, embedding {vector_type}({int(dim)}))")
     started = time.perf_counter()
     columns = "bench_load (model_version, item_id, created_at, embedding)"
-    if method.startswith("binary_copy"):
+    if method == "binary_copy_streamed":  # as write_candidate_chunks sends the embedding chunks
+        cur.copy_expert(f"copy {columns} from stdin with (format binary)",
+                        copy_reader((rows[k:k + CHUNK_ROWS], vectors[k:k + CHUNK_ROWS])
+                                    for k in range(0, len(rows), CHUNK_ROWS)), size=1 << 20)
+    elif method.startswith("binary_copy"):
         cur.copy_expert(f"copy {columns} from stdin with (format binary)",
                         io.BytesIO(copy_binary(rows, vectors, vector_type=vector_type)))
     elif method == "text_copy":
@@ -113,6 +183,7 @@ K = 100
 EF_SEARCH = (100, 200, 400)  # at least K: an HNSW scan returns at most ef_search rows
 CONCURRENCY = (4, 16)
 VERSION = "20261130"
+SECTIONS = ("load", "index", "query")
 CONFIG_KEYS = {"m": "m", "ef_construction": "ef_construction", "efc": "ef_construction",
                "maintenance_work_mem": "maintenance_work_mem", "mwm": "maintenance_work_mem",
                "storage": "storage"}
@@ -356,8 +427,18 @@ def main() -> int:
                              "ef_construction|efc, maintenance_work_mem|mwm, storage; the "
                              "rest from the single options)")
     parser.add_argument("--ef-search", type=int, nargs="+", default=list(EF_SEARCH))
+    parser.add_argument("--sections", default=",".join(SECTIONS),
+                        help="what to measure, comma-separated, of load, index, query (query "
+                             "needs index)")
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results")
+    parser.add_argument("--name", default="scale.json", help="the JSON's file name in --out")
     args = parser.parse_args()
+    sections = set(args.sections.split(","))
+    if not sections <= set(SECTIONS) or not sections:
+        parser.error(f"--sections {args.sections!r}: a comma-separated subset of "
+                     f"{','.join(SECTIONS)}")
+    if "query" in sections and "index" not in sections:
+        parser.error("--sections: query needs index (it queries the indexes built there)")
     if min(args.ef_search) < K:
         parser.error(f"--ef-search must be at least {K}: an HNSW scan returns at most "
                      f"ef_search rows")
@@ -380,52 +461,70 @@ def main() -> int:
     vectors, queries = drawn[:args.items], drawn[args.items:]
     now = dt.datetime.now(dt.timezone.utc)
     rows = [(VERSION, f"i{k:07d}", now - dt.timedelta(seconds=k)) for k in range(args.items)]
-    methods = ("binary_copy", "binary_copy_halfvec", "text_copy", "executemany")
+    methods = ("binary_copy", "binary_copy_streamed", "binary_copy_halfvec", "text_copy",
+               "executemany")
     seconds: dict[str, list[float]] = {m: [] for m in methods}
     result: dict = {"date": now.isoformat(timespec="seconds"),
                     "machine": f"{os.cpu_count()} cores (shared)", "items": args.items,
-                    "dim": args.dim, "rounds": args.rounds}
-    builds = []
+                    "dim": args.dim, "rounds": args.rounds,
+                    "sections": [s for s in SECTIONS if s in sections],
+                    "load_average_at_start": round(os.getloadavg()[0], 1)}
+    builds, queried = [], {}
+    if "load" in sections:  # before the server starts: our encoding alone
+        # the load's ids (all 8 characters: no padding to cut) and ids of 2 to 7 characters
+        varied = [(v, f"i{k}", c) for k, (v, _, c) in enumerate(rows)]
+        result["encode"] = {"ids_of_one_width": encode_rates(rows, vectors, args.rounds),
+                            "ids_of_varying_width": encode_rates(varied, vectors, args.rounds)}
+        print(f"encode: {result['encode']}", file=sys.stderr, flush=True)
     try:
         with psycopg2.connect(locations.database_url()) as conn, conn.cursor() as cur:
-            for _ in range(args.rounds):
+            for _ in range(args.rounds if "load" in sections else 0):
                 for method in methods:
                     seconds[method].append(load(cur, method, rows, vectors, args.dim))
-            cur.execute("drop table bench_load")
+                    print(f"load {method}: {args.items / seconds[method][-1]:.0f} rows/s",
+                          file=sys.stderr, flush=True)
+            cur.execute("drop table if exists bench_load")
             cur.execute("show max_parallel_maintenance_workers")
             result["max_parallel_maintenance_workers"] = int(cur.fetchone()[0])
             cur.execute("select current_schema()")
             (schema,) = cur.fetchone()
             settings = [replace(s, schema=schema) for s in settings]
             conn.commit()
-            for setting in settings:
+            for setting in settings if "index" in sections else ():
                 builds.append(build(cur, setting, rows, vectors, args.dim))
                 print(f"built {builds[-1]}", file=sys.stderr, flush=True)
-        queried = query_section(locations.database_url(), settings, vectors,
-                                [r[2] for r in rows], queries, args.seconds,
-                                tuple(args.ef_search))
+        if "query" in sections:
+            queried = query_section(locations.database_url(), settings, vectors,
+                                    [r[2] for r in rows], queries, args.seconds,
+                                    tuple(args.ef_search))
     finally:
         embedded_pg.stop(home)
         shutil.rmtree(home, ignore_errors=True)
-    first = builds[0]
-    result["hnsw_build_s"] = first["build_s"]
-    result["hnsw"] = {k: first[k] for k in ("m", "ef_construction", "maintenance_work_mem",
-                                            "storage")}
-    result["query"] = queried[first["label"]]
-    result["index_configs"] = [{**b, "query": queried[b["label"]]} for b in builds]
-    rate = {m: round(args.items / statistics.median(s)) for m, s in seconds.items()}
-    result["load_rows_per_s"] = rate
-    result["load_ratio_to_executemany"] = {m: round(rate[m] / rate["executemany"], 2)
-                                           for m in methods}
-    result["targets"] = {
-        "binary_copy_vectors_per_s": {"goal": 250_000, "measured": rate["binary_copy"]},
-        "hnsw_recall_0.97_p99_ms_15_qps_c4_300": {
+    result["targets"] = {}
+    if "load" in sections:
+        rate = {m: round(args.items / statistics.median(s)) for m, s in seconds.items()}
+        result["load_rows_per_s"] = rate
+        result["load_ratio_to_executemany"] = {m: round(rate[m] / rate["executemany"], 2)
+                                               for m in methods}
+        result["targets"]["binary_copy_vectors_per_s"] = {
+            "goal": 250_000, "measured": rate["binary_copy"],
+            "measured_streamed": rate["binary_copy_streamed"]}
+    if builds:
+        first = builds[0]
+        result["hnsw_build_s"] = first["build_s"]
+        result["hnsw"] = {k: first[k] for k in ("m", "ef_construction",
+                                                "maintenance_work_mem", "storage")}
+        result["index_configs"] = [{**b, "query": queried.get(b["label"])} for b in builds]
+    if queried:
+        result["query"] = queried[first["label"]]
+        result["targets"]["hnsw_recall_0.97_p99_ms_15_qps_c4_300"] = {
             **target(result["query"]),
-            "by_config": {b["label"]: target(queried[b["label"]]) for b in builds}}}
+            "by_config": {b["label"]: target(queried[b["label"]]) for b in builds}}
+    result["load_average_at_end"] = round(os.getloadavg()[0], 1)  # the others' work too
     text = json.dumps(result, indent=1)
     print(text)
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "scale.json").write_text(text + "\n")
+    (args.out / args.name).write_text(text + "\n")
     return 0
 
 

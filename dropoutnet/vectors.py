@@ -25,6 +25,7 @@ import re
 import struct
 import time
 from collections.abc import Iterable, Iterator
+from operator import itemgetter
 from typing import Any, Sequence
 
 import numpy as np
@@ -44,8 +45,10 @@ HALFVEC_MAX = float(np.finfo(np.float16).max)  # 65504
 # COPY's binary format: its signature, no flags, no header extension; the trailer
 _COPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + struct.pack("!ii", 0, 0)
 _COPY_TRAILER = struct.pack("!h", -1)
-_NULL = struct.pack("!i", -1)
 _PG_EPOCH = dt.datetime(2000, 1, 1, tzinfo=dt.timezone.utc)  # timestamptz's zero
+_BLOCK_ROWS = 1 << 16  # rows encoded at once: bounds the block's arrays (~12 MB at 33 floats)
+_NAIVE_EPOCH = _PG_EPOCH.replace(tzinfo=None)  # a naive datetime is taken as UTC
+_MICROSECOND = dt.timedelta(microseconds=1)
 
 
 def table(side: str) -> str:
@@ -215,6 +218,13 @@ def stored_values(vectors: np.ndarray, vector_type: str) -> np.ndarray:
     are (``vector``), or each rounded to the nearest float16 (``halfvec``, numpy's rounding,
     to nearest even).  A finite value beyond float16's range (65504) is refused: pgvector
     would refuse the infinity it rounds to."""
+    return np.ascontiguousarray(_rounded(vectors, vector_type),
+                                dtype=_WIRE_DTYPES[vector_type])
+
+
+def _rounded(vectors: np.ndarray, vector_type: str) -> np.ndarray:
+    """:func:`stored_values` in this machine's byte order (what :func:`copy_binary` puts
+    into its records, swapping the bytes as it copies them)."""
     if vector_type not in _WIRE_DTYPES:
         raise ValueError(f"not a stored vector type: {vector_type!r} "
                          f"(one of {sorted(_WIRE_DTYPES)})")
@@ -230,7 +240,7 @@ def stored_values(vectors: np.ndarray, vector_type: str) -> np.ndarray:
                 f"halfvec's range (+-{HALFVEC_MAX:g}): storage.vector_type halfvec cannot "
                 f"store this model's vectors; use storage.vector_type: vector")
         values = half
-    return np.ascontiguousarray(values, dtype=_WIRE_DTYPES[vector_type])
+    return values
 
 
 def copy_binary(rows: Sequence[Sequence[Any]], vectors: np.ndarray, *,
@@ -243,34 +253,106 @@ def copy_binary(rows: Sequence[Sequence[Any]], vectors: np.ndarray, *,
     A vector is sent in pgvector's own binary form: an int16 dim and an unused int16, then
     the values big-endian, float32 for ``vector``, float16 for ``halfvec``
     (:func:`stored_values`).  Nothing is formatted as text: the stored floats are exactly
-    the model's, or exactly their float16 roundings."""
-    vectors = stored_values(vectors, vector_type)
+    the model's, or exactly their float16 roundings.
+
+    Encoded a column at a time in numpy (:func:`_encode_block`), not a row at a time: only
+    the values themselves (a text's UTF-8, a time's microseconds, a dict's JSON) are made
+    one by one in Python."""
+    vectors = _rounded(vectors, vector_type)
     if len(rows) != len(vectors):
         raise ValueError(f"{len(rows)} rows and {len(vectors)} vectors: one vector per row")
-    dim = vectors.shape[1] if vectors.ndim == 2 else 0
-    size = vectors.dtype.itemsize
-    vector_head = struct.pack("!ihh", 4 + size * dim, dim, 0)  # field length, dim, unused
-    out = [_COPY_HEADER] if framed else []
-    for values, vector in zip(rows, vectors):
-        out.append(struct.pack("!h", len(values) + 1))
-        for v in values:
-            if v is None:
-                out.append(_NULL)
-            elif isinstance(v, dt.datetime):
-                moment = v if v.tzinfo else v.replace(tzinfo=dt.timezone.utc)
-                out.append(struct.pack("!iq", 8, (moment - _PG_EPOCH) // dt.timedelta(
-                    microseconds=1)))
-            elif isinstance(v, dict):  # jsonb's binary form: version 1, then the JSON text
-                data = b"\x01" + json.dumps(v, ensure_ascii=False,
-                                             separators=(",", ":")).encode()
-                out += [struct.pack("!i", len(data)), data]
-            else:
-                text = str(v).encode()
-                out += [struct.pack("!i", len(text)), text]
-        out += [vector_head, vector.tobytes()]
+    out: list = [_COPY_HEADER] if framed else []
+    if len(rows):
+        if vectors.ndim != 2:
+            raise ValueError(f"vectors of shape {vectors.shape}: one row of values per vector")
+        widths = set(map(len, rows))
+        if len(widths) > 1:
+            raise ValueError(f"rows of {sorted(widths)} values: every row needs the same "
+                             f"columns")
+        columns = [list(map(itemgetter(k), rows)) for k in range(widths.pop())]
+        for start in range(0, len(rows), _BLOCK_ROWS):
+            stop = start + _BLOCK_ROWS
+            out.append(_encode_block([c[start:stop] for c in columns], vectors[start:stop],
+                                     _WIRE_DTYPES[vector_type], min(stop, len(rows)) - start))
     if framed:
         out.append(_COPY_TRAILER)
-    return b"".join(out)
+    return b"".join(out)  # the blocks' arrays as they are: one copy, into the bytes
+
+
+def _encode_block(columns: list[Sequence[Any]], vectors: np.ndarray, wire: np.dtype,
+                  rows: int) -> np.ndarray:
+    """COPY's binary rows of ``columns`` (one sequence of ``rows`` values each) and
+    ``vectors`` (sent as ``wire`` values), built as one numpy record per row: the records'
+    bytes, as an array of ``uint8``.
+
+    A record holds, big-endian, the field count (int16), then per column its length (int32,
+    -1 for NULL) and its value, padded to the column's widest, then the vector's length,
+    dim, unused int16 and values.  When a column's values differ in width (texts of several
+    lengths, NULLs) the padding is cut out with a byte mask."""
+    dim = vectors.shape[1]
+    fields: list[tuple] = [("count", ">i2")]
+    values: dict[str, Any] = {"count": len(columns) + 1}
+    sizes = {}  # column field -> its values' byte sizes, where some are below the width
+    for k, column in enumerate(columns):
+        lengths, data = _encode_column(column, rows)
+        fields += [(f"length{k}", ">i4"), (f"value{k}", data.dtype)]
+        values.update({f"length{k}": lengths, f"value{k}": data})
+        size = np.maximum(lengths, 0)
+        if (size != data.dtype.itemsize).any():
+            sizes[f"value{k}"] = size
+    fields += [("vector_length", ">i4"), ("dim", ">i2"), ("unused", ">i2"),
+               ("vector", wire, (dim,))]
+    values.update(vector_length=4 + wire.itemsize * dim, dim=dim, unused=0, vector=vectors)
+    records = np.empty(rows, dtype=np.dtype(fields))
+    for name, value in values.items():
+        records[name] = value
+    if not sizes:
+        return records.view(np.uint8)
+    keep = np.ones((rows, records.dtype.itemsize), dtype=bool)
+    for name, size in sizes.items():
+        field, offset = records.dtype.fields[name][:2]
+        keep[:, offset:offset + field.itemsize] = np.arange(field.itemsize) < size[:, None]
+    return records.view(np.uint8).reshape(rows, -1)[keep]
+
+
+def _encode_column(column: Sequence[Any], rows: int) -> tuple[np.ndarray, np.ndarray]:
+    """One column's field lengths (-1 for NULL) and values (``S<widest>`` bytes, or ``>i8``
+    microseconds for a column of times)."""
+    kinds = set(map(type, column))
+    if kinds == {str}:  # the usual text column (ids): UTF-8 without a per-value type test
+        encoded = list(map(str.encode, column))
+        lengths = np.fromiter(map(len, encoded), np.int32, rows)
+    elif (present := kinds - {type(None)}) and all(issubclass(k, dt.datetime)
+                                                   for k in present):
+        if present != kinds:  # NULLs among the times
+            nulls = np.fromiter((v is None for v in column), bool, rows)
+            micros = np.zeros(rows, dtype=">i8")
+            micros[~nulls] = _micros([v for v in column if v is not None])
+            return np.where(nulls, -1, 8).astype(np.int32), micros
+        return np.full(rows, 8, np.int32), _micros(column).astype(">i8")
+    else:  # anything else, a value at a time
+        encoded = [_field_bytes(v) for v in column]
+        lengths = np.fromiter((-1 if b is None else len(b) for b in encoded), np.int32, rows)
+        encoded = [b"" if b is None else b for b in encoded]
+    width = max(int(lengths.max()), 1)  # numpy has no zero-width bytes
+    return lengths, np.array(encoded, dtype=f"S{width}")
+
+
+def _micros(moments: Sequence[dt.datetime]) -> np.ndarray:
+    """``timestamptz``'s binary values: microseconds since 2000-01-01 UTC (naive: UTC)."""
+    return np.array([(m - (_PG_EPOCH if m.tzinfo else _NAIVE_EPOCH)) // _MICROSECOND
+                     for m in moments], dtype=np.int64)
+
+
+def _field_bytes(v: Any) -> bytes | None:
+    """One value's binary COPY field (without its length); ``None`` for NULL."""
+    if v is None:
+        return None
+    if isinstance(v, dt.datetime):
+        return _micros([v]).astype(">i8").tobytes()
+    if isinstance(v, dict):  # jsonb's binary form: version 1, then the JSON text
+        return b"\x01" + json.dumps(v, ensure_ascii=False, separators=(",", ":")).encode()
+    return str(v).encode()
 
 
 def version_tables(cur, cfg: PipelineConfig, version: str) -> dict[str, str]:

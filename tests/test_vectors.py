@@ -4,9 +4,12 @@
 from __future__ import annotations
 
 import datetime as dt
+import importlib.util
 import io
 import logging
+import sys
 import uuid
+from pathlib import Path
 
 import numpy as np
 import psycopg2
@@ -51,6 +54,69 @@ def test_binary_copy_stores_the_models_floats_ids_times_and_nulls_exactly(databa
 def test_binary_copy_needs_one_vector_per_row():
     with pytest.raises(ValueError, match="2 rows and 1 vectors: one vector per row"):
         copy_binary([("v", "a"), ("v", "b")], np.zeros((1, 3), np.float32))
+
+
+def _per_row_encoder():
+    """The encoder copy_binary replaced (a row at a time, struct.pack per field), kept in
+    bench/scale.py as the reference for its bytes and rates."""
+    name = "bench_scale"
+    if name not in sys.modules:  # registered first: its dataclasses look their module up
+        path = Path(__file__).resolve().parent.parent / "bench" / "scale.py"
+        spec = importlib.util.spec_from_file_location(name, path)
+        sys.modules[name] = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(sys.modules[name])
+    return sys.modules[name].per_row_copy_binary
+
+
+def _rows_of_every_kind() -> list[tuple]:
+    """Rows with a value of every kind copy_binary takes, NULLs and varying widths in each
+    column: text (empty, non-ASCII), times (aware in two zones, naive), dicts (jsonb), other
+    values (their str) and a column mixing kinds."""
+    utc, minus5 = dt.timezone.utc, dt.timezone(dt.timedelta(hours=-5))
+    texts = ["i1", "item-α", "", None, "x" * 300, "ünïcode ✓", "i7"]
+    times = [dt.datetime(2026, 11, 30, 23, 59, 59, 123456, tzinfo=utc), None,
+             dt.datetime(1999, 12, 31, 12, 0, tzinfo=minus5), dt.datetime(2026, 1, 1),
+             dt.datetime(1970, 1, 1, tzinfo=utc), dt.datetime(2000, 1, 1), None]
+    dicts = [{"category_level1": "música"}, {}, None, {"a": [1, 2], "b": None},
+             {"k": "v"}, {"n": 1.5}, {}]
+    others = [7, 2.5, None, True, -1, 10 ** 12, dt.date(2026, 1, 2)]
+    mixed = ["text", dt.datetime(2026, 1, 1, tzinfo=utc), None, {"x": 1}, 3, "", "z"]
+    return list(zip(texts, times, dicts, others, mixed, ["v1"] * 7, [None] * 7))
+
+
+@pytest.mark.parametrize("vector_type", ["vector", "halfvec"])
+@pytest.mark.parametrize("block_rows", [1 << 16, 3])
+def test_binary_copy_sends_the_bytes_of_the_per_row_encoder(monkeypatch, vector_type,
+                                                             block_rows):
+    """The vectorised encoder's payload is byte for byte the per-row encoder's: every kind
+    of value, NULLs, texts of several widths, rows without columns, encoded in one block
+    or in blocks of 3 rows; framed or as parts of one COPY."""
+    reference = _per_row_encoder()
+    monkeypatch.setattr(vectors, "_BLOCK_ROWS", block_rows)
+    rng = np.random.default_rng(4)
+    rows = _rows_of_every_kind()
+    model = rng.normal(size=(len(rows), 5)).astype(np.float32)
+    model[0, :2] = [1e-38, 1 / 3]
+    expected = reference(rows, model, vector_type=vector_type)
+    assert copy_binary(rows, model, vector_type=vector_type) == expected
+    parts = [copy_binary(rows[:2], model[:2], framed=False, vector_type=vector_type),
+             copy_binary(rows[2:], model[2:], framed=False, vector_type=vector_type)]
+    assert b"".join([expected[:19], *parts, expected[-2:]]) == expected
+    fixed = [("20261130", f"i{k:07d}", dt.datetime(2026, 1, 1, k, tzinfo=dt.timezone.utc))
+             for k in range(7)]  # the usual rows: no NULLs, every id as wide
+    assert copy_binary(fixed, model, vector_type=vector_type) == reference(
+        fixed, model, vector_type=vector_type)
+    bare = [()] * 7
+    assert copy_binary(bare, model, vector_type=vector_type) == reference(
+        bare, model, vector_type=vector_type)
+    assert copy_binary([], model[:0], vector_type=vector_type) == reference(
+        [], model[:0], vector_type=vector_type)
+
+
+def test_binary_copy_refuses_rows_of_different_widths():
+    with pytest.raises(ValueError, match=r"rows of \[1, 2\] values: every row needs the same "
+                                         r"columns"):
+        copy_binary([("a",), ("b", "c")], np.zeros((2, 3), np.float32))
 
 
 def test_binary_copy_stores_a_dict_as_jsonb(database_url):
