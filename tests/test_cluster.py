@@ -1,14 +1,18 @@
 """Training on a cluster (:mod:`dropoutnet.cluster`): a local cluster of 2 workers trains
-through the same train task as one process, warm-starts the next bizdate and exports towers
-like a single-process model's; a failed worker fails the task with its log and leaves no
-process behind; the config's and TF_CONFIG's errors.  Real Postgres, real TensorFlow, tiny
+through the same train task as one process, like it; a platform's cluster (TF_CONFIG on 2
+``dropoutnet run`` processes) trains the next bizdate warm-started from it, and its towers
+export like a single-process model's; a failed worker fails the task with its log and
+leaves no process behind; the config's and TF_CONFIG's errors.  Real Postgres, real TensorFlow, tiny
 data (each cluster training costs about 30-40 s here, most of it TensorFlow's start-up)."""
 
 from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import re
+import subprocess
+import sys
 import time
 
 import numpy as np
@@ -16,6 +20,7 @@ import pytest
 
 from dropoutnet import cluster, pipeline, processes, registry
 from dropoutnet.config import ConfigError, load_config
+from helpers import free_port as helpers_free_port
 from helpers import make_config, pipeline_env, write_config
 
 END = dt.date(2026, 11, 20)
@@ -49,6 +54,34 @@ def _gone(pids: list[int], wait: float = 10.0) -> bool:
             return False
         time.sleep(0.1)
     return True
+
+
+def _platform_cluster(env, day: dt.date) -> dict:
+    """``dropoutnet run --tasks train`` on 2 processes with a platform's ``TF_CONFIG`` (what
+    a TFJob's pods run); the chief's result.  The non-chief takes no run lock and records
+    nothing."""
+    ports = [helpers_free_port() for _ in range(2)]
+    procs = []
+    for i in range(2):
+        spec = {"cluster": {"worker": [f"localhost:{p}" for p in ports]},
+                "task": {"type": "worker", "index": i}}
+        procs.append(subprocess.Popen(
+            [sys.executable, "-m", "dropoutnet.cli", "run", "--bizdate", day.isoformat(),
+             "--tasks", "train"], env={**os.environ, "TF_CONFIG": json.dumps(spec),
+                                       "TF_CPP_MIN_LOG_LEVEL": "2"},
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+    try:
+        outs = [p.communicate(timeout=600) for p in procs]
+    finally:
+        for p in procs:
+            p.kill()
+    for p, (out, err) in zip(procs, outs):
+        assert p.returncode == 0, err[-3000:]
+    results = [json.loads([ln for ln in out.splitlines() if ln.startswith("train: ")][-1]
+                          .split(": ", 1)[1]) for out, _ in outs]
+    assert results[1]["chief"] is False and results[1]["cluster"]["task"]["index"] == 1
+    assert "run_id" not in results[1] and results[1]["steps"] == results[0]["steps"]
+    return results[0]
 
 
 def _scores(cfg, checkpoints, day):
@@ -109,10 +142,13 @@ def test_local_cluster_trains_warm_starts_and_exports_like_one_process(env, capl
     assert abs(auc_single - auc_cluster) <= 0.05, (auc_single, auc_cluster)
     assert correlation >= 0.8, correlation
 
-    # the next bizdate warm-starts from the cluster's checkpoint, on the cluster again
-    second = pipeline.train(DAY2.isoformat(), env["cluster_config"])
+    # the next bizdate, on a cluster a platform launched (TF_CONFIG on each member, the
+    # plain train task, no cluster section): it warm-starts from the local cluster's run
+    second = _platform_cluster(env, DAY2)
     assert second["warm_started"] is True and second["warm_start_run"] == first["run_id"]
     assert second["restored_variables"] > 0 and second["not_restored_variables"] == 0
+    assert second["cluster"]["workers"] == 2 and second["cluster"]["task"]["chief"] is True
+    assert registry.current_run(cfg_cluster, DAY2) == second["run_id"]
 
     # and its towers export as a single-process model's do
     from dropoutnet.saved_models import load_tower
@@ -215,3 +251,24 @@ def test_global_batches_are_shared_without_empty_shares():
         assert rows == list(range(batch))  # disjoint, complete, in order
         assert max(len(range(batch)[p]) for p in parts) - min(
             len(range(batch)[p]) for p in parts) <= 1
+
+
+def test_a_worker_dies_with_a_killed_launcher():
+    """SIGKILL of the task process runs no ``finally``: the kernel kills its workers
+    (PR_SET_PDEATHSIG, set as the launcher starts each one)."""
+    script = ("import subprocess, sys, time\n"
+              "from dropoutnet.cluster import _die_with_parent\n"
+              "p = subprocess.Popen(['sleep', '120'], start_new_session=True, "
+              "preexec_fn=_die_with_parent)\n"
+              "print(p.pid, flush=True)\n"
+              "time.sleep(120)\n")
+    launcher = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE,
+                                text=True)
+    try:
+        child = int(launcher.stdout.readline())
+        assert processes.alive(child)
+        launcher.kill()
+        launcher.wait()
+        assert _gone([child], wait=5.0), "the worker outlived its killed launcher"
+    finally:
+        launcher.kill()
