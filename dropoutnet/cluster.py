@@ -145,6 +145,10 @@ def strategy() -> Any:
             raise ClusterError(f"cannot join the cluster of {ENV}={os.environ.get(ENV)!r}: "
                                f"{exc} (the strategy must be created before any other "
                                "TensorFlow operation of the process)") from exc
+        # Every worker has the same number of steps, each with rows (make_dataset), so the
+        # input needs no "has every worker still data?" all-reduce at every step (TF's
+        # partial-batch handling, on by default in multi-worker mode)
+        _STRATEGY.extended.experimental_enable_get_next_as_optional = False
     return _STRATEGY
 
 
