@@ -446,6 +446,55 @@ class ModelConfig(_Strict):
         return self.embedding_dim + (1 if self.item_prior else 0)
 
 
+class ClusterTasks(_Strict):
+    """One task type of a cluster (the seed's ``{"worker": {"count": 9}}``)."""
+
+    count: int = Field(ge=0)
+
+
+# The one-line answer to a seed config's parameter servers (``{"ps": {"count": 1}, ...}``).
+PS_UNSUPPORTED = (
+    "parameter-server training is not available: Keras 3's model.fit cannot drive "
+    "tf.distribute.ParameterServerStrategy (Keras 3 has no ClusterCoordinator support), so a "
+    "cluster trains with MultiWorkerMirroredStrategy, every worker holding all the variables; "
+    "remove ps (or set ps.count: 0) and give the workers only, e.g. "
+    "cluster: {worker: {count: 10}} for the seed's 1 ps + 9 workers")
+
+
+class ClusterConfig(_Strict):
+    """``training.cluster``: train on several processes (:mod:`dropoutnet.cluster`).
+
+    The seed's shape, ``{ps: {count: P}, worker: {count: N}}``; ``ps`` must be absent or 0
+    (:data:`PS_UNSUPPORTED`).  Worker 0 is the chief: it alone writes the checkpoint, the
+    model's metadata and the train report.  Without ``TF_CONFIG`` in the environment, the train
+    task launches the N workers itself as processes on this machine; with ``TF_CONFIG`` (set
+    by a platform that launched the cluster) the process is one member of that cluster and
+    ``worker.count`` is not used (the platform's cluster is the truth).
+    """
+
+    worker: ClusterTasks
+    ps: ClusterTasks | None = None
+
+    @field_validator("worker")
+    @classmethod
+    def _workers(cls, v: ClusterTasks) -> ClusterTasks:
+        if v.count < 1:
+            raise ValueError(f"worker.count is {v.count}; a cluster needs at least one worker "
+                             "(1 = train in the task's own process, as without a cluster)")
+        return v
+
+    @field_validator("ps")
+    @classmethod
+    def _no_ps(cls, v: ClusterTasks | None) -> ClusterTasks | None:
+        if v is not None and v.count > 0:
+            raise ValueError(f"ps.count is {v.count}: {PS_UNSUPPORTED}")
+        return v
+
+    @property
+    def workers(self) -> int:
+        return self.worker.count
+
+
 class TrainingConfig(_Strict):
     batch_size: int = Field(default=1024, ge=2)
     epochs: int = Field(default=2, ge=1)
@@ -470,6 +519,19 @@ class TrainingConfig(_Strict):
         default=7, ge=0, description="warm start from the newest checkpoint of an earlier "
         "bizdate at most this many days back (0 = always train from scratch); a later "
         "bizdate's checkpoint is never used")
+    cluster: ClusterConfig | None = Field(
+        default=None, description="train on several processes with tf.distribute's "
+        "MultiWorkerMirroredStrategy (see ClusterConfig); none = one process")
+
+    @model_validator(mode="after")
+    def _batch_per_worker(self) -> "TrainingConfig":
+        if self.cluster is not None and self.batch_size < 2 * self.cluster.workers:
+            raise ValueError(
+                f"training.batch_size ({self.batch_size}) is the global batch, split among "
+                f"the cluster's {self.cluster.workers} workers: it must be at least 2 rows "
+                f"per worker ({2 * self.cluster.workers}); raise batch_size or lower "
+                "cluster.worker.count")
+        return self
 
 
 # PostgreSQL's memory units (case-sensitive, as the server reads them), in kB

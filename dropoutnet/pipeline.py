@@ -17,7 +17,7 @@ import logging
 from contextlib import contextmanager
 from typing import Any, Iterator
 
-from .config import PipelineConfig, default_config_path, load_config
+from .config import ConfigError, PipelineConfig, default_config_path, load_config
 
 log = logging.getLogger(__name__)
 
@@ -128,9 +128,16 @@ def samples(bizdate: str, config_path: str | None = None,
 def train(bizdate: str, config_path: str | None = None,
           pipeline_run: str | None = None) -> dict[str, Any]:
     """Train a new run of the bizdate, warm-starting from the newest earlier checkpoint
-    within ``training.warm_start_max_gap_days``; the run becomes current when complete."""
+    within ``training.warm_start_max_gap_days``; the run becomes current when complete.
+
+    A non-chief member of a platform's cluster (``TF_CONFIG``, :mod:`dropoutnet.cluster`)
+    trains along without the model's run lock: its chief holds it for the run."""
+    from . import cluster
     from .steps.train import train as train_run
 
+    member = cluster.from_environment()
+    if member is not None and not member.chief:
+        return train_run(load(config_path), parse_bizdate(bizdate), pipeline_run or "")
     with _task(bizdate, config_path, pipeline_run) as (cfg, day, holder):
         return train_run(cfg, day, holder)
 
@@ -232,8 +239,15 @@ def run(bizdate: str, config_path: str | None = None,
         make_live: bool = False, wait_seconds: float = 0.0) -> dict[str, Any]:
     """The DAG's task chain in one process, without Airflow (the same functions, in order),
     as one pipeline run holding the model's run lock throughout."""
-    from . import registry
+    from . import cluster, registry
 
+    member = cluster.from_environment()
+    if member is not None and not member.chief:  # the chief runs the pipeline
+        if set(tasks) != {"train"}:
+            raise ConfigError(
+                f"this process is {member.name} of a cluster ({cluster.ENV}) and not its "
+                f"chief: it runs the train task only (--tasks train), got {', '.join(tasks)}")
+        return {"train": train(bizdate, config_path)}
     holder = registry.cli_pipeline_run()
     cfg, day = load(config_path), parse_bizdate(bizdate)
     check(bizdate, config_path)

@@ -26,10 +26,13 @@ same ``probability``) on the eval samples, and compute AUC from those probabilit
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import logging
-import math
+import shutil
+import tempfile
+import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -40,7 +43,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from dropoutnet import artifacts
+from dropoutnet import artifacts, cluster
 from dropoutnet.config import FeatureSpec, ModelConfig, PipelineConfig
 from dropoutnet.features import input_signature, to_numpy_batch
 from dropoutnet.model import ITEM_ID_KEY, ITEM_LOGQ_KEY, DropoutNet
@@ -52,8 +55,8 @@ from dropoutnet.sample_input import (ArraySource, Chunk, SampleSource, Scan, sca
 
 __all__ = [
     "META_FILE", "WarmStartReport", "build_model", "checkpoint_variables", "load_meta",
-    "load_trained_model", "make_dataset", "predict_scores", "restore_warm_start", "train_model",
-    "train_samples",
+    "load_trained_model", "global_batches", "make_dataset", "predict_scores", "restore_warm_start",
+    "shard_rows", "train_model", "train_samples",
 ]
 
 log = logging.getLogger(__name__)
@@ -184,13 +187,39 @@ def _reported(chunks: Iterable[Chunk], progress: Progress) -> Iterator[Chunk]:
     progress.close()
 
 
+def global_batches(rows: int, batch_size: int, shards: int = 1) -> list[int]:
+    """The sizes of an epoch's batches of ``rows`` rows; with ``shards`` (a cluster's workers)
+    the last, smaller batch is dropped when it has fewer rows than shards, so that no worker
+    gets an empty share."""
+    sizes = [batch_size] * (rows // batch_size)
+    if rows % batch_size and rows % batch_size >= shards:
+        sizes.append(rows % batch_size)
+    return sizes
+
+
+def shard_rows(batch: int, shards: int, index: int) -> slice:
+    """Shard ``index``'s rows of a global batch of ``batch`` rows: ``shards`` contiguous,
+    near-equal slices (the batch is already shuffled), the first ``batch % shards`` one row
+    longer."""
+    size, extra = divmod(batch, shards)
+    start = index * size + min(index, extra)
+    return slice(start, start + size + (1 if index < extra else 0))
+
+
 def make_dataset(model: DropoutNet, source: SampleSource, rows: int, batch_size: int, *,
                  shuffle_buffer: int = 0, seed: int = 42,
-                 item_logq: Mapping[str, float] | None = None) -> tf.data.Dataset:
+                 item_logq: Mapping[str, float] | None = None,
+                 shard: tuple[int, int] | None = None) -> tf.data.Dataset:
     """``(x, label)`` batches of ``source``'s ``rows`` samples (:mod:`dropoutnet.sample_input`),
     re-read every epoch and shuffled through a buffer of ``shuffle_buffer`` rows (0: in order),
     differently each epoch; ``x`` holds the model's features and, when the source has them,
     ``item_id`` and (with ``item_logq``, per item) ``item_logq`` (for the softmax loss only).
+
+    With ``shard = (index, count)`` (a worker of a cluster, :mod:`dropoutnet.cluster`) every
+    global batch of ``batch_size`` rows is cut as :func:`shard_rows` says and only slice
+    ``index`` is yielded: every worker builds the same global batches (same rows, order and
+    seed), so the workers' slices of a step are that step's global batch, and every worker
+    has the same number of steps (:func:`global_batches`).
 
     The dataset declares its number of batches: Keras runs one more (empty) step per epoch on
     a dataset of unknown length, and Adam moves the weights even on a zero gradient."""
@@ -203,9 +232,17 @@ def make_dataset(model: DropoutNet, source: SampleSource, rows: int, batch_size:
         signature[ITEM_LOGQ_KEY] = tf.TensorSpec([None], tf.float32)
     epochs = itertools.count()
 
+    index, shards = shard if shard is not None else (0, 1)
+    steps = len(global_batches(rows, batch_size, shards))
+
     def batches():
         rng = (np.random.default_rng([seed, next(epochs)]) if shuffle_buffer > 0 else None)
-        for b in shuffled_batches(source.chunks(), batch_size, shuffle_buffer, rng):
+        for step, b in enumerate(shuffled_batches(source.chunks(), batch_size, shuffle_buffer,
+                                                  rng)):
+            if step >= steps:  # a last batch too small to share among the workers
+                break
+            if shards > 1:
+                b = b.take(shard_rows(len(b), shards, index))
             x: dict[str, np.ndarray] = {k: b.features[k] for k in names}
             if source.has_item_ids:
                 x[ITEM_ID_KEY] = b.item_ids
@@ -216,8 +253,8 @@ def make_dataset(model: DropoutNet, source: SampleSource, rows: int, batch_size:
 
     ds = tf.data.Dataset.from_generator(
         batches, output_signature=(signature, tf.TensorSpec([None], tf.float32)))
-    ds = ds.apply(tf.data.experimental.assert_cardinality(math.ceil(rows / batch_size)))
-    return ds.prefetch(tf.data.AUTOTUNE)
+    ds = ds.apply(tf.data.experimental.assert_cardinality(steps))
+    return ds.prefetch(tf.data.AUTOTUNE) if shard is None else ds
 
 
 class ProgressLog(keras.callbacks.Callback):
@@ -233,8 +270,10 @@ class ProgressLog(keras.callbacks.Callback):
                                  total=self.rows)
 
     def on_train_batch_end(self, batch: int, logs=None) -> None:
+        # a step's logs have one axis under a multi-worker strategy (DropoutNet.train_step)
+        loss = np.asarray((logs or {}).get("loss", np.nan), np.float64).reshape(-1)[0]
         self.progress.update(min((batch + 1) * self.batch_size, self.rows),
-                             loss=round(float((logs or {}).get("loss", float("nan"))), 4))
+                             loss=round(float(loss), 4))
 
     def on_epoch_end(self, epoch: int, logs=None) -> None:
         self.progress.update(self.rows)
@@ -333,7 +372,8 @@ def train_model(cfg: PipelineConfig, features: dict[str, np.ndarray], labels: np
 
 def train_samples(cfg: PipelineConfig, source: SampleSource,
                   boundaries: dict[str, list[float]], checkpoint_dir: Path,
-                  warm_start_dir: Path | None, *, epochs: int | None = None) -> dict[str, Any]:
+                  warm_start_dir: Path | None, *, epochs: int | None = None,
+                  member: cluster.Member | None = None) -> dict[str, Any]:
     """Build, warm start, fit and checkpoint one bizdate's model on ``source``'s samples (a
     partition streamed from Postgres, or arrays: :mod:`dropoutnet.sample_input`); return
     JSON-able stats.
@@ -344,7 +384,16 @@ def train_samples(cfg: PipelineConfig, source: SampleSource,
     before the towers train; then ``epochs`` (default ``training.epochs``; 0 = restore and
     save only) passes through the bounded shuffle.  Memory grows with the items and the
     shuffle buffer, not with the samples.
+
+    With ``member`` (this process is one worker of a cluster, :mod:`dropoutnet.cluster`) the
+    model is built under the cluster's ``MultiWorkerMirroredStrategy`` and each worker trains
+    on its share of every global batch; every worker saves the checkpoint, but only the
+    chief's goes to ``checkpoint_dir`` (with the metadata): the others' go to a temporary
+    folder that is deleted.  The stats gain ``cluster``: the strategy, the workers, this
+    task, the rows it trained on and its seconds.
     """
+    started = time.monotonic()
+    strategy = cluster.strategy() if member is not None else None  # before any TF operation
     checkpoint_dir = Path(checkpoint_dir)
     tc = cfg.training
     epochs = tc.epochs if epochs is None else int(epochs)
@@ -358,6 +407,16 @@ def train_samples(cfg: PipelineConfig, source: SampleSource,
     if cfg.model.factor_prior > 0 and not source.has_item_ids:
         raise ValueError("model.factor_prior needs the training rows' item_ids: the content → "
                          "factors ridge is fitted on one row per item")
+    scope = strategy.scope() if strategy is not None else contextlib.nullcontext()
+    with scope:  # variables mirrored on every worker; the strategy's fit
+        return _train(cfg, source, boundaries, checkpoint_dir, warm_start_dir, epochs, logq,
+                      member, strategy, started)
+
+
+def _train(cfg: PipelineConfig, source: SampleSource, boundaries: dict[str, list[float]],
+           checkpoint_dir: Path, warm_start_dir: Path | None, epochs: int, logq: bool,
+           member: cluster.Member | None, strategy: Any, started: float) -> dict[str, Any]:
+    tc = cfg.training
     model = build_model(cfg.features, cfg.model, boundaries, tc.seed,
                         learning_rate=tc.learning_rate, weight_decay=tc.weight_decay)
     report = restore_warm_start(model, Path(warm_start_dir) if warm_start_dir else None)
@@ -386,23 +445,49 @@ def train_samples(cfg: PipelineConfig, source: SampleSource,
     buffer = tc.shuffle_buffer
     if buffer and source.in_memory:  # already in memory: shuffled whole
         buffer = max(buffer, seen.rows)
-    ds = make_dataset(model, source, seen.rows, tc.batch_size, shuffle_buffer=buffer,
-                      seed=tc.seed, item_logq=seen.item_log_frequency() if logq else None)
+    item_logq = seen.item_log_frequency() if logq else None
     n = seen.rows
+    shards = member.workers if member is not None else 1
+    batches = global_batches(n, tc.batch_size, shards)
+    pipeline = {"index": 0}
+    if strategy is None:
+        ds = make_dataset(model, source, n, tc.batch_size, shuffle_buffer=buffer, seed=tc.seed,
+                          item_logq=item_logq)
+    else:  # this worker's share of each global batch (its input context's)
+
+        def worker_dataset(context: tf.distribute.InputContext) -> tf.data.Dataset:
+            pipeline["index"] = context.input_pipeline_id
+            if context.num_input_pipelines != shards:
+                raise cluster.ClusterError(
+                    f"{context.num_input_pipelines} input pipelines for {shards} workers")
+            return make_dataset(model, source, n, tc.batch_size, shuffle_buffer=buffer,
+                                seed=tc.seed, item_logq=item_logq,
+                                shard=(context.input_pipeline_id, shards))
+
+        # no device prefetch (CPU only) and no tf.data prefetch: with them the end of fit
+        # waited 10-30 s more on a worker (the iterator's teardown), measured here
+        ds = strategy.distribute_datasets_from_function(
+            worker_dataset, tf.distribute.InputOptions(experimental_fetch_to_device=False))
     history: dict[str, list[float]] = {}
-    if epochs > 0 and n > 0:
+    if epochs > 0 and batches:
         history = model.fit(ds, epochs=epochs, verbose=0, shuffle=False,
                             callbacks=[ProgressLog(n, tc.batch_size, epochs)]).history
     last = {k: float(v[-1]) for k, v in history.items() if v}
-    steps = epochs * math.ceil(n / tc.batch_size)
+    steps = epochs * len(batches)
 
-    checkpoint_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = checkpoint_dir.with_name(f".{checkpoint_dir.name}.tmp-{uuid.uuid4().hex[:8]}")
+    if member is None or member.chief:
+        checkpoint_dir.parent.mkdir(parents=True, exist_ok=True)
+        tmp = checkpoint_dir.with_name(f".{checkpoint_dir.name}.tmp-{uuid.uuid4().hex[:8]}")
+    else:  # every worker saves (MWMS), only the chief's copy is kept
+        tmp = Path(tempfile.mkdtemp(prefix="dropoutnet-worker-checkpoint-"))
     manager = tf.train.CheckpointManager(tf.train.Checkpoint(**checkpoint_variables(model)),
                                          str(tmp), max_to_keep=1)
     saved = manager.save()
-    (tmp / META_FILE).write_text(json.dumps(_meta(cfg, boundaries), indent=1))
-    artifacts.replace_dir(tmp, checkpoint_dir)
+    if member is None or member.chief:
+        (tmp / META_FILE).write_text(json.dumps(_meta(cfg, boundaries), indent=1))
+        artifacts.replace_dir(tmp, checkpoint_dir)
+    else:
+        shutil.rmtree(tmp, ignore_errors=True)
 
     stats = {
         "rows": n,
@@ -427,6 +512,18 @@ def train_samples(cfg: PipelineConfig, source: SampleSource,
         "checkpoint": str(checkpoint_dir / Path(saved).name),
         "checkpoint_dir": str(checkpoint_dir),
     }
+    if member is not None:
+        share = pipeline["index"]
+        stats["cluster"] = {
+            "strategy": cluster.STRATEGY_NAME, "workers": member.workers,
+            "task": {"type": member.task_type, "index": member.index, "chief": member.chief,
+                     "input_pipeline": share},
+            "global_batch_size": tc.batch_size,
+            "rows_trained": epochs * sum(
+                len(range(b)[shard_rows(b, shards, share)]) for b in batches),
+            "rows_dropped_per_epoch": n - sum(batches),
+            "seconds": round(time.monotonic() - started, 2),
+        }
     log.info("trained %s on %d rows (%d positives): %d steps, loss %s (pointwise %s, pairwise "
              "%s, softmax %s, distill %s), train AUC %s", cfg.model_name, n, stats["positives"],
              steps, stats["loss"], stats["pointwise_loss"], stats["pairwise_loss"],

@@ -36,7 +36,10 @@ features.
 ``train_step`` computes the weighted sum of the pointwise, pairwise, softmax and distillation
 losses (``model.losses`` in the config), applies Adam, and reports ``loss``, each term, and
 ``auc`` (under preference dropout) as epoch means, so ``model.fit`` works unchanged, including
-under a ``tf.distribute`` strategy (the in-batch terms are then computed per replica).
+under a ``tf.distribute`` strategy (:mod:`dropoutnet.cluster`): the in-batch terms (pairwise,
+softmax negatives) are then computed within each replica's share of the global batch, and
+the loss is divided by the number of replicas before the gradient, because the optimizer
+sums the replicas' gradients.
 """
 
 from __future__ import annotations
@@ -232,6 +235,21 @@ class DropoutNet(keras.Model):
             else tf.zeros([n])
         return masked_mean(tf.reduce_sum(tf.square(cold - warm), axis=1), present)
 
+    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+        """Keras 3's TensorFlow trainer, under a ``tf.distribute`` strategy, reads one batch
+        before ``fit`` and ``strategy.reduce("MEAN", ...)``\ s it to build the model
+        symbolically; a batch holding string features (ours) cannot be averaged, so ``fit``
+        fails.  The model is built and its optimizer too (:func:`dropoutnet.training.
+        build_model`) and it compiles no loss or metric, so there is nothing to build: skip
+        it then (a private Keras hook; any other case goes to Keras as before)."""
+        built = (self.built and all(layer.built for layer in self._flatten_layers())
+                 and self.optimizer is not None and self.optimizer.built
+                 and getattr(self, "_compile_loss", None) is None
+                 and getattr(self, "_compile_metrics", None) is None)
+        if built:
+            return
+        super()._maybe_symbolic_build(iterator=iterator, data_batch=data_batch)
+
     @property
     def metrics(self) -> list[keras.metrics.Metric]:
         return [*self._trackers.values(), self._auc]
@@ -240,9 +258,23 @@ class DropoutNet(keras.Model):
         x, labels = data[0], data[1]
         with tf.GradientTape() as tape:
             parts = self.compute_losses(x, labels, training=True)
-        grads = tape.gradient(parts["loss"], self.trainable_variables)
+            loss = parts["loss"]
+            replicas = tf.distribute.get_strategy().num_replicas_in_sync
+            if replicas > 1:
+                # Keras's optimizer sums the replicas' gradients (an all-reduce SUM), so each
+                # replica's mean loss is divided by their number: the step is the gradient
+                # of the mean over the global batch, as in one process (Keras's own losses
+                # do the same in scale_loss_for_distribution)
+                loss = loss / replicas
+        grads = tape.gradient(loss, self.trainable_variables)
         self.optimizer.apply(grads, self.trainable_variables)
-        return self._update_metrics(parts, labels)
+        results = self._update_metrics(parts, labels)
+        if replicas > 1:
+            # Keras 3.15 reduces a step's logs across workers with reduce(MEAN, axis=0),
+            # whatever distribute_reduction_method says, which fails on a scalar: give each
+            # log one axis (the epoch's logs are read from the metrics, as scalars)
+            results = {k: tf.reshape(v, [1]) for k, v in results.items()}
+        return results
 
     def test_step(self, data):
         x, labels = data[0], data[1]
