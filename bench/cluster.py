@@ -34,8 +34,8 @@ import yaml
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-DEMO_SAMPLES = 257_380  # one bizdate of the demo's data (2,000 users, 3,000 items, 150 new a day)
-END = dt.date(2026, 11, 30)
+from daily_scale import END, datagen_command, day_sizes, write_result  # noqa: E402
+
 
 
 def run_task(cli: list[str], config: Path, env: dict[str, str]) -> tuple[float, dict]:
@@ -69,9 +69,7 @@ def main() -> int:
     env.pop("TF_CONFIG", None)
     os.environ["DROPOUTNET_HOME"] = str(home)
     cli = [sys.executable, "-m", "dropoutnet.cli"]
-    scale = max(args.samples / DEMO_SAMPLES, 0.02)
-    sizes = dict(n_users=round(2000 * scale), n_items=round(3000 * scale),
-                 n_authors=max(20, round(300 * scale)), new_items_per_day=round(150 * scale))
+    sizes = day_sizes(args.samples, min_scale=0.02)
     demo = yaml.safe_load((REPO / "config" / "pipeline.yaml").read_text())
     training = {**demo.get("training", {}), "epochs": args.epochs,
                 "batch_size": args.batch_size}
@@ -88,10 +86,7 @@ def main() -> int:
     from dropoutnet import embedded_pg
 
     try:
-        subprocess.run(cli + ["datagen", "--users", str(sizes["n_users"]), "--items",
-                              str(sizes["n_items"]), "--authors", str(sizes["n_authors"]),
-                              "--new-items-per-day", str(sizes["new_items_per_day"]),
-                              "--end-date", END.isoformat(), "--json"],
+        subprocess.run(datagen_command(cli, sizes),
                        env={**env, "DROPOUTNET_CONFIG": str(configs["single"])}, check=True,
                        capture_output=True)
         subprocess.run(cli + ["run", "--bizdate", END.isoformat(), "--tasks", "samples"],
@@ -125,10 +120,7 @@ def main() -> int:
     finally:
         embedded_pg.stop(home)
         shutil.rmtree(home, ignore_errors=True)
-    text = json.dumps(result, indent=1)
-    print(text)
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "cluster.json").write_text(text + "\n")
+    write_result(result, args.out, "cluster.json")
     return 0
 
 

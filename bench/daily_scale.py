@@ -50,6 +50,29 @@ TASKS = ("samples", "train", "export", "user_embeddings", "item_embeddings", "ev
          "publish", "deploy", "retention")
 
 
+def day_sizes(samples: int, min_scale: float = 0.05) -> dict[str, int]:
+    """The synthetic data's sizes for a bizdate of about ``samples`` training samples: the
+    demo's, scaled (never below ``min_scale`` of it)."""
+    scale = max(samples / DEMO_SAMPLES, min_scale)
+    return dict(n_users=round(2000 * scale), n_items=round(3000 * scale),
+                n_authors=max(20, round(300 * scale)), new_items_per_day=round(150 * scale))
+
+
+def datagen_command(cli: list[str], sizes: dict[str, int]) -> list[str]:
+    """``dropoutnet datagen`` of ``sizes`` (:func:`day_sizes`), ending at :data:`END`."""
+    return cli + ["datagen", "--users", str(sizes["n_users"]), "--items", str(sizes["n_items"]),
+                  "--authors", str(sizes["n_authors"]), "--new-items-per-day",
+                  str(sizes["new_items_per_day"]), "--end-date", END.isoformat(), "--json"]
+
+
+def write_result(result: dict, out: Path, name: str) -> None:
+    """Print the result's JSON and write it to ``out/name``."""
+    text = json.dumps(result, indent=1)
+    print(text)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / name).write_text(text + "\n")
+
+
 def run_child(args: list[str], env: dict[str, str]) -> dict:
     """Run ``args`` as a child process; its wall seconds, max RSS (MB) and last stdout line."""
     started = time.perf_counter()
@@ -177,9 +200,7 @@ def main() -> int:
     env.pop("DROPOUTNET_DATABASE_URL", None)
     os.environ.update({k: env[k] for k in ("DROPOUTNET_HOME",)})
     cli = [sys.executable, "-m", "dropoutnet.cli"]
-    scale = max(args.samples / DEMO_SAMPLES, 0.05)
-    sizes = dict(n_users=round(2000 * scale), n_items=round(3000 * scale),
-                 n_authors=max(20, round(300 * scale)), new_items_per_day=round(150 * scale))
+    sizes = day_sizes(args.samples)
     result: dict = {"date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
                     "machine": f"{os.cpu_count()} cores (shared)", "data": sizes}
     sections = set(args.sections.split(","))
@@ -187,10 +208,7 @@ def main() -> int:
 
     try:
         started = time.perf_counter()
-        gen = run_child(cli + ["datagen", "--users", str(sizes["n_users"]), "--items",
-                               str(sizes["n_items"]), "--authors", str(sizes["n_authors"]),
-                               "--new-items-per-day", str(sizes["new_items_per_day"]),
-                               "--end-date", END.isoformat(), "--json"], env)
+        gen = run_child(datagen_command(cli, sizes), env)
         result["datagen"] = {"seconds": gen["seconds"], **json.loads(gen["output"])["rows"]}
         tasks: dict = {}
         daily = "daily" in sections
@@ -245,10 +263,7 @@ def main() -> int:
     finally:
         embedded_pg.stop(home)
         shutil.rmtree(home, ignore_errors=True)
-    text = json.dumps(result, indent=1)
-    print(text)
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "daily_scale.json").write_text(text + "\n")
+    write_result(result, args.out, "daily_scale.json")
     return 0
 
 
