@@ -619,5 +619,10 @@ def test_align_loss_is_the_cold_to_warm_distance_of_items_with_behaviour(data, t
     assert float(parts["align_loss"]) == pytest.approx(expected, rel=1e-4)
     assert float(parts["loss"]) == pytest.approx(
         float(parts["pointwise_loss"]) + 2.0 * expected, rel=1e-4)
+    # the three encodings share one pass over the features: its outputs are the model's own
+    direct = model(x, training=False)
+    for key in ("user_embedding", "item_embedding", "logit"):
+        np.testing.assert_allclose(parts["outputs"][key].numpy(), direct[key].numpy(),
+                                   rtol=1e-6, atol=1e-7)
     stats = train_model(cfg, features, labels, boundaries, tmp_path / "ckpt", None, item_ids)
     assert np.isfinite(stats["align_loss"]) and stats["align_loss"] > 0

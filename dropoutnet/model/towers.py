@@ -175,7 +175,9 @@ class Tower(keras.layers.Layer):
     def preference_mask(self, features: Mapping[str, tf.Tensor], training: bool = False,
                         keep: tf.Tensor | None = None) -> tf.Tensor:
         """float32 [n, 1]: ``present * keep``; ``keep`` drawn in training unless forced."""
-        present = self.preference_present(features)
+        return self._mask(self.preference_present(features), training, keep)
+
+    def _mask(self, present: tf.Tensor, training: bool, keep: tf.Tensor | None) -> tf.Tensor:
         if keep is None:
             if training and self.dropout_rate > 0:
                 draw = keras.random.uniform(tf.shape(present), seed=self.seed_generator)
@@ -184,20 +186,45 @@ class Tower(keras.layers.Layer):
                 keep = tf.ones_like(present)
         return (present * tf.cast(keep, tf.float32))[:, None]
 
-    def call(self, features: Mapping[str, tf.Tensor], training: bool = False,
-             keep: tf.Tensor | None = None) -> dict[str, tf.Tensor]:
-        parts, encoded = [], []
+    def encode(self, features: Mapping[str, tf.Tensor], training: bool = False
+               ) -> dict[str, tf.Tensor]:
+        """What does not depend on the preference mask: each group's encoded inputs, its MLP's
+        output and (with preference features) ``present``.  The costly part of a tower (the
+        features' hashing and lookups, the group MLPs), computed once per batch however many
+        masks are applied to it (:meth:`head`): the alignment loss encodes every item as
+        trained, cold and warm."""
+        encoding = {}
         if self.content_specs:
             content = tf.concat([self.encoders[f.name](features[f.name])
                                  for f in self.content_specs], axis=1)
-            parts.append(self.content_mlp(content, training=training))
-            encoded.append(content)
+            encoding["content"] = content
+            encoding["content_hidden"] = self.content_mlp(content, training=training)
         if self.preference_specs:
             preference = tf.concat([self.encoders[f.name](features[f.name])
                                     for f in self.preference_specs], axis=1)
-            mask = self.preference_mask(features, training=training, keep=keep)
-            parts += [self.preference_mlp(preference, training=training) * mask, mask]
-            encoded += [preference * mask, mask]
+            encoding["preference"] = preference
+            encoding["preference_hidden"] = self.preference_mlp(preference, training=training)
+            encoding["present"] = self.preference_present(features)
+        return encoding
+
+    def mask(self, encoding: Mapping[str, tf.Tensor], training: bool = False,
+             keep: tf.Tensor | None = None) -> tf.Tensor | None:
+        """The preference mask of an :meth:`encode`\ d batch (``None`` without preference
+        features): ``present * keep``, ``keep`` drawn in training unless forced."""
+        if "present" not in encoding:
+            return None
+        return self._mask(encoding["present"], training, keep)
+
+    def head(self, features: Mapping[str, tf.Tensor], encoding: Mapping[str, tf.Tensor],
+             mask: tf.Tensor | None, training: bool = False) -> dict[str, tf.Tensor]:
+        """The tower's outputs from an :meth:`encode`\ d batch and a preference mask."""
+        parts, encoded = [], []
+        if "content" in encoding:
+            parts.append(encoding["content_hidden"])
+            encoded.append(encoding["content"])
+        if mask is not None:
+            parts += [encoding["preference_hidden"] * mask, mask]
+            encoded += [encoding["preference"] * mask, mask]
         hidden = self.tower_mlp(tf.concat(parts, axis=1), training=training)
         vector = self.output_layer(hidden)
         if self.shortcut is not None:
@@ -217,3 +244,9 @@ class Tower(keras.layers.Layer):
             out["factors"] = (tf.zeros_like(features[self.factor_feature], tf.float32)
                               if training else self.factors(features))
         return out
+
+    def call(self, features: Mapping[str, tf.Tensor], training: bool = False,
+             keep: tf.Tensor | None = None) -> dict[str, tf.Tensor]:
+        encoding = self.encode(features, training=training)
+        return self.head(features, encoding, self.mask(encoding, training, keep),
+                         training=training)
