@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import select
+import time
 
 import numpy as np
 import psycopg2
@@ -69,6 +70,14 @@ def test_pgoutput_messages_decode_into_the_changed_rows(database_url, db_schema)
         messages = _consume(database_url, slot, publication, want=4)
     finally:
         with conn.cursor() as cur:
+            # the reader just closed: its server process holds the slot a moment more
+            deadline = time.monotonic() + 10.0
+            while time.monotonic() < deadline:
+                cur.execute("select count(*) from pg_replication_slots "
+                            "where slot_name = %s and active", (slot,))
+                if cur.fetchone()[0] == 0:
+                    break
+                time.sleep(0.1)
             cur.execute("select pg_drop_replication_slot(slot_name) from pg_replication_slots "
                         "where slot_name = %s", (slot,))
             cur.execute(f"drop publication if exists {publication}")
@@ -129,8 +138,14 @@ def test_the_change_log_of_the_item_tables_reaches_the_worker(tiny):
             with pytest.raises(MissingDataError, match=f"the stream slot {source.names(cfg)} "
                                "is read by another worker .*run one `dropoutnet stream` per"):
                 source.ChangeLog(cfg, url, in_use_wait=0.5).__enter__()
+            # nor is the slot dropped while a worker reads it
+            with pytest.raises(MissingDataError, match=f"the stream slot {source.names(cfg)} "
+                               "is read by a worker .*stop `dropoutnet stream` first"):
+                source.drop(cfg, url, in_use_wait=0.5)
+            assert fetch_all(url, "select count(*) from pg_replication_slots where "
+                                  f"slot_name = '{source.names(cfg)}'") == [(1,)]
     finally:
-        source.drop(cfg, url)
+        source.drop(cfg, url)  # at once after the reader closed: waits for the slot
     assert fetch_all(url, "select count(*) from pg_replication_slots where slot_name = "
                           f"'{source.names(cfg)}'") == [(0,)]
 

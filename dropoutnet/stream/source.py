@@ -71,11 +71,26 @@ def ensure(cfg: PipelineConfig, url: str | None = None) -> dict[str, object]:
     return {"publication": name, "slot": name, "tables": [".".join(t) for t in sorted(tables)]}
 
 
-def drop(cfg: PipelineConfig, url: str | None = None) -> None:
-    """Drop the slot and the publication (retiring the worker frees the change log)."""
-    with db.transaction(url) as cur:
-        sql.execute(cur, "stream/drop.sql", params={"slot": names(cfg)},
-                    publication=names(cfg))
+def drop(cfg: PipelineConfig, url: str | None = None, in_use_wait: float = 10.0) -> None:
+    """Drop the slot and the publication (retiring the worker frees the change log).
+
+    A reader that just disconnected holds the slot until its server process exits, a moment
+    after the connection closed: wait up to ``in_use_wait`` seconds for it, then refuse with
+    the fix (nothing is dropped while a worker still reads the slot)."""
+    deadline = time.monotonic() + in_use_wait
+    while True:
+        try:
+            with db.transaction(url) as cur:
+                sql.execute(cur, "stream/drop.sql", params={"slot": names(cfg)},
+                            publication=names(cfg))
+            return
+        except psycopg2.errors.ObjectInUse as err:
+            if time.monotonic() > deadline:
+                raise MissingDataError(
+                    f"the stream slot {names(cfg)} is read by a worker "
+                    f"({str(err).strip()}): stop `dropoutnet stream` first, then drop "
+                    "it") from None
+            time.sleep(0.2)
 
 
 @dataclass(frozen=True)
