@@ -15,7 +15,7 @@ import re
 import select
 import time
 from dataclasses import dataclass
-from typing import Iterator
+from typing import Callable, Iterator, TypeVar
 
 import psycopg2
 import psycopg2.extras
@@ -24,6 +24,8 @@ from .. import db, sql
 from ..config import PipelineConfig
 from ..errors import MissingDataError
 from . import pgoutput
+
+T = TypeVar("T")
 
 TABLES = ("items", "item_text", "authors")
 
@@ -71,26 +73,34 @@ def ensure(cfg: PipelineConfig, url: str | None = None) -> dict[str, object]:
     return {"publication": name, "slot": name, "tables": [".".join(t) for t in sorted(tables)]}
 
 
-def drop(cfg: PipelineConfig, url: str | None = None, in_use_wait: float = 10.0) -> None:
-    """Drop the slot and the publication (retiring the worker frees the change log).
-
-    A reader that just disconnected holds the slot until its server process exits, a moment
-    after the connection closed: wait up to ``in_use_wait`` seconds for it, then refuse with
-    the fix (nothing is dropped while a worker still reads the slot)."""
-    deadline = time.monotonic() + in_use_wait
+def _while_in_use(attempt: Callable[[], T], wait: float, refusal: str) -> T:
+    """``attempt()``, again every 0.2 s while the slot is in use, for up to ``wait`` seconds:
+    a reader that just disconnected (or was killed) holds the slot until its server process
+    exits, a moment after its connection closed.  Then :class:`MissingDataError` with
+    ``refusal``, its ``{error}`` the server's message."""
+    deadline = time.monotonic() + wait
     while True:
         try:
-            with db.transaction(url) as cur:
-                sql.execute(cur, "stream/drop.sql", params={"slot": names(cfg)},
-                            publication=names(cfg))
-            return
+            return attempt()
         except psycopg2.errors.ObjectInUse as err:
             if time.monotonic() > deadline:
-                raise MissingDataError(
-                    f"the stream slot {names(cfg)} is read by a worker "
-                    f"({str(err).strip()}): stop `dropoutnet stream` first, then drop "
-                    "it") from None
+                raise MissingDataError(refusal.format(error=str(err).strip())) from None
             time.sleep(0.2)
+
+
+def drop(cfg: PipelineConfig, url: str | None = None, in_use_wait: float = 10.0) -> None:
+    """Drop the slot and the publication (retiring the worker frees the change log); while a
+    reader holds the slot, wait up to ``in_use_wait`` seconds, then refuse with the fix
+    (nothing is dropped while a worker still reads the slot)."""
+
+    def attempt() -> None:
+        with db.transaction(url) as cur:
+            sql.execute(cur, "stream/drop.sql", params={"slot": names(cfg)},
+                        publication=names(cfg))
+
+    _while_in_use(attempt, in_use_wait,
+                  f"the stream slot {names(cfg)} is read by a worker ({{error}}): stop "
+                  "`dropoutnet stream` first, then drop it")
 
 
 @dataclass(frozen=True)
@@ -118,24 +128,23 @@ class ChangeLog:
         self.decode_seconds = 0.0  # time spent decoding messages, in total
 
     def __enter__(self) -> "ChangeLog":
-        # a reader that just disconnected (or was killed) holds the slot for a moment more
-        deadline = time.monotonic() + self.in_use_wait
-        while True:
-            self.conn = psycopg2.connect(
-                self.url, connection_factory=psycopg2.extras.LogicalReplicationConnection)
-            self.cur = self.conn.cursor()
-            try:
-                self.cur.start_replication(slot_name=names(self.cfg), decode=False, options={
-                    "proto_version": "1", "publication_names": names(self.cfg)})
-                return self
-            except psycopg2.errors.ObjectInUse as err:
-                self.conn.close()
-                if time.monotonic() > deadline:
-                    raise MissingDataError(
-                        f"the stream slot {names(self.cfg)} is read by another worker "
-                        f"({str(err).strip()}): run one `dropoutnet stream` per model and "
-                        "database, or stop the other one first") from None
-                time.sleep(0.2)
+        return _while_in_use(
+            self._start, self.in_use_wait,
+            f"the stream slot {names(self.cfg)} is read by another worker ({{error}}): run one "
+            "`dropoutnet stream` per model and database, or stop the other one first")
+
+    def _start(self) -> "ChangeLog":
+        conn = psycopg2.connect(
+            self.url, connection_factory=psycopg2.extras.LogicalReplicationConnection)
+        try:
+            cur = conn.cursor()
+            cur.start_replication(slot_name=names(self.cfg), decode=False, options={
+                "proto_version": "1", "publication_names": names(self.cfg)})
+        except BaseException:
+            conn.close()
+            raise
+        self.conn, self.cur = conn, cur
+        return self
 
     def __exit__(self, *exc) -> None:
         if self.conn is not None:
