@@ -175,6 +175,20 @@ def stream_columns(url: str | None, query: str, params: dict[str, Any] | None = 
     :func:`dropoutnet.inputs.to_array` decodes a whole column at once with numpy) instead of
     one Python object per value, which was most of the read time.
     """
+    with binary_transaction(url) as conn:
+        with conn.cursor(name="dropoutnet_stream", binary=True) as cur:
+            cur.itersize = chunk_rows
+            cur.execute(query, params or {})
+            names = [d.name for d in cur.description]
+            while rows := cur.fetchmany(chunk_rows):
+                yield dict(zip(names, map(list, zip(*rows))))
+
+
+@contextlib.contextmanager
+def binary_transaction(url: str | None = None) -> Iterator[Any]:
+    """A psycopg 3 connection in one repeatable-read transaction (one snapshot for every
+    statement), for cursors in the binary protocol: ``vector`` values, and the elements of
+    ``vector[]`` arrays, load as their raw binary form (``bytes``)."""
     import psycopg  # the binary protocol's driver; psycopg2 has only the text protocol
     from psycopg.adapt import Loader
 
@@ -193,10 +207,6 @@ def stream_columns(url: str | None, query: str, params: dict[str, Any] | None = 
         conn.execute("set cursor_tuple_fraction = 1.0")
         info = psycopg.types.TypeInfo.fetch(conn, "vector")
         if info is not None:
+            info.register(conn)  # vector[]: arrays of the element's loader, set next
             conn.adapters.register_loader(info.oid, RawBytes)
-        with conn.cursor(name="dropoutnet_stream", binary=True) as cur:
-            cur.itersize = chunk_rows
-            cur.execute(query, params or {})
-            names = [d.name for d in cur.description]
-            while rows := cur.fetchmany(chunk_rows):
-                yield dict(zip(names, map(list, zip(*rows))))
+        yield conn

@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -60,15 +61,42 @@ def read_query(cur, cfg: PipelineConfig, table: str, bizdate: dt.date,
     """The query reading one sample partition (``read_partition.sql``); ``shuffled``: in
     training's fixed pseudo-random order, by the partition's ``shuffle_key`` when it has one
     (the samples step writes it: no sort), else by the same hash (a sort)."""
-    keyed = False
-    if shuffled and table == "samples":
-        sql.execute(cur, "read_order_keyed.sql", params={"bizdate": bizdate},
-                    schema=cfg.storage.schema_)
-        row = cur.fetchone()
-        keyed = bool(row and row[0])
+    keyed = shuffled and last_read_key(cur, cfg, table, bizdate) is not None
     return sql.render("read_partition.sql", schema=cfg.storage.schema_, table=table,
                       label=cfg.label_name, features=cfg.features, shuffled=shuffled,
                       keyed=keyed)
+
+
+def last_read_key(cur, cfg: PipelineConfig, table: str, bizdate: dt.date) -> int | None:
+    """The last ``shuffle_key`` of a training partition, whose keys number its rows 1..n in
+    training's read order; ``None`` when it has none (another table, a partition written
+    before the key existed, or an empty one)."""
+    if table != "samples":
+        return None
+    sql.execute(cur, "read_partition_last_key.sql", params={"bizdate": bizdate},
+                schema=cfg.storage.schema_, table=table)
+    row = cur.fetchone()
+    return None if row is None or row[0] is None else int(row[0])
+
+
+def read_chunks(url: str | None, cfg: PipelineConfig, table: str, bizdate: dt.date,
+                chunk_rows: int) -> Iterator[dict[str, list]]:
+    """A keyed training partition (:func:`last_read_key`) in the order of
+    ``read_query(shuffled=True)``, column-wise, ``chunk_rows`` rows at a time, in one
+    snapshot: each column of a chunk comes as one array (``read_partition_chunk.sql``), which
+    psycopg parses in C, instead of a Python tuple per row."""
+    query = sql.render("read_partition_chunk.sql", schema=cfg.storage.schema_, table=table,
+                       label=cfg.label_name, features=cfg.features)
+    with db.binary_transaction(url) as conn, conn.cursor(binary=True) as cur:
+        last = last_read_key(cur, cfg, table, bizdate)
+        if last is None:
+            raise MissingDataError(f"{table} for bizdate {bizdate} has no read-order key "
+                                   "(shuffle_key) to cut chunks by: read it row by row")
+        for first in range(1, last + 1, chunk_rows):
+            cur.execute(query, {"bizdate": bizdate, "first_key": first,
+                                "last_key": first + chunk_rows - 1})
+            names = [d.name for d in cur.description]
+            yield {n: values or [] for n, values in zip(names, cur.fetchone())}
 
 
 def partition_exists(cur, cfg: PipelineConfig, table: str, bizdate: dt.date) -> bool:

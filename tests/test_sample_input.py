@@ -48,11 +48,7 @@ def env(database_url, tmp_path_factory):
         yield e
 
 
-def test_streamed_chunks_equal_the_partition_in_memory(env):
-    cfg, memory = env["cfg"], env["memory"]
-    chunks = list(PartitionSource(cfg, END, env["url"], chunk_rows=100).chunks())
-    assert len(chunks) == -(-len(memory["labels"]) // 100) > 3
-    whole = Chunk.concat(chunks)
+def _equal_to_memory(whole: Chunk, memory: dict, cfg) -> None:
     np.testing.assert_array_equal(whole.labels, memory["labels"])
     np.testing.assert_array_equal(whole.item_ids, memory["item_ids"].astype(str))
     np.testing.assert_array_equal(
@@ -65,6 +61,40 @@ def test_streamed_chunks_equal_the_partition_in_memory(env):
                 assert got.shape == (len(memory["labels"]), f.dim) and np.abs(got).sum() > 0
         else:
             assert list(got) == list(want), f.name
+
+
+def test_streamed_chunks_equal_the_partition_in_memory(env):
+    """A training partition is read a chunk at a time, each column of a chunk as one array
+    (read_partition_chunk.sql): the same rows, order and values, missing ones included, as
+    the rows read one by one."""
+    cfg, memory = env["cfg"], env["memory"]
+    source = PartitionSource(cfg, END, env["url"], chunk_rows=100)
+    assert source.chunked
+    chunks = list(source.chunks())
+    n = len(memory["labels"])
+    assert [len(c) for c in chunks] == [100] * (n // 100) + ([n % 100] if n % 100 else [])
+    assert len(chunks) > 3
+    # the comparison covers missing values of each kind (NULL in the table)
+    features = memory["features"]
+    assert any(np.isnan(features[f.name]).any() for f in cfg.features if f.kind == "numeric")
+    assert any((features[f.name] == "").any() for f in cfg.features if f.kind == "tags")
+    _equal_to_memory(Chunk.concat(chunks), memory, cfg)
+
+
+def test_a_partition_without_the_read_key_is_read_row_by_row(env):
+    """A partition with no shuffle_key (written before the key existed; here the held-out
+    samples, which never have it) streams row by row through a server-side cursor, in the
+    same order as the whole partition read at once."""
+    cfg = env["cfg"]
+    source = PartitionSource(cfg, END, env["url"], table="eval_samples", chunk_rows=100,
+                             cache=False)
+    assert not source.chunked
+    with db.transaction(env["url"]) as cur:
+        assert sample_data.last_read_key(cur, cfg, "eval_samples", END) is None
+        n = len(env["memory"]["labels"])
+        assert sample_data.last_read_key(cur, cfg, "samples", END) == n
+        memory = sample_data.load_partition(cur, cfg, "eval_samples", END, shuffled=True)
+    _equal_to_memory(Chunk.concat(list(source.chunks())), memory, cfg)
 
 
 def test_a_streamed_partition_trains_the_same_model_as_the_rows_in_memory(env, tmp_path):
@@ -113,6 +143,7 @@ def test_later_passes_read_the_disk_cache_and_close_deletes_it(env, monkeypatch)
             raise AssertionError("read Postgres again")
 
         monkeypatch.setattr(db, "stream_columns", no_postgres)
+        monkeypatch.setattr(db, "binary_transaction", no_postgres)
         monkeypatch.setattr(db, "transaction", no_postgres)
         second = list(source.chunks())
         assert source.counts() == (len(env["memory"]["labels"]),
