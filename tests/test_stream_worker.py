@@ -421,6 +421,27 @@ def test_while_the_model_service_is_down_the_worker_holds_its_position(env, serv
                        daily_vector(env, version, "while_down"), atol=1e-4)
 
 
+def test_a_worker_stopped_while_the_service_is_down_stops_and_loses_nothing(env, service):
+    """Asked to stop while it retries a batch against an absent service, the worker ends (it
+    does not retry forever), leaving the batch unconfirmed: the next worker embeds the item."""
+    cfg = env["cfg"]
+    down = cfg.model_copy(update={"stream": cfg.stream.model_copy(update={
+        "service_url": f"http://127.0.0.1:{free_port()}", "retry_max_seconds": 0.5})})
+    with db.transaction() as cur:
+        version = registry.active(cur, cfg).model_version
+    with running_worker(down) as worker:  # which asserts that the worker's thread ends
+        insert_new_item(env, "while_stopped")
+        wait_for(lambda: worker.stats.retries >= 2, what="retries against the absent service")
+        stop_asked = time.monotonic()
+    assert time.monotonic() - stop_asked < 10, "the worker kept retrying after the stop"
+    assert stored(env, version, "while_stopped") is None
+    with running_worker(cfg):
+        wait_for(lambda: stored(env, version, "while_stopped") is not None,
+                 what="the held item, embedded by the next worker")
+    assert np.allclose(stored(env, version, "while_stopped"),
+                       daily_vector(env, version, "while_stopped"), atol=1e-4)
+
+
 def test_the_demos_worker_runs_in_the_background_and_shows_new_items_recallable(env, service,
                                                                                capsys):
     """`make demo`'s real-time step: the worker started as a background process next to the

@@ -67,6 +67,11 @@ class RejectedError(ValueError):
     """The model service refused the request (HTTP 4xx): retrying cannot help."""
 
 
+class _Stopped(Exception):
+    """Asked to stop while a batch was being retried: the batch stays unconfirmed, so the
+    slot gives it again at the next start."""
+
+
 def lsn_text(lsn: int) -> str:
     """A change-log position as PostgreSQL writes it (``16/B374D848``)."""
     return f"{lsn >> 32:X}/{lsn & 0xFFFFFFFF:X}"
@@ -146,6 +151,7 @@ class Worker:
         self.item_model = cfg.serving.item_model or f"{cfg.model_name}_item"
         self.version: str | None = None  # the active version the worker last embedded into
         self._last_beat: tuple[float, int] | None = None  # (monotonic time, items embedded)
+        self._stopping: Callable[[], bool] = lambda: False  # run()'s stop or deadline
         from prometheus_client import CollectorRegistry, Histogram
 
         self.registry = CollectorRegistry()
@@ -168,6 +174,8 @@ class Worker:
         with db.transaction(self.url) as cur:
             self.roles = source.raw_tables(cur, self.cfg)
         deadline = None if max_seconds is None else time.monotonic() + max_seconds
+        self._stopping = lambda: ((stop is not None and stop()) or (
+            deadline is not None and time.monotonic() > deadline))
         s = self.cfg.stream
         server = self._serve_metrics()
         next_heartbeat = 0.0
@@ -187,9 +195,11 @@ class Worker:
                             self._with_retries(self.follow_version)
                         self._heartbeat()
                         next_heartbeat = time.monotonic() + s.heartbeat_seconds
-                    if (stop is not None and stop()) or (deadline is not None
-                                                         and time.monotonic() > deadline):
+                    if self._stopping():
                         break
+        except _Stopped:  # while the service or the database was away: nothing is lost
+            log.info("stream worker stopped while retrying; its unconfirmed batch is read "
+                     "again at the next start")
         finally:
             if server is not None:
                 server.shutdown()
@@ -255,6 +265,8 @@ class Worker:
                 return step()
             except (ServiceError, psycopg2.OperationalError, psycopg2.InterfaceError) as exc:
                 self.stats.retries += 1
+                if self._stopping():
+                    raise _Stopped from exc
                 log.warning("stream batch failed (%s); retrying in %.1f s, holding the slot's "
                             "position", exc, wait)
                 time.sleep(wait)
