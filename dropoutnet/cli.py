@@ -255,7 +255,8 @@ def cmd_tune(args: argparse.Namespace) -> int:
     cfg = pipeline.load(args.config)
     day = pipeline.parse_bizdate(args.bizdate)
     result = tuning.tune_pipeline(cfg, day, args.trials, seed=args.seed, days=args.validation_days,
-                                  metric=args.metric, echo=lambda line: print(line, flush=True))
+                                  metric=args.metric, echo=lambda line: print(line, flush=True),
+                                  seeds=args.seeds)
     out = Path(args.out) if args.out else (
         locations.home() / "tuning" / f"{cfg.model_name}-{day.isoformat()}.yaml")
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -393,6 +394,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--bizdate", required=True, help="YYYY-MM-DD; its samples must exist")
     p.add_argument("--trials", type=int, required=True, help="trial budget (>= 1)")
     p.add_argument("--seed", type=int, default=0, help="the sampler's seed")
+    p.add_argument("--seeds", type=int, default=1,
+                   help="training seeds per trial: each trial's figure is their mean")
     p.add_argument("--validation-days", type=int, default=1,
                    help="hold out the items created in the N days before the bizdate")
     p.add_argument("--metric", help="recall@K to maximise (default: the gate metric's K)")

@@ -79,6 +79,34 @@ def test_a_failing_trial_is_recorded_and_the_study_goes_on():
     assert [t["value"] for t in result["trials"]] == [0.5, None, 0.5]
 
 
+def test_each_trial_is_the_mean_of_its_training_seeds():
+    seen = []
+
+    def objective(settings):  # the figure moves with the seed as much as with the settings
+        seen.append(settings["training"]["seed"])
+        return settings["training"]["seed"] / 100
+
+    lines: list[str] = []
+    result = tuning.run_study(objective, _base(seed=7), trials=2, seed=0, metric="recall@20",
+                              echo=lines.append, seeds=3)
+    assert seen == [7, 8, 9, 7, 8, 9]  # the same seeds for every trial: a paired comparison
+    for record in result["trials"]:
+        assert record["per_seed"] == [0.07, 0.08, 0.09]
+        assert record["value"] == pytest.approx(0.08)
+    assert lines[0].startswith("trial 1/2: recall@20 0.0800 (seeds 0.0700 / 0.0800 / 0.0900)")
+    # the chosen settings name no seed: the config's own stays
+    assert "seed" not in result["best"]["settings"]["training"]
+    one = tuning.run_study(objective, _base(seed=7), trials=1, seed=0, echo=lambda _: None)
+    assert seen[-1] == 7 and "per_seed" not in one["trials"][0]
+
+
+@pytest.mark.parametrize("seeds", [0, -1, True, 1.5])
+def test_fewer_than_one_training_per_trial_is_refused(seeds):
+    with pytest.raises(tuning.TuningError, match="the training seeds per trial must be at "
+                                                 "least 1, got .*: pass --seeds N"):
+        tuning.run_study(lambda s: 0.0, _base(), trials=2, seed=0, seeds=seeds)
+
+
 @pytest.mark.parametrize("budget", [0, -3, True, 2.5])
 def test_a_budget_below_one_trial_is_refused(budget):
     with pytest.raises(tuning.TuningError, match="the trial budget must be at least 1, got"):
@@ -165,6 +193,9 @@ def test_tune_bad_inputs_are_one_line_errors(env, capsys):
     assert cli.main(base + ["--bizdate", END.isoformat(), "--trials", "0"]) == 1
     err = capsys.readouterr().err
     assert err.startswith("error: the trial budget must be at least 1, got 0: pass --trials N")
+    assert cli.main(base + ["--bizdate", END.isoformat(), "--trials", "2", "--seeds", "0"]) == 1
+    assert capsys.readouterr().err.startswith(
+        "error: the training seeds per trial must be at least 1, got 0: pass --seeds N")
     assert cli.main(base + ["--bizdate", "2026-11-12", "--trials", "1"]) == 1
     assert "samples has no partition for bizdate 2026-11-12: run the samples task" in \
         capsys.readouterr().err

@@ -31,7 +31,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--epochs", type=int, default=None, help="training epochs of the model")
     p.add_argument("--seed", type=int, default=None)
     p.add_argument("--seeds", type=int, default=1,
-                   help="training seeds of the model (its figures are their mean)")
+                   help="training seeds of the model: its figures (the test's, or each "
+                        "--tune trial's) are their mean")
     _tuning_arguments(p, "a share of the training items held out as pseudo-cold")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=_cmd_citeulike)
@@ -40,7 +41,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                                          "the pipeline's steps, with baselines")
     p.add_argument("--path", required=True, help="MovieLens 100K folder (u.data, u.item, u.user)")
     p.add_argument("--seeds", type=int, default=3,
-                   help="training seeds of the model (its figures are their mean)")
+                   help="training seeds of the model: its figures (the test's, or each "
+                        "--tune trial's) are their mean")
     _tuning_arguments(p, "held-out arrivals of the training ratings alone, in 3 folds")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=_cmd_movielens)
@@ -97,6 +99,7 @@ def _cmd_citeulike(args: argparse.Namespace) -> int:
     if args.tune is not None:
         result = tune(args.path, args.split, args.tune, settings, seed=args.tune_seed,
                       content="tags+citations" if args.content == "both" else args.content,
+                      seeds=args.seeds,
                       echo=lambda line: print(line, file=sys.stderr, flush=True))
         print(json.dumps(result) if args.json else json.dumps(result["best"], indent=1))
         return 0
@@ -113,7 +116,7 @@ def _cmd_movielens(args: argparse.Namespace) -> int:
     _check_budget(args)
     url = locations.database_url()
     if args.tune is not None:
-        result = tune(args.path, url, args.tune, seed=args.tune_seed,
+        result = tune(args.path, url, args.tune, seed=args.tune_seed, seeds=args.seeds,
                       echo=lambda line: print(line, file=sys.stderr, flush=True))
         print(json.dumps(result) if args.json else json.dumps(result["best"], indent=1))
         return 0

@@ -600,9 +600,10 @@ def _out_of_fold_ridge(x: sp.csr_matrix, v: np.ndarray, rows: np.ndarray, reg: f
 
 def tune(path: str | Path, split: str | Path, trials: int, settings: BenchmarkSettings | None = None,
          seed: int = 0, k: int = 100, share: float = 0.2, content: str = "tags+citations",
-         echo=print) -> dict[str, Any]:
+         seeds: int = 1, echo=print) -> dict[str, Any]:
     """An Optuna study of the model's settings on a validation split of the training pairs
-    (a ``share`` of the warm items held out as pseudo-cold; recall@k)."""
+    (a ``share`` of the warm items held out as pseudo-cold; recall@k, the mean over ``seeds``
+    training seeds per trial)."""
     from .. import tuning
 
     s = settings or BenchmarkSettings()
@@ -619,7 +620,8 @@ def tune(path: str | Path, split: str | Path, trials: int, settings: BenchmarkSe
         scores, _ = model_scores(p, s, trial_settings)
         return ranking_metrics(scores, p.relevant, [k])[f"recall@{k}"]
 
-    return tuning.run_study(objective, base, trials, seed, metric=f"recall@{k}", echo=echo)
+    return tuning.run_study(objective, base, trials, seed, metric=f"recall@{k}", echo=echo,
+                            seeds=seeds)
 
 
 def run_benchmark(path: str | Path, split: str | Path, settings: BenchmarkSettings | None = None,

@@ -260,11 +260,12 @@ def same_share_k(k: int, candidates: int, test_candidates: int) -> int:
 
 
 def tune(path: str | Path, url: str, trials: int, seed: int = 0, k: int = 20,
-         folds: int = 3, cold_share: float = 0.15, echo=print) -> dict[str, Any]:
+         folds: int = 3, cold_share: float = 0.15, seeds: int = 1,
+         echo=print) -> dict[str, Any]:
     """An Optuna study of the model's settings on the held-out-arrivals folds
     (:func:`validation_folds`): recall averaged over the folds' users, each fold cut at
-    :func:`same_share_k` of the test's ``k``, one training seed per fold (the folds, not the
-    seeds, give the average its spread)."""
+    :func:`same_share_k` of the test's ``k``; each trial's figure is the mean over ``seeds``
+    training seeds (:func:`tuning.run_study`)."""
     ml = movielens.read(path)
     parts = validation_folds(url, ml, folds, cold_share)
     # how many movies the test ranks: a property of the protocol, not of the test's labels
@@ -281,7 +282,8 @@ def tune(path: str | Path, url: str, trials: int, seed: int = 0, k: int = 20,
                     for p, cut in zip(parts, cutoffs)]
         return float(np.concatenate(per_user).mean())
 
-    result = tuning.run_study(objective, base, trials, seed, metric=f"recall@{k}", echo=echo)
+    result = tuning.run_study(objective, base, trials, seed, metric=f"recall@{k}", echo=echo,
+                              seeds=seeds)
     _drop_schemas(url)
     return result
 
