@@ -16,8 +16,10 @@ demo's shape: users, items and new items scaled together; the demo holds 257,380
   its disk cache; ``postgres_uncached``, not run unless asked for with ``--training-modes``,
   reads Postgres every epoch); ``memory`` reads the
   partition into memory first and trains on the arrays (the read is timed apart); and
-  ``model_only`` trains on batches already made, the model's own ceiling.  Samples per second
-  of training (epochs x rows / seconds) and peak memory of each.
+  ``model_only`` trains on batches already made, the model's own ceiling
+  (``model_only_keras_adam``, when asked for, the same with Keras's own Adam in place of
+  :class:`dropoutnet.model.optimizer.Adam`).  Samples per second of training (epochs x rows
+  / seconds) and peak memory of each.
 * **user embeddings**: ``--users`` more users (default 1,000,000; each a copy of a generated
   user's attributes, with an impression and a click on the bizdate, so every one is active
   and has preference features) are added to the raw tables after the daily run, and the
@@ -156,6 +158,14 @@ def child_training(mode: str) -> None:
             tc = cfg.training
             model = build_model(cfg.features, cfg.model, boundaries, tc.seed,
                                 learning_rate=tc.learning_rate, weight_decay=tc.weight_decay)
+            if mode == "model_only_keras_adam":  # Keras's own Adam(W), for comparison
+                import keras
+
+                model.compile(optimizer=(
+                    keras.optimizers.AdamW(tc.learning_rate, weight_decay=tc.weight_decay)
+                    if tc.weight_decay > 0 else keras.optimizers.Adam(tc.learning_rate)),
+                    jit_compile=False)
+                model.optimizer.build(model.trainable_variables)
             with PartitionSource(cfg, END, url, cache=False) as source:
                 rows = sum(len(c) for c in source.chunks())
                 ds = make_dataset(model, source, rows, tc.batch_size, shuffle_buffer=0)
@@ -185,7 +195,8 @@ def main() -> int:
     parser.add_argument("--sections", default="daily,embeddings,training")
     parser.add_argument("--training-modes", default="postgres,memory,model_only",
                         help="methods of the training section, in the order run each round "
-                        "(also: postgres_uncached, every epoch read from Postgres)")
+                        "(also: postgres_uncached, every epoch read from Postgres; "
+                        "model_only_keras_adam, the model alone with Keras's Adam)")
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()

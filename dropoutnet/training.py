@@ -48,6 +48,7 @@ from dropoutnet.config import FeatureSpec, ModelConfig, PipelineConfig
 from dropoutnet.features import input_signature, to_numpy_batch
 from dropoutnet.model import ITEM_ID_KEY, ITEM_LOGQ_KEY, DropoutNet
 from dropoutnet.model.factors import SCALE_PAIRS, fit_factors
+from dropoutnet.model.optimizer import Adam
 from dropoutnet.model.popularity import fit_popularity
 from dropoutnet.progress import Progress
 from dropoutnet.sample_input import (ArraySource, Chunk, SampleSource, Scan, scan,
@@ -72,7 +73,8 @@ def build_model(features: Sequence[FeatureSpec], model_config: ModelConfig,
                 boundaries: Mapping[str, Sequence[float]], seed: int,
                 learning_rate: float | None = None, weight_decay: float = 0.0) -> DropoutNet:
     """A DropoutNet with every variable created; compiled with Adam when ``learning_rate``
-    (AdamW when ``weight_decay`` > 0).
+    (AdamW when ``weight_decay`` > 0: :class:`dropoutnet.model.optimizer.Adam`, exact for
+    the embedding tables' sparse gradients).
 
     Seeds Python, NumPy and TensorFlow from ``seed`` first, so the same inputs give the same
     initial weights, dropout draws and shuffling.
@@ -81,8 +83,7 @@ def build_model(features: Sequence[FeatureSpec], model_config: ModelConfig,
     model = DropoutNet(features, model_config, boundaries, seed=seed)
     model.build_from_signature()
     if learning_rate is not None:
-        optimizer = (keras.optimizers.AdamW(learning_rate, weight_decay=weight_decay)
-                     if weight_decay > 0 else keras.optimizers.Adam(learning_rate))
+        optimizer = Adam(learning_rate, weight_decay=weight_decay if weight_decay > 0 else None)
         model.compile(optimizer=optimizer, jit_compile=False)
         model.optimizer.build(model.trainable_variables)
     return model
