@@ -42,8 +42,8 @@ from .config import PipelineConfig
 
 log = logging.getLogger(__name__)
 
-__all__ = ["TuningError", "ValidationSplit", "apply", "pipeline_objective",
-           "pipeline_validation", "recall_of_scores", "run_study", "suggest"]
+__all__ = ["TuningError", "ValidationSplit", "apply", "check_budget", "pipeline_objective",
+           "pipeline_validation", "recall_of_scores", "run_study", "suggest", "trial_seeds"]
 
 
 class TuningError(ValueError):
