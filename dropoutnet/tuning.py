@@ -128,9 +128,9 @@ def _flat(settings: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def trial_seeds(base: Mapping[str, Any], seeds: int) -> list[dict[str, Any]]:
-    """The ``training.seed`` overrides of a trial's ``seeds`` trainings: the base's seed
-    (42 when it has none), then the next ones."""
-    first = int(base.get("training", {}).get("seed", 42))
+    """The ``training.seed`` overrides of a trial's ``seeds`` trainings: the base's seed,
+    then the next ones."""
+    first = int(base["training"]["seed"])
     return [{"training": {"seed": first + i}} for i in range(seeds)]
 
 
@@ -202,13 +202,14 @@ def run_study(objective: Callable[[dict[str, Any]], float], base: Mapping[str, A
     records: list[dict[str, Any]] = []
 
     distill = _distills(base)
+    seed_overrides = trial_seeds(base, seeds)  # the same seeds for every trial
 
     def wrapped(trial) -> float:
         settings = suggest(trial, distill)
         started = time.monotonic()
         per_seed: list[float] = []
         try:
-            for overrides in trial_seeds(base, seeds):
+            for overrides in seed_overrides:
                 per_seed.append(float(objective(apply(settings, overrides))))
             value = float(np.mean(per_seed))
         except Exception as exc:  # a failing trial is a data point, not the end of the study
