@@ -76,7 +76,7 @@ def map_taste(latents: np.ndarray, offsets: np.ndarray, clicks: np.ndarray,
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[1])
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--k", default="20,50", help="recall cut-offs, comma-separated")
     args = parser.parse_args()
     ks = [int(k) for k in args.k.split(",")]
