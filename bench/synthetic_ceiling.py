@@ -33,7 +33,6 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import scipy.sparse as sp
 from scipy.optimize import minimize
 
 REPO = Path(__file__).resolve().parent.parent
@@ -41,27 +40,20 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
 
 from dropoutnet import datagen  # noqa: E402
+from dropoutnet.cf import ridge_predict  # noqa: E402
+from dropoutnet.config import FeatureSpec  # noqa: E402
+from dropoutnet.content import ContentEncoder  # noqa: E402
 from quality import SYNTHETIC  # noqa: E402
 
 DAY = 86400
-
-
-def one_hot(values) -> sp.csr_matrix:
-    _, index = np.unique(np.asarray(values, dtype=str), return_inverse=True)
-    n = len(index)
-    return sp.csr_matrix((np.ones(n), (np.arange(n), index)), shape=(n, index.max() + 1))
-
-
-def multi_hot(lists: list[list[str]]) -> sp.csr_matrix:
-    vocabulary = {t: k for k, t in enumerate(sorted({t for ts in lists for t in ts}))}
-    rows = [i for i, ts in enumerate(lists) for _ in ts]
-    cols = [vocabulary[t] for ts in lists for t in ts]
-    return sp.csr_matrix((np.ones(len(rows)), (rows, cols)), shape=(len(lists), len(vocabulary)))
-
-
-def ridge(x: sp.csr_matrix, y: np.ndarray, rows: np.ndarray, reg: float = 1.0) -> np.ndarray:
-    fit = x[rows]
-    return np.linalg.solve((fit.T @ fit).toarray() + reg * np.eye(x.shape[1]), fit.T @ y[rows])
+# the generated items' content columns, encoded as the benchmarks' baselines encode theirs
+CONTENT = [FeatureSpec(name=n, group="item_content", kind=k, source=f"items.{n}", **extra)
+           for n, k, extra in (("category_level1", "categorical", {}),
+                               ("category_level2", "categorical", {}),
+                               ("tags", "tags", {"separator": ","}),
+                               ("author_id", "categorical", {}),
+                               ("title_emb", "vector", {"dim": datagen.TEXT_DIM}),
+                               ("tag_emb", "vector", {"dim": datagen.TEXT_DIM}))]
 
 
 def map_taste(latents: np.ndarray, offsets: np.ndarray, clicks: np.ndarray,
@@ -86,13 +78,13 @@ def main() -> int:
     items, day = world.items, world.item_day
     last = world.days - 1
     start = last * DAY
-    content = sp.hstack([
-        one_hot(items["category_level1"]), one_hot(items["category_level2"]),
-        multi_hot([t.strip("{}").split(",") for t in items["tags"]]),
-        one_hot(items["author_id"]), sp.csr_matrix(world.title_emb),
-        sp.csr_matrix(world.tag_emb), sp.csr_matrix(np.ones((len(day), 1)))]).tocsr()
+    columns = {"category_level1": items["category_level1"],
+               "category_level2": items["category_level2"],
+               "tags": [t.strip("{}") for t in items["tags"]], "author_id": items["author_id"],
+               "title_emb": world.title_emb, "tag_emb": world.tag_emb}
+    content = ContentEncoder(CONTENT).fit(columns).transform(columns)
     older = np.flatnonzero(day < last - 2)  # published before the 3-day candidate window
-    latent_hat = content @ ridge(content, world.item_latent, older)
+    latent_hat = ridge_predict(content, world.item_latent, older, np.arange(len(day)), reg=1.0)
     quality = world.item_quality  # linear in grade_score, a content column
     candidates = np.flatnonzero(day == last)
 
