@@ -46,7 +46,7 @@ from typing import Any, Mapping
 import numpy as np
 from psycopg2.extras import Json
 
-from . import db, registry, sql
+from . import db, registry, sql, vectors
 from .config import PipelineConfig
 from .inputs import as_vector
 
@@ -280,10 +280,12 @@ def recall(cfg: PipelineConfig, user_id: str, top_n: int | None = None,
     * ``ef_search``: the HNSW candidate list, from N to ``retrieval.max_ef_search``
       (default ``retrieval.hnsw.ef_search`` raised to N).
 
-    Runs in its own transaction on ``url`` (default: the pipeline's database), or in the
-    caller's cursor ``cur`` (the recall API's pooled connections).  Raises
-    :class:`RecallError` (its ``status`` says which kind) naming the parameter as ``names``
-    spells it.
+    Runs in its own transaction on ``url`` (default: the pipeline's database), first
+    checking that the embedding tables hold ``cfg``'s vectors (:func:`vectors.check_tables`),
+    or in the caller's cursor ``cur`` (the recall API's pooled connections; the API checks
+    the tables once).  Raises :class:`RecallError` (its ``status`` says which kind) naming
+    the parameter as ``names`` spells it, or :class:`MissingDataError` for tables of another
+    model size or vector type.
     """
     request = check_request(cfg, user_id, top_n, created_within_hours,
                             exclude_interacted=exclude_interacted, filters=filters,
@@ -291,6 +293,7 @@ def recall(cfg: PipelineConfig, user_id: str, top_n: int | None = None,
     if cur is not None:
         return recall_checked(cur, cfg, request, names)
     with db.transaction(url) as cur:
+        vectors.check_tables(cur, cfg)
         return recall_checked(cur, cfg, request, names)
 
 

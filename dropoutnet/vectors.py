@@ -68,16 +68,28 @@ def ensure_tables(url: str | None, cfg: PipelineConfig) -> None:
     vector_type = cfg.storage.vector_type
     db.ensure_ddl(url, "ddl/embedding_tables.sql", schema=schema, dim=dim,
                   vector_type=vector_type)
-    columns = {}
     with db.transaction(url) as cur:
-        for side in SIDES:
-            sql.execute(cur, "table_columns.sql", params={"schema": schema,
-                                                          "table": table(side)})
-            columns[side] = dict(cur.fetchall())
-    for side in SIDES:
-        _check_stored_type(cfg, columns[side]["embedding"])
+        columns = check_tables(cur, cfg)
     if "attributes" not in columns["item"]:  # made before recall filters: add it, once
         db.ensure_ddl(url, "ddl/item_attributes_column.sql", schema=schema)
+
+
+def check_tables(cur, cfg: PipelineConfig) -> dict[str, dict[str, str]]:
+    """Refuse embedding tables whose vector type or size is not what ``cfg`` reads and
+    writes (:class:`MissingDataError` naming the setting and the fix); read only.
+
+    The readers of stored vectors (recall, its API) call it before their queries, which would
+    otherwise fail inside Postgres on an operator or a dimension that does not match.  Tables
+    not made yet pass.  Returns each side's ``{column: type}`` (empty when absent).
+    """
+    columns = {}
+    for side in SIDES:
+        sql.execute(cur, "table_columns.sql", params={"schema": cfg.storage.schema_,
+                                                      "table": table(side)})
+        columns[side] = dict(cur.fetchall())
+        if "embedding" in columns[side]:
+            _check_stored_type(cfg, columns[side]["embedding"])
+    return columns
 
 
 def _check_stored_type(cfg: PipelineConfig, stored: str) -> None:

@@ -538,6 +538,42 @@ def test_recall_leaves_the_stored_vectors_as_they_were(store, api):
         assert cur.fetchone() == before == (N_ITEMS, before[1])
 
 
+def _other_model(store, **settings):
+    """``store``'s config (same schema, model name and database) with other settings."""
+    return make_config(storage={"schema": store["cfg"].storage.schema_,
+                                **settings.pop("storage", {})},
+                       cold_start_recall={"train_days": 3,
+                                          "model_name": store["cfg"].model_name}, **settings)
+
+
+@pytest.mark.parametrize("settings, message", [
+    ({"storage": {"vector_type": "halfvec"}},
+     "hold vector({dim}) but this config's storage.vector_type is 'halfvec'"),
+    ({"model": {"embedding_dim": 8}}, "hold vector({dim}) but this config's model makes "
+                                      "vector(9) (model.embedding_dim 8 + 1 for model.item_prior"),
+])
+def test_a_config_that_does_not_match_the_stored_tables_is_named_not_a_500(
+        store, settings, message):
+    """A recall API or CLI started with another model size or vector type than the tables
+    hold: the function raises the fix, the API answers 500 with it (the server's config, not
+    the request, is wrong), its health check 503; the stored version is untouched."""
+    cfg = _other_model(store, **settings)
+    message = message.format(dim=store["cfg"].vector_dim)
+    with pytest.raises(MissingDataError, match="set storage.schema to a new schema") as err:
+        recall(cfg, "u1", url=store["url"])
+    assert message in str(err.value)
+    server = Server(cfg, store["url"])
+    try:
+        for _ in range(2):  # checked again while it fails
+            status, body, _ = server.get("/v1/recall", {"user_id": "u1"})
+            assert status == 500 and message in body["error"], body
+        status, body, _ = server.get("/healthz")
+        assert status == 503 and message in body["status"]
+    finally:
+        server.stop()
+    assert recall(store["cfg"], "u1", url=store["url"])["model_version"] == VERSION
+
+
 def test_attributes_round_trip_through_binary_copy(store):
     with db.transaction(store["url"]) as cur:
         cur.execute(f"select item_id, attributes from {store['cfg'].storage.schema_}"

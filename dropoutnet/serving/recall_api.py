@@ -15,13 +15,16 @@ Routes:
   ``retrieval.filter_columns`` (one parameter per column; several must all hold);
   booleans are ``true``/``false`` (or ``1``/``0``, ``yes``/``no``).  Everything else is
   :func:`dropoutnet.retrieval.recall`'s.
-* ``GET /healthz``: 200 with the active version when the database answers and a version is
-  active, else 503 (no token needed).
+* ``GET /healthz``: 200 with the active version when the database answers, its embedding
+  tables hold this config's vectors and a version is active, else 503 (no token needed).
 
 Errors are ``{"error": "..."}`` naming the parameter and the fix: 400 for an unknown,
 repeated, malformed or out-of-range parameter; 401 for a missing or wrong token; 404 when
 no version is active or the user has no vector in it; 422 for a filter value no item of the
-active version has; 503 when the database cannot be reached.  A bad request never gets a 500.
+active version has; 503 when the database cannot be reached.  A bad request never gets a 500:
+that is for the server's own faults, such as a config whose model size or
+``storage.vector_type`` differs from the stored tables' (checked on the first request that
+finds the tables; the message names the setting and the fix).
 
 The database work is synchronous psycopg2, so it runs in worker threads
 (``asyncio.to_thread``), each on a connection of a small pool (at most
@@ -41,8 +44,9 @@ import psycopg2
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 
-from .. import db, registry
+from .. import db, registry, vectors
 from ..config import PipelineConfig
+from ..errors import MissingDataError
 from ..retrieval import API_NAMES, RecallError, check_request, recall_checked
 from .auth import HttpError, authorize
 
@@ -165,6 +169,21 @@ class _Reused(Exception):
     """A reused connection failed: retry on a new one."""
 
 
+class _TablesCheck:
+    """:func:`dropoutnet.vectors.check_tables` until it has seen both tables pass, then
+    nothing: a table's vector type is fixed once made, and absent tables (no run yet) are
+    checked again on the next request."""
+
+    def __init__(self, cfg: PipelineConfig) -> None:
+        self.cfg = cfg
+        self.passed = False
+
+    def __call__(self, cur) -> None:
+        if not self.passed:
+            columns = vectors.check_tables(cur, self.cfg)
+            self.passed = all("embedding" in side for side in columns.values())
+
+
 def _error(status: int, message: str) -> JSONResponse:
     return JSONResponse({"error": message}, status_code=status)
 
@@ -183,6 +202,11 @@ def create_recall_app(cfg: PipelineConfig, url: str | None = None) -> FastAPI:
     app = FastAPI(title=f"DropoutNet recall {cfg.model_name}", lifespan=lifespan,
                   docs_url=None, redoc_url=None, openapi_url=None)
     app.state.pool = pool
+    tables = _TablesCheck(cfg)
+
+    def answer(cur, checked):
+        tables(cur)
+        return recall_checked(cur, cfg, checked, API_NAMES)
 
     def database_down(err: Exception) -> JSONResponse:
         log.warning("recall: the database is unavailable: %s", err)
@@ -195,14 +219,16 @@ def create_recall_app(cfg: PipelineConfig, url: str | None = None) -> FastAPI:
             authorize(request, api.token_env)
             checked = check_request(cfg, **parse_query(request.query_params.multi_items()),
                                     names=API_NAMES)
-            result = await asyncio.to_thread(
-                pool.run, lambda cur: recall_checked(cur, cfg, checked, API_NAMES))
+            result = await asyncio.to_thread(pool.run, lambda cur: answer(cur, checked))
         except HttpError as err:
             return _error(err.status, str(err))
         except RecallError as err:
             return _error(err.status, str(err))
         except psycopg2.OperationalError as err:
             return database_down(err)
+        except MissingDataError as err:  # this server's config, not the request
+            log.error("recall: %s", err)
+            return _error(500, str(err))
         except Exception as err:  # noqa: BLE001 - a bug: logged, answered in the same shape
             log.exception("recall failed")
             return _error(500, f"internal error: {type(err).__name__}: {err}")
@@ -210,11 +236,16 @@ def create_recall_app(cfg: PipelineConfig, url: str | None = None) -> FastAPI:
 
     @app.get("/healthz")
     async def healthz() -> Response:
+        def active_version(cur):
+            tables(cur)
+            return registry.active_version(cur, cfg)
+
         try:
-            version = await asyncio.to_thread(
-                pool.run, lambda cur: registry.active_version(cur, cfg))
+            version = await asyncio.to_thread(pool.run, active_version)
         except psycopg2.OperationalError as err:
             return database_down(err)
+        except MissingDataError as err:
+            return JSONResponse({"status": str(err), "model_version": None}, status_code=503)
         if version is None:
             return JSONResponse({"status": f"model {cfg.model_name} has no active version yet",
                                  "model_version": None}, status_code=503)
