@@ -338,5 +338,13 @@ def test_a_model_of_another_vector_size_is_refused_before_writing(env):
                        rf"vector\({stored}\) but this config's model makes vector\({made}\) "
                        r"\(model.embedding_dim \d+.*\): set storage.schema to a new schema"):
         pipeline.user_embeddings(DAY2.isoformat(), other)
+    # evaluate reads the stored vectors as the config's size: refused the same way, before
+    # anything is computed or stored
+    stored_metrics = f"select dt, computed_at, metrics::text from {s}.metrics order by 1"
+    metrics = query(env, stored_metrics)
+    with pytest.raises(MissingDataError, match=rf"hold vector\({stored}\) but this config's "
+                       rf"model makes vector\({made}\)"):
+        pipeline.evaluate(DAY2.isoformat(), other)
+    assert metrics and query(env, stored_metrics) == metrics
     assert query(env, f"select model_version, count(*) from {s}.user_embeddings group by 1") \
         == before

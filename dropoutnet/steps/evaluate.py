@@ -45,7 +45,7 @@ from ..config import PipelineConfig
 from ..content import ContentEncoder
 from ..feature_queries import read_features
 from ..inputs import as_vector
-from ..vectors import version_tables
+from ..vectors import check_tables, version_tables
 
 log = logging.getLogger(__name__)
 
@@ -299,6 +299,8 @@ def evaluate(cfg: PipelineConfig, bizdate: dt.date, url: str | None = None,
     version = artifacts.model_version(bizdate)
     schema = cfg.storage.schema_
     registry.ensure_tables(url, cfg)
+    with db.transaction(url) as cur:  # the stored vectors are read as cfg's type and size
+        check_tables(cur, cfg)
     run = registry.current_run(cfg, bizdate)
     paths = registry.run_paths(cfg, bizdate, run)
     final = load_serving(paths.final)
