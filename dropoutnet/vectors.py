@@ -78,9 +78,9 @@ def check_tables(cur, cfg: PipelineConfig) -> dict[str, dict[str, str]]:
     """Refuse embedding tables whose vector type or size is not what ``cfg`` reads and
     writes (:class:`MissingDataError` naming the setting and the fix); read only.
 
-    The readers of stored vectors (recall, its API) call it before their queries, which would
-    otherwise fail inside Postgres on an operator or a dimension that does not match.  Tables
-    not made yet pass.  Returns each side's ``{column: type}`` (empty when absent).
+    The readers of stored vectors (recall, its API, evaluate) call it before their queries,
+    which would otherwise fail inside Postgres on an operator or a dimension that does not
+    match.  Tables not made yet pass.  Returns each side's ``{column: type}`` (empty when absent).
     """
     columns = {}
     for side in SIDES:
