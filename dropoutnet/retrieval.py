@@ -281,11 +281,11 @@ def recall(cfg: PipelineConfig, user_id: str, top_n: int | None = None,
       (default ``retrieval.hnsw.ef_search`` raised to N).
 
     Runs in its own transaction on ``url`` (default: the pipeline's database), first
-    checking that the embedding tables hold ``cfg``'s vectors (:func:`vectors.check_tables`),
-    or in the caller's cursor ``cur`` (the recall API's pooled connections; the API checks
-    the tables once).  Raises :class:`RecallError` (its ``status`` says which kind) naming
-    the parameter as ``names`` spells it, or :class:`MissingDataError` for tables of another
-    model size or vector type.
+    checking that the embedding tables hold ``cfg``'s vector type
+    (:func:`vectors.check_tables`), or in the caller's cursor ``cur`` (the recall API's
+    pooled connections; the API checks the tables once).  Raises :class:`RecallError` (its
+    ``status`` says which kind) naming the parameter as ``names`` spells it, or
+    :class:`MissingDataError` for tables of the other ``storage.vector_type``.
     """
     request = check_request(cfg, user_id, top_n, created_within_hours,
                             exclude_interacted=exclude_interacted, filters=filters,
@@ -293,7 +293,7 @@ def recall(cfg: PipelineConfig, user_id: str, top_n: int | None = None,
     if cur is not None:
         return recall_checked(cur, cfg, request, names)
     with db.transaction(url) as cur:
-        vectors.check_tables(cur, cfg)
+        vectors.check_tables(cur, cfg, size=False)
         return recall_checked(cur, cfg, request, names)
 
 

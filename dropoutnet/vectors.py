@@ -74,13 +74,16 @@ def ensure_tables(url: str | None, cfg: PipelineConfig) -> None:
         db.ensure_ddl(url, "ddl/item_attributes_column.sql", schema=schema)
 
 
-def check_tables(cur, cfg: PipelineConfig) -> dict[str, dict[str, str]]:
-    """Refuse embedding tables whose vector type or size is not what ``cfg`` reads and
-    writes (:class:`MissingDataError` naming the setting and the fix); read only.
+def check_tables(cur, cfg: PipelineConfig, size: bool = True) -> dict[str, dict[str, str]]:
+    """Refuse embedding tables whose vector type (or, with ``size``, vector size) is not what
+    ``cfg`` writes: :class:`MissingDataError` naming the setting and the fix; read only.
 
-    The readers of stored vectors (recall, its API, evaluate) call it before their queries,
-    which would otherwise fail inside Postgres on an operator or a dimension that does not
-    match.  Tables not made yet pass.  Returns each side's ``{column: type}`` (empty when absent).
+    Writers check both.  Readers of stored vectors (recall, its API, evaluate) pass
+    ``size=False``: they read the vectors as stored, so a model size changed in the config
+    does not concern them, but their queries cast to ``storage.vector_type``, and over a
+    table of the other type an inner product would not use the HNSW index (an exact scan of
+    every item, each query).  Tables not made yet pass.  Returns each side's
+    ``{column: type}`` (empty when absent).
     """
     columns = {}
     for side in SIDES:
@@ -88,13 +91,14 @@ def check_tables(cur, cfg: PipelineConfig) -> dict[str, dict[str, str]]:
                                                       "table": table(side)})
         columns[side] = dict(cur.fetchall())
         if "embedding" in columns[side]:
-            _check_stored_type(cfg, columns[side]["embedding"])
+            _check_stored_type(cfg, columns[side]["embedding"], size)
     return columns
 
 
-def _check_stored_type(cfg: PipelineConfig, stored: str) -> None:
+def _check_stored_type(cfg: PipelineConfig, stored: str, size: bool = True) -> None:
     """Refuse an embedding table whose column type (``format_type``'s ``vector(33)``) is not
-    what ``cfg`` writes, naming the setting that differs and the fix."""
+    what ``cfg`` writes (only its type when not ``size``), naming the setting that differs
+    and the fix."""
     schema, dim = cfg.storage.schema_, cfg.vector_dim
     vector_type = cfg.storage.vector_type
     wanted = sql.vector_sql_type(vector_type, dim)
@@ -102,9 +106,11 @@ def _check_stored_type(cfg: PipelineConfig, stored: str) -> None:
         return
     match = re.fullmatch(r"(\w+)\((\d+)\)", stored)
     stored_type, stored_dim = (match.group(1), int(match.group(2))) if match else (stored, None)
+    if not size and stored_type == vector_type:
+        return
     drop = (f"drop {schema}.user_embeddings and {schema}.item_embeddings (every stored "
             f"version is lost) and rerun")
-    if stored_dim == dim and stored_type in sql.VECTOR_TYPES:
+    if stored_type in sql.VECTOR_TYPES and (stored_dim == dim or not size):
         raise MissingDataError(
             f"the embedding tables of schema {schema!r} hold {stored} but this config's "
             f"storage.vector_type is {vector_type!r} ({wanted}): set storage.vector_type: "

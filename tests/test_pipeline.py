@@ -324,7 +324,7 @@ def test_quality_gate_keeps_the_active_version_unless_forced(env):
 def test_a_model_of_another_vector_size_is_refused_before_writing(env):
     """The embedding tables hold one vector size; a config whose model makes another (a
     larger embedding_dim, or the item prior's extra dimension) gets the fix, and the stored
-    versions stay as they are."""
+    versions stay as they are; evaluate refuses a config of the other vector type."""
     s = env["schema"]
     before = query(env, f"select model_version, count(*) from {s}.user_embeddings group by 1")
     other = env["config"].replace(".yaml", "-other.yaml")
@@ -338,12 +338,16 @@ def test_a_model_of_another_vector_size_is_refused_before_writing(env):
                        rf"vector\({stored}\) but this config's model makes vector\({made}\) "
                        r"\(model.embedding_dim \d+.*\): set storage.schema to a new schema"):
         pipeline.user_embeddings(DAY2.isoformat(), other)
-    # evaluate reads the stored vectors as the config's size: refused the same way, before
+    # evaluate's queries cast to the config's vector type: the other type is refused before
     # anything is computed or stored
+    data["model"]["embedding_dim"] -= 4
+    data["storage"]["vector_type"] = "halfvec"
+    with open(other, "w") as f:
+        yaml.safe_dump(data, f)
     stored_metrics = f"select dt, computed_at, metrics::text from {s}.metrics order by 1"
     metrics = query(env, stored_metrics)
     with pytest.raises(MissingDataError, match=rf"hold vector\({stored}\) but this config's "
-                       rf"model makes vector\({made}\)"):
+                       r"storage.vector_type is 'halfvec'"):
         pipeline.evaluate(DAY2.isoformat(), other)
     assert metrics and query(env, stored_metrics) == metrics
     assert query(env, f"select model_version, count(*) from {s}.user_embeddings group by 1") \

@@ -546,20 +546,15 @@ def _other_model(store, **settings):
                                           "model_name": store["cfg"].model_name}, **settings)
 
 
-@pytest.mark.parametrize("settings, message", [
-    ({"storage": {"vector_type": "halfvec"}},
-     "hold vector({dim}) but this config's storage.vector_type is 'halfvec'"),
-    ({"model": {"embedding_dim": 8}}, "hold vector({dim}) but this config's model makes "
-                                      "vector(9) (model.embedding_dim 8 + 1 for model.item_prior"),
-])
-def test_a_config_that_does_not_match_the_stored_tables_is_named_not_a_500(
-        store, settings, message):
-    """A recall API or CLI started with another model size or vector type than the tables
-    hold: the function raises the fix, the API answers 500 with it (the server's config, not
-    the request, is wrong), its health check 503; the stored version is untouched."""
-    cfg = _other_model(store, **settings)
-    message = message.format(dim=store["cfg"].vector_dim)
-    with pytest.raises(MissingDataError, match="set storage.schema to a new schema") as err:
+def test_a_config_of_the_other_vector_type_is_named_not_a_500(store):
+    """A recall API or CLI started with the other ``storage.vector_type`` than the tables
+    hold (its queries would scan every item instead of using the index): the function raises
+    the fix, the API answers 500 with it (the server's config, not the request, is wrong),
+    its health check 503; the stored version is untouched."""
+    cfg = _other_model(store, storage={"vector_type": "halfvec"})
+    message = (f"hold vector({store['cfg'].vector_dim}) but this config's storage.vector_type "
+               "is 'halfvec'")
+    with pytest.raises(MissingDataError, match="set storage.vector_type: vector to keep") as err:
         recall(cfg, "u1", url=store["url"])
     assert message in str(err.value)
     server = Server(cfg, store["url"])
@@ -572,6 +567,15 @@ def test_a_config_that_does_not_match_the_stored_tables_is_named_not_a_500(
     finally:
         server.stop()
     assert recall(store["cfg"], "u1", url=store["url"])["model_version"] == VERSION
+
+
+def test_a_config_of_another_model_size_reads_the_vectors_as_stored(store):
+    """Recall reads both sides' vectors from the tables: a model size changed in the config
+    (which the next run's embedding tasks refuse) does not change its answer."""
+    cfg = _other_model(store, model={"embedding_dim": 8})
+    assert cfg.vector_dim != store["cfg"].vector_dim
+    got = recall(cfg, "u2", 10, url=store["url"], ef_search=1000)
+    assert_same(got["items"], exact(store, "u2", 10))
 
 
 def test_attributes_round_trip_through_binary_copy(store):

@@ -16,15 +16,15 @@ Routes:
   booleans are ``true``/``false`` (or ``1``/``0``, ``yes``/``no``).  Everything else is
   :func:`dropoutnet.retrieval.recall`'s.
 * ``GET /healthz``: 200 with the active version when the database answers, its embedding
-  tables hold this config's vectors and a version is active, else 503 (no token needed).
+  tables hold this config's vector type and a version is active, else 503 (no token needed).
 
 Errors are ``{"error": "..."}`` naming the parameter and the fix: 400 for an unknown,
 repeated, malformed or out-of-range parameter; 401 for a missing or wrong token; 404 when
 no version is active or the user has no vector in it; 422 for a filter value no item of the
 active version has; 503 when the database cannot be reached.  A bad request never gets a 500:
-that is for the server's own faults, such as a config whose model size or
-``storage.vector_type`` differs from the stored tables' (checked on the first request that
-finds the tables; the message names the setting and the fix).
+that is for the server's own faults, such as a config whose ``storage.vector_type`` differs
+from the stored tables' (recall would scan every item instead of using the index; checked on
+the first request that finds the tables; the message names the setting and the fix).
 
 The database work is synchronous psycopg2, so it runs in worker threads
 (``asyncio.to_thread``), each on a connection of a small pool (at most
@@ -180,7 +180,7 @@ class _TablesCheck:
 
     def __call__(self, cur) -> None:
         if not self.passed:
-            columns = vectors.check_tables(cur, self.cfg)
+            columns = vectors.check_tables(cur, self.cfg, size=False)
             self.passed = all("embedding" in side for side in columns.values())
 
 

@@ -299,8 +299,8 @@ def evaluate(cfg: PipelineConfig, bizdate: dt.date, url: str | None = None,
     version = artifacts.model_version(bizdate)
     schema = cfg.storage.schema_
     registry.ensure_tables(url, cfg)
-    with db.transaction(url) as cur:  # the stored vectors are read as cfg's type and size
-        check_tables(cur, cfg)
+    with db.transaction(url) as cur:  # its queries cast to cfg's vector type
+        check_tables(cur, cfg, size=False)
     run = registry.current_run(cfg, bizdate)
     paths = registry.run_paths(cfg, bizdate, run)
     final = load_serving(paths.final)
