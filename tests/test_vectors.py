@@ -226,7 +226,10 @@ def test_a_halfvec_version_is_written_indexed_and_upserted_as_float16(database_u
         cur.execute("select indexdef from pg_indexes where schemaname = %s and indexdef "
                     "like %s", (schema, "%hnsw%"))
         (indexdef,), = cur.fetchall()
-    assert "halfvec_ip_ops" in indexdef and "m='16'" in indexdef.replace(" ", ""), indexdef
+    hnsw = cfg.retrieval.hnsw
+    assert "halfvec_ip_ops" in indexdef and (
+        f"WITH(m='{hnsw.m}',ef_construction='{hnsw.ef_construction}')"
+        in indexdef.replace(" ", "")), indexdef
     want = dict(zip(ids, model.astype(np.float16).astype(np.float32)))
     want.update(zip(["new1", ids[0]], streamed.astype(np.float16).astype(np.float32)))
     assert stored.keys() == want.keys()
