@@ -34,16 +34,16 @@ $(STAMP): requirements.txt pyproject.toml
 	@touch $@
 
 demo: venv
-	$(HOME_ENV) $(VPY) -m dropoutnet.demo
+	$(HOME_ENV) $(VPY) -m dropoutnet.local.demo
 
 airflow: venv
-	$(HOME_ENV) $(VPY) -m dropoutnet.stack start
+	$(HOME_ENV) $(VPY) -m dropoutnet.local.stack start
 
 stop:
-	@if [ -x $(VPY) ]; then $(HOME_ENV) $(VPY) -m dropoutnet.stack stop; else echo "nothing to stop (no $(VENV))"; fi
+	@if [ -x $(VPY) ]; then $(HOME_ENV) $(VPY) -m dropoutnet.local.stack stop; else echo "nothing to stop (no $(VENV))"; fi
 
 status:
-	@if [ -x $(VPY) ]; then $(HOME_ENV) $(VPY) -m dropoutnet.stack status; else echo "no $(VENV): run make venv"; fi
+	@if [ -x $(VPY) ]; then $(HOME_ENV) $(VPY) -m dropoutnet.local.stack status; else echo "no $(VENV): run make venv"; fi
 
 test: venv
 	$(VPY) -m pytest -q

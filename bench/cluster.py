@@ -1,4 +1,4 @@
-"""Training on a local cluster against one process, side by side (issue 12's benchmark).
+"""Training on a local cluster against one process, side by side.
 
     .venv/bin/python bench/cluster.py [--samples 30000] [--workers 2] [--rounds 3] [--out bench/results]
 
@@ -21,21 +21,15 @@ import argparse
 import datetime as dt
 import json
 import os
-import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import yaml
-
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
-
-from daily_scale import END, datagen_command, day_sizes, write_result  # noqa: E402
-
+from common import REPO, new_home, remove_home, write_result  # first: the repository on the path
+from daily_scale import END, datagen_command, day_sizes  # noqa: E402
 
 
 def run_task(cli: list[str], config: Path, env: dict[str, str]) -> tuple[float, dict]:
@@ -62,12 +56,9 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results")
     args = parser.parse_args()
 
-    home = Path(tempfile.mkdtemp(prefix="dropoutnet-bench-cluster-"))
-    env = {**os.environ, "DROPOUTNET_HOME": str(home), "PYTHONPATH": str(REPO),
-           "TF_CPP_MIN_LOG_LEVEL": "2"}
-    env.pop("DROPOUTNET_DATABASE_URL", None)
+    home = new_home("dropoutnet-bench-cluster-")
+    env = {**os.environ, "PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "2"}
     env.pop("TF_CONFIG", None)
-    os.environ["DROPOUTNET_HOME"] = str(home)
     cli = [sys.executable, "-m", "dropoutnet.cli"]
     sizes = day_sizes(args.samples, min_scale=0.02)
     demo = yaml.safe_load((REPO / "config" / "pipeline.yaml").read_text())
@@ -83,7 +74,6 @@ def main() -> int:
                     "machine": f"{os.cpu_count()} cores (shared)", "data": sizes,
                     "workers": args.workers, "epochs": args.epochs,
                     "batch_size": args.batch_size, "rounds": args.rounds}
-    from dropoutnet import embedded_pg
 
     try:
         subprocess.run(datagen_command(cli, sizes),
@@ -118,8 +108,7 @@ def main() -> int:
         result.update(summary)
         result["training_samples"] = runs["single"][0]["rows"]
     finally:
-        embedded_pg.stop(home)
-        shutil.rmtree(home, ignore_errors=True)
+        remove_home(home)
     write_result(result, args.out, "cluster.json")
     return 0
 

@@ -1,4 +1,4 @@
-"""The daily run at catalogue scale (issue 11's benchmark, the pipeline's half; bench/scale.py
+"""The daily run at catalogue scale (the pipeline's half; bench/scale.py
 measures the embedding store).
 
     .venv/bin/python bench/daily_scale.py [--samples 1000000] [--rounds 1] [--out bench/results]
@@ -12,7 +12,7 @@ demo's shape: users, items and new items scaled together; the demo holds 257,380
   seconds and peak memory (the process's max RSS) per task, and the whole run's wall time.
 * **training**: the same partition and model, side by side, each in its own process and
   interleaved over ``--rounds``: ``postgres`` streams the partition from Postgres (what the
-  train task does: :class:`dropoutnet.sample_input.PartitionSource`, the later epochs from
+  train task does: :class:`dropoutnet.training.source.PartitionSource`, the later epochs from
   its disk cache; ``postgres_uncached``, not run unless asked for with ``--training-modes``,
   reads Postgres every epoch); ``memory`` reads the
   partition into memory first and trains on the arrays (the read is timed apart); and
@@ -43,8 +43,7 @@ import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
+from common import REPO, new_home, remove_home, write_result  # first: the repository on the path
 
 DEMO_SAMPLES = 257_380  # one bizdate of the demo's data (2,000 users, 3,000 items, 150 new a day)
 END = dt.date(2026, 11, 30)
@@ -65,14 +64,6 @@ def datagen_command(cli: list[str], sizes: dict[str, int]) -> list[str]:
     return cli + ["datagen", "--users", str(sizes["n_users"]), "--items", str(sizes["n_items"]),
                   "--authors", str(sizes["n_authors"]), "--new-items-per-day",
                   str(sizes["new_items_per_day"]), "--end-date", END.isoformat(), "--json"]
-
-
-def write_result(result: dict, out: Path, name: str) -> None:
-    """Print the result's JSON and write it to ``out/name``."""
-    text = json.dumps(result, indent=1)
-    print(text)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / name).write_text(text + "\n")
 
 
 def run_child(args: list[str], env: dict[str, str]) -> dict:
@@ -96,9 +87,9 @@ def add_users(n: int) -> None:
     impression and a click of a generated item on the bizdate."""
     import psycopg2
 
-    from dropoutnet import locations
+    from dropoutnet.local import embedded_pg
 
-    with psycopg2.connect(locations.database_url()) as conn, conn.cursor() as cur:
+    with psycopg2.connect(embedded_pg.ensure_database_url()) as conn, conn.cursor() as cur:
         cur.execute("""
             with base as (select row_number() over (order by user_id) - 1 as k, * from sv_users),
                  size as (select count(*) as n from base)
@@ -127,15 +118,18 @@ def child_training(mode: str) -> None:
     """One training method, in this process (run by :func:`run_child`); prints JSON."""
     import tensorflow as tf
 
-    from dropoutnet import db, locations, sample_data
     from dropoutnet.config import load_config
-    from dropoutnet.sample_input import PartitionSource
-    from dropoutnet.training import build_model, make_dataset, train_model, train_samples
+    from dropoutnet.core import db
+    from dropoutnet.data import partitions
+    from dropoutnet.local import embedded_pg
+    from dropoutnet.model.dropoutnet import build_model
+    from dropoutnet.training.fit import make_dataset, train_model, train_samples
+    from dropoutnet.training.source import PartitionSource
 
     cfg = load_config(os.environ["DROPOUTNET_CONFIG"])
-    url = locations.database_url()
+    url = embedded_pg.ensure_database_url()
     with db.transaction(url) as cur:
-        boundaries = sample_data.load_boundaries(cur, cfg, END)
+        boundaries = partitions.load_boundaries(cur, cfg, END)
     work = Path(tempfile.mkdtemp(prefix="dropoutnet-train-"))
     out: dict = {"mode": mode}
     try:
@@ -147,7 +141,7 @@ def child_training(mode: str) -> None:
         elif mode == "memory":
             started = time.perf_counter()
             with db.transaction(url) as cur:
-                data = sample_data.load_partition(cur, cfg, "samples", END, shuffled=True)
+                data = partitions.load_partition(cur, cfg, "samples", END, shuffled=True)
             out["read_seconds"] = time.perf_counter() - started
             started = time.perf_counter()
             stats = train_model(cfg, data["features"], data["labels"], boundaries,
@@ -204,18 +198,15 @@ def main() -> int:
         child_training(args.child)
         return 0
 
-    home = Path(tempfile.mkdtemp(prefix="dropoutnet-daily-scale-"))
-    env = {**os.environ, "DROPOUTNET_HOME": str(home), "PYTHONPATH": str(REPO),
+    home = new_home("dropoutnet-daily-scale-")
+    env = {**os.environ, "PYTHONPATH": str(REPO),
            "DROPOUTNET_CONFIG": str(REPO / "config" / "pipeline.yaml"),
            "TF_CPP_MIN_LOG_LEVEL": "2"}
-    env.pop("DROPOUTNET_DATABASE_URL", None)
-    os.environ.update({k: env[k] for k in ("DROPOUTNET_HOME",)})
     cli = [sys.executable, "-m", "dropoutnet.cli"]
     sizes = day_sizes(args.samples)
     result: dict = {"date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
                     "machine": f"{os.cpu_count()} cores (shared)", "data": sizes}
     sections = set(args.sections.split(","))
-    from dropoutnet import embedded_pg
 
     try:
         started = time.perf_counter()
@@ -272,8 +263,7 @@ def main() -> int:
         started = time.perf_counter() - started
         result["seconds"] = round(started, 1)
     finally:
-        embedded_pg.stop(home)
-        shutil.rmtree(home, ignore_errors=True)
+        remove_home(home)
     write_result(result, args.out, "daily_scale.json")
     return 0
 

@@ -14,7 +14,7 @@ p50 / p90 / p99 / max over the items, the insert and store rates reached, whethe
 (median latency of the last tenth of the inserts against the first tenth), and where the
 worker's time went (its ``dropoutnet_stream_phase_seconds_total`` per phase, per item).
 
-Targets (issue 10, this 2-core machine): p99 <= 1 s at 50 inserts/s; >= 500 items/s sustained
+Targets (on this 2-core machine): p99 <= 1 s at 50 inserts/s; >= 500 items/s sustained
 with a lag that does not grow.  Prints the JSON and writes it to ``OUT/freshness.json``.
 """
 
@@ -24,20 +24,16 @@ import argparse
 import datetime as dt
 import json
 import os
-import shutil
 import socket
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 import urllib.request
 from pathlib import Path
 
 import numpy as np
-
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
+from common import REPO, new_home, remove_home, write_result  # first: the repository on the path
 
 DATA = dict(n_users=400, n_items=600, n_authors=60, days=5, new_items_per_day=40, seed=7)
 CONFIG = {"cold_start_recall": {"train_days": 2}, "training": {"epochs": 1},
@@ -71,7 +67,7 @@ def write_config(path: Path, service_port: int, metrics_port: int) -> Path:
 
 def start_service(cfg, work: Path, port: int) -> subprocess.Popen:
     """The item tower of the active version, served in its own process."""
-    from dropoutnet import artifacts
+    from dropoutnet.registry import artifacts
     from dropoutnet.steps.deploy import served_models
 
     name = served_models(cfg)["item"]
@@ -129,7 +125,7 @@ def measure(cfg, url: str, version: str, rate: float, seconds: float, tag: str,
     one's insert-to-visible seconds."""
     import psycopg2
 
-    from dropoutnet import sql
+    from dropoutnet.core import sql
 
     items = cfg.raw.items
     committed: dict[str, float] = {}
@@ -143,7 +139,7 @@ def measure(cfg, url: str, version: str, rate: float, seconds: float, tag: str,
             while True:
                 pending = [i for i in list(committed) if i not in visible]
                 if pending:
-                    sql.execute(cur, "demo/items_stored.sql",
+                    sql.execute(cur, "local/demo/items_stored.sql",
                                 params={"version": version, "item_ids": pending},
                                 schema=cfg.storage.schema_)
                     now = time.monotonic()
@@ -164,7 +160,7 @@ def measure(cfg, url: str, version: str, rate: float, seconds: float, tag: str,
                 if wait > 0:
                     time.sleep(wait)
                 item_id = f"fresh_{tag}_{k}"
-                sql.execute(cur, "demo/copy_item.sql", params={
+                sql.execute(cur, "local/demo/copy_item.sql", params={
                     "source_id": sources[k % len(sources)], "item_id": item_id,
                     "id_column": items.columns["item_id"],
                     "time_column": items.columns["create_time"]}, items=items)
@@ -173,7 +169,7 @@ def measure(cfg, url: str, version: str, rate: float, seconds: float, tag: str,
         conn.close()
 
     with psycopg2.connect(url) as conn, conn.cursor() as cur:  # the rows copied as new items
-        sql.execute(cur, "demo/newest_items.sql", params={"n": 100}, items=items)
+        sql.execute(cur, "local/demo/newest_items.sql", params={"n": 100}, items=items)
         sources = [r[0] for r in cur.fetchall()]
     stop_by = float("inf")
     n = int(rate * seconds)
@@ -218,25 +214,26 @@ def main() -> int:
     args = parser.parse_args()
     rates = [float(r) for r in args.rates.split(",")]
 
-    work = Path(tempfile.mkdtemp(prefix="dropoutnet-freshness-"))
-    os.environ["DROPOUTNET_HOME"] = str(work)
+    work = new_home("dropoutnet-freshness-")
     os.environ.setdefault("KERAS_HOME", str(work / "keras"))
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    os.environ.pop("DROPOUTNET_DATABASE_URL", None)
     service_port, metrics_port = free_port(), free_port()
     os.environ["DROPOUTNET_CONFIG"] = str(write_config(work / "freshness.yaml", service_port,
                                                        metrics_port))
-    from dropoutnet import datagen, db, embedded_pg, locations, pipeline, registry
+    from dropoutnet import pipeline, registry
+    from dropoutnet.core import db
+    from dropoutnet.data import synthetic
+    from dropoutnet.local import embedded_pg
 
     procs: list[subprocess.Popen] = []
     result: dict = {"date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
                     "machine": f"{os.cpu_count()} cores (shared)",
                     "seconds_per_rate": args.seconds, "inserters": args.inserters}
     try:
-        url = locations.database_url()
+        url = embedded_pg.ensure_database_url()
         cfg = pipeline.load(None)
         yesterday = dt.datetime.now(dt.timezone.utc).date() - dt.timedelta(days=1)
-        datagen.generate(url, end_date=yesterday, **DATA)
+        synthetic.generate(url, end_date=yesterday, **DATA)
         pipeline.run(yesterday.isoformat(), force_publish=True)
         with db.transaction(url) as cur:
             version = registry.active_version(cur, cfg)
@@ -268,12 +265,8 @@ def main() -> int:
                 proc.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 proc.kill()
-        embedded_pg.stop(work)
-        shutil.rmtree(work, ignore_errors=True)
-    text = json.dumps(result, indent=1, default=str)
-    print(text)
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "freshness.json").write_text(text + "\n")
+        remove_home(work)
+    write_result(result, args.out, "freshness.json")
     return 0
 
 

@@ -28,29 +28,12 @@ import argparse
 import datetime as dt
 import json
 import os
-import shutil
 import sys
-import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
+from common import REPO, SYNTHETIC, new_home, remove_home  # first: the repository on the path
 
-# The synthetic data.  With the demo's sizes the reported bizdate's warm-item and cold-user
-# splits held 5 to 25 users with a click among their candidates (the older items of the
-# 3-day candidate pool): only ~20 users register on a given day, 10 % of the returning users
-# are held out, and a user's older-item impressions spread over ~6,000 items with a 20-day
-# freshness, so fewer than 2 of them fall on the pool.  Here the feed favours the last days'
-# items (freshness 2 days: ~6 pool impressions per user), a sign-up campaign doubling daily
-# puts ~900 registrations on the last day (the earlier, smaller days cost little training),
-# half of the returning users are held out, and 3,600 users keep the training set as large as
-# the demo's (~260k samples).  Measured: ~900 / ~390 / ~370 users with a click (cold items /
-# warm items / cold users).  The planted preferences and the click model are the demo's, but
-# the users are younger: a third of the cold-item split's users registered that day (2 % with
-# the demo's sizes), so its figures are lower than, and not comparable with, earlier runs'.
-SYNTHETIC = dict(n_users=3600, n_items=3000, n_authors=300, new_items_per_day=150, days=21,
-                 cold_user_share=0.5, registration_growth=2.0, freshness_days=2.0)
 SYNTHETIC_QUICK = dict(SYNTHETIC, n_users=600, n_items=800, n_authors=80, new_items_per_day=60,
                        days=16)
 SYNTHETIC_CONFIG = {"evaluation": {"warm_holdout_share": 0.5}}  # over config/pipeline.yaml
@@ -75,15 +58,17 @@ def synthetic(quick: bool, work: Path, seeds: int) -> dict:
     the last bizdate's figures, the model's as the mean and spread over the seeds."""
     import yaml
 
-    from dropoutnet import datagen, locations, pipeline
+    from dropoutnet import pipeline
+    from dropoutnet.data import synthetic
+    from dropoutnet.local import embedded_pg
     from dropoutnet.registry import read_metrics
 
-    url = locations.database_url()
+    url = embedded_pg.ensure_database_url()
     end = dt.datetime.now(dt.timezone.utc).date() - dt.timedelta(days=1)
     sizes = SYNTHETIC_QUICK if quick else SYNTHETIC
     base = synthetic_config(work / "synthetic.yaml")
     started = time.monotonic()
-    datagen.generate(url, end_date=end, seed=42, **sizes)
+    synthetic.generate(url, end_date=end, seed=42, **sizes)
     days = [end - dt.timedelta(days=1), end]
     out = {"sizes": sizes, "config_overrides": SYNTHETIC_CONFIG, "bizdates": {}, "per_seed": []}
     for i in range(seeds):
@@ -138,10 +123,10 @@ def _mean_over_seeds(runs: list[dict]) -> dict:
 
 
 def movielens(datasets: Path, seeds: int) -> dict:
-    from dropoutnet import locations
     from dropoutnet.benchmarks import movielens as bench
+    from dropoutnet.local import embedded_pg
 
-    return bench.run(datasets / "ml-100k", locations.database_url(), seeds=seeds)
+    return bench.run(datasets / "ml-100k", embedded_pg.ensure_database_url(), seeds=seeds)
 
 
 def citeulike(datasets: Path, seeds: int) -> dict:
@@ -274,10 +259,8 @@ def main() -> int:
                 kept[sections[name]] = {"run_date": previous.get("date"),
                                         **previous[sections[name]]}
 
-    home = Path(tempfile.mkdtemp(prefix="dropoutnet-quality-"))
-    os.environ["DROPOUTNET_HOME"] = str(home)
+    home = new_home("dropoutnet-quality-")
     os.environ.setdefault("KERAS_HOME", str(home / "keras"))
-    os.environ.pop("DROPOUTNET_DATABASE_URL", None)
     os.environ.pop("DROPOUTNET_CONFIG", None)
     started = time.monotonic()
     result: dict = {"date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}
@@ -289,10 +272,7 @@ def main() -> int:
         if "citeulike" not in args.skip:
             result["citeulike-a"] = citeulike(args.datasets, args.seeds)
     finally:
-        from dropoutnet import embedded_pg
-
-        embedded_pg.stop(home)
-        shutil.rmtree(home, ignore_errors=True)
+        remove_home(home)
     result["seconds"] = round(time.monotonic() - started, 1)
     for key, section in kept.items():
         result.setdefault(key, section)

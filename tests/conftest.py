@@ -11,7 +11,7 @@ from pathlib import Path
 import psycopg2
 import pytest
 
-from dropoutnet import embedded_pg
+from dropoutnet.local import embedded_pg
 
 
 @pytest.fixture(scope="session")
@@ -20,19 +20,24 @@ def database_urls():
 
     ``DROPOUTNET_TEST_DATABASE_URL`` for both when set (an external Postgres); otherwise the
     embedded server, started under a temporary ``DROPOUTNET_HOME`` for the session and stopped
-    after it: the pipeline's own role (as the pipeline connects) and the superuser.
+    after it: the pipeline's own role (as the pipeline connects) and the superuser.  The
+    pipeline URL is the session's ``DROPOUTNET_DATABASE_URL``, as an entry point sets it.
     """
     external = os.environ.get("DROPOUTNET_TEST_DATABASE_URL")
+    env = pytest.MonkeyPatch()
     if external:
+        env.setenv("DROPOUTNET_DATABASE_URL", external)
         yield external, external
+        env.undo()
         return
     # Not under pytest's basetemp: pytest prunes old basetemp folders when other test
     # sessions start, which would pull the data folder from under a running server.
     home = Path(tempfile.mkdtemp(prefix="dropoutnet-test-"))
-    env = pytest.MonkeyPatch()
     env.setenv("DROPOUTNET_HOME", str(home))
     try:
         socket_dir = embedded_pg.start(home)
+        # what an entry point does: the package's database, for code called without a URL
+        env.setenv("DROPOUTNET_DATABASE_URL", embedded_pg.app_url(socket_dir))
         yield (embedded_pg.app_url(socket_dir),
                embedded_pg.socket_url(socket_dir, embedded_pg.APP_DATABASE,
                                       user=embedded_pg.SUPERUSER))

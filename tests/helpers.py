@@ -132,13 +132,13 @@ def load_tiny(url: str) -> None:
 @contextlib.contextmanager
 def pipeline_env(database_url: str, home: Path, name: str, end: dt.date,
                  data: dict[str, Any], **config: Any) -> Iterator[dict[str, Any]]:
-    """Generated data (``datagen.generate(**data)`` ending at ``end``) in schema
+    """Generated data (``synthetic.generate(**data)`` ending at ``end``) in schema
     ``<name>_raw``, the pipeline's tables in ``<name>_dn``, a config with ``config``'s
     overrides, and the ``DROPOUTNET_*`` variables pointing the pipeline there; all dropped
     afterwards.  Yields ``{url, config, home, schema, conn}`` (``conn``: autocommit)."""
     import pytest
 
-    from dropoutnet import datagen
+    from dropoutnet.data import synthetic
 
     raw_schema, out_schema = f"{name}_raw", f"{name}_dn"
     conn = psycopg2.connect(database_url)
@@ -147,7 +147,7 @@ def pipeline_env(database_url: str, home: Path, name: str, end: dt.date,
         cur.execute(f"drop schema if exists {raw_schema} cascade; create schema {raw_schema}")
         cur.execute(f"drop schema if exists {out_schema} cascade")
     url = f"{database_url}&options=-csearch_path%3D{raw_schema},public"
-    datagen.generate(url, end_date=end, schema=raw_schema, **data)
+    synthetic.generate(url, end_date=end, schema=raw_schema, **data)
     path = write_config(home / "pipeline.yaml", storage={"schema": out_schema}, **config)
     mp = pytest.MonkeyPatch()
     mp.setenv("DROPOUTNET_DATABASE_URL", url)
@@ -216,7 +216,7 @@ class ThreadedServer:
 
 def item_examples(item_ids: np.ndarray, labels: np.ndarray, sample_dates: np.ndarray
                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The reference for :func:`dropoutnet.sample_input.scan`'s per-item statistics, on
+    """The reference for :func:`dropoutnet.training.source.scan`'s per-item statistics, on
     arrays. Per distinct item: the row of its first sample (ties: the first such row), its
     positives and its exposure in days (first sample day to the last sample day, inclusive)."""
     ids = np.asarray(item_ids).astype(str)

@@ -12,7 +12,7 @@ import psycopg2
 import pytest
 
 from dropoutnet import airflow_connection as ac
-from dropoutnet import embedded_pg, stack
+from dropoutnet.local import embedded_pg, stack
 
 
 def conn(**fields):

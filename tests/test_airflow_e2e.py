@@ -1,7 +1,7 @@
 """The whole daily DAG, end to end, through Airflow: ``airflow dags test`` on tiny data.
 
 One subprocess runs every task of ``dropoutnet_daily`` in order (no scheduler needed) with the
-environment ``dropoutnet.stack.airflow_env`` builds, pointed at a per-test home and an SQLite
+environment ``dropoutnet.local.stack.airflow_env`` builds, pointed at a per-test home and an SQLite
 metadata database; the application data lives in a fresh database of the session's Postgres,
 which the tasks reach through the Airflow connection ``dropoutnet_db`` (an environment-variable
 connection, ``AIRFLOW_CONN_DROPOUTNET_DB``). Then ``dropoutnet recall`` (outside Airflow:
@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import shutil
 import sqlite3
 import subprocess
 import sys
@@ -23,9 +24,10 @@ from urllib.parse import urlsplit, urlunsplit
 
 import psycopg2
 import pytest
-
-from dropoutnet import datagen, stack
 from helpers import fetch_all
+
+from dropoutnet.data import synthetic
+from dropoutnet.local import stack
 
 DAG_ID = "dropoutnet_daily"
 BIZDATE = dt.date(2026, 11, 20)
@@ -62,6 +64,23 @@ def e2e_database(database_url, admin_database_url):
         admin.close()
 
 
+@pytest.fixture(scope="module")
+def migrated(tmp_path_factory) -> Path:
+    """An Airflow metadata database (SQLite) migrated once for the module: every test runs on
+    a copy of it, as if it had run ``airflow db migrate`` itself."""
+    base = tmp_path_factory.mktemp("airflow_metadata")
+    metadata = base / "airflow.db"
+    env = stack.airflow_env(base=base / "home", sql_alchemy_conn=f"sqlite:///{metadata}")
+    proc = _run([stack.airflow_bin(), "db", "migrate"], env, 300, base / "db-migrate.log")
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    return metadata
+
+
+def _metadata(migrated: Path, tmp_path: Path) -> Path:
+    """A fresh copy of the migrated metadata database for one test."""
+    return Path(shutil.copy(migrated, tmp_path / "airflow.db"))
+
+
 def _run(cmd: list[str], env: dict[str, str], timeout: float, log: Path) -> subprocess.CompletedProcess:
     t0 = time.monotonic()
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout,
@@ -83,12 +102,12 @@ def _active_user(url: str, day: dt.date) -> str:
         conn.close()
 
 
-def test_daily_dag_end_to_end(e2e_database, tmp_path):
-    summary = datagen.generate(e2e_database, end_date=BIZDATE, **TINY)
+def test_daily_dag_end_to_end(e2e_database, migrated, tmp_path):
+    summary = synthetic.generate(e2e_database, end_date=BIZDATE, **TINY)
     assert summary["rows"]["sv_events"] > 0
 
     home = tmp_path / "home"
-    metadata = tmp_path / "airflow.db"
+    metadata = _metadata(migrated, tmp_path)
     env = stack.airflow_env(base=home, sql_alchemy_conn=f"sqlite:///{metadata}")
     # inside Airflow the database is the connection; nothing else tells the tasks where it is
     env["AIRFLOW_CONN_DROPOUTNET_DB"] = e2e_database
@@ -96,8 +115,6 @@ def test_daily_dag_end_to_end(e2e_database, tmp_path):
     env.pop("DROPOUTNET_CONFIG", None)  # the shipped demo config
     airflow = stack.airflow_bin()
 
-    proc = _run([airflow, "db", "migrate"], env, 300, tmp_path / "db-migrate.log")
-    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
 
     day = BIZDATE.isoformat()
     proc = _run([airflow, "dags", "test", DAG_ID, day, "-c", json.dumps({"bizdate": day})], env, 900,
@@ -134,15 +151,13 @@ def test_daily_dag_end_to_end(e2e_database, tmp_path):
     assert len({item["item_id"] for item in result["items"]}) == 5
 
 
-def test_a_bizdate_after_today_fails_the_run_at_once(tmp_path):
+def test_a_bizdate_after_today_fails_the_run_at_once(migrated, tmp_path):
     """A bad bizdate is not retried: the first task fails, nothing downstream runs."""
     home = tmp_path / "home"
-    metadata = tmp_path / "airflow.db"
+    metadata = _metadata(migrated, tmp_path)
     env = stack.airflow_env(base=home, sql_alchemy_conn=f"sqlite:///{metadata}")
     env["DROPOUTNET_DATABASE_URL"] = "postgresql://postgres@/unused?host=/nonexistent"
     airflow = stack.airflow_bin()
-    proc = _run([airflow, "db", "migrate"], env, 300, tmp_path / "db-migrate.log")
-    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
 
     future = (dt.datetime.now(dt.timezone.utc).date() + dt.timedelta(days=2)).isoformat()
     proc = _run([airflow, "dags", "test", DAG_ID, "-c", json.dumps({"bizdate": future})], env, 300,
@@ -159,13 +174,13 @@ def test_a_bizdate_after_today_fails_the_run_at_once(tmp_path):
     assert set(states.values()) == {"upstream_failed"}
 
 
-def _first_task_fails(tmp_path: Path, connection: str | None,
+def _first_task_fails(migrated: Path, tmp_path: Path, connection: str | None,
                       database_url: str | None = None) -> str:
     """Run the DAG for yesterday with ``AIRFLOW_CONN_DROPOUTNET_DB`` = ``connection`` (unset
     when None); assert that its first task failed without a retry and nothing else ran; return
     the run's output."""
     home = tmp_path / "home"
-    metadata = tmp_path / "airflow.db"
+    metadata = _metadata(migrated, tmp_path)
     env = stack.airflow_env(base=home, sql_alchemy_conn=f"sqlite:///{metadata}")
     env.pop("AIRFLOW_CONN_DROPOUTNET_DB", None)
     env.pop("DROPOUTNET_DATABASE_URL", None)
@@ -174,8 +189,6 @@ def _first_task_fails(tmp_path: Path, connection: str | None,
     if database_url is not None:
         env["DROPOUTNET_DATABASE_URL"] = database_url
     airflow = stack.airflow_bin()
-    proc = _run([airflow, "db", "migrate"], env, 300, tmp_path / "db-migrate.log")
-    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
 
     yesterday = (dt.datetime.now(dt.timezone.utc).date() - dt.timedelta(days=1)).isoformat()
     proc = _run([airflow, "dags", "test", DAG_ID, "-c", json.dumps({"bizdate": yesterday})], env,
@@ -193,10 +206,11 @@ def _first_task_fails(tmp_path: Path, connection: str | None,
     return output
 
 
-def test_a_missing_connection_fails_the_first_task_with_its_name(tmp_path, database_url):
+def test_a_missing_connection_fails_the_first_task_with_its_name(migrated, tmp_path,
+                                                                 database_url):
     # DROPOUTNET_DATABASE_URL is set to a real database, and still not used inside Airflow:
     # without the connection a worker must not guess where the data goes
-    output = _first_task_fails(tmp_path, None, database_url=database_url)
+    output = _first_task_fails(migrated, tmp_path, None, database_url=database_url)
     assert "the Airflow connection 'dropoutnet_db' is not defined" in output
     assert "AIRFLOW_CONN_DROPOUTNET_DB=" in output  # the fix
 
@@ -208,8 +222,9 @@ def test_a_missing_connection_fails_the_first_task_with_its_name(tmp_path, datab
      "the Airflow connection 'dropoutnet_db' (AIRFLOW_CONN_DROPOUTNET_DB) cannot be read: "
      "Expected integer value for `port`"),
 ])
-def test_a_wrong_connection_fails_the_first_task_with_its_name(tmp_path, connection, message):
-    output = _first_task_fails(tmp_path, connection)
+def test_a_wrong_connection_fails_the_first_task_with_its_name(migrated, tmp_path, connection,
+                                                               message):
+    output = _first_task_fails(migrated, tmp_path, connection)
     assert message in output
     assert "AIRFLOW_CONN_DROPOUTNET_DB=" in output
 

@@ -14,9 +14,9 @@ import pytest
 os.environ.setdefault("KERAS_HOME", os.path.join(tempfile.gettempdir(), "dropoutnet-keras"))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from dropoutnet import metrics  # noqa: E402
 from dropoutnet.benchmarks import citeulike as cu  # noqa: E402
 from dropoutnet.config import FeatureSpec, PipelineConfig  # noqa: E402
+from dropoutnet.evaluation import metrics  # noqa: E402
 
 N_USERS, N_ITEMS, N_TAGS = 12, 30, 15
 COLD = list(range(20, 30))  # 0-based cold items
@@ -244,8 +244,9 @@ def test_precomputed_preference_is_read_like_a_content_column():
     """The daily pipeline's SQL reads a precomputed preference column from its source table."""
     import datetime as dt
 
-    from dropoutnet import feature_queries
     from helpers import demo_config_data
+
+    from dropoutnet.data import feature_queries
 
     data = demo_config_data()
     data["features"].append({"name": "i_cf", "group": "item_preference", "kind": "vector",
@@ -261,7 +262,7 @@ def test_zero_or_missing_precomputed_vector_is_cold():
     import tensorflow as tf
 
     from dropoutnet.config import ModelConfig
-    from dropoutnet.training import build_model
+    from dropoutnet.model.dropoutnet import build_model
 
     specs = cu._feature_specs(content_dim=3, rank=4)
     model = build_model(specs, ModelConfig(embedding_dim=4, content_mlp=[8], preference_mlp=[8],

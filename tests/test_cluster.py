@@ -1,4 +1,4 @@
-"""Training on a cluster (:mod:`dropoutnet.cluster`): a local cluster of 2 workers trains
+"""Training on a cluster (:mod:`dropoutnet.training.cluster`): a local cluster of 2 workers trains
 through the same train task as one process, like it; a platform's cluster (TF_CONFIG on 2
 ``dropoutnet run`` processes) trains the next bizdate warm-started from it, and its towers
 export like a single-process model's; a failed worker fails the task with its log and
@@ -17,11 +17,13 @@ import time
 
 import numpy as np
 import pytest
-
-from dropoutnet import cluster, pipeline, processes, registry
-from dropoutnet.config import ConfigError, load_config
 from helpers import free_port as helpers_free_port
 from helpers import make_config, pipeline_env, write_config
+
+from dropoutnet import pipeline, registry
+from dropoutnet.config import ConfigError, load_config
+from dropoutnet.core import processes
+from dropoutnet.training import cluster
 
 END = dt.date(2026, 11, 20)
 DAY1, DAY2 = END - dt.timedelta(days=1), END
@@ -86,8 +88,9 @@ def _platform_cluster(env, day: dt.date) -> dict:
 
 def _scores(cfg, checkpoints, day):
     """The model's probabilities on the day's training samples, with their labels."""
-    from dropoutnet.sample_input import Chunk, PartitionSource
-    from dropoutnet.training import load_trained_model, predict_scores
+    from dropoutnet.model.dropoutnet import load_trained_model
+    from dropoutnet.training.fit import predict_scores
+    from dropoutnet.training.source import Chunk, PartitionSource
 
     with PartitionSource(cfg, day, cache=False) as source:
         rows = Chunk.concat(list(source.chunks()))
@@ -108,7 +111,7 @@ def test_local_cluster_trains_warm_starts_and_exports_like_one_process(env, capl
     cfg_single = load_config(env["config"])
     cfg_cluster = load_config(env["cluster_config"])
     single = pipeline.train(DAY1.isoformat())
-    with caplog.at_level("INFO", logger="dropoutnet.cluster"):
+    with caplog.at_level("INFO", logger="dropoutnet.training.cluster"):
         first = pipeline.train(DAY1.isoformat(), env["cluster_config"])
     # the same task's answer, plus the cluster's figures
     assert set(single) < set(first) and first["warm_started"] is False
@@ -151,8 +154,8 @@ def test_local_cluster_trains_warm_starts_and_exports_like_one_process(env, capl
     assert registry.current_run(cfg_cluster, DAY2) == second["run_id"]
 
     # and its towers export as a single-process model's do
-    from dropoutnet.saved_models import load_tower
-    from dropoutnet.sample_input import Chunk, PartitionSource
+    from dropoutnet.training.saved_models import load_tower
+    from dropoutnet.training.source import Chunk, PartitionSource
 
     exported = pipeline.export(DAY2.isoformat(), env["cluster_config"])
     with PartitionSource(cfg_cluster, DAY2, cache=False) as source:
@@ -168,7 +171,7 @@ def test_failed_worker_fails_the_task_with_its_log_and_stops_the_others(env, mon
     cfg = load_config(env["cluster_config"])
     before = registry.current_run(cfg, DAY1)
     monkeypatch.setenv("DROPOUTNET_FAILPOINT", "train.cluster_worker1")
-    with caplog.at_level("INFO", logger="dropoutnet.cluster"):
+    with caplog.at_level("INFO", logger="dropoutnet.training.cluster"):
         with pytest.raises(cluster.ClusterError) as err:
             pipeline.train(DAY1.isoformat(), env["cluster_config"])
     message = str(err.value)
@@ -185,7 +188,7 @@ def test_failed_worker_fails_the_task_with_its_log_and_stops_the_others(env, mon
 
 
 def test_cluster_config_errors_are_one_precise_line(tmp_path):
-    with pytest.raises(ConfigError) as err:  # the seed's cluster, verbatim
+    with pytest.raises(ConfigError) as err:  # EasyRec's recipe's cluster, verbatim
         load_config(write_config(tmp_path / "seed.yaml", training={
             "cluster": {"ps": {"count": 1}, "worker": {"count": 9}}}))
     lines = str(err.value).splitlines()
@@ -205,7 +208,7 @@ def test_cluster_config_errors_are_one_precise_line(tmp_path):
                                           r"split among the cluster's 3 workers"):
         load_config(write_config(tmp_path / "batch.yaml", training={
             "batch_size": 4, "cluster": {"worker": {"count": 3}}}))
-    # ps: 0 (the seed's shape without parameter servers) is accepted
+    # ps: 0 (the recipe's shape without parameter servers) is accepted
     cfg = make_config(training={"cluster": {"ps": {"count": 0}, "worker": {"count": 3}}})
     assert cfg.training.cluster.workers == 3
 
@@ -240,7 +243,7 @@ def test_tf_config_of_the_platform():
 
 
 def test_global_batches_are_shared_without_empty_shares():
-    from dropoutnet.training import global_batches, shard_rows
+    from dropoutnet.training.fit import global_batches, shard_rows
 
     assert global_batches(10, 4) == [4, 4, 2]
     assert global_batches(9, 4, shards=2) == [4, 4]  # 1 row cannot feed 2 workers
@@ -257,7 +260,7 @@ def test_a_worker_dies_with_a_killed_launcher():
     """SIGKILL of the task process runs no ``finally``: the kernel kills its workers
     (PR_SET_PDEATHSIG, set as the launcher starts each one)."""
     script = ("import subprocess, sys, time\n"
-              "from dropoutnet.cluster import _die_with_parent\n"
+              "from dropoutnet.training.cluster import _die_with_parent\n"
               "p = subprocess.Popen(['sleep', '120'], start_new_session=True, "
               "preexec_fn=_die_with_parent)\n"
               "print(p.pid, flush=True)\n"

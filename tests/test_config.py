@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
+from helpers import DEMO_CONFIG, demo_config_data, merge, write_config
 
 from dropoutnet.config import ConfigError, load_config
-from helpers import DEMO_CONFIG, demo_config_data, merge, write_config
 
 
 def test_demo_config_is_valid():

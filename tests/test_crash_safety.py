@@ -1,7 +1,7 @@
 """Crash safety: every task killed with SIGKILL at its dangerous moments, then rerun, ends in
 the state of a run that never failed, and readers never saw anything in between.
 
-A failpoint (:mod:`dropoutnet.failpoints`) kills the ``dropoutnet run`` subprocess exactly
+A failpoint (:mod:`dropoutnet.core.failpoints`) kills the ``dropoutnet run`` subprocess exactly
 there: mid-write (rows copied, transaction open), between writing a model and switching to it,
 after the towers' copy and before the publish transaction, inside the publish transaction,
 inside deploy's copy.  Real Postgres, real TensorFlow, real files."""
@@ -17,10 +17,11 @@ import sys
 from pathlib import Path
 
 import pytest
-
-from dropoutnet import artifacts, pipeline
-from dropoutnet.failpoints import ENV
 from helpers import pipeline_env
+
+from dropoutnet import pipeline
+from dropoutnet.core.failpoints import ENV
+from dropoutnet.registry import artifacts
 
 END = dt.date(2026, 11, 20)
 DAY1, DAY2 = END - dt.timedelta(days=1), END
@@ -90,7 +91,7 @@ def killed(*args: str, at: str) -> subprocess.CompletedProcess:
 
 
 def recall_of(env, user: str) -> dict:
-    from dropoutnet.retrieval import recall
+    from dropoutnet.recall.retrieval import recall
 
     return recall(pipeline.load(None), user, 10)
 

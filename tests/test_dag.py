@@ -1,6 +1,6 @@
 """Integrity of the daily DAG, its plugin and its bizdate rule.
 
-Airflow is imported only in a subprocess (with the environment ``dropoutnet.stack.airflow_env``
+Airflow is imported only in a subprocess (with the environment ``dropoutnet.local.stack.airflow_env``
 builds, pointed at a temporary home), so this test process never reads or writes an Airflow
 configuration and the DAG file's imports can be inspected from a clean interpreter.
 """
@@ -14,12 +14,14 @@ import sys
 
 import pytest
 
-from dropoutnet import pipeline, stack
+from dropoutnet import pipeline
+from dropoutnet.core.dates import BizdateError
+from dropoutnet.local import stack
 
 DAG_ID = "dropoutnet_daily"
 TASK_ORDER = ["resolve_bizdate", "samples", "train", "export", "user_embeddings",
               "item_embeddings", "evaluate", "publish", "deploy", "retention", "release_run_lock"]
-HEAVY_MODULES = ("tensorflow", "keras", "dropoutnet.pipeline", "dropoutnet.training",
+HEAVY_MODULES = ("tensorflow", "keras", "dropoutnet.pipeline", "dropoutnet.training.fit",
                  "dropoutnet.steps", "dropoutnet.model")
 
 # Runs in a fresh interpreter: parse the DAG folder, load the plugins, serialize the DAG as the
@@ -31,7 +33,7 @@ from airflow.sdk.exceptions import AirflowDagCycleException
 
 bag = DagBag(sys.argv[1])
 heavy = sorted(m for m in sys.modules if m.split(".")[0] in ("tensorflow", "keras")
-               or m.startswith(("dropoutnet.pipeline", "dropoutnet.training", "dropoutnet.steps",
+               or m.startswith(("dropoutnet.pipeline", "dropoutnet.training.fit", "dropoutnet.steps",
                                  "dropoutnet.model")))
 out = {"import_errors": {str(k): str(v) for k, v in bag.import_errors.items()},
        "dag_ids": sorted(bag.dags), "heavy_modules_after_parse": heavy}
@@ -97,6 +99,8 @@ def test_dag_has_no_cycle_and_the_documented_order(probe):
     assert probe["cycle"] is None
     tasks = probe["tasks"]
     assert sorted(tasks) == sorted(TASK_ORDER)
+    # the DAG wires the pipeline's table of steps, between its setup and its teardown
+    assert list(pipeline.STEPS) == list(pipeline.TASKS) == TASK_ORDER[1:-1]
     assert tasks["samples"]["downstream"] == ["train"]
     assert tasks["train"]["downstream"] == ["export"]
     assert tasks["export"]["downstream"] == ["item_embeddings", "user_embeddings"]
@@ -215,12 +219,12 @@ def test_manual_run_with_only_a_logical_date():
 
 @pytest.mark.parametrize("bad", ["2026-02-30", "yesterday", "28/11/2026"])
 def test_a_bad_bizdate_param_is_a_clear_error(bad):
-    with pytest.raises(pipeline.BizdateError, match="YYYY-MM-DD"):
+    with pytest.raises(BizdateError, match="YYYY-MM-DD"):
         pipeline.resolve_bizdate(bad, None, None)
 
 
 def test_a_future_bizdate_is_refused():
     tomorrow = dt.datetime.now(UTC).date() + dt.timedelta(days=1)
-    with pytest.raises(pipeline.BizdateError, match="after today"):
+    with pytest.raises(BizdateError, match="after today"):
         pipeline.resolve_bizdate(tomorrow.isoformat(), None, None)
 

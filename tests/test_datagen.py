@@ -7,9 +7,9 @@ import datetime as dt
 
 import numpy as np
 import pytest
-
-from dropoutnet import datagen
 from helpers import fetch_all
+
+from dropoutnet.data import synthetic
 
 END = dt.date(2025, 6, 30)
 DAYS = 4
@@ -33,15 +33,15 @@ EXPECTED_COLUMNS = {
                                "tag_embedding": "vector(16)"},
     "sv_events": {"user_id": "text", "item_id": "text", "event_type": "text",
                   "event_time": "timestamp with time zone"},
-    "sv_oracle_users": {"user_id": "text", "taste": f"vector({datagen.ORACLE_DIM})"},
-    "sv_oracle_items": {"item_id": "text", "latent": f"vector({datagen.ORACLE_DIM})",
+    "sv_oracle_users": {"user_id": "text", "taste": f"vector({synthetic.ORACLE_DIM})"},
+    "sv_oracle_items": {"item_id": "text", "latent": f"vector({synthetic.ORACLE_DIM})",
                         "quality": "double precision"},
 }
 
 
 def _checksums(url: str) -> dict[str, tuple[int, str]]:
     out = {}
-    for table in datagen.TABLES:
+    for table in synthetic.TABLES:
         (row,) = fetch_all(url, f"select count(*), md5(coalesce(string_agg(t::text, '|' "
                              f"order by t::text), '')) from {table} t")
         out[table] = row
@@ -61,7 +61,7 @@ def _auc(scores: np.ndarray, labels: np.ndarray) -> float:
 
 
 def test_tables_columns_and_types(db_schema):
-    summary = datagen.generate(db_schema, **TINY)
+    summary = synthetic.generate(db_schema, **TINY)
     rows = fetch_all(db_schema, """
         select c.relname, a.attname, format_type(a.atttypid, a.atttypmod)
         from pg_attribute a join pg_class c on c.oid = a.attrelid
@@ -79,7 +79,7 @@ def test_tables_columns_and_types(db_schema):
     for col in ("event_time", "item_id", "user_id"):
         assert any(f"({col})" in d for d in indexes), (col, indexes)
 
-    for table in datagen.TABLES:
+    for table in synthetic.TABLES:
         (count,), = fetch_all(db_schema, f"select count(*) from {table}")
         assert count == summary["rows"][table] > 0, table
     assert summary["rows"]["sv_users"] == TINY["n_users"]
@@ -104,17 +104,17 @@ def test_tables_columns_and_types(db_schema):
 
 
 def test_same_seed_same_data(db_schema):
-    first = datagen.generate(db_schema, **TINY)
+    first = synthetic.generate(db_schema, **TINY)
     sums = _checksums(db_schema)
-    second = datagen.generate(db_schema, **TINY)
+    second = synthetic.generate(db_schema, **TINY)
     assert first["rows"] == second["rows"]
     assert _checksums(db_schema) == sums
-    datagen.generate(db_schema, **{**TINY, "seed": 8})
+    synthetic.generate(db_schema, **{**TINY, "seed": 8})
     assert _checksums(db_schema)["sv_events"] != sums["sv_events"]
 
 
 def test_new_items_every_day_get_same_day_impressions(db_schema):
-    datagen.generate(db_schema, **TINY)
+    synthetic.generate(db_schema, **TINY)
     per_day = dict(fetch_all(db_schema, """
         select (create_time at time zone 'UTC')::date, count(*) from sv_items
         where create_time >= %s group by 1""", (END - dt.timedelta(days=DAYS - 1),)))
@@ -139,7 +139,7 @@ def test_new_items_every_day_get_same_day_impressions(db_schema):
 
 
 def test_clicks_likes_shares_follow_impressions_and_clicks(db_schema):
-    datagen.generate(db_schema, **TINY)
+    synthetic.generate(db_schema, **TINY)
     orphans = dict(fetch_all(db_schema, """
         select e.event_type, count(*) from sv_events e
         where e.event_type <> 'impression' and not exists (
@@ -160,7 +160,7 @@ def test_clicks_likes_shares_follow_impressions_and_clicks(db_schema):
 
 
 def test_oracle_separates_clicks(db_schema):
-    datagen.generate(db_schema, **TINY)
+    synthetic.generate(db_schema, **TINY)
     rows = fetch_all(db_schema, """
         select ou.taste::text, oi.latent::text, oi.quality,
                exists (select 1 from sv_events c where c.event_type = 'click'
@@ -175,7 +175,7 @@ def test_oracle_separates_clicks(db_schema):
     quality = np.array([r[2] for r in rows])
     clicked = np.array([r[3] for r in rows])
     assert 0.04 < clicked.mean() < 0.25
-    logit = datagen.oracle_scores(taste, latent, quality)
+    logit = synthetic.oracle_scores(taste, latent, quality)
     assert np.allclose(logit, np.einsum("nd,nd->n", taste, latent) + quality)
     assert _auc(logit, clicked) > 0.7
     # the text embeddings carry the item signal: similar latents, similar title embeddings
@@ -191,43 +191,43 @@ def test_oracle_separates_clicks(db_schema):
 
 
 def test_failed_generate_keeps_previous_tables(db_schema, monkeypatch):
-    datagen.generate(db_schema, **TINY)
+    synthetic.generate(db_schema, **TINY)
     before = _checksums(db_schema)
 
     with pytest.raises(ValueError, match="days"):
-        datagen.generate(db_schema, **{**TINY, "days": 0})
+        synthetic.generate(db_schema, **{**TINY, "days": 0})
     with pytest.raises(ValueError, match="registration_growth must be between"):
-        datagen.generate(db_schema, **{**TINY, "registration_growth": 0.0})
+        synthetic.generate(db_schema, **{**TINY, "registration_growth": 0.0})
     assert _checksums(db_schema) == before
 
-    real_copy = datagen._copy
+    real_copy = synthetic._copy
 
     def failing_copy(cur, table, columns):
         if table.endswith("sv_events"):  # after users, authors and items were reloaded
             raise RuntimeError("disk full (simulated)")
         return real_copy(cur, table, columns)
 
-    monkeypatch.setattr(datagen, "_copy", failing_copy)
+    monkeypatch.setattr(synthetic, "_copy", failing_copy)
     with pytest.raises(RuntimeError, match="simulated"):
-        datagen.generate(db_schema, **{**TINY, "seed": 99, "n_users": 50})
+        synthetic.generate(db_schema, **{**TINY, "seed": 99, "n_users": 50})
     assert _checksums(db_schema) == before
 
 
 def test_registrations_per_day_add_up_and_grow():
-    assert datagen.registrations_per_day(150, 4, 0.2, 1.0).tolist() == [8, 8, 7, 7]
-    assert datagen.registrations_per_day(200, 4, 0.5, 2.0).tolist() == [7, 13, 27, 53]
-    assert datagen.registrations_per_day(50, 3, 0.0, 2.0).tolist() == [0, 0, 0]
+    assert synthetic.registrations_per_day(150, 4, 0.2, 1.0).tolist() == [8, 8, 7, 7]
+    assert synthetic.registrations_per_day(200, 4, 0.5, 2.0).tolist() == [7, 13, 27, 53]
+    assert synthetic.registrations_per_day(50, 3, 0.0, 2.0).tolist() == [0, 0, 0]
     # no overflow at the extremes: all on the last (first) day
-    assert datagen.registrations_per_day(10, 366, 1.0, 10.0)[-1] == 9
-    assert datagen.registrations_per_day(10, 366, 1.0, 0.1)[0] == 9
-    campaign = datagen.registrations_per_day(3600, 21, 0.5, 2.0)
+    assert synthetic.registrations_per_day(10, 366, 1.0, 10.0)[-1] == 9
+    assert synthetic.registrations_per_day(10, 366, 1.0, 0.1)[0] == 9
+    campaign = synthetic.registrations_per_day(3600, 21, 0.5, 2.0)
     assert campaign.sum() == 1800 and campaign[-1] == 900
 
 
 def test_registrations_follow_cold_share_and_growth(db_schema):
     """Each window day gets exactly ``registrations_per_day`` new users, and they are active."""
     sizes = {**TINY, "n_users": 200, "cold_user_share": 0.5, "registration_growth": 2.0}
-    datagen.generate(db_schema, **sizes)
+    synthetic.generate(db_schema, **sizes)
     start = END - dt.timedelta(days=DAYS - 1)
     per_day = dict(fetch_all(db_schema, """
         select (register_time at time zone 'UTC')::date, count(*) from sv_users
@@ -257,9 +257,9 @@ def _share_on_recent_items(url: str) -> float:
 
 def test_freshness_days_puts_the_feed_on_recent_items(db_schema):
     sizes = {**TINY, "days": 8}
-    datagen.generate(db_schema, **sizes)
+    synthetic.generate(db_schema, **sizes)
     slow = _share_on_recent_items(db_schema)
-    datagen.generate(db_schema, **sizes, freshness_days=2.0)
+    synthetic.generate(db_schema, **sizes, freshness_days=2.0)
     fast = _share_on_recent_items(db_schema)
     assert slow < 0.35 < 0.5 < fast, (slow, fast)
 
@@ -273,12 +273,12 @@ def test_freshness_days_puts_the_feed_on_recent_items(db_schema):
 ])
 def test_generate_rejects_bad_shape(name, value, message):
     with pytest.raises(ValueError, match=message):
-        datagen.generate("postgresql://unused", **{**TINY, name: value})
+        synthetic.generate("postgresql://unused", **{**TINY, name: value})
 
 
 def _args(*argv: str) -> argparse.Namespace:
     parser = argparse.ArgumentParser()
-    datagen.add_arguments(parser)
+    synthetic.add_arguments(parser)
     return parser.parse_args(list(argv))
 
 
@@ -288,7 +288,7 @@ def test_cli_defaults_and_run(db_schema):
             args.seed, args.end_date) == (2000, 3000, 300, 21, 150, 42, None)
     assert (args.cold_user_share, args.registration_growth, args.freshness_days) == (
         0.2, 1.0, 20.0)
-    summary = datagen.run_from_args(
+    summary = synthetic.run_from_args(
         _args("--users", "40", "--items", "30", "--authors", "5", "--days", "2",
               "--new-items-per-day", "3", "--end-date", "2025-01-31", "--seed", "1",
               "--cold-user-share", "0.5", "--registration-growth", "3",
@@ -307,7 +307,7 @@ def test_cli_defaults_and_run(db_schema):
 @pytest.mark.parametrize("argv, message", [
     (("--end-date", "2025-02-30"), "'2025-02-30' is not a real date"),
     (("--end-date", "yesterday"), "'yesterday' is not a real date"),
-    (("--end-date", "2999-01-01"), "2999-01-01 is in the future"),
+    (("--end-date", "2999-01-01"), "end date 2999-01-01 is after today"),
     (("--days", "0"), "--days must be between 1"),
     (("--users", "-5"), "--users must be between 1"),
     (("--new-items-per-day", "-1"), "--new-items-per-day must be between 0"),
@@ -318,7 +318,7 @@ def test_cli_defaults_and_run(db_schema):
 ])
 def test_cli_rejects_bad_input(argv, message):
     with pytest.raises(ValueError, match=message):
-        datagen.run_from_args(_args(*argv), "postgresql://unused")
+        synthetic.run_from_args(_args(*argv), "postgresql://unused")
 
 
 def test_cli_rejects_a_shape_that_is_not_a_number(capsys):
@@ -330,17 +330,17 @@ def test_cli_rejects_a_shape_that_is_not_a_number(capsys):
 
 def test_end_date_default_is_yesterday_utc():
     today = dt.date(2026, 3, 1)
-    assert datagen.parse_end_date(None, today=today) == dt.date(2026, 2, 28)
-    assert datagen.parse_end_date("2026-03-01", today=today) == today
+    assert synthetic.parse_end_date(None, today=today) == dt.date(2026, 2, 28)
+    assert synthetic.parse_end_date("2026-03-01", today=today) == today
 
 
 def test_oracle_scores_shapes():
     rng = np.random.default_rng(0)
     taste, latent, quality = rng.normal(size=(3, 4)), rng.normal(size=(5, 4)), rng.normal(size=5)
-    matrix = datagen.oracle_scores(taste, latent, quality)
+    matrix = synthetic.oracle_scores(taste, latent, quality)
     assert matrix.shape == (3, 5)
     assert np.allclose(matrix[1, 2], taste[1] @ latent[2] + quality[2])
-    assert np.allclose(datagen.oracle_scores(taste[0], latent, quality), matrix[0])
-    pairs = datagen.oracle_scores(taste, latent[:3], quality[:3])
+    assert np.allclose(synthetic.oracle_scores(taste[0], latent, quality), matrix[0])
+    pairs = synthetic.oracle_scores(taste, latent[:3], quality[:3])
     assert np.allclose(pairs, [taste[k] @ latent[k] + quality[k] for k in range(3)])
-    assert datagen.auc(np.array([0.1, 0.9, 0.5]), np.array([0, 1, 0])) == 1.0
+    assert synthetic.auc(np.array([0.1, 0.9, 0.5]), np.array([0, 1, 0])) == 1.0

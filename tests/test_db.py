@@ -7,9 +7,12 @@ import threading
 
 import psycopg2
 import pytest
-
-from dropoutnet import db, embedded_pg, vectors
 from helpers import fetch_all, make_config
+
+from dropoutnet.core import db
+from dropoutnet.core.locations import NoDatabaseError
+from dropoutnet.local import embedded_pg
+from dropoutnet.recall import vectors
 
 embedded_only = pytest.mark.skipif(bool(os.environ.get("DROPOUTNET_TEST_DATABASE_URL")),
                                    reason="about the embedded server's roles")
@@ -45,10 +48,17 @@ def test_parallel_tasks_create_the_same_tables_without_colliding(database_url):
     assert errors == []
 
 
+def test_a_call_outside_an_entry_point_names_the_missing_database(monkeypatch):
+    # the package never starts a server by itself: the entry points set the database
+    monkeypatch.delenv("DROPOUTNET_DATABASE_URL", raising=False)
+    with pytest.raises(NoDatabaseError, match="set DROPOUTNET_DATABASE_URL=postgresql://"):
+        db.connect()
+
+
 @embedded_only
 def test_the_pipeline_connects_as_a_role_that_is_no_superuser(database_url, monkeypatch):
     monkeypatch.delenv("DROPOUTNET_DATABASE_URL", raising=False)  # the embedded default
-    conn = db.connect()
+    conn = db.connect(embedded_pg.ensure_database_url())
     try:
         with conn.cursor() as cur:
             cur.execute("select current_user::text, rolsuper, rolcreaterole, rolcreatedb "

@@ -26,8 +26,9 @@ import psycopg2
 import pytest
 import yaml
 
-from dropoutnet import cli, healthcheck, stack
+from dropoutnet import cli, healthcheck
 from dropoutnet.config import load_config
+from dropoutnet.local import stack
 from dropoutnet.serving.config import load_service_config
 
 REPO = stack.REPO
@@ -539,12 +540,13 @@ def test_the_stream_worker_refuses_a_service_url_without_a_scheme(capsys):
     assert "--service-url 'model-service:8501' is not an http(s) URL" in capsys.readouterr().err
 
 
-# --- the README explains the deployment ---------------------------------------------------------------
+# --- the docs explain the deployment, and the README links to them ------------------------------------
 
 
-def test_the_readme_has_a_deployment_section():
-    readme = (REPO / "README.md").read_text()
-    section = readme.split("## Deployment", 1)[1].split("\n## ", 1)[0]
+def test_the_docs_have_a_deployment_page():
+    assert "(docs/deployment.md)" in (REPO / "README.md").read_text()
+    page = (REPO / "docs" / "deployment.md").read_text()
+    section = page.split("## docker-compose", 1)[1].split("\n## ", 1)[0]
     for needle in ("cp .env.example .env", "docker compose up -d", "--scale airflow-worker=",
                    "--scale model-service=", "AIRFLOW_CONN_DROPOUTNET_DB", "dropoutnet_db",
                    "DROPOUTNET_DB_HOST", "postgres-data", "dropoutnet-data", "airflow-logs",

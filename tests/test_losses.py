@@ -19,9 +19,14 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import tensorflow as tf  # noqa: E402
 
-from dropoutnet.model.losses import (  # noqa: E402
-    distill_loss, item_log_frequency, negative_shifts, pairwise_loss, pointwise_loss,
-    softmax_loss)
+from dropoutnet.model.losses import (
+    distill_loss,
+    item_log_frequency,
+    negative_shifts,
+    pairwise_loss,
+    pointwise_loss,
+    softmax_loss,
+)
 
 
 def _batch(cosines):

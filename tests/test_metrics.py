@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from dropoutnet import metrics
+from dropoutnet.evaluation import metrics
 
 
 def test_bootstrap_interval_contains_the_mean_and_narrows_with_more_users():

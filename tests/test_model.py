@@ -20,15 +20,15 @@ os.environ.setdefault("KERAS_HOME", os.path.join(tempfile.gettempdir(), "dropout
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import tensorflow as tf  # noqa: E402
+from helpers import item_examples  # noqa: E402
 
 from dropoutnet.config import ModelConfig, PipelineConfig, load_config  # noqa: E402
-from dropoutnet.saved_models import export_models, load_serving, load_tower  # noqa: E402
-from dropoutnet.features import to_tensors  # noqa: E402
 from dropoutnet.model import item_log_frequency, pairwise_loss, pointwise_loss  # noqa: E402
+from dropoutnet.model.dropoutnet import build_model, load_trained_model
+from dropoutnet.model.features import to_tensors  # noqa: E402
 from dropoutnet.model.popularity import fit_popularity  # noqa: E402
-from dropoutnet.training import (  # noqa: E402
-    build_model, load_trained_model, predict_scores, train_model)
-from helpers import item_examples  # noqa: E402
+from dropoutnet.training.fit import predict_scores, train_model
+from dropoutnet.training.saved_models import export_models, load_serving, load_tower  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -296,7 +296,7 @@ def _values(ckpt_dir: Path) -> dict[str, np.ndarray]:
 def test_warm_start_restores_yesterday(day1, data, tmp_path, caplog):
     ckpt1, _ = day1
     features, labels, item_ids, boundaries = data
-    caplog.set_level(logging.INFO, logger="dropoutnet.training")
+    caplog.set_level(logging.INFO, logger="dropoutnet.training.fit")
     stats = train_model(make_config(), features, labels, boundaries, tmp_path / "day2",
                         ckpt1, item_ids, epochs=0)
     assert stats["warm_started"] is True and stats["not_restored_variables"] == 0
@@ -310,7 +310,7 @@ def test_warm_start_restores_yesterday(day1, data, tmp_path, caplog):
 def test_warm_start_with_added_feature(day1, data, tmp_path, caplog):
     ckpt1, _ = day1
     features, labels, item_ids, boundaries = data
-    caplog.set_level(logging.INFO, logger="dropoutnet.training")
+    caplog.set_level(logging.INFO, logger="dropoutnet.training.fit")
     cfg = make_config(FEATURES + [NEW_FEATURE], epochs=1)
     stats = train_model(cfg, features, labels, boundaries, tmp_path / "day2", ckpt1, item_ids)
     assert stats["warm_started"] is True
@@ -324,7 +324,7 @@ def test_warm_start_with_added_feature(day1, data, tmp_path, caplog):
 
 def test_missing_warm_start_dir_is_a_cold_start(data, tmp_path, caplog):
     features, labels, _, boundaries = data
-    caplog.set_level(logging.INFO, logger="dropoutnet.training")
+    caplog.set_level(logging.INFO, logger="dropoutnet.training.fit")
     missing = tmp_path / "no-such-day"
     stats = train_model(make_config(), features, labels, boundaries, tmp_path / "day2",
                         missing, epochs=0)

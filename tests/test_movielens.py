@@ -13,12 +13,12 @@ from pathlib import Path
 import numpy as np
 import psycopg2
 import pytest
-
-from dropoutnet import datasets
-from dropoutnet.config import load_config
-from dropoutnet.benchmarks import movielens as bench
-from dropoutnet.datasets import movielens as ml
 from helpers import fetch_all
+
+from dropoutnet.benchmarks import movielens as bench
+from dropoutnet.config import load_config
+from dropoutnet.data import datasets
+from dropoutnet.data import movielens as ml
 
 REPO = Path(__file__).resolve().parent.parent
 DAY = 86400

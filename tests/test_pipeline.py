@@ -12,10 +12,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
+from helpers import pipeline_env, write_config
 
 from dropoutnet import cli, pipeline
-from dropoutnet.errors import MissingDataError
-from helpers import pipeline_env, write_config
+from dropoutnet.core.errors import MissingDataError
 
 END = dt.date(2026, 11, 20)
 DAY1, DAY2 = END - dt.timedelta(days=1), END
@@ -279,7 +279,7 @@ def test_metrics_of_a_bizdate_never_run(env):
 
 
 def test_quality_gate_keeps_the_active_version_unless_forced(env):
-    from dropoutnet.steps.publish import QualityGateError
+    from dropoutnet.core.errors import QualityGateError
 
     s = env["schema"]
     conn = env["conn"]

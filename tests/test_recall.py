@@ -22,12 +22,19 @@ import numpy as np
 import psycopg2
 import psycopg2.extras
 import pytest
-
-from dropoutnet import cli, db, registry, retrieval, sql, vectors
-from dropoutnet.errors import MissingDataError
-from dropoutnet.retrieval import (RecallError, RecallNotFound, UnknownFilterValue, recall,
-                                  top_items)
 from helpers import ThreadedServer, load_tiny, make_config, write_config
+
+from dropoutnet import cli, registry
+from dropoutnet.core import db, sql
+from dropoutnet.core.errors import MissingDataError
+from dropoutnet.recall import retrieval, vectors
+from dropoutnet.recall.retrieval import (
+    RecallError,
+    RecallNotFound,
+    UnknownFilterValue,
+    recall,
+    top_items,
+)
 
 BIZDATE = dt.date(2026, 11, 10)
 VERSION = "20261110"
@@ -156,7 +163,7 @@ def retrieve(cur, store, user: str, n: int = 10, explain: bool = False, **contex
     params = {"user_vector": store["users"][user], "model_version": VERSION, "top_n": n,
               "created_from": None, "created_to": None, "excluded": ["it0000"],
               "attributes": psycopg2.extras.Json({"category_level1": "mid"})}
-    text = sql.render("retrieve.sql", schema=store["cfg"].storage.schema_,
+    text = sql.render("recall/retrieve.sql", schema=store["cfg"].storage.schema_,
                       table="item_embeddings", vector_type=store["cfg"].storage.vector_type, **{
                           "created_range": False, "filtered": False, "excluding": False,
                           "exact": False, **context})
@@ -414,7 +421,7 @@ class Server(ThreadedServer):
     """``create_recall_app`` under a real uvicorn server in a thread, on a free port."""
 
     def __init__(self, cfg, url) -> None:
-        from dropoutnet.serving.recall_api import create_recall_app
+        from dropoutnet.recall.api import create_recall_app
 
         super().__init__(create_recall_app(cfg, url))
 

@@ -13,12 +13,12 @@ import threading
 import time
 
 import pytest
-
-from dropoutnet import artifacts, pipeline, registry
-from dropoutnet.errors import MissingDataError
-from dropoutnet.steps.publish import QualityGateError, check_gate
-from dropoutnet.registry import ActiveVersion, RunLockError
 from helpers import make_config, pipeline_env, write_config
+
+from dropoutnet import pipeline, registry
+from dropoutnet.core.errors import MissingDataError, QualityGateError, RunLockError
+from dropoutnet.registry import ActiveVersion, artifacts
+from dropoutnet.steps.publish import check_gate
 
 END = dt.date(2026, 11, 20)
 DAY1, DAY2 = END - dt.timedelta(days=1), END
@@ -150,7 +150,7 @@ def test_every_part_of_a_version_comes_from_one_run(env):
 
 
 def test_a_failed_training_run_leaves_the_current_run_current(env, monkeypatch):
-    import dropoutnet.training
+    import dropoutnet.training.fit
 
     s = env["schema"]
     current = artifacts.current_run("sv_dropoutnet", DAY2)
@@ -158,7 +158,7 @@ def test_a_failed_training_run_leaves_the_current_run_current(env, monkeypatch):
     def crash(*args, **kwargs):
         raise RuntimeError("worker lost")
 
-    monkeypatch.setattr(dropoutnet.training, "train_samples", crash)
+    monkeypatch.setattr(dropoutnet.training.fit, "train_samples", crash)
     with pytest.raises(RuntimeError, match="worker lost"):
         pipeline.train(DAY2.isoformat())
     assert artifacts.current_run("sv_dropoutnet", DAY2) == current

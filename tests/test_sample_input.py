@@ -1,4 +1,4 @@
-"""Training input that streams (dropoutnet.sample_input): a partition read in chunks equals the
+"""Training input that streams (dropoutnet.training.source): a partition read in chunks equals the
 same rows in memory, trains the same model, and its memory does not grow with the rows.
 Real Postgres, real TensorFlow."""
 
@@ -15,17 +15,25 @@ import tracemalloc
 import numpy as np
 import pytest
 import tensorflow as tf
-
-from dropoutnet import db, sample_data, sql
-from dropoutnet.config import load_config
-from dropoutnet.errors import MissingDataError
-from dropoutnet.model import item_log_frequency
-from dropoutnet.sample_input import ArraySource, Chunk, ChunkCache, PartitionSource, scan, \
-    shuffled_batches, sweep_stale_caches
-from dropoutnet.steps.samples import build_samples
-from dropoutnet.training import checkpoint_variables, load_trained_model, train_model, \
-    train_samples
 from helpers import item_examples, pipeline_env
+
+from dropoutnet.config import load_config
+from dropoutnet.core import db, sql
+from dropoutnet.core.errors import MissingDataError
+from dropoutnet.data import partitions
+from dropoutnet.model import item_log_frequency
+from dropoutnet.model.dropoutnet import checkpoint_variables, load_trained_model
+from dropoutnet.steps.samples import build_samples
+from dropoutnet.training.fit import train_model, train_samples
+from dropoutnet.training.source import (
+    ArraySource,
+    Chunk,
+    ChunkCache,
+    PartitionSource,
+    scan,
+    shuffled_batches,
+    sweep_stale_caches,
+)
 
 END = dt.date(2026, 11, 20)
 
@@ -42,8 +50,8 @@ def env(database_url, tmp_path_factory):
         cfg = load_config(e["config"])
         build_samples(cfg, END, e["url"])
         with db.transaction(e["url"]) as cur:
-            e["memory"] = sample_data.load_partition(cur, cfg, "samples", END, shuffled=True)
-            e["boundaries"] = sample_data.load_boundaries(cur, cfg, END)
+            e["memory"] = partitions.load_partition(cur, cfg, "samples", END, shuffled=True)
+            e["boundaries"] = partitions.load_boundaries(cur, cfg, END)
         e["cfg"] = cfg
         yield e
 
@@ -90,10 +98,10 @@ def test_a_partition_without_the_read_key_is_read_row_by_row(env):
                              cache=False)
     assert not source.chunked
     with db.transaction(env["url"]) as cur:
-        assert sample_data.last_read_key(cur, cfg, "eval_samples", END) is None
+        assert partitions.last_read_key(cur, cfg, "eval_samples", END) is None
         n = len(env["memory"]["labels"])
-        assert sample_data.last_read_key(cur, cfg, "samples", END) == n
-        memory = sample_data.load_partition(cur, cfg, "eval_samples", END, shuffled=True)
+        assert partitions.last_read_key(cur, cfg, "samples", END) == n
+        memory = partitions.load_partition(cur, cfg, "eval_samples", END, shuffled=True)
     _equal_to_memory(Chunk.concat(list(source.chunks())), memory, cfg)
 
 
@@ -181,10 +189,10 @@ def test_the_samples_step_numbers_the_rows_in_the_read_order_and_indexes_it(env)
     cfg, url = env["cfg"], env["url"]
     schema = cfg.storage.schema_
     with db.transaction(url) as cur:
-        keyed = sample_data.read_query(cur, cfg, "samples", END, shuffled=True)
+        keyed = partitions.read_query(cur, cfg, "samples", END, shuffled=True)
         assert "order by shuffle_key" in keyed
         sorted_by_hash = sql.render(
-            "read_partition.sql", schema=schema, table="samples", label=cfg.label_name,
+            "data/read_partition.sql", schema=schema, table="samples", label=cfg.label_name,
             features=cfg.features, shuffled=True, keyed=False)
         cur.execute(f'select shuffle_key from "{schema}".samples where dt = %s '
                     "order by md5(concat_ws('/', user_id, item_id, sample_date))", (END,))
@@ -225,7 +233,7 @@ def test_memory_is_flat_in_the_number_of_samples(env):
     tracemalloc.start()
     try:
         with db.transaction(env["url"]) as cur:
-            sample_data.load_partition(cur, env["cfg"], "samples", END)
+            partitions.load_partition(cur, env["cfg"], "samples", END)
         held = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()

@@ -6,11 +6,12 @@ import datetime as dt
 import hashlib
 
 import pytest
-
-from dropoutnet import db, sample_data
-from dropoutnet.errors import MissingDataError
-from dropoutnet.steps import samples
 from helpers import make_config
+
+from dropoutnet.core import db
+from dropoutnet.core.errors import MissingDataError
+from dropoutnet.data import partitions
+from dropoutnet.steps import samples
 
 BIZDATE = dt.date(2026, 11, 10)
 
@@ -79,7 +80,7 @@ def test_new_items_of_the_bizdate_are_held_out_for_evaluation(tiny):
 
 
 def _held_out(user: str, bizdate: dt.date, share: float) -> bool:
-    """samples.sql's holdout hash, recomputed: the first 32 bits of md5(user/bizdate)."""
+    """data/samples.sql's holdout hash, recomputed: the first 32 bits of md5(user/bizdate)."""
     digest = hashlib.md5(f"{user}/{bizdate.isoformat()}".encode()).hexdigest()
     return int(digest[:8], 16) / 2**32 < share
 
@@ -140,7 +141,7 @@ def test_boundaries_are_sorted_distinct_quantiles(tiny):
     url, cfg = tiny
     samples.build_samples(cfg, BIZDATE, url)
     with db.transaction(url) as cur:
-        bounds = sample_data.load_boundaries(cur, cfg, BIZDATE)
+        bounds = partitions.load_boundaries(cur, cfg, BIZDATE)
     assert set(bounds) == {f.name for f in cfg.binned_features}
     assert bounds["i_duration"] == sorted(set(bounds["i_duration"]))
     # training durations 30, 60, 30: the deciles 0.1 .. 0.5 tie at 30, then 36 .. 54

@@ -22,15 +22,15 @@ import pytest
 os.environ.setdefault("KERAS_HOME", os.path.join(tempfile.gettempdir(), "dropoutnet-keras"))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from dropoutnet import artifacts  # noqa: E402
 from helpers import ThreadedServer, free_port  # noqa: E402
-from dropoutnet.steps.deploy import _prune, write_version_policy  # noqa: E402
-from dropoutnet.saved_models import export_models, load_tower  # noqa: E402
-from dropoutnet.serving.config import ConfigError, ServiceConfig, load_service_config  # noqa: E402
-from dropoutnet.serving.versions import (  # noqa: E402
-    POLICY_FILE, VersionPolicy, read_version_policy)
-from dropoutnet.training import train_model  # noqa: E402
 from test_model import make_config, make_data  # noqa: E402
+
+from dropoutnet.registry import artifacts  # noqa: E402
+from dropoutnet.serving.config import ConfigError, ServiceConfig, load_service_config  # noqa: E402
+from dropoutnet.serving.versions import POLICY_FILE, VersionPolicy, read_version_policy
+from dropoutnet.steps.deploy import _prune, write_version_policy  # noqa: E402
+from dropoutnet.training.fit import train_model  # noqa: E402
+from dropoutnet.training.saved_models import export_models, load_tower  # noqa: E402
 
 MODEL = "items"
 ITEM_INPUTS = ["i_age_bands_7d", "i_cate1", "i_ctr_7d", "i_duration", "i_tags", "i_title_emb"]

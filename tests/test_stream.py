@@ -12,11 +12,13 @@ import numpy as np
 import psycopg2
 import psycopg2.extras
 import pytest
-
-from dropoutnet import db, feature_queries, vectors
-from dropoutnet.errors import MissingDataError
-from dropoutnet.stream import pgoutput, source
 from helpers import fetch_all
+
+from dropoutnet.core import db
+from dropoutnet.core.errors import MissingDataError
+from dropoutnet.data import feature_queries
+from dropoutnet.recall import vectors
+from dropoutnet.stream import pgoutput, source
 
 
 def test_the_embedded_server_keeps_a_logical_change_log(database_url):

@@ -11,11 +11,14 @@ import time
 
 import numpy as np
 import pytest
+from helpers import free_port, pipeline_env
 
-from dropoutnet import db, feature_queries, inputs, pipeline, registry, retrieval
+from dropoutnet import pipeline, registry
+from dropoutnet.core import db
+from dropoutnet.data import feature_queries, inputs
+from dropoutnet.recall import retrieval
 from dropoutnet.stream import source
 from dropoutnet.stream.worker import Worker
-from helpers import free_port, pipeline_env
 
 END = dt.date(2026, 11, 20)
 ITEM_MODEL = "sv_dropoutnet_item"
@@ -83,7 +86,7 @@ def stored(env, version: str, item: str) -> np.ndarray | None:
 
 def daily_vector(env, version: str, item: str) -> np.ndarray:
     """What the daily path's tower gives the item's features (same query, same tower)."""
-    from dropoutnet.saved_models import load_tower
+    from dropoutnet.training.saved_models import load_tower
 
     cfg = env["cfg"]
     with db.transaction() as cur:
@@ -450,7 +453,8 @@ def test_the_demos_worker_runs_in_the_background_and_shows_new_items_recallable(
     import os
     import re
 
-    from dropoutnet import demo, locations, processes, stack
+    from dropoutnet.core import locations, processes
+    from dropoutnet.local import demo, stack
 
     try:
         demo.stream_new_items(env["home"], locations.database_url(), dict(os.environ), n=2)

@@ -9,11 +9,13 @@ import json
 import psycopg2
 import pytest
 import yaml
-
-from dropoutnet import cli, datagen, tuning
-from dropoutnet.steps import samples
-from dropoutnet.config import load_config
 from helpers import make_config, write_config
+
+from dropoutnet import cli
+from dropoutnet.config import load_config
+from dropoutnet.data import synthetic
+from dropoutnet.steps import samples
+from dropoutnet.training import tuning
 
 END = dt.date(2026, 11, 20)
 
@@ -127,7 +129,7 @@ def env(database_url, tmp_path_factory):
         cur.execute(f"drop schema if exists {out_schema} cascade; "
                     f"drop schema if exists {out_schema}_1d cascade")
     url = f"{database_url}&options=-csearch_path%3D{raw_schema},public"
-    datagen.generate(url, n_users=200, n_items=100, n_authors=15, days=6, end_date=END,
+    synthetic.generate(url, n_users=200, n_items=100, n_authors=15, days=6, end_date=END,
                      new_items_per_day=20, seed=4, schema=raw_schema)
     overrides = dict(storage={"schema": out_schema}, cold_start_recall={"train_days": 4},
                      training={"epochs": 1, "batch_size": 128},

@@ -14,11 +14,13 @@ from pathlib import Path
 import numpy as np
 import psycopg2
 import pytest
-
-from dropoutnet import db, registry, vectors
-from dropoutnet.errors import MissingDataError
-from dropoutnet.vectors import copy_binary, copy_reader
 from helpers import make_config
+
+from dropoutnet import registry
+from dropoutnet.core import db
+from dropoutnet.core.errors import MissingDataError
+from dropoutnet.recall import vectors
+from dropoutnet.recall.vectors import copy_binary, copy_reader
 
 
 def test_binary_copy_stores_the_models_floats_ids_times_and_nulls_exactly(database_url):
@@ -62,6 +64,8 @@ def _per_row_encoder():
     name = "bench_scale"
     if name not in sys.modules:  # registered first: its dataclasses look their module up
         path = Path(__file__).resolve().parent.parent / "bench" / "scale.py"
+        if str(path.parent) not in sys.path:  # the script's folder, as when it runs
+            sys.path.insert(0, str(path.parent))
         spec = importlib.util.spec_from_file_location(name, path)
         sys.modules[name] = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(sys.modules[name])
@@ -206,7 +210,7 @@ def test_a_halfvec_version_is_written_indexed_and_upserted_as_float16(database_u
     ids = [f"it{k:04d}" for k in range(len(model))]
     vectors.ensure_tables(database_url, cfg)
     registry.ensure_tables(database_url, cfg)
-    with caplog.at_level(logging.INFO, logger="dropoutnet.vectors"), \
+    with caplog.at_level(logging.INFO, logger="dropoutnet.recall.vectors"), \
             db.transaction(database_url) as cur:
         vectors.write_candidate(cur, cfg, "item", version, "r1",
                                 ["item_id", "created_at", "attributes"],

@@ -82,8 +82,14 @@ def _check_budget(args: argparse.Namespace) -> None:
 
 
 def _cmd_citeulike(args: argparse.Namespace) -> int:
-    from .. import tuning
-    from .citeulike import CONTENTS, BenchmarkSettings, format_report, run_benchmark, tune
+    from dropoutnet.benchmarks.citeulike import (
+        CONTENTS,
+        BenchmarkSettings,
+        format_report,
+        run_benchmark,
+        tune,
+    )
+    from dropoutnet.training import tuning
 
     _check_budget(args)
     settings = BenchmarkSettings()
@@ -110,8 +116,8 @@ def _cmd_citeulike(args: argparse.Namespace) -> int:
 
 
 def _cmd_movielens(args: argparse.Namespace) -> int:
-    from .. import locations
-    from .movielens import run, tune
+    from dropoutnet.benchmarks.movielens import run, tune
+    from dropoutnet.core import locations
 
     _check_budget(args)
     url = locations.database_url()

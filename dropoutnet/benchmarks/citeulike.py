@@ -29,7 +29,7 @@ with binary relevance, both averaged over those users (K = 20, 50, 100).
 * user content: the mean content vector of the user's training items.
 
 **Model.**  The project's :class:`~dropoutnet.model.DropoutNet` built by
-:func:`dropoutnet.training.build_model` with four dense vector features (item factors and user
+:func:`dropoutnet.model.dropoutnet.build_model` with four dense vector features (item factors and user
 factors are *precomputed* preference features), trained on the training positives plus
 sampled negatives (label 0) with its configured losses, item preference dropout 0.5.  Cold
 items are embedded by the item tower with zero factors, exactly as at serving.
@@ -54,9 +54,13 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import scipy.sparse as sp
 
-from ..baselines import popularity_regression
-from ..cf import implicit_als, ridge_predict, unit_rows
-from ..metrics import bootstrap_ci, score_metrics, strongest_baseline
+from dropoutnet.evaluation.metrics import bootstrap_ci, score_metrics, strongest_baseline
+from dropoutnet.model.closed_form import (
+    implicit_als,
+    popularity_regression,
+    ridge_predict,
+    unit_rows,
+)
 
 log = logging.getLogger(__name__)
 
@@ -264,7 +268,7 @@ def ranking_metrics(scores: np.ndarray, relevant: np.ndarray, ks: Sequence[int] 
                     ci: bool = False, per_user: bool = False) -> dict[str, Any]:
     """Mean recall@K and NDCG@K over the rows of ``relevant`` (bool ``[users, items]``) that
     have at least one relevant item; ``scores`` ``[users, items]``, higher ranks first (ties
-    broken by column order): :func:`dropoutnet.metrics.score_metrics`.  With ``ci``, also
+    broken by column order): :func:`dropoutnet.evaluation.metrics.score_metrics`.  With ``ci``, also
     ``recall@K_ci``; with ``per_user``, ``per_user``: each of those users' recall@K."""
     relevant = np.asarray(relevant, dtype=bool)
     keep = relevant.any(axis=1)
@@ -340,8 +344,7 @@ def _feature_specs(content_dim: int, rank: int, factor_guess: bool = False) -> l
 def _sections(s: BenchmarkSettings, settings: Mapping[str, Any] | None = None):
     """The ``(ModelConfig, TrainingConfig)`` of ``s`` with ``settings`` (e.g. a trial's)."""
     from dropoutnet.config import ModelConfig, TrainingConfig
-
-    from .. import tuning
+    from dropoutnet.training import tuning
 
     merged = tuning.apply({"model": s.model, "training": s.training}, settings or {})
     model = tuning.apply(ModelConfig().model_dump(), merged["model"])
@@ -481,9 +484,9 @@ def train_dropoutnet(p: Prepared, s: BenchmarkSettings,
     import tensorflow as tf
 
     from dropoutnet.model import ITEM_ID_KEY, item_log_frequency
+    from dropoutnet.model.dropoutnet import build_model
     from dropoutnet.model.factors import fit_factors
     from dropoutnet.model.popularity import fit_popularity
-    from dropoutnet.training import build_model
 
     model_config, tc = _sections(s, settings)
     seed = tc.seed if seed is None else seed
@@ -604,7 +607,7 @@ def tune(path: str | Path, split: str | Path, trials: int, settings: BenchmarkSe
     """An Optuna study of the model's settings on a validation split of the training pairs
     (a ``share`` of the warm items held out as pseudo-cold; recall@k, the mean over ``seeds``
     training seeds per trial)."""
-    from .. import tuning
+    from dropoutnet.training import tuning
 
     s = settings or BenchmarkSettings()
     s = BenchmarkSettings(**{**s.__dict__, "contents": (content,)})

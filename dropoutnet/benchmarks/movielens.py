@@ -14,7 +14,7 @@ are whole days, so the ratings of the cutoff day before the cutoff time are left
 training.
 
 **Model selection never sees the test.**  ``--tune N`` runs N Optuna trials
-(:mod:`dropoutnet.tuning`) on *validation* folds carved from the training ratings alone
+(:mod:`dropoutnet.training.tuning`) on *validation* folds carved from the training ratings alone
 (:func:`validation_folds`: held-out arrivals): the ratings after the test cutoff are not even
 loaded.
 The model's test figures are the mean over ``--seeds`` training seeds (per-user recall
@@ -40,6 +40,7 @@ popularity, genre kNN, content → popularity, ridge → factors and random;
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import shutil
 import tempfile
 import time
@@ -49,16 +50,31 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from .. import db, inputs, sample_data, tuning
-from ..baselines import als_factors, factor_directions, factor_regression, popularity_regression
-from ..config import FeatureSpec, PipelineConfig, load_config
-from ..content import ContentEncoder
-from ..datasets import movielens
-from ..datasets.movielens import (CLICK_MIN_RATING, GENRES, MovieLens, item_year, read,
-                                  release_age)
-from ..metrics import bootstrap_ci, score_metrics, strongest_baseline
+from dropoutnet.config import FeatureSpec, PipelineConfig, load_config
+from dropoutnet.core import db
+from dropoutnet.core.locations import REPOSITORY
+from dropoutnet.data import inputs, movielens, partitions
+from dropoutnet.data.movielens import (
+    CLICK_MIN_RATING,
+    GENRES,
+    MovieLens,
+    item_year,
+    read,
+    release_age,
+)
+from dropoutnet.evaluation.metrics import bootstrap_ci, score_metrics, strongest_baseline
+from dropoutnet.model.closed_form import (
+    als_factors,
+    factor_directions,
+    factor_regression,
+    popularity_regression,
+)
+from dropoutnet.model.content import ContentEncoder
+from dropoutnet.training import tuning
 
-CONFIG = Path(__file__).resolve().parent.parent.parent / "config" / "movielens-100k.yaml"
+log = logging.getLogger(__name__)
+
+CONFIG = REPOSITORY / "config" / "movielens-100k.yaml"
 RAW_SCHEMA, OUT_SCHEMA = "bench_ml_raw", "bench_ml_dn"
 
 
@@ -103,8 +119,8 @@ def prepare(url: str, ml: movielens.MovieLens, cold_share: float = 0.15,
     cutoff day, whichever is first: with no behaviour, as a new movie is on the day it appears.
     Training never sees a candidate (:func:`without_items`).
     """
-    from ..feature_queries import read_features
-    from ..steps.samples import build_samples
+    from dropoutnet.data.feature_queries import read_features
+    from dropoutnet.steps.samples import build_samples
 
     split = split_time_cold(ml, cold_share) if split is None else split
     cutoff = dt.datetime.fromtimestamp(split["cutoff_time"], dt.timezone.utc)
@@ -123,9 +139,9 @@ def prepare(url: str, ml: movielens.MovieLens, cold_share: float = 0.15,
         created = dt.datetime.fromtimestamp(publish[c], dt.timezone.utc)
         by_day.setdefault(min(created.date(), as_of), []).append(publish[c])
     with db.transaction(url) as cur:
-        train = without_items(sample_data.load_partition(cur, cfg, "samples", bizdate),
+        train = without_items(partitions.load_partition(cur, cfg, "samples", bizdate),
                               split["candidates"])
-        boundaries = sample_data.load_boundaries(cur, cfg, bizdate)
+        boundaries = partitions.load_boundaries(cur, cfg, bizdate)
         users = read_features(cur, cfg, "user", as_of, {
             "active_from": first, "active_to": as_of + dt.timedelta(days=1)})
         items: dict[str, list] = {}
@@ -184,7 +200,7 @@ def validation_folds(url: str, ml: movielens.MovieLens, folds: int = 3,
     0.38-0.54 there score 0.10-0.21 on the test.  Here the *arrivals* (the movies published in
     the last ``cold_share`` of the training history, as the test's are in the whole history)
     are cut into ``folds`` interleaved folds by publish order; fold ``f``'s movies lose every
-    rating (:func:`~dropoutnet.datasets.movielens.without_ratings_of`), are left out of its
+    rating (:func:`~dropoutnet.data.movielens.without_ratings_of`), are left out of its
     training samples (:func:`without_items`) and are ranked, cold, for the users with a
     training click who rated one of them >= 4.  Training covers the whole
     history up to the test cutoff, so each fold has the test's setting: new movies arriving
@@ -214,7 +230,8 @@ def model_scores(p: Prepared, settings: Mapping[str, Any] | None = None,
                  seed: int | None = None) -> tuple[np.ndarray, dict[str, Any]]:
     """Train the model on ``p`` (with ``settings`` merged into its config) and return the
     ``[test users, candidates]`` scores and the training stats."""
-    from ..training import load_trained_model, train_model
+    from dropoutnet.model.dropoutnet import load_trained_model
+    from dropoutnet.training.fit import train_model
 
     data = tuning.apply(p.cfg.model_dump(by_alias=True, exclude_none=True), settings or {})
     if seed is not None:
@@ -294,11 +311,15 @@ def run(path: str | Path, url: str, ks: Sequence[int] = (20, 50, 100), seeds: in
     """Train on the split's history with the pipeline and score the cold movies (``seeds``
     training seeds); with the baselines."""
     started = time.monotonic()
+    log.info("MovieLens 100K: building the split's samples with the pipeline's samples step")
     p = prepare(url, movielens.read(path), cold_share, settings)
     per_seed, stats = [], {}
     for i in range(seeds):
+        log.info("training seed %d of %d (%.0f s so far)", i + 1, seeds,
+                 time.monotonic() - started)
         scores, stats = model_scores(p, seed=p.cfg.training.seed + i)
         per_seed.append(scores)
+    log.info("scoring the baselines (%.0f s so far)", time.monotonic() - started)
     result = benchmark_baselines(path, ks, seed=seed, cold_share=cold_share)
     result["model"] = seeds_figures(p.split, per_seed, ks, seed=seed)
     result["train"] = {k: stats.get(k) for k in ("rows", "positives", "steps", "loss")}
@@ -473,7 +494,7 @@ def baseline_scores(split: dict[str, Any], method: str, *, profile: str = "click
     * ``content_popularity``: a ridge from a movie's content (:data:`CONTENT`) to log1p of
       its training clicks (ratings >= 4), fit on the movies with a training rating, at equal
       exposure (the days from a movie's publish time to the cutoff: see
-      :func:`dropoutnet.baselines.popularity_regression`); the same ranking for every user.
+      :func:`dropoutnet.model.closed_form.popularity_regression`); the same ranking for every user.
     * ``ridge_to_factors``: implicit-ALS factors of the training clicks, a ridge from the
       same content to the movies' factors, each predicted vector L2-normalised, scored by the
       user's factors · the prediction.
@@ -517,7 +538,7 @@ def recall_at_k(scores: np.ndarray, relevant: Sequence[set[int]], k: int,
 
     ``scores`` is ``(users, candidates)`` with candidates in publish order; ties (after
     rounding to 9 decimals) are broken by that order with ``ties="order"``
-    (:func:`dropoutnet.metrics.score_metrics`), or averaged over every tie order with
+    (:func:`dropoutnet.evaluation.metrics.score_metrics`), or averaged over every tie order with
     ``ties="expected"`` (the expectation under random tie-breaking).
     """
     if ties not in ("order", "expected"):

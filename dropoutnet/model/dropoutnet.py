@@ -27,7 +27,7 @@ and what retrieval ranks by is the inner product of the *exported* vectors
 In every case ranking items by ``score`` is ranking them by ``logit`` (plus ``popularity``
 and ``factor``).
 
-Inputs are the raw feature tensors keyed by feature name (see :mod:`dropoutnet.features`).
+Inputs are the raw feature tensors keyed by feature name (see :mod:`dropoutnet.model.features`).
 A training batch is ``(x, labels)`` where ``x`` may also carry ``item_id`` (strings) and
 ``item_logq`` (float, log of the item's sampling frequency): they are used only by the in-batch
 softmax (to mask other rows holding the same item, and for the logQ correction), never as
@@ -36,7 +36,7 @@ features.
 ``train_step`` computes the weighted sum of the pointwise, pairwise, softmax and distillation
 losses (``model.losses`` in the config), applies Adam, and reports ``loss``, each term, and
 ``auc`` (under preference dropout) as epoch means, so ``model.fit`` works unchanged, including
-under a ``tf.distribute`` strategy (:mod:`dropoutnet.cluster`): the in-batch terms (pairwise,
+under a ``tf.distribute`` strategy (:mod:`dropoutnet.training.cluster`): the in-batch terms (pairwise,
 softmax negatives) are then computed within each replica's share of the global batch, and
 the loss is divided by the number of replicas before the gradient, because the optimizer
 sums the replicas' gradients.
@@ -44,15 +44,24 @@ sums the replicas' gradients.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
 
 import keras
 import tensorflow as tf
 
-from dropoutnet.config import FeatureSpec, LossConfig, ModelConfig
-from dropoutnet.features import input_signature
+from dropoutnet.config import FeatureSpec, LossConfig, ModelConfig, PipelineConfig
+from dropoutnet.model.features import BuildsOnFirstCall, input_signature
 from dropoutnet.model.losses import (
-    distill_loss, masked_mean, pairwise_loss, pointwise_loss, softmax_loss)
+    distill_loss,
+    masked_mean,
+    pairwise_loss,
+    pointwise_loss,
+    softmax_loss,
+)
+from dropoutnet.model.optimizer import Adam
 from dropoutnet.model.towers import Tower
 
 __all__ = ["DropoutNet", "ITEM_ID_KEY", "ITEM_LOGQ_KEY"]
@@ -61,7 +70,7 @@ ITEM_ID_KEY = "item_id"
 ITEM_LOGQ_KEY = "item_logq"
 
 
-class DropoutNet(keras.Model):
+class DropoutNet(BuildsOnFirstCall, keras.Model):
     """User tower, item tower (with an optional prior), scaled score and a bias."""
 
     def __init__(self, features: Sequence[FeatureSpec], model_config: ModelConfig,
@@ -102,6 +111,8 @@ class DropoutNet(keras.Model):
 
     @property
     def has_prior(self) -> bool:
+        """Whether the exports carry the item prior dimension (``model.item_prior``): user
+        vectors end in a 1, item vectors in ``prior + popularity + bias``."""
         return self.model_config.item_prior
 
     def _export_user(self, user: Mapping[str, tf.Tensor]) -> tf.Tensor:
@@ -255,8 +266,7 @@ class DropoutNet(keras.Model):
         """Keras 3's TensorFlow trainer, under a ``tf.distribute`` strategy, reads one batch
         before ``fit`` and ``strategy.reduce("MEAN", ...)``\ s it to build the model
         symbolically; a batch holding string features (ours) cannot be averaged, so ``fit``
-        fails.  The model is built and its optimizer too (:func:`dropoutnet.training.
-        build_model`) and it compiles no loss or metric, so there is nothing to build: skip
+        fails.  The model is built and its optimizer too (:func:`build_model`) and it compiles no loss or metric, so there is nothing to build: skip
         it then (a private Keras hook; any other case goes to Keras as before)."""
         built = (self.built and all(layer.built for layer in self._flatten_layers())
                  and self.optimizer is not None and self.optimizer.built
@@ -301,3 +311,101 @@ class DropoutNet(keras.Model):
             tracker.update_state(parts[name])
         self._auc.update_state(tf.reshape(labels, [-1]), parts["outputs"]["probability"])
         return {m.name: m.result() for m in self.metrics}
+
+
+# --- built from the config, checkpointed, rebuilt ------------------------------------------
+#
+# A trained model is a checkpoint folder: a ``tf.train.Checkpoint`` of every weight (and, in
+# training, Adam's slots), keyed by the variable's path, beside ``model_meta.json``, the
+# features, model config, boundaries and seed it was built from, so that it is rebuilt exactly
+# whatever the config says later.
+
+META_FILE = "model_meta.json"
+
+def build_model(features: Sequence[FeatureSpec], model_config: ModelConfig,
+                boundaries: Mapping[str, Sequence[float]], seed: int,
+                learning_rate: float | None = None, weight_decay: float = 0.0) -> DropoutNet:
+    """A DropoutNet with every variable created; compiled with Adam when ``learning_rate``
+    (AdamW when ``weight_decay`` > 0: :class:`dropoutnet.model.optimizer.Adam`, exact for
+    the embedding tables' sparse gradients).
+
+    Seeds Python, NumPy and TensorFlow from ``seed`` first, so the same inputs give the same
+    initial weights, dropout draws and shuffling.
+    """
+    keras.utils.set_random_seed(seed)
+    model = DropoutNet(features, model_config, boundaries, seed=seed)
+    model.build_from_signature()
+    if learning_rate is not None:
+        optimizer = Adam(learning_rate, weight_decay=weight_decay if weight_decay > 0 else None)
+        model.compile(optimizer=optimizer, jit_compile=False)
+        model.optimizer.build(model.trainable_variables)
+    return model
+
+
+def _checkpoint_key(path: str) -> str:
+    return path.replace("/", "-")
+
+
+def checkpoint_variables(model: DropoutNet) -> dict[str, Any]:
+    """Checkpoint key -> variable: the model's weights and, if compiled, the optimizer's slots.
+
+    The optimizer's learning rate is left out on purpose: it comes from the config.
+    """
+    named = [(v.path, v) for v in model.weights]
+    optimizer = getattr(model, "optimizer", None)
+    if optimizer is not None and optimizer.built:
+        # Keras uniquifies optimizer names (adam, adam_1, ...): key slots by a fixed prefix
+        prefix = optimizer.name + "/"
+        named += [("optimizer/" + v.path.removeprefix(prefix), v) for v in optimizer.variables
+                  if not v.path.endswith("/learning_rate")]
+    out: dict[str, Any] = {}
+    for path, v in named:
+        key = _checkpoint_key(path)
+        if key in out:
+            raise RuntimeError(f"two variables share the checkpoint key {key!r}")
+        out[key] = v
+    return out
+
+
+def model_meta(cfg: PipelineConfig, boundaries: Mapping[str, Sequence[float]]) -> dict[str, Any]:
+    """What :func:`load_trained_model` rebuilds the model from, written beside its checkpoint
+    (``model_meta.json``): the features, the model config, the boundaries and the random
+    seed."""
+    return {
+        "model_name": cfg.model_name,
+        "features": [f.model_dump(mode="json", by_alias=True, exclude_none=True)
+                     for f in cfg.features],
+        "model": cfg.model.model_dump(mode="json"),
+        "boundaries": {f.name: [float(b) for b in boundaries[f.name]]
+                       for f in cfg.binned_features},
+        "seed": cfg.training.seed,
+        "embedding_dim": cfg.model.embedding_dim,
+    }
+
+
+def load_meta(checkpoint_dir: Path) -> dict[str, Any]:
+    """``model_meta.json`` of a checkpoint folder, with ``features`` / ``model`` validated."""
+    path = Path(checkpoint_dir) / META_FILE
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} does not exist: {checkpoint_dir} is not a trained "
+                                "model folder (run the train task first)")
+    meta = json.loads(path.read_text())
+    meta["features"] = [FeatureSpec.model_validate(f) for f in meta["features"]]
+    meta["model"] = ModelConfig.model_validate(meta["model"])
+    return meta
+
+
+def load_trained_model(checkpoint_dir: Path) -> DropoutNet:
+    """Rebuild the exact trained model from ``model_meta.json`` and restore every weight.
+
+    Unlike a warm start this is strict: every model weight must be in the checkpoint.
+    """
+    checkpoint_dir = Path(checkpoint_dir)
+    meta = load_meta(checkpoint_dir)
+    model = build_model(meta["features"], meta["model"], meta["boundaries"], meta["seed"])
+    latest = tf.train.latest_checkpoint(str(checkpoint_dir))
+    if latest is None:
+        raise FileNotFoundError(f"no checkpoint in {checkpoint_dir}")
+    weights = {_checkpoint_key(v.path): v for v in model.weights}
+    tf.train.Checkpoint(**weights).read(latest).expect_partial().assert_existing_objects_matched()
+    return model

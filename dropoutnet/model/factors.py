@@ -36,9 +36,8 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from dropoutnet.baselines import factor_regression
-from dropoutnet.cf import unit_rows
-from dropoutnet.model.popularity import RIDGE_REG, design_matrix
+from dropoutnet.model.closed_form import RIDGE_REG, factor_regression, unit_rows
+from dropoutnet.model.towers import design_matrix
 
 __all__ = ["fit_factors"]
 

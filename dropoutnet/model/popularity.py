@@ -6,7 +6,7 @@ the item will meet.  The click losses learn the first from the samples (impressi
 negatives); the second is not in them (a sample is a row that was shown or drawn, whatever the
 item's reach), and content says a lot about it: a genre, an author, a new release against an
 old film appearing late.  On MovieLens a ridge from content to log1p of the training positives
-(the content → popularity baseline, :func:`dropoutnet.baselines.popularity_regression`) ranks
+(the content → popularity baseline, :func:`dropoutnet.model.closed_form.popularity_regression`) ranks
 the new movies far better than the model's learned prior, and putting it inside the click
 losses does not help: as an offset of the logit, the learned prior and the towers learn to
 cancel it (recall@20 on the held-out-arrival folds fell from 0.59 to 0.45 at weight 1 and 0.42
@@ -37,39 +37,15 @@ model's.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 
 import numpy as np
-import scipy.sparse as sp
-import tensorflow as tf
 
-from dropoutnet.baselines import popularity_regression
-from dropoutnet.config import FeatureSpec
-from dropoutnet.model.towers import Tower
+from dropoutnet.model.closed_form import RIDGE_REG, popularity_regression
+from dropoutnet.model.towers import Tower, design_matrix
 
-__all__ = ["design_matrix", "fit_popularity"]
+__all__ = ["fit_popularity"]
 
-# the ridge's regularisation (the content → popularity baseline's)
-RIDGE_REG = 1.0
-# rows of the design built at once
-_BATCH = 4096
-
-
-def design_matrix(tower: Tower, features: Mapping[str, np.ndarray],
-                  specs: Sequence[FeatureSpec] | None = None) -> sp.csr_matrix:
-    """The content design (:meth:`Tower.content_design`) of the rows of ``features``, over
-    ``specs`` (default: the tower's ``design_specs``), as a scipy CSR matrix."""
-    specs = tower.design_specs if specs is None else specs
-    n = len(np.asarray(features[specs[0].name]))
-    parts = []
-    for start in range(0, n, _BATCH):
-        batch = {f.name: tf.constant(np.asarray(features[f.name])[start:start + _BATCH])
-                 for f in specs}
-        design = tf.sparse.reorder(tower.content_design(batch, specs))
-        index = design.indices.numpy()
-        parts.append(sp.csr_matrix((design.values.numpy(), (index[:, 0], index[:, 1])),
-                                   shape=tuple(design.dense_shape.numpy())))
-    return sp.vstack(parts).tocsr()
 
 
 def fit_popularity(tower: Tower, features: Mapping[str, np.ndarray], positives: np.ndarray,

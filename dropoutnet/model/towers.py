@@ -44,10 +44,12 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 import keras
+import numpy as np
+import scipy.sparse as sp
 import tensorflow as tf
 
 from dropoutnet.config import FeatureSpec, ModelConfig
-from dropoutnet.features import FeatureEncoder, make_encoder
+from dropoutnet.model.features import BuildsOnFirstCall, FeatureEncoder, make_encoder
 
 __all__ = ["Tower", "mlp"]
 
@@ -59,7 +61,7 @@ def mlp(units: Sequence[int], name: str) -> keras.Sequential:
                              for i, u in enumerate(units)], name=name)
 
 
-class Tower(keras.layers.Layer):
+class Tower(BuildsOnFirstCall, keras.layers.Layer):
     """One side's tower: ``call(features, training, keep) -> {"vector", "prior",
     "popularity"}`` (and ``"factors"`` with ``model.factor_prior``).
 
@@ -132,6 +134,7 @@ class Tower(keras.layers.Layer):
 
     @property
     def feature_names(self) -> list[str]:
+        """The raw inputs this tower reads: its content features, then its preference ones."""
         return [f.name for f in self.content_specs + self.preference_specs]
 
     def content_design(self, features: Mapping[str, tf.Tensor],
@@ -250,3 +253,24 @@ class Tower(keras.layers.Layer):
         encoding = self.encode(features, training=training)
         return self.head(features, encoding, self.mask(encoding, training, keep),
                          training=training)
+
+
+# rows of a design built at once
+_DESIGN_BATCH = 4096
+
+
+def design_matrix(tower: Tower, features: Mapping[str, np.ndarray],
+                  specs: Sequence[FeatureSpec] | None = None) -> sp.csr_matrix:
+    """The content design (:meth:`Tower.content_design`) of the rows of ``features``, over
+    ``specs`` (default: the tower's ``design_specs``), as a scipy CSR matrix."""
+    specs = tower.design_specs if specs is None else specs
+    n = len(np.asarray(features[specs[0].name]))
+    parts = []
+    for start in range(0, n, _DESIGN_BATCH):
+        batch = {f.name: tf.constant(np.asarray(features[f.name])[start:start + _DESIGN_BATCH])
+                 for f in specs}
+        design = tf.sparse.reorder(tower.content_design(batch, specs))
+        index = design.indices.numpy()
+        parts.append(sp.csr_matrix((design.values.numpy(), (index[:, 0], index[:, 1])),
+                                   shape=tuple(design.dense_shape.numpy())))
+    return sp.vstack(parts).tocsr()

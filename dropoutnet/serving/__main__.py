@@ -9,10 +9,13 @@ import sys
 
 
 def serve(config_path: str, host: str | None = None, port: int | None = None) -> None:
+    """Run the model server of a service config until stopped, ``host``/``port`` overriding
+    the config's; with ``metadata.instance`` > 1, that many uvicorn workers, each re-reading
+    the config file (so no override then)."""
     import uvicorn
 
-    from .app import create_app
-    from .config import load_service_config
+    from dropoutnet.serving.app import create_app
+    from dropoutnet.serving.config import load_service_config
 
     config = load_service_config(config_path)
     updates = {k: v for k, v in (("host", host), ("port", port)) if v is not None}
@@ -32,13 +35,14 @@ def serve(config_path: str, host: str | None = None, port: int | None = None) ->
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Command line of ``python -m dropoutnet.serving``; exit status 1 on a config error."""
     parser = argparse.ArgumentParser(prog="python -m dropoutnet.serving",
                                      description=__doc__.splitlines()[0])
     parser.add_argument("config", help="the service's JSON config")
     parser.add_argument("--host")
     parser.add_argument("--port", type=int)
     args = parser.parse_args(argv)
-    from ..config import ConfigError
+    from dropoutnet.config import ConfigError
 
     try:
         serve(args.config, args.host, args.port)

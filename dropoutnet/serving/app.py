@@ -30,14 +30,22 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
-from prometheus_client import (CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge,
-                               Histogram, disable_created_metrics, generate_latest)
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    disable_created_metrics,
+    generate_latest,
+)
 
-from .auth import HttpError, authorize as check_token
-from .batching import Batcher
-from .config import ServiceConfig
-from .requests import BadRequest, format_predict, metadata, parse_predict
-from .versions import ModelRepository, NotFound, configure_threads
+from dropoutnet.core.http import HttpError
+from dropoutnet.core.http import authorize as check_token
+from dropoutnet.serving.batching import Batcher
+from dropoutnet.serving.config import ServiceConfig
+from dropoutnet.serving.requests import BadRequest, format_predict, metadata, parse_predict
+from dropoutnet.serving.versions import ModelRepository, NotFound, configure_threads
 
 log = logging.getLogger(__name__)
 
@@ -241,6 +249,6 @@ def create_app(config: ServiceConfig, repository: ModelRepository | None = None)
 def app_from_env() -> FastAPI:
     """uvicorn's factory for worker processes: the config path is in an environment
     variable (``DROPOUTNET_SERVICE_CONFIG``)."""
-    from .config import load_service_config
+    from dropoutnet.serving.config import load_service_config
 
     return create_app(load_service_config(os.environ["DROPOUTNET_SERVICE_CONFIG"]))

@@ -30,6 +30,9 @@ class _Pending:
 
 
 class Batcher:
+    """Merges concurrent predict calls per key (one loaded model version) into batched calls,
+    as described above; ``on_batch`` is told each call's request and row counts."""
+
     def __init__(self, max_batch_size: int, timeout_ms: float,
                  on_batch: Callable[[int, int], None] | None = None) -> None:
         self.max_batch_size = max_batch_size
@@ -40,6 +43,8 @@ class Batcher:
 
     async def predict(self, key: Any, predict: Predict, inputs: dict[str, np.ndarray],
                       rows: int) -> dict[str, np.ndarray]:
+        """``predict(inputs)`` for one request of ``rows`` rows, batched with the other
+        requests of the same ``key``; returns this request's own rows of the outputs."""
         if rows >= self.max_batch_size:
             if self.on_batch:
                 self.on_batch(1, rows)

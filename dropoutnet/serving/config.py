@@ -1,4 +1,4 @@
-"""The model service's JSON config, in the shape of the seed's ``eascmd`` service config.
+"""The model service's JSON config, in the shape of PAI-EAS's ``eascmd`` service config.
 
 ::
 
@@ -13,7 +13,7 @@
 integer (the bizdate as yyyymmdd), each holding a SavedModel.  ``metadata.instance`` is the
 number of server worker processes, ``metadata.cpu`` the TensorFlow threads of each, and
 ``metadata.memory`` (MB) is recorded for the operator (the local runner does not enforce it).
-Everything past the seed's keys is optional: more models on the same server, the address,
+Everything past eascmd's keys is optional: more models on the same server, the address,
 version policy, batching and safety settings.
 """
 
@@ -24,7 +24,8 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from ..config import ConfigError, format_errors, served_name
+from dropoutnet.config import ConfigError, format_errors
+from dropoutnet.config.base import ServedName
 
 PROCESSORS = ("tensorflow_cpu", "tensorflow")
 
@@ -34,6 +35,9 @@ class _Strict(BaseModel):
 
 
 class Resources(_Strict):
+    """``metadata``: the server's worker processes and TensorFlow threads (memory is only
+    recorded), as eascmd's resource block names them."""
+
     cpu: int = Field(default=1, ge=1, le=64, description="TensorFlow threads per worker")
     instance: int = Field(default=1, ge=1, le=16, description="server worker processes")
     memory: int | None = Field(default=None, ge=1, description="MB, informational")
@@ -49,12 +53,16 @@ class Batching(_Strict):
 
 
 class ServiceConfig(_Strict):
-    name: str
+    """One model service: its name and model base path (eascmd's keys), further models, the
+    address, how often version folders are polled and how many kept loaded, the request
+    size limit, batching and where the bearer token is read from."""
+
+    name: ServedName("name")
     model_path: Path
     processor: str = "tensorflow_cpu"
     metadata: Resources = Field(default_factory=Resources)
     # further models served by the same server: name -> base path (e.g. the user tower)
-    models: dict[str, Path] = Field(default_factory=dict)
+    models: dict[ServedName("models key"), Path] = Field(default_factory=dict)
     host: str = "127.0.0.1"
     port: int = Field(default=8501, ge=0, le=65535)
     poll_seconds: float = Field(default=5.0, gt=0.0, le=3600.0)
@@ -64,18 +72,6 @@ class ServiceConfig(_Strict):
     # the bearer token is read from this environment variable (never from the file, never
     # logged); unset or empty: no token required
     token_env: str = "DROPOUTNET_SERVING_TOKEN"
-
-    @field_validator("name")
-    @classmethod
-    def _service_name(cls, v: str) -> str:
-        return served_name(v, "name")
-
-    @field_validator("models")
-    @classmethod
-    def _model_names(cls, v: dict[str, Path]) -> dict[str, Path]:
-        for name in v:
-            served_name(name, "models key")
-        return v
 
     @field_validator("processor")
     @classmethod
@@ -93,6 +89,7 @@ class ServiceConfig(_Strict):
 
 
 def parse_service_config(data: object, where: str) -> ServiceConfig:
+    """Validate a parsed service config; :class:`ConfigError` naming ``where`` and each key."""
     try:
         return ServiceConfig.model_validate(data)
     except ValidationError as err:
@@ -100,6 +97,7 @@ def parse_service_config(data: object, where: str) -> ServiceConfig:
 
 
 def load_service_config(path: str | Path) -> ServiceConfig:
+    """Read and validate a service config file; :class:`ConfigError` with the fix otherwise."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"service config {path} does not exist")

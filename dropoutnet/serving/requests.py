@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from .versions import SIGNATURE, Signature, TensorInfo
+from dropoutnet.serving.versions import SIGNATURE, Signature, TensorInfo
 
 
 class BadRequest(ValueError):

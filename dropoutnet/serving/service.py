@@ -1,4 +1,4 @@
-"""Deploy, update, describe and stop model services, as the seed's ``eascmd`` does.
+"""Deploy, update, describe and stop model services, as PAI-EAS's ``eascmd`` does.
 
 ``create CONFIG.json`` starts a server for the config as a managed background process;
 ``modify NAME CONFIG.json`` restarts it with a new config (the model path, resources or
@@ -20,9 +20,9 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from .. import locations, processes
-from ..config import ConfigError
-from .config import ServiceConfig, load_service_config, parse_service_config
+from dropoutnet.config import ConfigError
+from dropoutnet.core import locations, processes
+from dropoutnet.serving.config import ServiceConfig, load_service_config, parse_service_config
 
 
 class ServiceError(RuntimeError):
@@ -30,6 +30,7 @@ class ServiceError(RuntimeError):
 
 
 def services_dir() -> Path:
+    """Where managed services keep their config, pid file and log, one folder each."""
     return locations.home() / "services"
 
 
@@ -48,6 +49,7 @@ def _alive(pid: int) -> bool:
 
 
 def running_pid(name: str) -> int | None:
+    """The pid of service ``name``'s live server, or None (a stale pid file is ignored)."""
     return processes.pid_from_file(_files(name)[1], _is_server)
 
 
@@ -155,6 +157,8 @@ def modify(name: str, config_path: str | Path, wait: float = 120.0) -> dict[str,
 
 
 def stop(name: str) -> dict[str, Any]:
+    """Stop service ``name``'s server (SIGTERM to its process group, SIGKILL after 20 s); its
+    folder and config stay, so ``modify`` can start it again."""
     config_file, pidfile, _ = _files(name)
     if not config_file.exists():
         raise ServiceError(f"no service {name!r} (known: {', '.join(known()) or 'none'})")
@@ -166,6 +170,7 @@ def stop(name: str) -> dict[str, Any]:
 
 
 def known() -> list[str]:
+    """The names of every service created on this machine, running or not."""
     root = services_dir()
     return sorted(p.name for p in root.iterdir() if (p / "service.json").exists()) \
         if root.is_dir() else []
@@ -200,6 +205,7 @@ def desc(name: str) -> dict[str, Any]:
 
 
 def format_desc(d: dict[str, Any]) -> str:
+    """:func:`desc`'s result as aligned text for the terminal."""
     lines = [f"service   {d['name']}", f"status    {d['status']}" +
              (f" (pid {d['pid']})" if d.get("pid") else ""),
              f"address   {d['address']}", f"log       {d['log']}"]

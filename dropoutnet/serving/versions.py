@@ -65,11 +65,15 @@ class TensorInfo:
 
     @property
     def row_shape(self) -> tuple[int | None, ...]:
+        """The shape of one row: ``shape`` without the leading batch dimension."""
         return self.shape[1:]
 
 
 @dataclass
 class Signature:
+    """A version's ``serving_default`` signature: its named inputs and outputs, as TF
+    Serving's metadata endpoint reports them."""
+
     inputs: dict[str, TensorInfo]
     outputs: dict[str, TensorInfo]
     method_name: str = "tensorflow/serving/predict"
@@ -91,6 +95,7 @@ class Version:
     failed_stamp: float | None = None           # a replacement folder that failed to load
 
     def status(self) -> dict[str, Any]:
+        """This version's entry of TF Serving's ``model_version_status``: state and error."""
         return {"version": str(self.number), "state": self.state,
                 "status": {"error_code": "UNKNOWN" if self.error else "OK",
                            "error_message": self.error}}
@@ -251,6 +256,7 @@ class ModelRepository:
         self._thread.start()
 
     def stop(self) -> None:
+        """Stop the poller thread (at the server's shutdown); loaded versions stay loaded."""
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=10)
@@ -265,6 +271,7 @@ class ModelRepository:
     # --- polling -----------------------------------------------------------------------------
 
     def poll(self) -> None:
+        """Scan every model's base path once: load new or replaced versions, retire old ones."""
         for name, base in self.models.items():
             self._poll_model(name, base)
 
@@ -391,15 +398,18 @@ class ModelRepository:
     # --- reading -----------------------------------------------------------------------------
 
     def check_model(self, name: str) -> None:
+        """:class:`NotFound` (HTTP 404) unless ``name`` is a model this server serves."""
         if name not in self.models:
             raise NotFound(f"Servable not found for request: model {name!r} is not served "
                            f"here (served: {', '.join(sorted(self.models))})")
 
     def available(self, name: str) -> list[int]:
+        """The model's AVAILABLE version numbers, oldest first."""
         with self._lock:
             return sorted(n for n, v in self._versions[name].items() if v.state == AVAILABLE)
 
     def policy(self, name: str) -> VersionPolicy:
+        """The model's version policy as last read from its base path."""
         with self._lock:
             return self._policies[name]
 
@@ -412,6 +422,8 @@ class ModelRepository:
                 return None
 
     def statuses(self, name: str, number: int | None = None) -> list[dict[str, Any]]:
+        """TF Serving's ``model_version_status`` list of the model (newest first), or of one
+        version; :class:`NotFound` for an unknown model or version."""
         self.check_model(name)
         with self._lock:
             versions = self._versions[name]

@@ -31,10 +31,12 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from .. import artifacts, db, registry
-from ..config import PipelineConfig
-from ..errors import MissingDataError
-from ..serving.versions import POLICY_FILE, read_version_policy
+from dropoutnet import registry
+from dropoutnet.config import PipelineConfig
+from dropoutnet.core import db
+from dropoutnet.core.errors import MissingDataError
+from dropoutnet.registry import artifacts
+from dropoutnet.serving.versions import POLICY_FILE, read_version_policy
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +81,9 @@ def write_version_policy(model_dir: Path, versions: list[str]) -> Path:
 
 
 def deploy(cfg: PipelineConfig, bizdate: dt.date, url: str | None = None) -> dict[str, Any]:
+    """Copy the bizdate's version, which must be the active one, to the model service's base
+    paths and point each model's version policy at it; skipped when a later bizdate is active
+    (a backfill kept as superseded).  Returns the deployed folders and the pruned versions."""
     version = artifacts.model_version(bizdate)
     with db.transaction(url) as cur:
         active = registry.active(cur, cfg)

@@ -1,10 +1,10 @@
 """The embedding steps: a bizdate's user and item vectors, into the embedding store.
 
-Features are read as of the start of the bizdate (``user_features.sql`` /
-``item_features.sql``): the users active within ``retrieval.active_user_days``, the items
+Features are read as of the start of the bizdate (``data/user_features.sql`` /
+``data/item_features.sql``): the users active within ``retrieval.active_user_days``, the items
 created within ``retrieval.candidate_window_days``.  They stream in chunks through the
 exported tower of the bizdate's current training run, and
-:func:`dropoutnet.vectors.write_candidate_chunks` COPYs them, chunk by chunk, into the
+:func:`dropoutnet.recall.vectors.write_candidate_chunks` COPYs them, chunk by chunk, into the
 version's candidate, which publish attaches.
 """
 
@@ -18,9 +18,13 @@ from typing import Any
 
 import numpy as np
 
-from .. import artifacts, db, feature_queries, inputs, registry, vectors
-from ..config import PipelineConfig
-from ..progress import Progress
+from dropoutnet import registry
+from dropoutnet.config import PipelineConfig
+from dropoutnet.core import db
+from dropoutnet.core.progress import Progress
+from dropoutnet.data import feature_queries, inputs
+from dropoutnet.recall import vectors
+from dropoutnet.registry import artifacts
 
 # users or items embedded at a time
 CHUNK_ROWS = 8192
@@ -53,7 +57,7 @@ def write_embeddings(cfg: PipelineConfig, bizdate: dt.date, side: str,
     through the tower and into one binary COPY as it comes: memory is a chunk's, whatever
     the number of users or items.
     """
-    from ..saved_models import load_tower  # TensorFlow only when a task needs it
+    from dropoutnet.training.saved_models import load_tower  # TensorFlow only when a task needs it
 
     version = artifacts.model_version(bizdate)
     run = registry.current_run(cfg, bizdate)

@@ -1,6 +1,6 @@
 """Evaluate a bizdate's model version on the bizdate's held-out exposures, split three ways.
 
-The eval partition (``samples.sql``) holds the bizdate's exposures that training never saw:
+The eval partition (``data/samples.sql``) holds the bizdate's exposures that training never saw:
 
 * ``cold_items``: exposures of items created on the bizdate (their preference input is cold)
   by returning users;
@@ -13,7 +13,7 @@ Per split: AUC of the final model on the split's samples, and recall@K / NDCG@K 
 retrieval (the HNSW top-K over the version's item embeddings) for every user of the split
 with a click, against the candidates of its own split: the items created on the bizdate for
 cold items, the older items of the candidate pool for the other two.  Baselines on the same
-users and candidates (see :mod:`dropoutnet.baselines`): random, popularity of the item's
+users and candidates (see :mod:`dropoutnet.evaluation.baselines`): random, popularity of the item's
 categorical content values, content → popularity (a regression of an item's training
 positives on its content, at equal exposure), content kNN, ridge → factors (implicit-ALS
 factors of the training positives, a ridge from content to item factors), and, where the
@@ -39,13 +39,18 @@ from typing import Any
 import numpy as np
 from psycopg2.extras import Json
 
-from .. import artifacts, baselines, db, inputs, metrics, registry, sample_data, sql
-from ..cf import Ridge
-from ..config import PipelineConfig
-from ..content import ContentEncoder
-from ..feature_queries import read_features
-from ..inputs import as_vector
-from ..vectors import check_tables, version_tables
+from dropoutnet import registry
+from dropoutnet.config import PipelineConfig
+from dropoutnet.core import db, sql
+from dropoutnet.data import inputs, partitions
+from dropoutnet.data.feature_queries import read_features
+from dropoutnet.data.inputs import as_vector
+from dropoutnet.evaluation import baselines, metrics
+from dropoutnet.model import closed_form
+from dropoutnet.model.closed_form import Ridge
+from dropoutnet.model.content import ContentEncoder
+from dropoutnet.recall.vectors import check_tables, version_tables
+from dropoutnet.registry import artifacts
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +77,7 @@ def _value_counts(cur, cfg: PipelineConfig, bizdate: dt.date) -> dict[str, dict[
     counts: dict[str, dict[str, int]] = {f.name: {} for f in feats}
     if not feats:
         return counts
-    sql.execute(cur, "eval/positive_value_counts.sql",
+    sql.execute(cur, "evaluation/positive_value_counts.sql",
                 params={"bizdate": bizdate, **{f"name_{f.name}": f.name for f in feats}},
                 schema=cfg.storage.schema_, label=cfg.label_name, features=feats)
     for feature, value, n in cur.fetchall():
@@ -88,7 +93,7 @@ class ContentModels:
 
     encoder: ContentEncoder
     popularity: Ridge
-    factors: baselines.Factors | None
+    factors: closed_form.Factors | None
     to_factors: Ridge | None
 
 
@@ -98,7 +103,7 @@ def _content_models(cur, cfg: PipelineConfig, bizdate: dt.date) -> ContentModels
     feats = cfg.features_of(group="item_content")
     if not feats:
         return None
-    query = sql.render("eval/training_items.sql", schema=cfg.storage.schema_,
+    query = sql.render("evaluation/training_items.sql", schema=cfg.storage.schema_,
                        label=cfg.label_name, features=feats, items=cfg.raw.table("items"))
     window_start = bizdate - dt.timedelta(days=cfg.cold_start_recall.train_days - 1)
     trained = db.fetch_columns(cur, query, {"bizdate": bizdate, "window_start": window_start})
@@ -106,16 +111,16 @@ def _content_models(cur, cfg: PipelineConfig, bizdate: dt.date) -> ContentModels
         return None
     encoder = ContentEncoder(feats).fit(trained)
     content = encoder.transform(trained)
-    popularity = baselines.popularity_regression(  # an unknown exposure (None) has its own bin
+    popularity = closed_form.popularity_regression(  # an unknown exposure (None) has its own bin
         content, np.asarray(trained["positives"]),
         np.array(trained["exposure_days"], dtype=np.float64))
-    query = sql.render("eval/positive_pairs.sql", schema=cfg.storage.schema_,
+    query = sql.render("evaluation/positive_pairs.sql", schema=cfg.storage.schema_,
                        label=cfg.label_name)
     pairs = db.fetch_columns(cur, query, {"bizdate": bizdate})
     if not pairs["item_id"]:
         return ContentModels(encoder, popularity, None, None)
-    factors = baselines.als_factors(pairs["user_id"], pairs["item_id"])
-    to_factors = baselines.factor_regression(content, factors.item_factors(trained["item_id"]))
+    factors = closed_form.als_factors(pairs["user_id"], pairs["item_id"])
+    to_factors = closed_form.factor_regression(content, factors.item_factors(trained["item_id"]))
     return ContentModels(encoder, popularity, factors, to_factors)
 
 
@@ -128,7 +133,7 @@ def _content_baselines(models: ContentModels, items: dict[str, list], users: lis
     out = {"content_popularity": metrics.ranking_metrics(
         {u: ranked for u in users}, relevant, ks, ci=True)}
     if models.to_factors is not None:
-        directions = baselines.factor_directions(models.to_factors, content)
+        directions = closed_form.factor_directions(models.to_factors, content)
         f = models.factors
         # a user without factors (no positive in the training window: every cold user) gets
         # no ranking from it, so recall 0, as content kNN does for a user without a profile
@@ -152,7 +157,7 @@ def _content_knn(cur, cfg: PipelineConfig, bizdate: dt.date, items: dict[str, li
     if not vectors:
         return None
     feature = vectors[0]
-    sql.execute(cur, "eval/user_profiles.sql", params={"bizdate": bizdate, "user_ids": users},
+    sql.execute(cur, "evaluation/user_profiles.sql", params={"bizdate": bizdate, "user_ids": users},
                 schema=cfg.storage.schema_, label=cfg.label_name, feature=feature.name)
     profiles = _as_vectors(cur.fetchall())
     item_vectors = inputs.to_array(feature, items[feature.name])
@@ -169,7 +174,7 @@ def _oracle(cur, cfg: PipelineConfig, items: dict[str, list], users: list[str],
     found = {}
     for side, ids in (("users", users), ("items", items["item_id"])):
         t = getattr(oracle, side)
-        sql.execute(cur, "eval/oracle_vectors.sql", params={"ids": list(ids)},
+        sql.execute(cur, "evaluation/oracle_vectors.sql", params={"ids": list(ids)},
                     table=t.table, id=t.id, vector=t.vector, bias=t.bias)
         found[side] = {i: (as_vector(v), float(b)) for i, v, b in cur.fetchall()}
     known = [i for i in items["item_id"] if i in found["items"]]
@@ -204,7 +209,7 @@ def _exact_rankings(cfg: PipelineConfig, paths: artifacts.ModelPaths,
     Both the new and the active version are scored this way on the same users and items, so
     the quality gate compares like with like.
     """
-    from ..saved_models import load_tower
+    from dropoutnet.training.saved_models import load_tower
 
     rows = [i for i, u in enumerate(user_cols["user_id"]) if u in users]
     sub = {name: [values[i] for i in rows] for name, values in user_cols.items()}
@@ -246,10 +251,10 @@ def _evaluate_split(cur, cfg: PipelineConfig, bizdate: dt.date, version: str, sp
 
     # the model: real HNSW retrieval over the version's items of the split's candidates, all
     # the split's users in one statement
-    sql.execute(cur, "retrieval_settings.sql", params={
+    sql.execute(cur, "recall/retrieval_settings.sql", params={
         "ef_search": max(cfg.retrieval.hnsw.ef_search, top), "iterative_scan": "strict_order",
         "max_scan_tuples": cfg.retrieval.hnsw.max_scan_tuples})
-    sql.execute(cur, "eval/top_items_of_users.sql", params={
+    sql.execute(cur, "evaluation/top_items_of_users.sql", params={
         "model_version": version, "user_ids": users, "top_n": top,
         "created_from": created_from, "created_to": created_to},
         schema=cfg.storage.schema_, user_table=tables["user"], item_table=tables["item"])
@@ -294,7 +299,10 @@ def _evaluate_split(cur, cfg: PipelineConfig, bizdate: dt.date, version: str, sp
 
 def evaluate(cfg: PipelineConfig, bizdate: dt.date, url: str | None = None,
              extra: dict[str, Any] | None = None) -> dict[str, Any]:
-    from ..saved_models import load_serving  # TensorFlow only when needed
+    """Score the bizdate's current run on its held-out exposures, per split and against the
+    baselines, add the quality gate's figures, and store the metrics (with ``extra``'s keys
+    added) as the version's ``metrics`` part.  Returns the stored metrics."""
+    from dropoutnet.training.saved_models import load_serving  # TensorFlow only when needed
 
     version = artifacts.model_version(bizdate)
     schema = cfg.storage.schema_
@@ -306,7 +314,7 @@ def evaluate(cfg: PipelineConfig, bizdate: dt.date, url: str | None = None,
     final = load_serving(paths.final)
     splits: dict[str, Any] = {}
     with db.transaction(url) as cur:
-        data = sample_data.load_partition(cur, cfg, "eval_samples", bizdate)
+        data = partitions.load_partition(cur, cfg, "eval_samples", bizdate)
         tables = version_tables(cur, cfg, version)
         counts = _value_counts(cur, cfg, bizdate)
         content_models = _content_models(cur, cfg, bizdate)
@@ -318,7 +326,7 @@ def evaluate(cfg: PipelineConfig, bizdate: dt.date, url: str | None = None,
         active = registry.active(cur, cfg)
         user_cols = read_features(cur, cfg, "user", bizdate, {
             "active_from": bizdate, "active_to": bizdate + dt.timedelta(days=1)})
-        sql.execute(cur, "train_sample_counts.sql", params={"bizdate": bizdate},
+        sql.execute(cur, "data/train_sample_counts.sql", params={"bizdate": bizdate},
                     schema=schema, label=cfg.label_name)
         train_samples, train_positives = cur.fetchone()
 
@@ -336,7 +344,7 @@ def evaluate(cfg: PipelineConfig, bizdate: dt.date, url: str | None = None,
         result.update(extra)
     result = json.loads(json.dumps(result, default=float).replace("NaN", "null"))
     with db.transaction(url) as cur:
-        sql.execute(cur, "save_metrics.sql", params={
+        sql.execute(cur, "registry/save_metrics.sql", params={
             "bizdate": bizdate, "model_version": version, "metrics": Json(result)},
             schema=schema)
         registry.record_part(cur, cfg, version, "metrics", run)

@@ -1,18 +1,22 @@
 """The export step: the final, user and item SavedModels of the bizdate's current run
-(:func:`dropoutnet.saved_models.export_models`), into the run's own folder."""
+(:func:`dropoutnet.training.saved_models.export_models`), into the run's own folder."""
 
 from __future__ import annotations
 
 import datetime as dt
 from typing import Any
 
-from .. import registry
-from ..config import PipelineConfig
-from ..errors import MissingDataError
+from dropoutnet import registry
+from dropoutnet.config import PipelineConfig
+from dropoutnet.core.errors import MissingDataError
 
 
 def export(cfg: PipelineConfig, bizdate: dt.date) -> dict[str, Any]:
-    from ..saved_models import export_models  # TensorFlow only when a task needs it
+    """Export the bizdate's current run's checkpoint as its three SavedModels; a clear error
+    when the train task has not written the checkpoint."""
+    from dropoutnet.training.saved_models import (
+        export_models,  # TensorFlow only when a task needs it
+    )
 
     run = registry.current_run(cfg, bizdate)
     paths = registry.run_paths(cfg, bizdate, run)

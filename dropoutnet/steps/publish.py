@@ -1,7 +1,7 @@
 """Publish a bizdate's version: atomically, behind a quality gate, never backwards in time.
 
 The version must be whole and of one training run: the bizdate's current run (its
-``CURRENT``, see :mod:`dropoutnet.artifacts`) exported its towers, and the registry records
+``CURRENT``, see :mod:`dropoutnet.registry.artifacts`) exported its towers, and the registry records
 that the same run wrote the version's user embeddings, item embeddings and metrics.  A part
 written by another run is refused with the task to rerun.
 
@@ -34,21 +34,18 @@ import math
 from pathlib import Path
 from typing import Any
 
-from .. import artifacts, db, registry
-from ..config import PipelineConfig
-from ..errors import MissingDataError
-from ..failpoints import failpoint
-from ..vectors import version_tables
+from dropoutnet import registry
+from dropoutnet.config import PipelineConfig
+from dropoutnet.core import db
+from dropoutnet.core.errors import MissingDataError, QualityGateError
+from dropoutnet.core.failpoints import failpoint
+from dropoutnet.recall.vectors import version_tables
+from dropoutnet.registry import artifacts
 
 log = logging.getLogger(__name__)
 
 PART_TASKS = {"user_embeddings": "user_embeddings", "item_embeddings": "item_embeddings",
               "metrics": "evaluate"}
-
-
-class QualityGateError(RuntimeError):
-    """The new version is worse than the active one by more than the tolerance, or the gate
-    has no figure to decide on."""
 
 
 def _figure(value: Any) -> float | None:
@@ -126,6 +123,9 @@ def _check_parts(cur, cfg: PipelineConfig, version: str, run: str,
 
 def publish(cfg: PipelineConfig, bizdate: dt.date, url: str | None = None,
             force: bool = False, make_live: bool = False) -> dict[str, Any]:
+    """Publish the bizdate's version as described above: behind the quality gate (unless
+    ``force``), or kept as superseded when a later bizdate is active (unless ``make_live``).
+    Returns the decision and the gate's verdict."""
     version = artifacts.model_version(bizdate)
     run = registry.current_run(cfg, bizdate)
     paths = registry.run_paths(cfg, bizdate, run)

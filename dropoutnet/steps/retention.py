@@ -31,8 +31,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .. import artifacts, db, registry, sql
-from ..config import PipelineConfig
+from dropoutnet import registry
+from dropoutnet.config import PipelineConfig
+from dropoutnet.core import db, sql
+from dropoutnet.registry import artifacts
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +45,7 @@ LEFTOVER = re.compile(r"^\..+\.(tmp|old)-[0-9a-f]+$")
 
 def _derived_tables(cur, schema: str, parent: str) -> dict[str, str]:
     """``{table name: yyyymmdd}`` of the parent's partitions, candidates and stages."""
-    sql.execute(cur, "retention/derived_tables.sql", params={"schema": schema,
+    sql.execute(cur, "steps/retention/derived_tables.sql", params={"schema": schema,
                                                              "prefix": f"{parent}_p"})
     pattern = re.compile(rf"^{re.escape(parent)}_p(\d{{8}})(_candidate|_stage)?$")
     out = {}
@@ -112,12 +114,12 @@ def apply_retention(cfg: PipelineConfig, bizdate: dt.date, url: str | None = Non
                     version not in published and version not in protected
                     and _day(version) < cutoff)
                 if gone:
-                    sql.execute(cur, "retention/drop_table.sql", schema=schema, table=table)
+                    sql.execute(cur, "steps/retention/drop_table.sql", schema=schema, table=table)
                     dropped_tables.append(table)
         for parent in SAMPLE_TABLES:
             for table, day in _derived_tables(cur, schema, parent).items():
                 if _day(day) < cutoff and _day(day) != bizdate:
-                    sql.execute(cur, "retention/drop_table.sql", schema=schema, table=table)
+                    sql.execute(cur, "steps/retention/drop_table.sql", schema=schema, table=table)
                     dropped_tables.append(table)
         for v in retired:
             sql.execute(cur, "registry/retire_version.sql",

@@ -12,11 +12,18 @@ import logging
 import re
 from typing import Any
 
-from .. import db, feature_queries, sample_data, sql
-from ..config import PipelineConfig
-from ..errors import MissingDataError
+from dropoutnet.config import PipelineConfig
+from dropoutnet.core import db, sql
+from dropoutnet.core.errors import MissingDataError
+from dropoutnet.data import feature_queries
 
 log = logging.getLogger(__name__)
+
+
+def ensure_tables(url: str | None, cfg: PipelineConfig) -> None:
+    """Create the sample, eval-sample and boundary tables for the config's features if they
+    are missing (their columns follow the features, so the DDL is rendered from them)."""
+    db.ensure_ddl(url, "data/ddl/sample_tables.sql", **feature_queries.template_context(cfg))
 
 
 def check_raw_tables(cur, cfg: PipelineConfig) -> None:
@@ -35,7 +42,7 @@ def check_raw_tables(cur, cfg: PipelineConfig) -> None:
     types: dict[str, dict[str, str]] = {}
     for name, columns in needed.items():
         table = cfg.raw.table(name)
-        sql.execute(cur, "table_columns.sql",
+        sql.execute(cur, "core/table_columns.sql",
                     params={"schema": table.schema_, "table": table.table})
         types[name] = dict(cur.fetchall())
         present = set(types[name])
@@ -74,7 +81,7 @@ def build_samples(cfg: PipelineConfig, bizdate: dt.date, url: str | None = None)
 
     The eval partition holds the bizdate's exposures that training does not see, in three
     splits (``cold_items``, ``cold_both``, ``cold_users``, ``warm_items``; see
-    ``samples.sql``).
+    ``data/samples.sql``).
     """
     schema = cfg.storage.schema_
     window_start = bizdate - dt.timedelta(days=cfg.cold_start_recall.train_days - 1)
@@ -93,17 +100,17 @@ def build_samples(cfg: PipelineConfig, bizdate: dt.date, url: str | None = None)
         params.update(neg_per_user_day=negatives.per_user_day, neg_seed=negatives.seed)
     with db.transaction(url) as cur:
         check_raw_tables(cur, cfg)
-    sample_data.ensure_tables(url, cfg)
+    ensure_tables(url, cfg)
     with db.transaction(url) as cur:
         cur.execute("set local work_mem = '256MB'")
         train_stage = db.create_stage(cur, schema, "samples", bizdate)
         eval_stage = db.create_stage(cur, schema, "eval_samples", bizdate)
-        sql.execute(cur, "samples.sql", params=params, train_stage=train_stage,
+        sql.execute(cur, "data/samples.sql", params=params, train_stage=train_stage,
                     eval_stage=eval_stage, selection=cfg.cold_start_recall.label.selection,
                     **ctx)
         counts: dict[str, Any] = {"eval": {}}
         for key, stage in (("train", train_stage), ("eval", eval_stage)):
-            sql.execute(cur, "stage_stats.sql", schema=schema, stage=stage, label=cfg.label_name,
+            sql.execute(cur, "data/stage_stats.sql", schema=schema, stage=stage, label=cfg.label_name,
                         by_split=key == "eval")
             for split, n, positives in cur.fetchall():
                 figures = {"samples": int(n), "positives": int(positives or 0)}
@@ -112,7 +119,7 @@ def build_samples(cfg: PipelineConfig, bizdate: dt.date, url: str | None = None)
                 else:
                     counts.setdefault(key, {})[split] = figures
         # training reads the rows by shuffle_key through this index, without a sort
-        sql.execute(cur, "samples_read_order.sql", schema=schema, stage=train_stage)
+        sql.execute(cur, "data/samples_read_order.sql", schema=schema, stage=train_stage)
         if counts["train"]["samples"] == 0:
             raise MissingDataError(
                 f"no training samples for bizdate {bizdate}: the raw events table has no "
@@ -128,7 +135,7 @@ def build_samples(cfg: PipelineConfig, bizdate: dt.date, url: str | None = None)
             bparams = {"bizdate": bizdate,
                        "quantiles": [i / n_bins for i in range(1, n_bins)]}
             bparams.update({f"name_{f.name}": f.name for f in binned})
-            sql.execute(cur, "boundaries.sql", params=bparams, schema=schema, stage=stage,
+            sql.execute(cur, "data/boundaries.sql", params=bparams, schema=schema, stage=stage,
                         binned=binned)
         db.swap_partition(cur, schema, "feature_boundaries", bizdate, stage)
     log.info("samples for %s: %s", bizdate, counts)

@@ -1,13 +1,13 @@
 """The train step: a new training run of the bizdate.
 
-Every run gets a folder of its own (:mod:`dropoutnet.artifacts`), warm-starts from the newest
+Every run gets a folder of its own (:mod:`dropoutnet.registry.artifacts`), warm-starts from the newest
 complete checkpoint of an earlier bizdate within ``training.warm_start_max_gap_days``
 (:func:`dropoutnet.registry.warm_start_source`), and becomes the bizdate's current run by one
 atomic rename once its checkpoint and report are written; the registry records it from start
 to end.  A run killed midway leaves the previous run current and is marked failed when the
 next one starts.
 
-On a cluster (:mod:`dropoutnet.cluster`) the same task trains on several processes:
+On a cluster (:mod:`dropoutnet.training.cluster`) the same task trains on several processes:
 
 * ``TF_CONFIG`` set by a platform: this process is one member; its chief does all of the
   above, the other workers only train along (no run folder, registry or report of theirs);
@@ -24,9 +24,13 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from .. import artifacts, cluster, db, registry, sample_data
-from ..config import PipelineConfig
-from ..failpoints import failpoint
+from dropoutnet import registry
+from dropoutnet.config import PipelineConfig
+from dropoutnet.core import db
+from dropoutnet.core.failpoints import failpoint
+from dropoutnet.data import partitions
+from dropoutnet.registry import artifacts
+from dropoutnet.training import cluster
 
 log = logging.getLogger(__name__)
 
@@ -36,13 +40,17 @@ REPORTED = ("run_id", "rows", "positives", "steps", "loss", "warm_started", "war
 
 def train(cfg: PipelineConfig, bizdate: dt.date, pipeline_run: str,
           url: str | None = None) -> dict[str, Any]:
-    from ..sample_input import PartitionSource
+    """Train a new run of the bizdate on its samples, warm-started when an earlier checkpoint
+    is close enough, and make it the bizdate's current run; ``pipeline_run`` is recorded as
+    the run's origin.  Returns the train report's headline figures.  A non-chief member of a
+    platform's cluster only trains along (no run folder or registry row of its own)."""
+    from dropoutnet.training.source import PartitionSource
 
     member = cluster.from_environment()
     if member is not None and not member.chief:
         return _train_along(cfg, bizdate, member, url)
     with db.transaction(url) as cur:
-        boundaries = sample_data.load_boundaries(cur, cfg, bizdate)
+        boundaries = partitions.load_boundaries(cur, cfg, bizdate)
     samples = PartitionSource(cfg, bizdate, url)  # streamed: memory flat in the day's rows
     run_id = artifacts.new_run_id(bizdate)
     paths = artifacts.run_paths(cfg.model_name, bizdate, run_id)
@@ -78,7 +86,7 @@ def _fit(cfg: PipelineConfig, bizdate: dt.date, url: str | None, samples: Any,
     if member is None and workers > 1:  # the launcher imports no TensorFlow
         return cluster.train_local_cluster(cfg, bizdate, url, boundaries, checkpoints, warm,
                                            workers)
-    from ..training import train_samples  # TensorFlow only when a task needs it
+    from dropoutnet.training.fit import train_samples  # TensorFlow only when a task needs it
 
     return train_samples(cfg, samples, boundaries, checkpoints, warm, member=member)
 
@@ -88,12 +96,12 @@ def _train_along(cfg: PipelineConfig, bizdate: dt.date, member: cluster.Member,
     """A non-chief member of a platform's cluster: train the same steps as the chief (same
     samples, same warm start); its checkpoint copy goes to a temporary folder that is
     deleted, and it records nothing (the chief's run is the bizdate's run)."""
-    from ..sample_input import PartitionSource
-    from ..training import train_samples
+    from dropoutnet.training.fit import train_samples
+    from dropoutnet.training.source import PartitionSource
 
     cluster.strategy()  # before any other TensorFlow operation
     with db.transaction(url) as cur:
-        boundaries = sample_data.load_boundaries(cur, cfg, bizdate)
+        boundaries = partitions.load_boundaries(cur, cfg, bizdate)
     warm = registry.warm_start_source(cfg, bizdate)
     with PartitionSource(cfg, bizdate, url) as samples:
         stats = train_samples(cfg, samples, boundaries, Path("unused-by-non-chief"),

@@ -30,6 +30,9 @@ class ProtocolError(ValueError):
 
 @dataclass(frozen=True)
 class Column:
+    """One column of a relation: its name, its type's oid and whether it is part of the key
+    (the replica identity) that updates and deletes send."""
+
     name: str
     type_oid: int
     key: bool
@@ -37,6 +40,9 @@ class Column:
 
 @dataclass(frozen=True)
 class Relation:
+    """An ``R`` message: a table's oid, schema, name and columns; later changes name the table
+    by oid only, so :class:`Decoder` keeps these."""
+
     oid: int
     schema: str
     name: str
@@ -45,6 +51,8 @@ class Relation:
 
 @dataclass(frozen=True)
 class Begin:
+    """A ``B`` message: a committed transaction starts; ``final_lsn`` is its commit's position."""
+
     final_lsn: int
     commit_time: dt.datetime
     xid: int
@@ -52,6 +60,9 @@ class Begin:
 
 @dataclass(frozen=True)
 class Commit:
+    """A ``C`` message: the transaction's end; ``end_lsn`` is the position to confirm to the
+    slot once its changes are stored."""
+
     commit_lsn: int
     end_lsn: int
     commit_time: dt.datetime
@@ -70,6 +81,8 @@ class Change:
 
 @dataclass(frozen=True)
 class Truncate:
+    """A ``T`` message: the tables emptied by one ``TRUNCATE``."""
+
     relations: tuple[Relation, ...]
 
 
@@ -119,6 +132,8 @@ class Decoder:
     relations: dict[int, Relation] = field(default_factory=dict)
 
     def decode(self, payload: bytes) -> Begin | Commit | Relation | Change | Truncate | Other:
+        """One message as its dataclass, remembering relations; :class:`ProtocolError` when
+        it does not parse or a change names a relation not seen yet."""
         if not payload:
             raise ProtocolError("empty message")
         tag = chr(payload[0])

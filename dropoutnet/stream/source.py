@@ -20,10 +20,10 @@ from typing import Callable, Iterator, TypeVar
 import psycopg2
 import psycopg2.extras
 
-from .. import db, sql
-from ..config import PipelineConfig
-from ..errors import MissingDataError
-from . import pgoutput
+from dropoutnet.config import PipelineConfig
+from dropoutnet.core import db, sql
+from dropoutnet.core.errors import MissingDataError
+from dropoutnet.stream import pgoutput
 
 T = TypeVar("T")
 
@@ -117,7 +117,7 @@ class ChangeLog:
 
     def __init__(self, cfg: PipelineConfig, url: str | None = None,
                  in_use_wait: float = 10.0) -> None:
-        from ..locations import database_url
+        from dropoutnet.core.locations import database_url
 
         self.cfg, self.url = cfg, url or database_url()
         self.in_use_wait = in_use_wait  # seconds to wait for a slot another reader holds

@@ -5,11 +5,11 @@ One loop, one batch of whole transactions at a time (:class:`dropoutnet.stream.s
 1. the items the batch touches: inserted or updated rows of ``raw.items`` created within
    ``stream.window_hours``; the items of changed ``raw.item_text`` rows; the recent items of
    changed ``raw.authors`` rows (their features read the author's row);
-2. their features, from ``item_features.sql`` by item id: the same definitions the daily
+2. their features, from ``data/item_features.sql`` by item id: the same definitions the daily
    item embeddings use, so a feature changed in the config changes both paths;
 3. their vectors, from the model service, asking for the registry's **active version**
    explicitly (``/v1/models/<item model>/versions/<version>:predict``), never "the latest";
-4. an upsert into that version's item partition (:func:`dropoutnet.vectors.upsert_items`),
+4. an upsert into that version's item partition (:func:`dropoutnet.recall.vectors.upsert_items`),
    which recall and its HNSW index read at once, and of the cold-start feature table
    (``stream_item_features``: one row per item, the features it was embedded from, and when),
    in one transaction; then, after the commit, the batch's position is confirmed to the slot.
@@ -51,15 +51,18 @@ import numpy as np
 import psycopg2
 from psycopg2.extras import Json
 
-from .. import db, feature_queries, inputs, registry, sql, vectors
-from ..config import PipelineConfig
-from ..failpoints import failpoint
-from . import pgoutput, source
+from dropoutnet import registry
+from dropoutnet.config import PipelineConfig
+from dropoutnet.core import db, sql
+from dropoutnet.core.failpoints import failpoint
+from dropoutnet.data import feature_queries, inputs
+from dropoutnet.recall import vectors
+from dropoutnet.stream import pgoutput, source
 
 log = logging.getLogger(__name__)
 
 
-class ServiceError(RuntimeError):
+class ModelServiceError(RuntimeError):
     """The model service did not answer a predict request (retried)."""
 
 
@@ -83,6 +86,9 @@ PHASES = ("decode", "features", "service", "upsert")
 
 @dataclass
 class Stats:
+    """The worker's running counters and gauges since it started, for its log, the
+    Prometheus metrics and the ``stream_progress`` heartbeat row."""
+
     batches: int = 0
     changes: int = 0
     embedded: int = 0
@@ -167,7 +173,7 @@ class Worker:
             ) -> Stats:
         """Consume until ``stop()`` says so or ``max_seconds`` passed (forever by default)."""
         made = source.ensure(self.cfg, self.url)
-        db.ensure_ddl(self.url, "ddl/stream_tables.sql", schema=self.cfg.storage.schema_)
+        db.ensure_ddl(self.url, "stream/ddl/stream_tables.sql", schema=self.cfg.storage.schema_)
         vectors.ensure_tables(self.url, self.cfg)  # e.g. the filterable attributes column
         log.info("stream worker on %s (publication and slot %s)", made["tables"],
                  made["slot"])
@@ -263,7 +269,7 @@ class Worker:
         while True:
             try:
                 return step()
-            except (ServiceError, psycopg2.OperationalError, psycopg2.InterfaceError) as exc:
+            except (ModelServiceError, psycopg2.OperationalError, psycopg2.InterfaceError) as exc:
                 self.stats.retries += 1
                 if self._stopping():
                     raise _Stopped from exc
@@ -436,12 +442,12 @@ class Worker:
             detail = f"{url}: HTTP {err.code}: {err.read()[:300]!r}"
             if 400 <= err.code < 500 and err.code not in (404, 408, 429):
                 raise RejectedError(detail) from None  # 404: the version is not loaded yet
-            raise ServiceError(detail) from None
+            raise ModelServiceError(detail) from None
         except (urllib.error.URLError, OSError) as err:
-            raise ServiceError(f"{url}: {err}") from None
+            raise ModelServiceError(f"{url}: {err}") from None
         out = np.asarray(answer["outputs"], dtype=np.float32)
         if out.shape != (len(rows["item_id"]), self.cfg.vector_dim):
-            raise ServiceError(f"{url} answered shape {out.shape}, expected "
+            raise ModelServiceError(f"{url} answered shape {out.shape}, expected "
                                f"({len(rows['item_id'])}, {self.cfg.vector_dim})")
         return out
 

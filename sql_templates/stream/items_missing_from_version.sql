@@ -1,4 +1,4 @@
-{% import '_macros.sql' as m %}
+{% import 'core/_macros.sql' as m %}
 -- The items created since `created_from` that a version's item partition lacks: after a
 -- version switch, the items that arrived after that version's pool snapshot (the worker
 -- embedded them into the version active then), to embed again with the new version's tower.

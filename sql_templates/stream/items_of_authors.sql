@@ -1,4 +1,4 @@
-{% import '_macros.sql' as m %}
+{% import 'core/_macros.sql' as m %}
 -- The items created since `created_from` by authors whose row changed: their features read
 -- the author's row, so they are embedded again.
 select i.{{ items.columns['item_id'] | ident }}::text as item_id

@@ -1,0 +1,558 @@
+"""Start, stop and inspect the local stack: the embedded Postgres and Airflow's four components.
+
+Airflow is never imported here: its components run as background processes
+(``airflow api-server | scheduler | dag-processor | triggerer``), each in its own process group,
+with a pid file in ``$DROPOUTNET_HOME/run/`` and a log in ``$DROPOUTNET_HOME/logs/``.
+``stop`` signals each pid's process group (SIGTERM, then SIGKILL for leftovers) and then stops
+Postgres, so nothing is left behind (``airflow standalone`` leaks its children on SIGTERM).
+
+    python -m dropoutnet.local.stack start     # Postgres + Airflow; prints the UI address and login
+    python -m dropoutnet.local.stack status
+    python -m dropoutnet.local.stack stop
+
+Settings (environment):
+
+* ``DROPOUTNET_HOME``: the project home (default ``./.dropoutnet``); Airflow lives in ``airflow/``.
+* ``DROPOUTNET_AIRFLOW_PORT`` (default 8080) and ``DROPOUTNET_AIRFLOW_HOST`` (default 127.0.0.1):
+  where the API server / UI listens.
+* ``AIRFLOW__DATABASE__SQL_ALCHEMY_CONN``: Airflow's metadata database; by default the
+  ``airflow`` database of the embedded server.
+* ``DROPOUTNET_CONFIG``, ``DROPOUTNET_DATABASE_URL``: passed through to every task.
+* ``AIRFLOW_CONN_DROPOUTNET_DB``: the Airflow connection the DAG's tasks read the pipeline's
+  database from (:mod:`dropoutnet.airflow_connection`); unless set, the stack defines it as
+  ``DROPOUTNET_DATABASE_URL``, else the embedded server's application database.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+from dropoutnet import airflow_connection
+from dropoutnet.core import locations, processes
+from dropoutnet.core.locations import REPOSITORY
+from dropoutnet.local import embedded_pg
+
+REPO = REPOSITORY
+DAGS_FOLDER = REPO / "dags"
+PLUGINS_FOLDER = REPO / "plugins"
+COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
+DEFAULT_PORT = 8080
+DEFAULT_HOST = "127.0.0.1"
+ADMIN_USER = "admin"
+HEALTH_PATH = "/api/v2/monitor/health"
+PASSWORDS_FILE = "simple_auth_manager_passwords.json.generated"
+
+
+class StackError(RuntimeError):
+    """The stack cannot start or stop; the message says why and what to do."""
+
+
+# --- paths -------------------------------------------------------------------------------------
+
+
+def home() -> Path:
+    """The stack's home: the project home (``DROPOUTNET_HOME``)."""
+    return locations.home()
+
+
+def run_dir(base: Path | None = None, *, create: bool = False) -> Path:
+    """``<home>/run``: pid files; also the embedded server's ``XDG_RUNTIME_DIR`` (mode 0700)."""
+    path = (base or home()) / "run"
+    if create and not path.is_dir():
+        path.mkdir(parents=True)
+        path.chmod(0o700)
+    return path
+
+
+def log_dir(base: Path | None = None, *, create: bool = False) -> Path:
+    """Where the stack's components write their logs (``<home>/logs``)."""
+    path = (base or home()) / "logs"
+    if create:
+        path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def airflow_home(base: Path | None = None) -> Path:
+    """Airflow's own home (``AIRFLOW_HOME``) under the project home."""
+    return (base or home()) / "airflow"
+
+
+def airflow_bin() -> str:
+    """The ``airflow`` script of the interpreter running us (the project's venv)."""
+    for candidate in (Path(sys.executable).parent / "airflow", REPO / ".venv" / "bin" / "airflow"):
+        if candidate.exists():
+            return str(candidate)
+    found = shutil.which("airflow")
+    if found:
+        return found
+    raise StackError("the airflow command is not installed: run `make venv` first")
+
+
+def dropoutnet_bin() -> str:
+    """The ``dropoutnet`` command of this virtual environment (or on the PATH)."""
+    for candidate in (Path(sys.executable).parent / "dropoutnet", REPO / ".venv" / "bin" / "dropoutnet"):
+        if candidate.exists():
+            return str(candidate)
+    return shutil.which("dropoutnet") or "dropoutnet"
+
+
+# --- the environment every Airflow process gets ---------------------------------------------------
+
+
+def api_port(base: Path | None = None) -> int:
+    """``DROPOUTNET_AIRFLOW_PORT``, else the port a running API server was started on, else 8080."""
+    value = os.environ.get("DROPOUTNET_AIRFLOW_PORT")
+    if value:
+        try:
+            port = int(value)
+        except ValueError:
+            raise StackError(f"DROPOUTNET_AIRFLOW_PORT={value!r} is not a port number") from None
+        if not 0 < port < 65536:
+            raise StackError(f"DROPOUTNET_AIRFLOW_PORT={value!r} is not a port number (1-65535)")
+        return port
+    recorded = run_dir(base) / "api-server.port"
+    if recorded.exists() and _component_pid("api-server", base) is not None:
+        try:
+            return int(recorded.read_text().strip())
+        except ValueError:
+            pass
+    return DEFAULT_PORT
+
+
+def api_host() -> str:
+    """The address Airflow's api-server listens on (``DROPOUTNET_AIRFLOW_HOST``, else loopback)."""
+    return os.environ.get("DROPOUTNET_AIRFLOW_HOST") or DEFAULT_HOST
+
+
+def postgres_socket_dir(base: Path | None = None) -> str:
+    """The embedded server's socket folder (from its ``postmaster.pid``, else ``pgdata``)."""
+    pgdata = (base or home()) / "pgdata"
+    pidfile = pgdata / "postmaster.pid"
+    if pidfile.exists():
+        lines = pidfile.read_text().splitlines()
+        if len(lines) > 4 and lines[4].strip():
+            return lines[4].strip()
+    return str(pgdata)
+
+
+def metadata_conn(base: Path | None = None) -> str:
+    """Airflow's metadata database: the user's setting, else the embedded server's ``airflow`` db."""
+    user = os.environ.get("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN")
+    if user:
+        return user
+    return embedded_pg.socket_url(postgres_socket_dir(base), embedded_pg.AIRFLOW_DATABASE,
+                                  driver="postgresql+psycopg2", user=embedded_pg.SUPERUSER)
+
+
+def pipeline_connection_uri(base: Path | None = None) -> str:
+    """The local stack's value of the DAG's database connection (``AIRFLOW_CONN_DROPOUTNET_DB``):
+    ``DROPOUTNET_DATABASE_URL`` when set, else the embedded server's application database (as
+    the pipeline role), so that ``make demo`` needs no set-up."""
+    return (os.environ.get("DROPOUTNET_DATABASE_URL")
+            or embedded_pg.app_url(postgres_socket_dir(base)))
+
+
+def airflow_env(*, base: Path | None = None, sql_alchemy_conn: str | None = None,
+                port: int | None = None) -> dict[str, str]:
+    """The environment for every ``airflow`` command and component (and so every task process)."""
+    base = base or home()
+    port = port or api_port(base)
+    ahome = airflow_home(base)
+    ahome.mkdir(parents=True, exist_ok=True)
+    env = dict(os.environ)
+    env.update({
+        "DROPOUTNET_HOME": str(base),
+        "XDG_RUNTIME_DIR": env.get("XDG_RUNTIME_DIR") or str(run_dir(base, create=True)),
+        "AIRFLOW_HOME": str(ahome),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(DAGS_FOLDER),
+        "AIRFLOW__CORE__PLUGINS_FOLDER": str(PLUGINS_FOLDER),
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": sql_alchemy_conn or metadata_conn(base),
+        "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+        "AIRFLOW__CORE__PARALLELISM": env.get("AIRFLOW__CORE__PARALLELISM", "4"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__AUTH_MANAGER":
+            "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{ADMIN_USER}:admin",
+        "AIRFLOW__API__HOST": api_host(),
+        "AIRFLOW__API__PORT": str(port),
+        "AIRFLOW__API__WORKERS": env.get("AIRFLOW__API__WORKERS", "1"),
+        # Task processes report to the execution API of *our* API server, on our port.
+        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{port}/execution/",
+        "KERAS_HOME": str(base / "keras"),
+    })
+    # DROPOUTNET_CONFIG / DROPOUTNET_DATABASE_URL pass through unchanged when set (dict(os.environ)).
+    for key in ("DROPOUTNET_CONFIG", "DROPOUTNET_DATABASE_URL"):
+        if os.environ.get(key):
+            env[key] = os.environ[key]
+    # inside Airflow the tasks read the database from this connection (required there); the
+    # user's own definition wins
+    conn_env = airflow_connection.env_var()
+    if not os.environ.get(conn_env):
+        env[conn_env] = pipeline_connection_uri(base)
+    return env
+
+
+# --- processes -----------------------------------------------------------------------------------
+
+
+def _pid_file(component: str, base: Path | None = None) -> Path:
+    return run_dir(base) / f"airflow-{component}.pid"
+
+
+def _log_file(component: str, base: Path | None = None) -> Path:
+    return log_dir(base) / f"airflow-{component}.log"
+
+
+def _is_airflow(cmdline: str, comm: str) -> bool:
+    # Airflow rewrites its process titles (setproctitle); mid-rewrite the cmdline can read empty.
+    return not cmdline.strip() or "airflow" in cmdline or "airflow" in comm
+
+
+def _component_pid(component: str, base: Path | None = None) -> int | None:
+    return processes.pid_from_file(_pid_file(component, base), _is_airflow)
+
+
+def run_airflow(args: list[str], env: dict[str, str], *, log_name: str | None = None,
+                timeout: float | None = 600, check: bool = True) -> subprocess.CompletedProcess:
+    """Run one ``airflow`` CLI command to completion; on failure raise with its output's tail."""
+    proc = subprocess.run([airflow_bin(), *args], env=env, capture_output=True, text=True,
+                          timeout=timeout, cwd=str(REPO))
+    if log_name:
+        (log_dir(Path(env["DROPOUTNET_HOME"]), create=True) / log_name).write_text(proc.stdout + proc.stderr)
+    if check and proc.returncode != 0:
+        tail = "\n".join((proc.stdout + proc.stderr).splitlines()[-30:])
+        raise StackError(f"`airflow {' '.join(args)}` failed (exit {proc.returncode}):\n{tail}")
+    return proc
+
+
+# --- start / stop ----------------------------------------------------------------------------------
+
+
+@dataclass
+class AirflowInfo:
+    """Where the running Airflow answers and the login its UI asks for."""
+    url: str
+    user: str
+    password: str | None
+    passwords_file: Path
+
+
+def start_postgres(base: Path | None = None) -> str:
+    """Start the embedded Postgres (or find it running); return its socket folder."""
+    run_dir(base, create=True)
+    return embedded_pg.start(base)
+
+
+def login_info(base: Path | None = None, port: int | None = None) -> AirflowInfo:
+    """The UI's address and login: the admin user and its generated password."""
+    base = base or home()
+    port = port or api_port(base)
+    shown_host = "localhost" if api_host() in ("127.0.0.1", "0.0.0.0", "") else api_host()
+    pwfile = airflow_home(base) / PASSWORDS_FILE
+    password = None
+    try:
+        password = json.loads(pwfile.read_text()).get(ADMIN_USER)
+    except (FileNotFoundError, ValueError):
+        pass
+    return AirflowInfo(url=f"http://{shown_host}:{port}", user=ADMIN_USER, password=password,
+                       passwords_file=pwfile)
+
+
+def health(port: int, timeout: float = 3.0) -> dict | None:
+    """The API server's health document, or None when it does not answer."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{HEALTH_PATH}", timeout=timeout) as resp:
+            return json.loads(resp.read().decode())
+    except (urllib.error.URLError, OSError, ValueError):
+        return None
+
+
+def start_airflow(base: Path | None = None, *, wait: float = 240, echo=print) -> AirflowInfo:
+    """Start the four Airflow components that are not running; wait for the API server."""
+    base = base or home()
+    port = api_port(base)
+    host = api_host()
+    missing = [c for c in COMPONENTS if _component_pid(c, base) is None]
+    run_dir(base, create=True)
+    log_dir(base, create=True)
+    recorded = run_dir(base) / "api-server.port"
+    if "api-server" not in missing and recorded.exists() and recorded.read_text().strip() != str(port):
+        raise StackError(f"Airflow already runs on port {recorded.read_text().strip()}, not {port}: "
+                         "run `make stop` first to change DROPOUTNET_AIRFLOW_PORT")
+    if missing:
+        if "api-server" in missing and not processes.port_free(host, port):
+            raise StackError(
+                f"port {port} is already in use by another program, so the Airflow API server "
+                f"cannot listen on it. Pick a free port, for example:\n"
+                f"    DROPOUTNET_AIRFLOW_PORT=8081 make airflow     (or make demo)")
+        env = airflow_env(base=base, port=port)
+        echo(f"  airflow db migrate ({_redact(env['AIRFLOW__DATABASE__SQL_ALCHEMY_CONN'])}) ...")
+        t0 = time.monotonic()
+        run_airflow(["db", "migrate"], env, log_name="airflow-db-migrate.log")
+        echo(f"  airflow db migrate done in {time.monotonic() - t0:.1f}s")
+        started: dict[str, subprocess.Popen] = {}
+        for component in missing:
+            logfile = _log_file(component, base)
+            with open(logfile, "ab") as out:
+                out.write(f"\n===== starting airflow {component} at {time.ctime()} =====\n".encode())
+                out.flush()
+                proc = subprocess.Popen([airflow_bin(), component], env=env, stdout=out,
+                                        stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                        cwd=str(REPO), start_new_session=True)
+            started[component] = proc
+            _pid_file(component, base).write_text(f"{proc.pid}\n")
+            echo(f"  started airflow {component} (pid {proc.pid}, log {logfile})")
+        (run_dir(base) / "api-server.port").write_text(f"{port}\n")
+    else:
+        started = {}
+        echo("  Airflow is already running (api-server, scheduler, dag-processor, triggerer)")
+    deadline = time.monotonic() + wait
+    while health(port) is None:
+        for component, proc in started.items():
+            if proc.poll() is not None:
+                raise StackError(f"airflow {component} exited while starting (exit {proc.returncode}); "
+                                 f"the end of its log "
+                                 f"{_log_file(component, base)}:\n{processes.tail(_log_file(component, base))}")
+        if time.monotonic() > deadline:
+            raise StackError(f"the Airflow API server did not answer on port {port} within "
+                             f"{wait:.0f}s; see {_log_file('api-server', base)}")
+        time.sleep(1)
+    info = login_info(base, port)
+    for _ in range(20):  # the API server writes the password file as it initialises
+        if info.password:
+            break
+        time.sleep(0.5)
+        info = login_info(base, port)
+    return info
+
+
+def start(base: Path | None = None, *, echo=print) -> AirflowInfo:
+    """Start Postgres and Airflow's components (what ``make airflow`` does); their login."""
+    base = base or home()
+    t0 = time.monotonic()
+    socket_dir = start_postgres(base)
+    echo(f"  Postgres is up (socket {socket_dir}) in {time.monotonic() - t0:.1f}s")
+    return start_airflow(base, echo=echo)
+
+
+def _stop_trees(roots: dict[str, int], timeout: float, echo) -> None:
+    """SIGTERM the process groups of ``roots`` and of all their descendants (task processes run
+    in groups of their own), wait up to ``timeout`` seconds, then SIGKILL what is left."""
+    procs = processes.table()
+    members: set[int] = set()
+    groups: set[int] = set()
+    for pid in roots.values():
+        tree = processes.tree(pid, procs)
+        members |= tree
+        groups |= {pid} | {procs[p][1] for p in tree if p in procs}
+
+    def signal_all(sig: int) -> None:
+        for pgid in groups:
+            try:
+                os.killpg(pgid, sig)
+            except (ProcessLookupError, PermissionError):
+                pass
+        for pid in members:
+            try:
+                os.kill(pid, sig)
+            except (ProcessLookupError, PermissionError):
+                pass
+
+    def left() -> set[int]:
+        now = processes.table()
+        for root in list(members):  # a task process started while we were stopping
+            if root in now:
+                new = processes.tree(root, now) - members
+                members.update(new)
+                groups.update(now[p][1] for p in new)
+        return {p for p, (_, pgid, _) in now.items() if p in members or pgid in groups}
+
+    signal_all(signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while left() and time.monotonic() < deadline:
+        time.sleep(0.3)
+    if left():
+        names = ", ".join(roots)
+        echo(f"  {len(left())} process(es) of airflow {names} still running after {timeout:.0f}s: "
+             "killing them")
+        signal_all(signal.SIGKILL)
+        deadline = time.monotonic() + 10
+        while left() and time.monotonic() < deadline:
+            time.sleep(0.2)
+
+
+def stop_airflow(base: Path | None = None, *, timeout: float = 20, echo=print) -> list[str]:
+    """Stop the components: scheduler, dag-processor and triggerer (with their task processes)
+    first, so running tasks can still report to the API server; then the API server."""
+    base = base or home()
+    running: dict[str, int] = {}
+    for component in COMPONENTS:
+        pid = _component_pid(component, base)
+        if pid is None:
+            _pid_file(component, base).unlink(missing_ok=True)
+        else:
+            running[component] = pid
+    first = {c: p for c, p in running.items() if c != "api-server"}
+    if first:
+        _stop_trees(first, timeout, echo)
+    if "api-server" in running:
+        _stop_trees({"api-server": running["api-server"]}, 10, echo)
+    for component, pid in running.items():
+        _pid_file(component, base).unlink(missing_ok=True)
+        echo(f"  stopped airflow {component} (pid {pid})")
+    (run_dir(base) / "api-server.port").unlink(missing_ok=True)
+    return list(running)
+
+
+def _is_stream_worker(cmdline: str, comm: str) -> bool:
+    return "dropoutnet" in cmdline and " stream" in cmdline
+
+
+def start_stream_worker(base: Path | None = None, *, wait: float = 60) -> tuple[int, Path]:
+    """Start ``dropoutnet stream`` in the background (or find it running), with a pid file and
+    a log like Airflow's components; wait until it reads its slot.  Returns (pid, log)."""
+    from dropoutnet.config import default_config_path, load_config
+    from dropoutnet.stream.worker import status
+
+    pidfile, logfile = run_dir(base, create=True) / "stream.pid", \
+        log_dir(base, create=True) / "stream.log"
+    pid = processes.pid_from_file(pidfile, _is_stream_worker)
+    if pid is None:
+        env = dict(os.environ, DROPOUTNET_HOME=str(base or home()))
+        with open(logfile, "ab") as log:
+            proc = subprocess.Popen([dropoutnet_bin(), "stream"], stdout=log,
+                                    stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                    start_new_session=True, env=env, cwd=str(REPO))
+        pid = proc.pid
+        pidfile.write_text(str(pid))
+    cfg = load_config(default_config_path())
+    embedded_pg.ensure_database_url()  # the worker's database, unless the user named another
+    deadline = time.monotonic() + wait
+    while not status(cfg).get("worker_connected"):
+        if not processes.alive(pid, _is_stream_worker):
+            raise StackError(f"the stream worker exited at start; its log {logfile} ends "
+                             f"with:\n{processes.tail(logfile, 20)}")
+        if time.monotonic() > deadline:
+            raise StackError(f"the stream worker did not read its slot within {wait:.0f} s; "
+                             f"see {logfile}")
+        time.sleep(0.2)
+    return pid, logfile
+
+
+def stop_stream_worker(base: Path | None = None, *, timeout: float = 20) -> int | None:
+    """Stop the background stream worker (its slot stays: the next start goes on from it)."""
+    pidfile = run_dir(base) / "stream.pid"
+    pid = processes.pid_from_file(pidfile, _is_stream_worker)
+    if pid is not None:
+        _stop_trees({"stream": pid}, timeout, lambda _: None)
+    pidfile.unlink(missing_ok=True)
+    return pid
+
+
+def stop(base: Path | None = None, *, echo=print) -> None:
+    """Stop the stream worker, the model services, Airflow's components and Postgres, each
+    by its pid (what ``make stop`` does)."""
+    base = base or home()
+    from dropoutnet.serving import service
+
+    if stop_stream_worker(base) is not None:
+        echo("  stopped the stream worker")
+    for name in service.stop_all():
+        echo(f"  stopped model service {name}")
+    stopped = stop_airflow(base, echo=echo)
+    if not stopped:
+        echo("  no Airflow component was running")
+    if embedded_pg.stop(base):
+        echo("  stopped Postgres")
+    else:
+        echo("  Postgres was not running")
+
+
+def status(base: Path | None = None) -> dict:
+    """What of the stack runs now: Postgres's and each Airflow component's pid (None when
+    stopped), the UI's address and, when the api-server runs, its health answer."""
+    base = base or home()
+    components = {c: _component_pid(c, base) for c in COMPONENTS}
+    port = api_port(base)
+    pg_pid = None
+    pidfile = base / "pgdata" / "postmaster.pid"
+    if pidfile.exists():
+        try:
+            pg_pid = int(pidfile.read_text().splitlines()[0])
+            os.kill(pg_pid, 0)
+        except (ValueError, IndexError, ProcessLookupError):
+            pg_pid = None
+        except PermissionError:
+            pass
+    return {"home": str(base), "postgres": pg_pid, "airflow": components,
+            "url": login_info(base, port).url, "healthy": health(port) if components["api-server"] else None}
+
+
+def _redact(url: str) -> str:
+    if "://" in url and "@" in url.split("://", 1)[1].split("/", 1)[0]:
+        scheme, rest = url.split("://", 1)
+        creds, host = rest.split("@", 1)
+        if ":" in creds:
+            return f"{scheme}://{creds.split(':', 1)[0]}:***@{host}"
+    return url
+
+
+def print_login(info: AirflowInfo, echo=print) -> None:
+    """Print the UI's address and login, as ``make demo`` ends."""
+    echo(f"Airflow UI: {info.url}")
+    if info.password:
+        echo(f"  log in as {info.user} / {info.password}   (generated; kept in {info.passwords_file})")
+    else:
+        echo(f"  log in as {info.user}; the generated password is in {info.passwords_file}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m dropoutnet.local.stack start|stop|status|airflow ...``."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["airflow"]:
+        # any airflow command with the stack's environment (AIRFLOW_HOME, DAGs, metadata DB):
+        # python -m dropoutnet.local.stack airflow backfill create --dag-id dropoutnet_daily ...
+        return subprocess.call([airflow_bin(), *argv[1:]], env=airflow_env(), cwd=str(REPO))
+    parser = argparse.ArgumentParser(prog="python -m dropoutnet.local.stack",
+                                     description="Start, stop or inspect the local Postgres + Airflow stack.")
+    parser.add_argument("command", choices=("start", "stop", "status", "airflow"),
+                        help="airflow ARGS... runs an airflow command with the stack's environment")
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "start":
+            t0 = time.monotonic()
+            print(f"Starting the local stack in {home()} ...")
+            info = start()
+            print(f"Stack up in {time.monotonic() - t0:.1f}s.")
+            print_login(info)
+            print("Stop everything with: make stop")
+        elif args.command == "stop":
+            print(f"Stopping the local stack in {home()} ...")
+            stop()
+        else:
+            st = status()
+            print(f"home: {st['home']}")
+            print(f"postgres: {'running, pid %s' % st['postgres'] if st['postgres'] else 'stopped'}")
+            for component, pid in st["airflow"].items():
+                print(f"airflow {component}: {'running, pid %s' % pid if pid else 'stopped'}")
+            if st["healthy"]:
+                print(f"UI: {st['url']}  health: {json.dumps(st['healthy'])}")
+    except StackError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,360 @@
+"""Raw features -> tensors the towers consume, computed inside the model.
+
+Every transformation from the raw values the SQL side produces to dense vectors happens in
+Keras layers, so the exported SavedModels take raw features and nothing outside the model
+(no vocabulary file, no Python preprocessing) can drift from training.
+
+One encoder per declared feature, chosen by its ``kind``:
+
+* ``categorical`` (strings, ``""`` = missing): ``tf.strings.to_hash_bucket_fast`` into
+  ``spec.buckets`` (or ``model.hash_buckets``) buckets; missing gets its own extra row, so a
+  missing value never shares an embedding with a real one.
+* ``numeric`` (float32, ``NaN`` = missing): bucketised by the bizdate's quantile boundaries,
+  baked into the graph as constants; ``NaN`` gets its own reserved bucket.  The table has
+  ``max(num_bins, len(boundaries) + 1) + 1`` rows so its shape stays the same from one day to
+  the next (warm start) even when duplicate quantile edges collapse.
+* ``tags`` (strings joined by ``spec.separator``, ``""`` = none): split, hashed, embedded and
+  mean-pooled; a row without any tag encodes as the zero vector.
+* ``vector`` (float32 ``[n, dim]``, zeros = missing): passed through as a dense input; ``NaN``
+  entries count as 0, so an all-zero or all-``NaN`` row is missing (a cold entity when the
+  vector is a precomputed preference feature, e.g. CF factors).
+
+Each encoder also reports, per row, whether the feature is *present*.  The towers use this for
+the preference groups only: a row without any present preference feature is a cold entity and is
+encoded exactly like a row whose preference input was dropped during training.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from dropoutnet.config import FeatureSpec, ModelConfig
+
+__all__ = [
+    "FeatureEncoder", "CategoricalEncoder", "NumericEncoder", "TagsEncoder", "VectorEncoder",
+    "make_encoder", "input_signature", "to_numpy_batch", "to_tensors", "table_rows",
+]
+
+
+class BuildsOnFirstCall:
+    """A layer made of other layers, which build themselves from the real shapes of the first
+    batch it passes them.
+
+    Without a ``build`` of its own, Keras builds such a layer by first tracing its ``call``
+    symbolically (``compute_output_spec``), which costs about as long again as the call: for
+    the whole model, seconds of graph construction in every process that builds it (each
+    train, export and evaluate task).  The weights come out the same either way: every
+    initializer drew its random seed when its layer was constructed, not when it is built.
+    """
+
+    def build(self, input_shape=None) -> None:
+        """Nothing to create before the first call (see the class)."""
+
+
+class FeatureEncoder(BuildsOnFirstCall, keras.layers.Layer):
+    """Base class: ``call(raw) -> [n, output_dim]`` and ``present(raw) -> bool [n]``.
+
+    ``design(raw)`` is the feature's columns in a linear model, ``[n, design_width]`` sparse:
+    the one-hot of the row its embedding looks up (the mean over tags), or the raw vector; the
+    wide half of the item tower's popularity prior (:mod:`dropoutnet.model.popularity`).
+    """
+
+    def __init__(self, spec: FeatureSpec, **kwargs) -> None:
+        super().__init__(name=spec.name, **kwargs)
+        self.spec = spec
+
+    @property
+    def output_dim(self) -> int:  # pragma: no cover - abstract
+        """Width of ``call``'s output: the columns this feature adds to its tower's input."""
+        raise NotImplementedError
+
+    @property
+    def design_width(self) -> int:  # pragma: no cover - abstract
+        """Width of ``design``: the columns this feature adds to a closed-form linear head."""
+        raise NotImplementedError
+
+    def present(self, raw: tf.Tensor) -> tf.Tensor:  # pragma: no cover - abstract
+        """``bool [n]``: whether each row has a value; a row with no preference feature present
+        is a cold entity, encoded as if its preference input had been dropped."""
+        raise NotImplementedError
+
+    def design(self, raw: tf.Tensor) -> tf.SparseTensor:  # pragma: no cover - abstract
+        """``[n, design_width]`` sparse: the feature's columns in a linear model (the
+        popularity and factor priors' ridges), matching the row its embedding reads."""
+        raise NotImplementedError
+
+
+def _one_hot(ids: tf.Tensor, width: int, values: tf.Tensor | None = None,
+             rows: tf.Tensor | None = None, n: tf.Tensor | None = None) -> tf.SparseTensor:
+    """``[n, width]`` sparse: ``values`` (default 1) at ``(rows[k], ids[k])`` (rows default
+    ``0..n-1``); repeated positions add up when the matrix is multiplied."""
+    ids = tf.cast(tf.reshape(ids, [-1]), tf.int64)
+    rows = tf.range(tf.size(ids, out_type=tf.int64)) if rows is None else tf.cast(rows, tf.int64)
+    n = tf.size(ids, out_type=tf.int64) if n is None else tf.cast(n, tf.int64)
+    values = tf.ones_like(ids, tf.float32) if values is None else tf.cast(values, tf.float32)
+    return tf.SparseTensor(tf.stack([rows, ids], axis=1), values, tf.stack([n, width]))
+
+
+class CategoricalEncoder(FeatureEncoder):
+    """Hash a string into ``buckets`` rows; ``""`` maps to the reserved last row."""
+
+    def __init__(self, spec: FeatureSpec, buckets: int, embedding_dim: int, **kwargs) -> None:
+        super().__init__(spec, **kwargs)
+        self.buckets = int(buckets)
+        self.embedding_dim = int(embedding_dim)
+        self.embedding = keras.layers.Embedding(self.buckets + 1, self.embedding_dim,
+                                                name="embedding")
+
+    @property
+    def output_dim(self) -> int:
+        """The embedding's width (``model.feature_embedding_dim``)."""
+        return self.embedding_dim
+
+    def present(self, raw: tf.Tensor) -> tf.Tensor:
+        """A value is present unless it is the empty string."""
+        return tf.not_equal(raw, "")
+
+    @property
+    def design_width(self) -> int:
+        """One column per hash bucket, plus the missing value's reserved column."""
+        return self.buckets + 1
+
+    def ids(self, raw: tf.Tensor) -> tf.Tensor:
+        """The embedding row per value: its hash bucket, or the last row when missing."""
+        ids = tf.strings.to_hash_bucket_fast(raw, self.buckets)
+        return tf.where(self.present(raw), ids, tf.constant(self.buckets, tf.int64))
+
+    def design(self, raw: tf.Tensor) -> tf.SparseTensor:
+        """The one-hot of each value's embedding row."""
+        return _one_hot(self.ids(raw), self.design_width)
+
+    def call(self, raw: tf.Tensor) -> tf.Tensor:
+        return self.embedding(self.ids(raw))
+
+
+def table_rows(boundaries: Sequence[float], num_bins: int) -> int:
+    """Rows of a numeric feature's embedding table: every bucket, plus the NaN row."""
+    return max(int(num_bins), len(boundaries) + 1) + 1
+
+
+class NumericEncoder(FeatureEncoder):
+    """Bucketise by constant quantile edges; ``NaN`` goes to the reserved last row.
+
+    Bucket ``i`` holds ``boundaries[i-1] <= x < boundaries[i]`` (``tf.raw_ops.Bucketize``).
+    """
+
+    def __init__(self, spec: FeatureSpec, boundaries: Sequence[float], num_bins: int,
+                 embedding_dim: int, **kwargs) -> None:
+        super().__init__(spec, **kwargs)
+        edges = np.asarray(list(boundaries), dtype=np.float64)
+        if edges.size and not np.all(np.isfinite(edges)):
+            raise ValueError(f"boundaries of numeric feature {spec.name!r} must be finite numbers; "
+                             f"got {list(boundaries)}")
+        self.boundaries = [float(b) for b in np.unique(edges)]  # sorted, duplicates collapsed
+        self.rows = table_rows(self.boundaries, num_bins)
+        self.missing_row = self.rows - 1
+        self.embedding_dim = int(embedding_dim)
+        self.embedding = keras.layers.Embedding(self.rows, self.embedding_dim, name="embedding")
+
+    @property
+    def output_dim(self) -> int:
+        """The embedding's width (``model.feature_embedding_dim``)."""
+        return self.embedding_dim
+
+    def present(self, raw: tf.Tensor) -> tf.Tensor:
+        """A value is present unless it is ``NaN``."""
+        return tf.logical_not(tf.math.is_nan(raw))
+
+    def bucket(self, raw: tf.Tensor) -> tf.Tensor:
+        """Bucket index per row (``missing_row`` for NaN)."""
+        ok = self.present(raw)
+        if self.boundaries:
+            ids = tf.raw_ops.Bucketize(input=tf.where(ok, raw, tf.zeros_like(raw)),
+                                       boundaries=self.boundaries)
+        else:
+            ids = tf.zeros_like(raw, dtype=tf.int32)
+        return tf.where(ok, ids, tf.constant(self.missing_row, tf.int32))
+
+    @property
+    def design_width(self) -> int:
+        """One column per embedding row: every bucket and the ``NaN`` row."""
+        return self.rows
+
+    def design(self, raw: tf.Tensor) -> tf.SparseTensor:
+        """The one-hot of each value's bucket."""
+        return _one_hot(self.bucket(raw), self.rows)
+
+    def call(self, raw: tf.Tensor) -> tf.Tensor:
+        return self.embedding(self.bucket(raw))
+
+
+class TagsEncoder(FeatureEncoder):
+    """Split on the separator, hash each tag, mean-pool the embeddings; no tag -> zeros."""
+
+    def __init__(self, spec: FeatureSpec, buckets: int, embedding_dim: int, **kwargs) -> None:
+        super().__init__(spec, **kwargs)
+        self.separator = spec.separator
+        self.buckets = int(buckets)
+        self.embedding_dim = int(embedding_dim)
+        self.embedding = keras.layers.Embedding(self.buckets, self.embedding_dim, name="embedding")
+
+    @property
+    def output_dim(self) -> int:
+        """The embedding's width (``model.feature_embedding_dim``)."""
+        return self.embedding_dim
+
+    def _tokens(self, raw: tf.Tensor) -> tf.RaggedTensor:
+        tokens = tf.strings.strip(tf.strings.split(raw, sep=self.separator))
+        return tf.ragged.boolean_mask(tokens, tf.not_equal(tokens, ""))
+
+    def present(self, raw: tf.Tensor) -> tf.Tensor:
+        """A row is present when it holds at least one non-blank tag."""
+        return self._tokens(raw).row_lengths() > 0
+
+    @property
+    def design_width(self) -> int:
+        """One column per hash bucket (a row without tags is all zeros)."""
+        return self.buckets
+
+    def design(self, raw: tf.Tensor) -> tf.SparseTensor:
+        """Each row's tags as ``1 / tag count`` in their buckets, like the mean pooling."""
+        tokens = self._tokens(raw)
+        share = 1.0 / tf.cast(tf.gather(tokens.row_lengths(), tokens.value_rowids()), tf.float32)
+        return _one_hot(tf.strings.to_hash_bucket_fast(tokens.flat_values, self.buckets),
+                        self.buckets, share, tokens.value_rowids(), tokens.nrows())
+
+    def call(self, raw: tf.Tensor) -> tf.Tensor:
+        tokens = self._tokens(raw)
+        vectors = self.embedding(tf.strings.to_hash_bucket_fast(tokens.flat_values, self.buckets))
+        total = tf.math.unsorted_segment_sum(vectors, tokens.value_rowids(), tokens.nrows())
+        count = tf.cast(tokens.row_lengths(), total.dtype)[:, None]
+        return tf.math.divide_no_nan(total, count)
+
+
+class VectorEncoder(FeatureEncoder):
+    """A dense vector, used as it is (the content MLP projects it); all zeros = missing."""
+
+    def __init__(self, spec: FeatureSpec, **kwargs) -> None:
+        super().__init__(spec, **kwargs)
+        self.dim = int(spec.dim or 0)
+
+    @property
+    def output_dim(self) -> int:
+        """The vector's length (``dim`` of the feature)."""
+        return self.dim
+
+    @staticmethod
+    def _clean(raw: tf.Tensor) -> tf.Tensor:
+        raw = tf.cast(raw, tf.float32)
+        return tf.where(tf.math.is_nan(raw), tf.zeros_like(raw), raw)
+
+    def present(self, raw: tf.Tensor) -> tf.Tensor:
+        """A row is present when any entry is non-zero (``NaN`` counts as 0)."""
+        return tf.reduce_any(tf.not_equal(self._clean(raw), 0.0), axis=-1)
+
+    @property
+    def design_width(self) -> int:
+        """The vector's length: the raw entries are the linear model's columns."""
+        return self.dim
+
+    def design(self, raw: tf.Tensor) -> tf.SparseTensor:
+        """The cleaned vector itself, as a sparse matrix."""
+        return tf.sparse.from_dense(self.call(raw))
+
+    def call(self, raw: tf.Tensor) -> tf.Tensor:
+        return tf.ensure_shape(self._clean(raw), [None, self.dim])
+
+
+def make_encoder(spec: FeatureSpec, model: ModelConfig,
+                 boundaries: Mapping[str, Sequence[float]]) -> FeatureEncoder:
+    """The encoder for one declared feature."""
+    buckets = spec.buckets or model.hash_buckets
+    if spec.kind == "categorical":
+        return CategoricalEncoder(spec, buckets, model.feature_embedding_dim)
+    if spec.kind == "tags":
+        return TagsEncoder(spec, buckets, model.feature_embedding_dim)
+    if spec.kind == "numeric":
+        if spec.name not in boundaries:
+            raise KeyError(f"no boundaries for numeric feature {spec.name!r}; the boundaries "
+                           f"table has {sorted(boundaries)}")
+        return NumericEncoder(spec, boundaries[spec.name], model.num_bins,
+                              model.feature_embedding_dim)
+    if spec.kind == "vector":
+        return VectorEncoder(spec)
+    raise ValueError(f"unknown feature kind {spec.kind!r} of {spec.name!r}")
+
+
+# --- raw inputs ---------------------------------------------------------------------------
+
+
+def _tensor_spec(spec: FeatureSpec) -> tf.TensorSpec:
+    if spec.kind in ("categorical", "tags"):
+        return tf.TensorSpec([None], tf.string, name=spec.name)
+    if spec.kind == "numeric":
+        return tf.TensorSpec([None], tf.float32, name=spec.name)
+    return tf.TensorSpec([None, int(spec.dim or 0)], tf.float32, name=spec.name)
+
+
+def input_signature(specs: Sequence[FeatureSpec]) -> dict[str, tf.TensorSpec]:
+    """The raw-input signature of a set of features, keyed by feature name."""
+    return {s.name: _tensor_spec(s) for s in specs}
+
+
+def _strings(values: np.ndarray) -> np.ndarray:
+    values = np.asarray(values)
+    if values.dtype == object:
+        values = values.copy()
+        values[np.equal(values, None)] = ""
+        return values
+    if values.dtype.kind in ("U", "S"):
+        return values
+    raise TypeError(f"expected strings, got dtype {values.dtype}")
+
+
+def to_numpy_batch(specs: Sequence[FeatureSpec], features: Mapping[str, np.ndarray]
+                   ) -> dict[str, np.ndarray]:
+    """Check and normalise a raw batch: the features of ``specs`` only, contract dtypes.
+
+    Strings stay strings (``None`` becomes ``""``), numerics become float32 (``NaN`` kept),
+    vectors float32 ``[n, dim]``.  Raises with the feature's name on a missing key, a wrong
+    shape or rows of unequal length.
+    """
+    out: dict[str, np.ndarray] = {}
+    n: int | None = None
+    for spec in specs:
+        if spec.name not in features:
+            raise KeyError(f"feature {spec.name!r} ({spec.group}, {spec.kind}) is missing from "
+                           f"the batch; it has {sorted(features)}")
+        raw = np.asarray(features[spec.name])
+        try:
+            if spec.kind in ("categorical", "tags"):
+                value = _strings(raw)
+                if value.ndim != 1:
+                    raise ValueError(f"shape {value.shape}, expected [n]")
+            elif spec.kind == "numeric":
+                value = raw.astype(np.float32)
+                if value.ndim != 1:
+                    raise ValueError(f"shape {value.shape}, expected [n]")
+            else:
+                value = raw.astype(np.float32)
+                if value.ndim != 2 or value.shape[1] != spec.dim:
+                    raise ValueError(f"shape {value.shape}, expected [n, {spec.dim}]")
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"feature {spec.name!r} ({spec.kind}): {exc}") from None
+        if n is not None and len(value) != n:
+            raise ValueError(f"feature {spec.name!r} has {len(value)} rows, others have {n}")
+        n = len(value)
+        out[spec.name] = value
+    return out
+
+
+def to_tensors(specs: Sequence[FeatureSpec], features: Mapping[str, np.ndarray]
+               ) -> dict[str, tf.Tensor]:
+    """:func:`to_numpy_batch`, as tensors of the serving signature's dtypes."""
+    sig = input_signature(specs)
+    return {name: tf.constant(value, dtype=sig[name].dtype)
+            for name, value in to_numpy_batch(specs, features).items()}
