@@ -4,11 +4,12 @@
 #   make airflow   start Postgres and Airflow (api-server, scheduler, dag-processor, triggerer)
 #   make stop      stop everything `make demo` / `make airflow` started
 #   make status    what is running
-#   make test      the test suite
+#   make test      the test suite, its files spread over the cores (TEST_WORKERS, default auto)
 #   make clean     stop, then remove the project home ($(DROPOUTNET_HOME))
 #
 # Settings: DROPOUTNET_HOME (default ./.dropoutnet), DROPOUTNET_AIRFLOW_PORT (default 8080),
-# PYTHON (the interpreter that creates .venv; Python 3.11).
+# PYTHON (the interpreter that creates .venv; Python 3.11), TEST_WORKERS (test processes, each
+# with its own embedded Postgres: a number, or auto for one per core, at most 4).
 
 SHELL := /bin/bash
 PYTHON ?= $(shell command -v python3.11 2>/dev/null || command -v python3)
@@ -17,6 +18,7 @@ VPY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 DROPOUTNET_HOME ?= $(CURDIR)/.dropoutnet
 HOME_ENV = DROPOUTNET_HOME="$(DROPOUTNET_HOME)"
+TEST_WORKERS ?= auto
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 .PHONY: venv demo airflow stop status test clean
@@ -46,7 +48,7 @@ status:
 	@if [ -x $(VPY) ]; then $(HOME_ENV) $(VPY) -m dropoutnet.local.stack status; else echo "no $(VENV): run make venv"; fi
 
 test: venv
-	$(VPY) -m pytest -q
+	$(VPY) -m pytest -q -n $(TEST_WORKERS) --maxprocesses 4 --dist loadfile
 
 clean:
 	@case "$(abspath $(DROPOUTNET_HOME))" in ""|"/"|"$(abspath $(HOME))"|"$(CURDIR)") \

@@ -14,6 +14,17 @@ import pytest
 from dropoutnet.local import embedded_pg
 
 
+def pytest_configure(config):
+    """Test processes (``make test`` runs one per core, ``-n``) each start their own embedded
+    Postgres; an external test database would be shared by them, and the tests' schemas would
+    collide."""
+    if os.environ.get("DROPOUTNET_TEST_DATABASE_URL") and getattr(config.option, "numprocesses",
+                                                                   None):
+        raise pytest.UsageError("DROPOUTNET_TEST_DATABASE_URL is one database for every test "
+                                "process: run the tests in one process (make test "
+                                "TEST_WORKERS=0, or pytest -n 0)")
+
+
 @pytest.fixture(scope="session")
 def database_urls():
     """``(pipeline URL, admin URL)`` of database ``dropoutnet`` (with the ``vector`` extension).

@@ -18,7 +18,7 @@ import time
 import numpy as np
 import pytest
 from helpers import free_port as helpers_free_port
-from helpers import make_config, pipeline_env, write_config
+from helpers import make_config, pipeline_env, small_features, write_config
 
 from dropoutnet import pipeline, registry
 from dropoutnet.config import ConfigError, load_config
@@ -27,7 +27,7 @@ from dropoutnet.training import cluster
 
 END = dt.date(2026, 11, 20)
 DAY1, DAY2 = END - dt.timedelta(days=1), END
-SETTINGS = dict(cold_start_recall={"train_days": 3},
+SETTINGS = dict(features=small_features(), cold_start_recall={"train_days": 3},
                 training={"epochs": 1, "batch_size": 128})
 CLUSTER = {"worker": {"count": 2}}
 
@@ -42,7 +42,7 @@ def env(database_url, tmp_path_factory):
                            new_items_per_day=15, seed=11), **SETTINGS) as e:
         e["cluster_config"] = str(write_config(
             home / "cluster.yaml", storage={"schema": e["schema"]},
-            cold_start_recall=SETTINGS["cold_start_recall"],
+            features=SETTINGS["features"], cold_start_recall=SETTINGS["cold_start_recall"],
             training={**SETTINGS["training"], "cluster": CLUSTER}))
         for day in (DAY1, DAY2):
             pipeline.run(day.isoformat(), tasks=("samples",))

@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from helpers import pipeline_env
+from helpers import pipeline_env, small_features
 
 from dropoutnet import pipeline
 from dropoutnet.core.failpoints import ENV
@@ -34,7 +34,7 @@ def env(database_url, tmp_path_factory):
     with pipeline_env(database_url, tmp_path_factory.mktemp("crash"), "crash", END,
                       dict(n_users=200, n_items=100, n_authors=15, days=5,
                            new_items_per_day=20, seed=8),
-                      cold_start_recall={"train_days": 3},
+                      features=small_features(), cold_start_recall={"train_days": 3},
                       training={"epochs": 1, "batch_size": 256},
                       retrieval={"candidate_window_days": 4},
                       evaluation={"k": [5, 10], "warm_holdout_share": 0.3,

@@ -13,7 +13,7 @@ import threading
 import time
 
 import pytest
-from helpers import make_config, pipeline_env, write_config
+from helpers import make_config, pipeline_env, small_features, write_config
 
 from dropoutnet import pipeline, registry
 from dropoutnet.core.errors import MissingDataError, QualityGateError, RunLockError
@@ -30,7 +30,7 @@ def env(database_url, tmp_path_factory):
     with pipeline_env(database_url, tmp_path_factory.mktemp("registry"), "reg", END,
                       dict(n_users=200, n_items=100, n_authors=15, days=6,
                            new_items_per_day=20, seed=5),
-                      cold_start_recall={"train_days": 3},
+                      features=small_features(), cold_start_recall={"train_days": 3},
                       training={"epochs": 1, "batch_size": 256},
                       retrieval={"candidate_window_days": 4},
                       evaluation={"k": [5, 10], "warm_holdout_share": 0.3,

@@ -15,7 +15,7 @@ import tracemalloc
 import numpy as np
 import pytest
 import tensorflow as tf
-from helpers import item_examples, pipeline_env
+from helpers import item_examples, pipeline_env, small_features
 
 from dropoutnet.config import load_config
 from dropoutnet.core import db, sql
@@ -44,7 +44,7 @@ def env(database_url, tmp_path_factory):
     with pipeline_env(database_url, tmp_path_factory.mktemp("stream_input"), "sin", END,
                       dict(n_users=200, n_items=120, n_authors=15, days=6,
                            new_items_per_day=20, seed=5),
-                      cold_start_recall={"train_days": 4},
+                      features=small_features(), cold_start_recall={"train_days": 4},
                       training={"epochs": 1, "batch_size": 128, "shuffle_buffer": 0},
                       model={"popularity_prior": 1.0}) as e:
         cfg = load_config(e["config"])

@@ -11,7 +11,7 @@ import time
 
 import numpy as np
 import pytest
-from helpers import free_port, pipeline_env
+from helpers import free_port, pipeline_env, small_features
 
 from dropoutnet import pipeline, registry
 from dropoutnet.core import db
@@ -30,7 +30,7 @@ def env(database_url, tmp_path_factory):
     with pipeline_env(database_url, tmp_path_factory.mktemp("stream"), "strm", END,
                       dict(n_users=150, n_items=80, n_authors=10, days=4,
                            new_items_per_day=15, seed=9),
-                      cold_start_recall={"train_days": 2},
+                      features=small_features(), cold_start_recall={"train_days": 2},
                       training={"epochs": 1, "batch_size": 256},
                       retrieval={"candidate_window_days": 3},
                       stream={"service_url": f"http://127.0.0.1:{port}", "batch_wait_ms": 50,

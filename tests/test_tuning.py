@@ -9,7 +9,7 @@ import json
 import psycopg2
 import pytest
 import yaml
-from helpers import make_config, write_config
+from helpers import make_config, small_features, write_config
 
 from dropoutnet import cli
 from dropoutnet.config import load_config
@@ -131,7 +131,8 @@ def env(database_url, tmp_path_factory):
     url = f"{database_url}&options=-csearch_path%3D{raw_schema},public"
     synthetic.generate(url, n_users=200, n_items=100, n_authors=15, days=6, end_date=END,
                      new_items_per_day=20, seed=4, schema=raw_schema)
-    overrides = dict(storage={"schema": out_schema}, cold_start_recall={"train_days": 4},
+    overrides = dict(storage={"schema": out_schema}, features=small_features(),
+                     cold_start_recall={"train_days": 4},
                      training={"epochs": 1, "batch_size": 128},
                      model={"embedding_dim": 8, "content_mlp": [16], "preference_mlp": [8],
                             "tower_mlp": [16]},
