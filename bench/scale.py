@@ -34,16 +34,15 @@ the load by the pipeline's own ``recall/hnsw_index.sql`` (``maintenance_work_mem
 build's seconds, whether the graph outgrew ``maintenance_work_mem`` (pgvector's notice), and
 the table's and index's sizes.
 
-**Query**: ``--queries`` query vectors drawn like the items; for each ``ef_search``, each
-setting in turn (side by side, so drift hits them alike), the pipeline's retrieval statement
-(``recall/retrieve.sql`` and ``recall/retrieval_settings.sql`` themselves: HNSW, inner product, the query
-vector cast to the stored type) at concurrency 1 (p50 / p99 latency, recall@100 against the
-exact answer over the model's float32 vectors, so halfvec's rounding counts: the exact
-answer over its float16 values reaches ``stored_exact_recall_at_100``), 4 and 16
-(queries/s, one connection per client, ``--seconds`` each); the same with a filter (items
-created in the newest 10 %, iterative scan); the exact scan in Postgres (``recall/retrieve.sql``'s
-exact fallback) and an exact top-k in numpy over the same vectors (the ceiling for
-exactness).
+**Query**: ``--queries`` query vectors drawn like the items; for each ``ef_search``, each setting in
+turn (side by side, so drift hits them alike), the pipeline's retrieval statement
+(``recall/retrieve.sql`` and ``recall/retrieval_settings.sql`` themselves: HNSW, inner product, the
+query vector cast to the stored type) at concurrency 1 (p50 / p99 latency, recall@100 against the
+exact answer over the model's float32 vectors, so halfvec's rounding counts: the exact answer over
+its float16 values reaches ``stored_exact_recall_at_100``), 4 and 16 (queries/s, one connection per
+client, ``--seconds`` each); the same with a filter (items created in the newest 10 %, iterative
+scan); the exact scan in Postgres (``recall/retrieve.sql``'s exact fallback) and an exact top-k in
+numpy over the same vectors (the ceiling for exactness).
 
 The JSON keeps its shape: ``hnsw_build_s``, ``hnsw`` and ``query`` are the first setting's;
 ``index_configs`` lists every setting with its build and queries, and ``targets`` says, per
@@ -276,9 +275,10 @@ def top_k(vectors: np.ndarray, query: np.ndarray, k: int, keep: np.ndarray | Non
 
 def search(cur, setting: IndexSetting, query: np.ndarray, ef: int, created_from=None,
            created_to=None, exact: bool = False) -> set[int]:
-    """The pipeline's retrieval statement (``recall/retrieval_settings.sql`` then ``recall/retrieve.sql``,
-    the query vector cast to the stored type) on ``setting``'s table: the top K items' row
-    numbers.  ``exact``: the exact fallback (ordered by the computed score, no index)."""
+    """The pipeline's retrieval statement (``recall/retrieval_settings.sql`` then
+    ``recall/retrieve.sql``, the query vector cast to the stored type) on ``setting``'s table: the
+    top K items' row numbers.  ``exact``: the exact fallback (ordered by the computed score, no
+    index)."""
     from dropoutnet.core import sql
 
     sql.execute(cur, "recall/retrieval_settings.sql", params={

@@ -1,8 +1,9 @@
 """Integrity of the daily DAG, its plugin and its bizdate rule.
 
-Airflow is imported only in a subprocess (with the environment ``dropoutnet.local.stack.airflow_env``
-builds, pointed at a temporary home), so this test process never reads or writes an Airflow
-configuration and the DAG file's imports can be inspected from a clean interpreter.
+Airflow is imported only in a subprocess (with the environment
+``dropoutnet.local.stack.airflow_env`` builds, pointed at a temporary home), so this test process
+never reads or writes an Airflow configuration and the DAG file's imports can be inspected from a
+clean interpreter.
 """
 
 from __future__ import annotations
@@ -33,8 +34,8 @@ from airflow.sdk.exceptions import AirflowDagCycleException
 
 bag = DagBag(sys.argv[1])
 heavy = sorted(m for m in sys.modules if m.split(".")[0] in ("tensorflow", "keras")
-               or m.startswith(("dropoutnet.pipeline", "dropoutnet.training.fit", "dropoutnet.steps",
-                                 "dropoutnet.model")))
+               or m.startswith(("dropoutnet.pipeline", "dropoutnet.training.fit",
+                                 "dropoutnet.steps", "dropoutnet.model")))
 out = {"import_errors": {str(k): str(v) for k, v in bag.import_errors.items()},
        "dag_ids": sorted(bag.dags), "heavy_modules_after_parse": heavy}
 dag = bag.dags.get(sys.argv[2])

@@ -540,7 +540,7 @@ def test_the_stream_worker_refuses_a_service_url_without_a_scheme(capsys):
     assert "--service-url 'model-service:8501' is not an http(s) URL" in capsys.readouterr().err
 
 
-# --- the docs explain the deployment, and the README links to them ------------------------------------
+# --- the docs explain the deployment, and the README links to them -------------------------
 
 
 def test_the_docs_have_a_deployment_page():

@@ -29,10 +29,10 @@ with binary relevance, both averaged over those users (K = 20, 50, 100).
 * user content: the mean content vector of the user's training items.
 
 **Model.**  The project's :class:`~dropoutnet.model.DropoutNet` built by
-:func:`dropoutnet.model.dropoutnet.build_model` with four dense vector features (item factors and user
-factors are *precomputed* preference features), trained on the training positives plus
-sampled negatives (label 0) with its configured losses, item preference dropout 0.5.  Cold
-items are embedded by the item tower with zero factors, exactly as at serving.
+:func:`dropoutnet.model.dropoutnet.build_model` with four dense vector features (item factors and
+user factors are *precomputed* preference features), trained on the training positives plus sampled
+negatives (label 0) with its configured losses, item preference dropout 0.5.  Cold items are
+embedded by the item tower with zero factors, exactly as at serving.
 
 **Baselines, same run, same users and items:** random; content → popularity (a ridge from the
 tf-idf to log1p of an item's training users, the same ranking for every user: item popularity

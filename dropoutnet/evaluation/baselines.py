@@ -7,13 +7,13 @@ model, so their figures can be read side by side:
 * popularity: a new item has no clicks of its own, so it scores the share of the training
   positives that its categorical content values (author, categories, ...) hold;
 * content kNN: cosine between the user's mean clicked content vector and the item's;
-* content → popularity (:func:`~dropoutnet.model.closed_form.popularity_regression`): a ridge from an item's content to
-  log1p of its training positives, at equal exposure, the same ranking for every user --
-  what a new item's clicks would be expected to be from its content alone;
-* ridge → factors (:func:`~dropoutnet.model.closed_form.factor_regression`): implicit-ALS factors of the training positives
-  (:func:`~dropoutnet.model.closed_form.als_factors`), a ridge from the items' content to their factors, each predicted
-  vector L2-normalised (only its direction ranks), ranked by the user's factors · the
-  prediction (Gantner et al. 2010's attribute-to-factor mapping);
+* content → popularity (:func:`~dropoutnet.model.closed_form.popularity_regression`): a ridge from
+  an item's content to log1p of its training positives, at equal exposure, the same ranking for
+  every user -- what a new item's clicks would be expected to be from its content alone;
+* ridge → factors (:func:`~dropoutnet.model.closed_form.factor_regression`): implicit-ALS factors of
+  the training positives (:func:`~dropoutnet.model.closed_form.als_factors`), a ridge from the
+  items' content to their factors, each predicted vector L2-normalised (only its direction ranks),
+  ranked by the user's factors · the prediction (Gantner et al. 2010's attribute-to-factor mapping);
 * oracle (synthetic data): the planted preference score the clicks were drawn from.
 
 The two regressions are closed-form fits that the model's priors use too, so they live with

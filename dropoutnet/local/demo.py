@@ -425,7 +425,8 @@ def main(argv: list[str] | None = None) -> int:
     from dropoutnet.data import synthetic
 
     defaults = getattr(synthetic, "DEFAULTS", {})
-    parser = argparse.ArgumentParser(prog="python -m dropoutnet.local.demo", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m dropoutnet.local.demo",
+                                     description=__doc__.split("\n\n")[0])
     parser.add_argument("--users", type=int, default=defaults.get("n_users", 2000))
     parser.add_argument("--items", type=int, default=defaults.get("n_items", 3000))
     parser.add_argument("--authors", type=int, default=defaults.get("n_authors", 300))

@@ -1,7 +1,7 @@
 """Items' content features as one design matrix, for the content regressions of the baselines.
 
-The content → popularity and content → factors baselines (:mod:`dropoutnet.evaluation.baselines`) are
-linear models of an item's content.  :class:`ContentEncoder` turns the config's item-content
+The content → popularity and content → factors baselines (:mod:`dropoutnet.evaluation.baselines`)
+are linear models of an item's content.  :class:`ContentEncoder` turns the config's item-content
 features, in the pipeline's column contract (:mod:`dropoutnet.data.inputs`), into a sparse matrix:
 
 * categorical: one-hot over the values seen when fitting (a missing or unseen value sets none);

@@ -33,13 +33,13 @@ A training batch is ``(x, labels)`` where ``x`` may also carry ``item_id`` (stri
 softmax (to mask other rows holding the same item, and for the logQ correction), never as
 features.
 
-``train_step`` computes the weighted sum of the pointwise, pairwise, softmax and distillation
-losses (``model.losses`` in the config), applies Adam, and reports ``loss``, each term, and
-``auc`` (under preference dropout) as epoch means, so ``model.fit`` works unchanged, including
-under a ``tf.distribute`` strategy (:mod:`dropoutnet.training.cluster`): the in-batch terms (pairwise,
-softmax negatives) are then computed within each replica's share of the global batch, and
-the loss is divided by the number of replicas before the gradient, because the optimizer
-sums the replicas' gradients.
+``train_step`` computes the weighted sum of the pointwise, pairwise, softmax and distillation losses
+(``model.losses`` in the config), applies Adam, and reports ``loss``, each term, and ``auc`` (under
+preference dropout) as epoch means, so ``model.fit`` works unchanged, including under a
+``tf.distribute`` strategy (:mod:`dropoutnet.training.cluster`): the in-batch terms (pairwise,
+softmax negatives) are then computed within each replica's share of the global batch, and the loss
+is divided by the number of replicas before the gradient, because the optimizer sums the replicas'
+gradients.
 """
 
 from __future__ import annotations
@@ -264,10 +264,11 @@ class DropoutNet(BuildsOnFirstCall, keras.Model):
 
     def _maybe_symbolic_build(self, iterator=None, data_batch=None):
         """Keras 3's TensorFlow trainer, under a ``tf.distribute`` strategy, reads one batch
-        before ``fit`` and ``strategy.reduce("MEAN", ...)``\ s it to build the model
-        symbolically; a batch holding string features (ours) cannot be averaged, so ``fit``
-        fails.  The model is built and its optimizer too (:func:`build_model`) and it compiles no loss or metric, so there is nothing to build: skip
-        it then (a private Keras hook; any other case goes to Keras as before)."""
+        before ``fit`` and ``strategy.reduce("MEAN", ...)``\ s it to build the model symbolically; a
+        batch holding string features (ours) cannot be averaged, so ``fit`` fails.  The model is
+        built and its optimizer too (:func:`build_model`) and it compiles no loss or metric, so
+        there is nothing to build: skip it then (a private Keras hook; any other case goes to Keras
+        as before)."""
         built = (self.built and all(layer.built for layer in self._flatten_layers())
                  and self.optimizer is not None and self.optimizer.built
                  and getattr(self, "_compile_loss", None) is None

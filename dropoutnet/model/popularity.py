@@ -1,16 +1,16 @@
 """The item tower's popularity prior: a new item's expected positives from its content.
 
-Recall ranks a new item for a user by how likely the user is to engage with it at all, and
-that is two things: how likely a user who meets the item is to click it, and how many users
-the item will meet.  The click losses learn the first from the samples (impressions, sampled
-negatives); the second is not in them (a sample is a row that was shown or drawn, whatever the
-item's reach), and content says a lot about it: a genre, an author, a new release against an
-old film appearing late.  On MovieLens a ridge from content to log1p of the training positives
-(the content → popularity baseline, :func:`dropoutnet.model.closed_form.popularity_regression`) ranks
-the new movies far better than the model's learned prior, and putting it inside the click
-losses does not help: as an offset of the logit, the learned prior and the towers learn to
-cancel it (recall@20 on the held-out-arrival folds fell from 0.59 to 0.45 at weight 1 and 0.42
-at weight 10), since the click labels do not reward reach.
+Recall ranks a new item for a user by how likely the user is to engage with it at all, and that is
+two things: how likely a user who meets the item is to click it, and how many users the item will
+meet.  The click losses learn the first from the samples (impressions, sampled negatives); the
+second is not in them (a sample is a row that was shown or drawn, whatever the item's reach), and
+content says a lot about it: a genre, an author, a new release against an old film appearing late.
+On MovieLens a ridge from content to log1p of the training positives (the content → popularity
+baseline, :func:`dropoutnet.model.closed_form.popularity_regression`) ranks the new movies far
+better than the model's learned prior, and putting it inside the click losses does not help: as an
+offset of the logit, the learned prior and the towers learn to cancel it (recall@20 on the
+held-out-arrival folds fell from 0.59 to 0.45 at weight 1 and 0.42 at weight 10), since the click
+labels do not reward reach.
 
 So with ``model.popularity_prior`` (a weight ``w``) the ridge is fitted first, in closed form,
 on each training day's samples, kept out of the losses, and added to the *ranking score*:

@@ -192,7 +192,8 @@ def parse_filter_options(options: list[str] | None) -> dict[str, str]:
 def user_vector(cur, cfg: PipelineConfig, version: str, user_id: str,
                 table: str = "user_embeddings") -> np.ndarray | None:
     """The user's stored vector as float32 (a ``halfvec``'s float16s, exactly), or None."""
-    sql.execute(cur, "recall/user_vector.sql", params={"model_version": version, "user_id": user_id},
+    sql.execute(cur, "recall/user_vector.sql",
+                params={"model_version": version, "user_id": user_id},
                 schema=cfg.storage.schema_, table=table)
     row = cur.fetchone()
     return None if row is None else as_vector(row[0])

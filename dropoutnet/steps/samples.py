@@ -110,8 +110,8 @@ def build_samples(cfg: PipelineConfig, bizdate: dt.date, url: str | None = None)
                     **ctx)
         counts: dict[str, Any] = {"eval": {}}
         for key, stage in (("train", train_stage), ("eval", eval_stage)):
-            sql.execute(cur, "data/stage_stats.sql", schema=schema, stage=stage, label=cfg.label_name,
-                        by_split=key == "eval")
+            sql.execute(cur, "data/stage_stats.sql", schema=schema, stage=stage,
+                        label=cfg.label_name, by_split=key == "eval")
             for split, n, positives in cur.fetchall():
                 figures = {"samples": int(n), "positives": int(positives or 0)}
                 if split is None:

@@ -1,11 +1,10 @@
 """The train step: a new training run of the bizdate.
 
-Every run gets a folder of its own (:mod:`dropoutnet.registry.artifacts`), warm-starts from the newest
-complete checkpoint of an earlier bizdate within ``training.warm_start_max_gap_days``
-(:func:`dropoutnet.registry.warm_start_source`), and becomes the bizdate's current run by one
-atomic rename once its checkpoint and report are written; the registry records it from start
-to end.  A run killed midway leaves the previous run current and is marked failed when the
-next one starts.
+Every run gets a folder of its own (:mod:`dropoutnet.registry.artifacts`), warm-starts from the
+newest complete checkpoint of an earlier bizdate within ``training.warm_start_max_gap_days``
+(:func:`dropoutnet.registry.warm_start_source`), and becomes the bizdate's current run by one atomic
+rename once its checkpoint and report are written; the registry records it from start to end.  A run
+killed midway leaves the previous run current and is marked failed when the next one starts.
 
 On a cluster (:mod:`dropoutnet.training.cluster`) the same task trains on several processes:
 

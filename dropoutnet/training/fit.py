@@ -7,7 +7,8 @@ of shuffled mini-batches with Adam, and writes
 * ``checkpoint_dir/ckpt-N.*`` and ``checkpoint``: a ``tf.train.Checkpoint`` of every model
   weight and Adam slot, keyed by the variable's path (``dropoutnet/item_tower/i_author/...``);
 * ``checkpoint_dir/model_meta.json``: the features, the model config, the boundaries and the
-  seed, so :mod:`dropoutnet.training.saved_models` rebuilds exactly this model whatever the config says later.
+  seed, so :mod:`dropoutnet.training.saved_models` rebuilds exactly this model whatever the config
+  says later.
 
 The folder is written next to its target and renamed into place, so a rerun of the same day
 replaces it whole and a reader never sees half of one.
@@ -180,11 +181,11 @@ def make_dataset(model: DropoutNet, source: SampleSource, rows: int, batch_size:
     differently each epoch; ``x`` holds the model's features and, when the source has them,
     ``item_id`` and (with ``item_logq``, per item) ``item_logq`` (for the softmax loss only).
 
-    With ``shard = (index, count)`` (a worker of a cluster, :mod:`dropoutnet.training.cluster`) every
-    global batch of ``batch_size`` rows is cut as :func:`shard_rows` says and only slice
-    ``index`` is yielded: every worker builds the same global batches (same rows, order and
-    seed), so the workers' slices of a step are that step's global batch, and every worker
-    has the same number of steps (:func:`global_batches`).
+    With ``shard = (index, count)`` (a worker of a cluster, :mod:`dropoutnet.training.cluster`)
+    every global batch of ``batch_size`` rows is cut as :func:`shard_rows` says and only slice
+    ``index`` is yielded: every worker builds the same global batches (same rows, order and seed),
+    so the workers' slices of a step are that step's global batch, and every worker has the same
+    number of steps (:func:`global_batches`).
 
     The dataset declares its number of batches: Keras runs one more (empty) step per epoch on
     a dataset of unknown length, and Adam moves the weights even on a zero gradient."""
@@ -306,12 +307,12 @@ def train_samples(cfg: PipelineConfig, source: SampleSource,
     save only) passes through the bounded shuffle.  Memory grows with the items and the
     shuffle buffer, not with the samples.
 
-    With ``member`` (this process is one worker of a cluster, :mod:`dropoutnet.training.cluster`) the
-    model is built under the cluster's ``MultiWorkerMirroredStrategy`` and each worker trains
-    on its share of every global batch; every worker saves the checkpoint, but only the
-    chief's goes to ``checkpoint_dir`` (with the metadata): the others' go to a temporary
-    folder that is deleted.  The stats gain ``cluster``: the strategy, the workers, this
-    task, the rows it trained on and its seconds.
+    With ``member`` (this process is one worker of a cluster, :mod:`dropoutnet.training.cluster`)
+    the model is built under the cluster's ``MultiWorkerMirroredStrategy`` and each worker trains on
+    its share of every global batch; every worker saves the checkpoint, but only the chief's goes to
+    ``checkpoint_dir`` (with the metadata): the others' go to a temporary folder that is deleted.
+    The stats gain ``cluster``: the strategy, the workers, this task, the rows it trained on and its
+    seconds.
     """
     started = time.monotonic()
     strategy = cluster.strategy() if member is not None else None  # before any TF operation
