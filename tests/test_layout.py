@@ -231,7 +231,7 @@ def test_forbidden_reaches():
         if room.startswith("dropoutnet.model."):
             assert not {r for r in reached if r.startswith("dropoutnet.evaluation")}, room
         if room.startswith("dropoutnet.") and room.rsplit(".", 1)[-1] not in ENTRY_POINTS \
-                and not room.startswith(("dropoutnet.local.", "dropoutnet.benchmarks.")):
+                and not room.startswith("dropoutnet.local."):
             assert not {r for r in reached if r.startswith("dropoutnet.local.")}, room
     for name, path in rooms().items():
         allowed = name.startswith(("dags.", "plugins.")) or name == "dropoutnet.airflow_connection"
