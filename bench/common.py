@@ -15,7 +15,6 @@ import tempfile
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-RESULTS = REPO / "bench" / "results"
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 

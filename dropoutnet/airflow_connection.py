@@ -26,10 +26,12 @@ import os
 from typing import Any, Callable
 from urllib.parse import quote, urlsplit, urlunsplit
 
+from dropoutnet.core.locations import DATABASE_URL_ENV
+
 log = logging.getLogger(__name__)
 
 CONN_ID = "dropoutnet_db"
-URL_ENV = "DROPOUTNET_DATABASE_URL"
+URL_ENV = DATABASE_URL_ENV  # the variable the package reads its database from
 POSTGRES_TYPES = ("postgres", "postgresql")
 # options of the Postgres provider's hook, not libpq's: never passed to the server
 HOOK_ONLY_EXTRAS = frozenset({

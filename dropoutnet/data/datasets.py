@@ -14,10 +14,10 @@ import argparse
 import json
 from typing import Any
 
-from dropoutnet.data.movielens import NAME as MOVIELENS
+from dropoutnet.data import movielens
 from dropoutnet.data.movielens import DatasetError
 
-DATASETS = (MOVIELENS,)
+DATASETS = (movielens.NAME,)
 
 __all__ = ["DATASETS", "DatasetError", "add_arguments", "cmd_datasets", "load_from_args"]
 
@@ -37,9 +37,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def load_from_args(args: argparse.Namespace, url: str) -> dict[str, Any]:
     """Load the dataset the parsed options name into the database at ``url``; the summary."""
-    if args.dataset == MOVIELENS:
-        from dropoutnet.data import movielens
-
+    if args.dataset == movielens.NAME:
         return movielens.load(url, args.path, schema=args.schema)
     raise DatasetError(f"unknown dataset {args.dataset!r}; one of {', '.join(DATASETS)}")
 
