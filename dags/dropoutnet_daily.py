@@ -59,6 +59,9 @@ def step(name: str):
         spec, ctx = pipeline.STEPS[name], get_current_context()
         airflow_connection.use_in_task()
         options = {k: bool(ctx["params"].get(k)) for k in spec.options}
+        if spec.audited:  # who moved the active version: the user who triggered the run
+            run = ctx["dag_run"]
+            options["actor"] = run.triggering_user_name or str(run.run_type.value)
         try:
             return spec.run(bizdate, _config_path(), pipeline_run=ctx["run_id"], **options)
         except spec.final_errors as exc:  # e.g. the quality gate: a retry measures the same

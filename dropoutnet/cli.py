@@ -89,6 +89,8 @@ def cmd_versions(args: argparse.Namespace) -> int:
     from dropoutnet.core import db
 
     cfg = pipeline.load(args.config)
+    if args.history:
+        return _print_history(cfg, args.json)
     with db.transaction() as cur:
         rows = registry.versions(cur, cfg)
     if args.json:
@@ -100,6 +102,30 @@ def cmd_versions(args: argparse.Namespace) -> int:
         retired = f"  retired {r['retired_at']:%Y-%m-%d}" if r["retired_at"] else ""
         print(f"{'*' if r['active'] else ' '} {r['model_version']}  bizdate {r['bizdate']}  "
               f"run {r['run_id'] or 'n/a'}  published {r['published_at'] or 'n/a'}{retired}")
+    return 0
+
+
+def _print_history(cfg, as_json: bool) -> int:
+    """``dropoutnet versions --history``: every change of the active version, newest first."""
+    from dropoutnet import registry
+    from dropoutnet.core import db
+
+    with db.transaction() as cur:
+        rows = registry.activations(cur, cfg)
+    if as_json:
+        _print_json(rows)
+        return 0
+    if not rows:
+        print(f"the active version of {cfg.model_name} has not changed yet")
+    for r in rows:
+        moved = f"{r['from_version'] or '(none)'} -> {r['to_version']}"
+        if r["from_version"] == r["to_version"]:
+            moved += f" (run {r['from_run']} -> {r['to_run']})"
+        why = f"  reason: {r['reason']}" if r["reason"] else ""
+        gate = f"  gate: {r['gate']['gate']}" if (r["gate"] or {}).get("gate") else ""
+        print(f"{r['changed_at']:%Y-%m-%d %H:%M:%S%z}  {r['action']:<9}  {moved}  by "
+              f"{r['actor']} ({r['source']}{', ' + r['pipeline_run'] if r['pipeline_run'] else ''})"
+              f"{gate}{why}")
     return 0
 
 
@@ -138,7 +164,7 @@ def cmd_stream(args: argparse.Namespace) -> int:
 
 def cmd_rollback(args: argparse.Namespace) -> int:
     """``dropoutnet rollback --to VERSION``: an earlier version live again, deployed."""
-    result = pipeline.rollback(args.to, args.config)
+    result = pipeline.rollback(args.to, args.config, reason=args.reason)
     print(f"model {result['previous_version']} -> {result['model_version']} "
           f"(bizdate {result['bizdate']}, run {result['run_id']}); deployed "
           + ", ".join(result["deploy"]["deployed"]))
@@ -284,6 +310,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("versions", help="the published versions; * marks the active one")
+    p.add_argument("--history", action="store_true",
+                   help="every change of the active version: when, from which version to "
+                        "which, by whom and why")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_versions)
 
@@ -308,6 +337,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("rollback", help="make an earlier published version the active one "
                                         "again and deploy it")
     p.add_argument("--to", required=True, metavar="VERSION", help="yyyymmdd")
+    p.add_argument("--reason", help="why (recorded in the activation history)")
     p.set_defaults(func=cmd_rollback)
 
     p = sub.add_parser("recall", help="a user's top-N items of the active version")

@@ -165,19 +165,26 @@ def evaluate(bizdate: str, config_path: str | None = None,
 
 
 def publish(bizdate: str, config_path: str | None = None, force_publish: bool = False,
-            make_live: bool = False, pipeline_run: str | None = None) -> dict[str, Any]:
+            make_live: bool = False, pipeline_run: str | None = None,
+            actor: str | None = None) -> dict[str, Any]:
     """Make the bizdate's version the active one (atomically) if it passes the quality gate;
     an older bizdate than the active version's is kept as superseded unless ``make_live``.
+    ``actor`` is the Airflow user (or ``scheduler``, ``backfill``) of the DAG run that
+    publishes, for the activation history; without it, this machine's user.
     Warns first when no stream worker keeps the new version's new items coming (its slot is
     missing or stale): they would wait for tomorrow's run."""
+    from dropoutnet import registry
     from dropoutnet.steps.publish import publish as publish_version
     from dropoutnet.stream.worker import slot_warning
 
-    with _task(bizdate, config_path, pipeline_run) as (cfg, day, _):
+    with _task(bizdate, config_path, pipeline_run) as (cfg, day, holder):
         warning = slot_warning(cfg)
         if warning:
             log.warning("%s", warning)
-        return publish_version(cfg, day, force=force_publish, make_live=make_live)
+        change = (registry.Change(actor, "airflow dag", holder) if actor
+                  else registry.Change.cli(holder))
+        return publish_version(cfg, day, force=force_publish, make_live=make_live,
+                               change=change)
 
 
 def deploy(bizdate: str, config_path: str | None = None,
@@ -202,12 +209,14 @@ def retention(bizdate: str, config_path: str | None = None,
 @dataclass(frozen=True)
 class Task:
     """A task of the daily DAG: the function that does it, the run options it reads (the DAG's
-    params, the CLI's flags) and the errors that no retry can fix (the DAG fails the run at
-    once on them instead of retrying)."""
+    params, the CLI's flags), the errors that no retry can fix (the DAG fails the run at
+    once on them instead of retrying) and whether it may change the active version (then it
+    takes the run's ``actor`` for the activation history)."""
 
     run: Callable[..., dict[str, Any]]
     options: tuple[str, ...] = ()
     final_errors: tuple[type[Exception], ...] = ()
+    audited: bool = False  # it may change the active version: the DAG passes the ``actor``
 
 
 # The tasks between the DAG's check (:func:`check`) and its teardown (:func:`release`), in the
@@ -220,15 +229,18 @@ STEPS: dict[str, Task] = {
     "item_embeddings": Task(item_embeddings),
     "evaluate": Task(evaluate),
     "publish": Task(publish, options=("force_publish", "make_live"),
-                    final_errors=(QualityGateError,)),
+                    final_errors=(QualityGateError,), audited=True),
     "deploy": Task(deploy),
     "retention": Task(retention),
 }
 TASKS = tuple(STEPS)
 
 
-def rollback(to_version: str, config_path: str | None = None) -> dict[str, Any]:
-    """Make an earlier published version active again and deploy it."""
+def rollback(to_version: str, config_path: str | None = None, *, actor: str | None = None,
+             source: str = "cli", reason: str | None = None) -> dict[str, Any]:
+    """Make an earlier published version active again and deploy it: ``dropoutnet rollback``
+    and the Airflow UI's Make live.  ``actor`` (default: this machine's user), ``source`` and
+    ``reason`` go into the activation history."""
     from dropoutnet import registry
     from dropoutnet.core import db
     from dropoutnet.steps.deploy import deploy as deploy_version
@@ -239,7 +251,8 @@ def rollback(to_version: str, config_path: str | None = None) -> dict[str, Any]:
         active = registry.active(cur, cfg)
     day = active.bizdate if active else dt.date.today()
     with registry.holding(cfg, day):
-        result = rollback_version(cfg, to_version)
+        change = registry.Change(actor or registry.cli_actor(), source, None, reason)
+        result = rollback_version(cfg, to_version, change=change)
         result["deploy"] = deploy_version(cfg, dt.date.fromisoformat(result["bizdate"]))
     return result
 

@@ -103,8 +103,35 @@ def test_a_backfilled_older_bizdate_is_kept_superseded_and_can_be_rolled_back_to
     result = pipeline.publish(DAY1.isoformat(), make_live=True)
     assert result["decision"] == "published" and result["replaces"] == V2
     assert active(env) == [(V1,)]
-    pipeline.rollback(V2)
+    pipeline.rollback(V2, actor="alice", source="airflow ui", reason="V1 was a test")
     assert active(env) == [(V2,)]
+
+    # every change of the active version left one row: what, by whom, how and why
+    with env["conn"].cursor() as cur:
+        history = registry.activations(cur, env["cfg"])
+    assert [(h["action"], h["from_version"], h["to_version"], h["source"]) for h in history] == [
+        ("rollback", V1, V2, "airflow ui"), ("make_live", V2, V1, "cli"),
+        ("publish", V1, V2, "cli"), ("rollback", V2, V1, "cli"), ("publish", None, V2, "cli")]
+    assert history[0]["actor"] == "alice" and history[0]["reason"] == "V1 was a test"
+    assert history[2]["gate"]["gate"] == "failed, forced" or history[2]["gate"]["forced"]
+    assert history[4]["gate"] == {"gate": "first version", "forced": False}
+    assert history[4]["pipeline_run"].startswith("cli:") and "@" in history[4]["actor"]
+    code, out, _ = run_cli("versions", "--history")
+    assert code == 0 and f"rollback   {V1} -> {V2}  by alice (airflow ui)" in out
+    assert "reason: V1 was a test" in out and len(out.splitlines()) == 5
+    # a hand-written change is recorded too, by its database role; no row can be rewritten
+    s = env["schema"]
+    with env["conn"].cursor() as cur:
+        cur.execute(f"update {s}.active_version set model_version = '{V1}'")
+        cur.execute(f"update {s}.active_version set model_version = '{V2}'")
+        for statement in (f"update {s}.activations set actor = 'mallory'",
+                          f"delete from {s}.activations", f"truncate {s}.activations"):
+            with pytest.raises(Exception, match="append-only"):
+                cur.execute(statement)
+        history = registry.activations(cur, env["cfg"], limit=2)
+    assert [(h["action"], h["source"], h["to_version"]) for h in history] == [
+        ("sql", "sql", V2), ("sql", "sql", V1)]
+    assert len(query(env, f"select 1 from {s}.activations")) == 7
 
 
 def test_rollback_to_a_version_without_its_embeddings_changes_nothing(env):

@@ -50,12 +50,13 @@ def warm_start_source(cfg: PipelineConfig, bizdate: dt.date) -> WarmStart | None
 def start_run(cfg: PipelineConfig, bizdate: dt.date, run_id: str, pipeline_run: str,
               warm: WarmStart | None, url: str | None = None) -> None:
     """Record that a train task started a training run of the bizdate, with its pipeline run,
-    config hash and warm start; a run of the model still marked running is marked failed
+    config (and its hash) and warm start; a run of the model still marked running is marked failed
     (the run lock admits one pipeline run at a time, so it was killed)."""
     ensure_tables(url, cfg)
     with db.transaction(url) as cur:
         execute(cur, cfg, "start_run", run_id=run_id, bizdate=bizdate,
                  pipeline_run=pipeline_run, config_hash=config_hash(cfg),
+                 config=Json(cfg.model_dump(mode="json", by_alias=True)),
                  warm_start_from=warm.bizdate if warm else None,
                  warm_start_run=warm.run_id if warm else None)
 

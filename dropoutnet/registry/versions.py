@@ -71,13 +71,6 @@ def record_version(cur, cfg: PipelineConfig, version: str, bizdate: dt.date, run
              run_id=run_id, export_path=str(export_path))
 
 
-def activate(cur, cfg: PipelineConfig, version: str) -> None:
-    """Make a recorded version the model's active one, in the caller's transaction, so a
-    reader sees either the old active version or the new one (publish and rollback)."""
-    execute(cur, cfg, "activate", model_version=version)
-
-
-
 def read_metrics(cfg: PipelineConfig, bizdate: dt.date, url: str | None = None) -> dict[str, Any]:
     """The stored metrics of a bizdate (the evaluate task's result)."""
     with db.transaction(url) as cur:

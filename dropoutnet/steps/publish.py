@@ -122,10 +122,12 @@ def _check_parts(cur, cfg: PipelineConfig, version: str, run: str,
 
 
 def publish(cfg: PipelineConfig, bizdate: dt.date, url: str | None = None,
-            force: bool = False, make_live: bool = False) -> dict[str, Any]:
+            force: bool = False, make_live: bool = False,
+            change: registry.Change | None = None) -> dict[str, Any]:
     """Publish the bizdate's version as described above: behind the quality gate (unless
     ``force``), or kept as superseded when a later bizdate is active (unless ``make_live``).
-    Returns the decision and the gate's verdict."""
+    ``change`` says who publishes (default: this machine's user); going live appends it to
+    the activation history with the gate's verdict.  Returns the decision and the verdict."""
     version = artifacts.model_version(bizdate)
     run = registry.current_run(cfg, bizdate)
     paths = registry.run_paths(cfg, bizdate, run)
@@ -166,7 +168,8 @@ def publish(cfg: PipelineConfig, bizdate: dt.date, url: str | None = None,
                 db.swap_partition(cur, cfg.storage.schema_, parent, version, table)
         registry.record_version(cur, cfg, version, bizdate, run, published.export)
         if decision == "published":
-            registry.activate(cur, cfg, version)
+            registry.activate(cur, cfg, version, change or registry.Change.cli(),
+                              "make_live" if older else "publish", gate=verdict)
         failpoint("publish.before_commit")
     registry.record_decision(cfg, run, decision, metrics.get("gate"), url)
     live = decision == "published"
@@ -176,9 +179,11 @@ def publish(cfg: PipelineConfig, bizdate: dt.date, url: str | None = None,
             "active": live, "decision": decision, **verdict}
 
 
-def rollback(cfg: PipelineConfig, to_version: str, url: str | None = None) -> dict[str, Any]:
+def rollback(cfg: PipelineConfig, to_version: str, url: str | None = None,
+             change: registry.Change | None = None) -> dict[str, Any]:
     """Make an earlier published version the active one again (its embeddings and towers
-    must still be there); the model service follows at the next deploy."""
+    must still be there); the model service follows at the next deploy.  ``change`` (who and
+    why; default: this machine's user) goes into the activation history."""
     registry.ensure_tables(url, cfg)
     with db.transaction(url) as cur:
         known = registry.versions(cur, cfg)
@@ -199,7 +204,7 @@ def rollback(cfg: PipelineConfig, to_version: str, url: str | None = None) -> di
             raise MissingDataError(f"version {to_version}'s published towers are missing "
                                    f"({row['export_path']}): rerun its bizdate with make_live")
         previous = registry.active_version(cur, cfg)
-        registry.activate(cur, cfg, to_version)
+        registry.activate(cur, cfg, to_version, change or registry.Change.cli(), "rollback")
     log.info("rolled %s back from %s to %s", cfg.model_name, previous, to_version)
     return {"model_name": cfg.model_name, "model_version": to_version,
             "bizdate": row["bizdate"].isoformat(), "run_id": row["run_id"],

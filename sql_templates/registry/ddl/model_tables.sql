@@ -1,6 +1,6 @@
--- The model registry's tables (dropoutnet/registry.py): training runs, the parts each
--- version's candidates came from, published versions, the active version per model, the run
--- lock, and the metrics of each bizdate.
+-- The model registry's tables (dropoutnet/registry/): training runs, the parts each
+-- version's candidates came from, published versions, the active version per model and the
+-- history of its changes, the run lock, and the metrics of each bizdate.
 create schema if not exists {{ schema | ident }};
 
 -- One row per train task: which pipeline run started it, from which checkpoint it warm
@@ -20,6 +20,9 @@ create table if not exists {{ qualified(schema, 'runs') }} (
     finished_at timestamptz,
     primary key (model_name, run_id)
 );
+-- the whole config the run trained with (what compare shows the differences of)
+alter table {{ qualified(schema, 'runs') }}
+    add column if not exists config jsonb;
 
 -- The run that wrote each part of a version that is waiting to be published (its user and
 -- item embedding candidates, its metrics); publish requires one run for all of them.
@@ -52,6 +55,75 @@ create table if not exists {{ qualified(schema, 'active_version') }} (
     model_version text not null,
     published_at timestamptz not null default now()
 );
+-- the run whose embeddings and towers the active version holds (a republished bizdate
+-- changes the run and not the version's name)
+alter table {{ qualified(schema, 'active_version') }}
+    add column if not exists run_id text;
+
+-- Every change of the active version, appended by a trigger on active_version in the
+-- transaction that makes it: nothing moves the active version without leaving a row (not
+-- even a hand-written UPDATE, recorded as action 'sql' by its database role), and no row is
+-- ever updated or deleted.  Who and why come from the transaction's setting
+-- dropoutnet.activation (registry/activate.sql).
+create table if not exists {{ qualified(schema, 'activations') }} (
+    activation_id bigint generated always as identity primary key,
+    model_name text not null,
+    from_version text,
+    from_run text,
+    to_version text not null,
+    to_run text,
+    action text not null,
+    actor text not null,
+    source text not null,
+    pipeline_run text,
+    reason text,
+    gate jsonb,
+    changed_at timestamptz not null default clock_timestamp()
+);
+create index if not exists activations_model_changed
+    on {{ qualified(schema, 'activations') }} (model_name, changed_at);
+
+create or replace function {{ qualified(schema, 'record_activation') }}() returns trigger
+language plpgsql as $$
+declare
+    change jsonb := nullif(current_setting('dropoutnet.activation', true), '')::jsonb;
+begin
+    insert into {{ qualified(schema, 'activations') }}
+        (model_name, from_version, from_run, to_version, to_run, action, actor, source,
+         pipeline_run, reason, gate)
+    values (
+        new.model_name,
+        case when tg_op = 'UPDATE' then old.model_version end,
+        case when tg_op = 'UPDATE' then old.run_id end,
+        new.model_version,
+        new.run_id,
+        coalesce(change ->> 'action', 'sql'),
+        coalesce(change ->> 'actor', session_user::text),
+        coalesce(change ->> 'source', 'sql'),
+        change ->> 'pipeline_run',
+        change ->> 'reason',
+        change -> 'gate'
+    );
+    return null;
+end
+$$;
+
+create or replace trigger active_version_history
+    after insert or update on {{ qualified(schema, 'active_version') }}
+    for each row execute function {{ qualified(schema, 'record_activation') }}();
+
+create or replace function {{ qualified(schema, 'refuse_history_change') }}() returns trigger
+language plpgsql as $$
+begin
+    raise exception 'the activation history is append-only: its rows are never changed '
+                    'or deleted (%% refused)', tg_op
+        using errcode = 'insufficient_privilege';
+end
+$$;
+
+create or replace trigger activations_append_only
+    before update or delete or truncate on {{ qualified(schema, 'activations') }}
+    for each statement execute function {{ qualified(schema, 'refuse_history_change') }}();
 
 -- At most one pipeline run per model holds this row; its tasks renew heartbeat_at.
 create table if not exists {{ qualified(schema, 'run_lock') }} (
