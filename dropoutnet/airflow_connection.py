@@ -12,7 +12,11 @@ the fix instead of writing the day's data into a database nobody reads.
 worker, the tests) nothing changes: ``DROPOUTNET_DATABASE_URL``, else the embedded server
 (:func:`dropoutnet.core.locations.database_url`).
 
-Airflow is imported only by :func:`use_in_task`, which a task calls: :func:`use` takes the
+**In the Airflow API server** the DropoutNet console (``plugins/dropoutnet_console.py``) reads
+the same connection through :func:`use_in_server`.
+
+Airflow is imported only by :func:`use_in_task` and :func:`use_in_server`, which a task and
+the console call: :func:`use` takes the
 lookup (``BaseHook.get_connection``) as an argument, so it is tested with any object that has
 a connection's fields.  A task process
 uses the connection by setting ``DROPOUTNET_DATABASE_URL`` for itself (:func:`use`), so every
@@ -179,7 +183,8 @@ def use(lookup: Callable[[str], Any], conn_id: str = CONN_ID, *,
 def use_in_task(check: bool = False) -> str:
     """:func:`use` inside an Airflow task: the connection as Airflow's SDK looks it up (its
     secrets backends, ``AIRFLOW_CONN_...``, the metadata database) and parses it.  The only
-    place in the package that imports Airflow, and only when a task calls it."""
+    place in the package that imports Airflow (with :func:`use_in_server`), and only when a
+    task calls it."""
     from airflow.sdk import BaseHook, Connection
     from airflow.sdk.exceptions import AirflowNotFoundException
 
@@ -195,3 +200,24 @@ def use_in_task(check: bool = False) -> str:
         return Connection(conn_id=CONN_ID, uri=value)
 
     return use(lookup, parse=parse, check=check)
+
+
+def use_in_server() -> str:
+    """:func:`use` in an Airflow server component (the API server serving the console): the
+    connection as the server looks it up (its secrets backends, ``AIRFLOW_CONN_...``, the
+    metadata database)."""
+    from airflow.exceptions import AirflowNotFoundException
+    from airflow.models.connection import Connection
+
+    def lookup(conn_id: str) -> Any:
+        try:
+            return Connection.get_connection_from_secrets(conn_id)
+        except AirflowNotFoundException:
+            return None
+
+    def parse(value: str) -> Any:
+        if value.lstrip().startswith("{"):
+            return Connection.from_json(value, conn_id=CONN_ID)
+        return Connection(conn_id=CONN_ID, uri=value)
+
+    return use(lookup, parse=parse)

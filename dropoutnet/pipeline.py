@@ -160,7 +160,7 @@ def evaluate(bizdate: str, config_path: str | None = None,
         stats = report(cfg, day)
         extra = {"train": {k: stats.get(k) for k in (
             "rows", "positives", "steps", "loss", "train_auc", "warm_started",
-            "warm_start_from")}} if stats else {}
+            "warm_start_from", "loss_per_epoch")}} if stats else {}
         return evaluate_version(cfg, day, extra=extra)
 
 

@@ -183,7 +183,9 @@ def airflow_env(*, base: Path | None = None, sql_alchemy_conn: str | None = None
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "AIRFLOW__CORE__AUTH_MANAGER":
             "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager",
-        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{ADMIN_USER}:admin",
+        # the user's own list wins (e.g. admin:admin,viewer:viewer for a read-only login)
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS":
+            env.get("AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS") or f"{ADMIN_USER}:admin",
         "AIRFLOW__API__HOST": api_host(),
         "AIRFLOW__API__PORT": str(port),
         "AIRFLOW__API__WORKERS": env.get("AIRFLOW__API__WORKERS", "1"),

@@ -270,10 +270,10 @@ def interacted_items(cur, cfg: PipelineConfig, user_id: str, since: dt.datetime)
 def recall(cfg: PipelineConfig, user_id: str, top_n: int | None = None,
            url: str | None = None, created_within_hours: float | None = None, *,
            exclude_interacted: bool = False, filters: Mapping[str, str] | None = None,
-           ef_search: int | None = None, cur=None, names: ParamNames = ParamNames()
-           ) -> dict[str, Any]:
-    """The user's top-N items of the active version: ``{user_id, model_version, items:
-    [{item_id, score}]}``, best first.
+           ef_search: int | None = None, cur=None, names: ParamNames = ParamNames(),
+           version: str | None = None) -> dict[str, Any]:
+    """The user's top-N items of the active version (or of the published ``version``):
+    ``{user_id, model_version, items: [{item_id, score}]}``, best first.
 
     * ``top_n``: N, default ``retrieval.top_n``, at most ``retrieval.max_top_n``;
     * ``created_within_hours``: only items created that recently (the newest items, as a
@@ -295,39 +295,59 @@ def recall(cfg: PipelineConfig, user_id: str, top_n: int | None = None,
                             exclude_interacted=exclude_interacted, filters=filters,
                             ef_search=ef_search, names=names)
     if cur is not None:
-        return recall_checked(cur, cfg, request, names)
+        return recall_checked(cur, cfg, request, names, version)
     with db.transaction(url) as cur:
         vectors.check_tables(cur, cfg, size=False)
-        return recall_checked(cur, cfg, request, names)
+        return recall_checked(cur, cfg, request, names, version)
+
+
+def served_version(cur, cfg: PipelineConfig, version: str | None = None
+                   ) -> tuple[str, dt.date]:
+    """The version a recall reads and its bizdate: the active one, or ``version`` when it is
+    published and not retired; else :class:`RecallNotFound` saying what to do."""
+    if version is None:
+        active = registry.active(cur, cfg)
+        if active is None:
+            raise RecallNotFound(
+                f"model {cfg.model_name!r} has no active version yet: run the daily DAG "
+                "(make demo, or `dropoutnet run --bizdate YYYY-MM-DD`) to train and publish "
+                "one")
+        return active.model_version, active.bizdate
+    found = registry.versions(cur, cfg, version)
+    if not found:
+        raise RecallNotFound(f"version {version!r} of model {cfg.model_name!r} was never "
+                             "published: choose one of `dropoutnet versions`")
+    if found[0]["retired_at"] is not None:
+        raise RecallNotFound(f"version {version} was retired on "
+                             f"{found[0]['retired_at']:%Y-%m-%d} (retention dropped its "
+                             "embeddings): choose a newer version")
+    return version, found[0]["bizdate"]
 
 
 def recall_checked(cur, cfg: PipelineConfig, request: RecallRequest,
-                   names: ParamNames = ParamNames()) -> dict[str, Any]:
+                   names: ParamNames = ParamNames(), version: str | None = None
+                   ) -> dict[str, Any]:
     """:func:`recall` of a checked request, in the caller's transaction."""
-    active = registry.active(cur, cfg)
-    if active is None:
-        raise RecallNotFound(
-            f"model {cfg.model_name!r} has no active version yet: run the daily DAG "
-            "(make demo, or `dropoutnet run --bizdate YYYY-MM-DD`) to train and publish one")
-    version = active.model_version
+    which = "the active version" if version is None else "version"
+    version, bizdate = served_version(cur, cfg, version)
     user_id = request.user_id
     vector = user_vector(cur, cfg, version, user_id)
     if vector is None:
         raise RecallNotFound(
-            f"user {user_id!r} has no embedding in the active version {version}: only "
+            f"user {user_id!r} has no embedding in {which} {version}: only "
             f"users active within {cfg.retrieval.active_user_days} days of the bizdate "
             "are embedded; check the user id, or rerun the bizdate after the user's events "
             "are loaded")
     for column, value in request.filters.items():
         if not filter_value_exists(cur, cfg, version, column, value):
             raise UnknownFilterValue(
-                f"{names.filter_of(column)}: no item of the active version {version} has "
+                f"{names.filter_of(column)}: no item of {which} {version} has "
                 f"{column} = {value!r}; check the value (it is compared with the column's "
                 f"text exactly, case included). A column added to retrieval.filter_columns "
                 f"after version {version} was embedded is filterable from the next version on")
     excluded = None
     if request.exclude_interacted:
-        excluded = interacted_items(cur, cfg, user_id, exclusion_start(cfg, active.bizdate))
+        excluded = interacted_items(cur, cfg, user_id, exclusion_start(cfg, bizdate))
     items = top_items(cur, cfg, version, vector, request.top_n, request.created_from,
                       request.created_to, ef_search=request.ef_search,
                       attributes=request.filters, excluded=excluded, complete=True)

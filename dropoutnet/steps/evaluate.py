@@ -23,7 +23,8 @@ expectation) and the oracle carries its bootstrap interval over the split's user
 (``recall@K_ci``); ``strongest_baseline`` names, per K, the baseline with the highest recall.
 
 The quality gate's figures: the gate metric on cold items of this version and of the active
-version, both by exact retrieval with their own towers on the same users and new items.
+version, both by exact retrieval with their own towers on the same users and new items, and
+their difference with its bootstrap interval paired over those users.
 
 The metrics are stored per bizdate (a rerun replaces them).
 """
@@ -374,7 +375,8 @@ def _gate_figures(cfg: PipelineConfig, bizdate: dt.date, paths: artifacts.ModelP
         "active_version": active.model_version if active else None,
         "active_run": active.run_id if active else None}
     new = _exact_rankings(cfg, paths, user_cols, items, users, k)
-    figures["new"] = metrics.ranking_metrics(new, relevant, [k])[gate.metric]
+    scored = metrics.ranking_metrics(new, relevant, [k], per_user=True)
+    figures["new"] = scored[gate.metric]
     if active is None:
         return figures
     if active.bizdate is not None and active.bizdate > bizdate:
@@ -395,5 +397,11 @@ def _gate_figures(cfg: PipelineConfig, bizdate: dt.date, paths: artifacts.ModelP
         log.warning("the quality gate cannot score the active version %s: %s",
                     active.model_version, err)
     else:
-        figures["active"] = metrics.ranking_metrics(old, relevant, [k])[gate.metric]
+        before = metrics.ranking_metrics(old, relevant, [k], per_user=True)
+        figures["active"] = before[gate.metric]
+        # paired over the same users: the interval of the difference, not of each figure
+        if gate.metric in scored["per_user"]:  # none without a user who clicked
+            difference = scored["per_user"][gate.metric] - before["per_user"][gate.metric]
+            figures["difference"] = float(difference.mean())
+            figures["difference_ci"] = list(metrics.bootstrap_ci(difference))
     return figures

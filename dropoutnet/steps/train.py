@@ -62,7 +62,7 @@ def train(cfg: PipelineConfig, bizdate: dt.date, pipeline_run: str,
         with samples:  # deletes the samples' disk cache (training.cache_samples) on leaving
             stats = _fit(cfg, bizdate, url, samples, boundaries, paths.checkpoints,
                          warm.checkpoints if warm else None, member)
-        stats.pop("history", None)
+        stats["loss_per_epoch"] = stats.pop("history", {}).get("loss")
         stats.update(run_id=run_id, warm_start_from=warm.bizdate.isoformat() if warm else None,
                      warm_start_run=warm.run_id if warm else None)
         (paths.root / "train_report.json").write_text(json.dumps(stats, indent=1))

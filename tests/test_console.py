@@ -1,0 +1,328 @@
+"""The DropoutNet console (``plugins/dropoutnet_console.py``) in a real Airflow API server.
+
+One module-wide setup: tiny generated data, the pipeline run for two bizdates (two real
+versions), and ``airflow api-server`` started with the stack's environment (SQLite metadata,
+the simple auth manager with an admin and a viewer), reaching the pipeline's database
+through the Airflow connection ``dropoutnet_db`` as the tasks do.  Every request goes over
+HTTP with Airflow's own JWTs; what the console answers is compared with the registry, the
+metrics table and the CLI.  The browser's view of the same server is ``test_console_browser``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import requests
+from helpers import free_port, pipeline_env, small_features
+
+from dropoutnet import pipeline, registry
+from dropoutnet.core import db
+from dropoutnet.local import stack
+
+END = dt.date(2026, 11, 20)
+DAY1, DAY2 = END - dt.timedelta(days=1), END
+V1, V2 = "20261119", "20261120"
+PASSWORDS = {"admin": "admin-pw", "viewer": "viewer-pw"}
+
+
+def _wait(url: str, proc: subprocess.Popen, log: Path, seconds: float = 240) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"the API server exited ({proc.returncode}):\n"
+                               + log.read_text()[-3000:])
+        try:
+            if requests.get(url, timeout=2).status_code < 500:
+                return
+        except requests.RequestException:
+            pass
+        time.sleep(1)
+    raise RuntimeError(f"the API server did not answer in {seconds}s:\n" + log.read_text()[-3000:])
+
+
+@pytest.fixture(scope="module")
+def console(database_url, tmp_path_factory):
+    """Two published versions and an Airflow API server with the console: a dict with the
+    server's ``url``, the pipeline ``env`` and ``cfg``, the users' ``tokens``."""
+    home = tmp_path_factory.mktemp("console")
+    with pipeline_env(database_url, home, "con", END,
+                      dict(n_users=200, n_items=100, n_authors=15, days=6,
+                           new_items_per_day=20, seed=5),
+                      features=small_features(), cold_start_recall={"train_days": 3},
+                      training={"epochs": 2, "batch_size": 256},
+                      retrieval={"candidate_window_days": 4,
+                                 "api": {"port": free_port()}},
+                      stream={"service_url": f"http://127.0.0.1:{free_port()}"},
+                      evaluation={"k": [5, 10], "warm_holdout_share": 0.3,
+                                  "gate": {"metric": "recall@10", "tolerance": 1.0}}) as env:
+        pipeline.run(DAY1.isoformat())
+        pipeline.run(DAY2.isoformat())
+        cfg = pipeline.load(env["config"])
+
+        port = free_port()
+        base = home / "stack"
+        os.environ["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS"] = "admin:admin,viewer:viewer"
+        try:
+            airflow_env = stack.airflow_env(base=base, port=port,
+                                            sql_alchemy_conn=f"sqlite:///{home / 'airflow.db'}")
+        finally:
+            del os.environ["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS"]
+        airflow_env["AIRFLOW_CONN_DROPOUTNET_DB"] = env["url"]
+        airflow_env.pop("DROPOUTNET_DATABASE_URL")  # the console reads the connection
+        (stack.airflow_home(base) / stack.PASSWORDS_FILE).write_text(json.dumps(PASSWORDS))
+        stack.run_airflow(["db", "migrate"], airflow_env, timeout=600)
+        log = home / "api-server.log"
+        with open(log, "wb") as out:
+            proc = subprocess.Popen([stack.airflow_bin(), "api-server"], env=airflow_env,
+                                    stdout=out, stderr=subprocess.STDOUT, cwd=str(stack.REPO),
+                                    start_new_session=True)
+        url = f"http://127.0.0.1:{port}"
+        try:
+            _wait(url + "/api/v2/monitor/health", proc, log)
+            tokens = {}
+            for user, password in PASSWORDS.items():
+                answer = requests.post(f"{url}/auth/token",
+                                       json={"username": user, "password": password},
+                                       timeout=30)
+                assert answer.status_code == 201, answer.text
+                tokens[user] = answer.json()["access_token"]
+            yield {"url": url, "env": env, "cfg": cfg, "tokens": tokens, "airflow_env": airflow_env,
+                   "log": log, "home": home}
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+
+def get(console, path: str, user: str | None = "admin", **params) -> requests.Response:
+    headers = {"Authorization": f"Bearer {console['tokens'][user]}"} if user else {}
+    return requests.get(f"{console['url']}/dropoutnet{path}", params=params, headers=headers,
+                        timeout=60)
+
+
+def post(console, path: str, user: str | None = "admin", body=None, **kwargs):
+    headers = {"Authorization": f"Bearer {console['tokens'][user]}"} if user else {}
+    return requests.post(f"{console['url']}/dropoutnet{path}", json=body, headers=headers,
+                         timeout=120, **kwargs)
+
+
+def read(console, fn):
+    with db.transaction(console["env"]["url"]) as cur:
+        return fn(cur, console["cfg"])
+
+
+def test_the_views_show_what_the_registry_and_the_metrics_hold(console):
+    overview = get(console, "/api/overview")
+    assert overview.status_code == 200, overview.text
+    active = read(console, registry.active)
+    assert overview.json()["active"]["model_version"] == active.model_version == V2
+    assert overview.json()["last_change"]["to_version"] == V2
+
+    versions = get(console, "/api/versions").json()
+    stored = read(console, registry.versions)
+    runs = {r["run_id"]: r for r in read(console, registry.runs)}
+    assert [v["model_version"] for v in versions] == [v["model_version"] for v in stored]
+    assert [v["state"] for v in versions] == ["active", "superseded"]
+    for shown, row in zip(versions, stored):
+        run = runs[row["run_id"]]
+        assert shown["run_id"] == row["run_id"] and shown["pipeline_run"] == run["pipeline_run"]
+        assert shown["config_hash"] == run["config_hash"]
+        assert shown["gate"]["decision"] == run["decision"] == "published"
+        assert shown["gate"]["new"] == run["gate"]["new"]
+        assert shown["gate"]["active"] == run["gate"]["active"]
+    assert versions[0]["warm_start_from"] == str(DAY1)
+    assert versions[0]["gate"]["active_version"] == V1  # V2's gate scored V1 on its users
+
+    detail = get(console, f"/api/versions/{V2}").json()
+    metrics = registry.read_metrics(console["cfg"], DAY2, console["env"]["url"])
+    assert detail["metrics"]["cold_items"]["recall@10"] == metrics["splits"]["cold_items"]["recall@10"]
+    assert detail["samples"]["train"] == metrics["train_samples"]
+    assert len(detail["loss_per_epoch"]) == 2  # training.epochs
+
+    quality = get(console, "/api/quality", split="cold_items", k="10").json()
+    assert [p["bizdate"] for p in quality["points"]] == [str(DAY1), str(DAY2)]
+    assert quality["points"][1]["value"] == metrics["splits"]["cold_items"]["recall@10"]
+    assert quality["points"][1]["ci"] == metrics["splits"]["cold_items"]["recall@10_ci"]
+    gate = metrics["gate"]
+    assert quality["points"][1]["threshold"] == pytest.approx(gate["active"] * (1 - 1.0))
+    assert quality["points"][1]["live"] == V2
+
+    history = get(console, "/api/history").json()
+    stored = read(console, registry.activations)
+    assert [(h["action"], h["to_version"]) for h in history] == [
+        (h["action"], h["to_version"]) for h in stored] == [("publish", V2), ("publish", V1)]
+
+    pages = {path: get(console, path) for path in ("/", "/versions", f"/versions/{V2}",
+                                                   "/history", "/quality", "/compare",
+                                                   "/health", "/playground")}
+    for path, page in pages.items():
+        assert page.status_code == 200 and "<html" in page.text, (path, page.text[:500])
+    assert f">{V2}</a>" in pages["/"].text
+    assert "<svg" in pages["/quality"].text and "<circle" in pages["/quality"].text
+
+
+def _routes():
+    """Every route of the console app, as (method, path with sample parameters)."""
+    from dropoutnet.console.app import create_app
+
+    app = create_app(None, None, lambda: None)
+    samples = {"{version}": V1, "{run_id:path}": "manual__x", "{name}": "console.css"}
+    out = []
+    for route in app.routes:
+        if not hasattr(route, "methods") or route.path.startswith(("/openapi", "/docs")):
+            continue
+        path = route.path
+        for key, value in samples.items():
+            path = path.replace(key, value)
+        assert "{" not in path, f"add a sample for {route.path}"
+        out.extend((method, path) for method in route.methods if method != "HEAD")
+    return out
+
+
+def test_every_route_refuses_anonymous_and_forged_requests(console):
+    routes = _routes()
+    assert ("POST", f"/api/versions/{V1}/make-live") in routes and len(routes) >= 18
+    before = read(console, registry.activations)
+    for method, path in routes:
+        url = f"{console['url']}/dropoutnet{path}"
+        anonymous = requests.request(method, url, json={"reason": "x"}, timeout=30)
+        assert anonymous.status_code in (401, 403), (method, path, anonymous.status_code)
+        forged = requests.request(method, url, json={"reason": "x"}, timeout=30,
+                                  headers={"Authorization": "Bearer not-a-token"})
+        assert forged.status_code in (401, 403), (method, path, forged.status_code)
+        assert "Traceback" not in anonymous.text
+    page = requests.get(f"{console['url']}/dropoutnet/versions", timeout=30)
+    assert "Sign in to Airflow" in page.text and "/auth/login" in page.text
+    assert read(console, registry.activations) == before
+
+
+def test_make_live_is_for_editors_audited_and_changes_nothing_when_it_fails(console):
+    cfg, url = console["cfg"], console["env"]["url"]
+    history = read(console, registry.activations)
+    # a viewer sees everything but cannot make a version live
+    assert get(console, "/api/versions", user="viewer").status_code == 200
+    refused = post(console, f"/api/versions/{V1}/make-live", user="viewer",
+                   body={"reason": "try"})
+    assert refused.status_code == 403 and "edit permission" in refused.json()["error"]
+    # a browser session without the page's token (a cross-site form) is refused
+    session = requests.Session()
+    session.cookies.set("_token", console["tokens"]["admin"])
+    forged = session.post(f"{console['url']}/dropoutnet/api/versions/{V1}/make-live",
+                          json={"reason": "csrf"}, timeout=30)
+    assert forged.status_code == 403 and "X-CSRF-Token" in forged.json()["error"]
+    cross = session.post(f"{console['url']}/dropoutnet/api/versions/{V1}/make-live",
+                         json={"reason": "csrf"}, timeout=30,
+                         headers={"Origin": "http://evil.example"})
+    assert cross.status_code == 403
+    # malformed and impossible requests: a clear 4xx, nothing changed
+    for path, body, status, words in [
+            (f"/api/versions/{V1}/make-live", {}, 400, "reason is required"),
+            (f"/api/versions/{V1}/make-live", {"reason": "x" * 501}, 400, "at most 500"),
+            ("/api/versions/2026-11-19/make-live", {"reason": "x"}, 400, "yyyymmdd"),
+            ("/api/versions/20250101/make-live", {"reason": "x"}, 409, "never published"),
+            (f"/api/versions/{V1}/make-live", ["x"], 400, "JSON object")]:
+        answer = post(console, path, body=body)
+        assert answer.status_code == status and words in answer.json()["error"], answer.text
+    assert read(console, registry.activations) == history
+    assert read(console, registry.active).model_version == V2
+
+    # an editor makes V1 live: one history row, and the CLI agrees
+    done = post(console, f"/api/versions/{V1}/make-live", body={"reason": "V2 looks off"})
+    assert done.status_code == 200, done.text
+    assert done.json()["model_version"] == V1 and done.json()["previous_version"] == V2
+    after = read(console, registry.activations)
+    assert len(after) == len(history) + 1
+    row = after[0]
+    assert (row["action"], row["from_version"], row["to_version"], row["actor"], row["source"],
+            row["reason"]) == ("rollback", V2, V1, "admin", "airflow ui", "V2 looks off")
+    out = subprocess.run([sys.executable, "-m", "dropoutnet.cli", "versions"], check=True,
+                         capture_output=True, text=True, timeout=120).stdout
+    assert f"* {V1}" in out and f"  {V2}" in out
+    assert get(console, "/api/overview").json()["active"]["model_version"] == V1
+    # and back, for the tests after this one
+    assert post(console, f"/api/versions/{V2}/make-live",
+                body={"reason": "back"}).status_code == 200
+    assert read(console, registry.active).model_version == V2
+    del cfg, url
+
+
+def _cli_recall(*args):
+    proc = subprocess.run([sys.executable, "-m", "dropoutnet.cli", "recall", "--json", *args],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout)
+
+
+def test_the_playground_answers_what_recall_answers(console):
+    s = console["env"]["schema"]
+    with console["env"]["conn"].cursor() as cur:
+        cur.execute(f"select user_id from {s}.user_embeddings where model_version = '{V2}' "
+                    "order by user_id limit 1")
+        (user,), = cur.fetchall()
+    answer = get(console, "/api/playground", user_id=user, n="7", other=V1)
+    assert answer.status_code == 200, answer.text
+    data = answer.json()
+    assert data["recall"] == _cli_recall("--user-id", user, "--top-n", "7")
+    assert data["other"]["model_version"] == V1 and len(data["other"]["items"]) == 7
+    assert data["history"] and all(i["item_id"] in data["content"] for i in data["recall"]["items"])
+    music = get(console, "/api/playground", user_id=user, n="5",
+                **{"filter.category_level1": "music"}).json()
+    assert music["recall"] == _cli_recall("--user-id", user, "--top-n", "5",
+                                          "--filter", "category_level1=music")
+    for params, status, words in [({"user_id": "nobody"}, 404, "no embedding"),
+                                  ({"user_id": user, "n": "many"}, 400, "n must be"),
+                                  ({"user_id": user, "color": "red"}, 400, "unknown query"),
+                                  ({"user_id": user, "other": "2026"}, 400, "yyyymmdd"),
+                                  ({"user_id": user, "other": "20200101"}, 404, "never")]:
+        bad = get(console, "/api/playground", **params)
+        assert bad.status_code == status and words in bad.json()["error"], bad.text
+        page = get(console, "/playground", **params)
+        assert page.status_code == status and words in page.text and "Traceback" not in page.text
+
+
+def test_compare_two_versions(console):
+    data = get(console, "/api/compare", a=V1, b=V2, users="20", n="5").json()
+    m1 = registry.read_metrics(console["cfg"], DAY1, console["env"]["url"])
+    row = next(r for r in data["metrics"]
+               if r["split"] == "cold_items" and r["metric"] == "recall@10")
+    assert row["a"] == m1["splits"]["cold_items"]["recall@10"]
+    assert row["difference"]["value"] == pytest.approx(row["b"] - row["a"])
+    gate = registry.read_metrics(console["cfg"], DAY2, console["env"]["url"])["gate"]
+    assert data["paired"]["value"] == pytest.approx(gate["difference"])
+    assert data["config"] == []  # both runs trained with the same config
+    assert data["overlap"]["users"] == 20 and 0 <= data["overlap"]["mean_overlap"] <= 1
+    assert get(console, "/api/compare").json()["a"]["model_version"] == V1  # the default pair
+    bad = get(console, "/api/compare", a=V1, b="20200101")
+    assert bad.status_code == 404 and "never published" in bad.json()["error"]
+
+
+def test_health_says_what_is_down_and_what_to_do(console):
+    checks = {c["name"]: c for c in get(console, "/api/health").json()}
+    assert set(checks) == {"model service", "stream worker", "recall API"}
+    for check in checks.values():  # nothing of the real-time path runs in this test
+        assert check["status"] == "down" and check["fix"], check
+    assert "dropoutnet stream" in checks["stream worker"]["fix"]
+
+
+def test_bad_parameters_get_a_clear_4xx(console):
+    for path, params, words in [
+            ("/api/versions/2026-11-20", {}, "yyyymmdd"),
+            ("/api/versions/20200101", {}, "never published"),
+            ("/api/quality", {"split": "hot"}, "split must be one of"),
+            ("/api/quality", {"k": "7"}, "evaluation.k"),
+            ("/api/quality", {"from": "2026-13-01"}, "from"),
+            ("/api/quality", {"from": "2026-11-20", "to": "2026-11-01"}, "after"),
+            ("/api/compare", {"a": V1, "b": V2, "users": "0"}, "users must be"),
+            ("/api/nothing", {}, "no such page")]:
+        answer = get(console, path, **params)
+        assert 400 <= answer.status_code < 500, (path, answer.status_code, answer.text)
+        assert words in answer.json()["error"], (path, answer.text)
