@@ -4,7 +4,8 @@
 #   make airflow   start Postgres and Airflow (api-server, scheduler, dag-processor, triggerer)
 #   make stop      stop everything `make demo` / `make airflow` started
 #   make status    what is running
-#   make test      the test suite, its files spread over the cores (TEST_WORKERS, default auto)
+#   make test      the test suite, its files spread over the cores (TEST_WORKERS, default auto);
+#                  installs Debian's chromium and chromium-driver for the browser test if missing
 #   make clean     stop, then remove the project home ($(DROPOUTNET_HOME))
 #
 # Settings: DROPOUTNET_HOME (default ./.dropoutnet), DROPOUTNET_AIRFLOW_PORT (default 8080),
@@ -21,7 +22,7 @@ HOME_ENV = DROPOUTNET_HOME="$(DROPOUTNET_HOME)"
 TEST_WORKERS ?= auto
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: venv demo airflow stop status test clean
+.PHONY: venv browser demo airflow stop status test clean
 
 venv: $(STAMP)
 
@@ -47,7 +48,16 @@ stop:
 status:
 	@if [ -x $(VPY) ]; then $(HOME_ENV) $(VPY) -m dropoutnet.local.stack status; else echo "no $(VENV): run make venv"; fi
 
-test: venv
+# The console's browser test drives Debian's headless Chromium; installed when missing (as root,
+# or through sudo), since CI runs on a fresh machine.
+browser:
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || { \
+	    echo "installing chromium and chromium-driver (apt-get) for the browser test"; \
+	    SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+	    $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq \
+	        chromium chromium-driver >/dev/null; }
+
+test: venv browser
 	$(VPY) -m pytest -q -n $(TEST_WORKERS) --maxprocesses 4 --dist loadfile
 
 clean:

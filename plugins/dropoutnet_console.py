@@ -87,7 +87,7 @@ class DropoutNetConsolePlugin(AirflowPlugin):
     fastapi_apps = [{"app": LazyConsole(), "url_prefix": PREFIX, "name": "DropoutNet console"}]
     external_views = [
         {"name": "DropoutNet", "href": f"{PREFIX}/", "destination": "nav",
-         "url_route": "dropoutnet", "icon": f"{PREFIX}/static/icon.svg"},
+         "url_route": "dropoutnet", "icon": f"{PREFIX}/static/icon.svg", "nav_top_level": True},
         {"name": "DropoutNet", "href": f"{PREFIX}/?dag_id={{DAG_ID}}", "destination": "dag",
          "url_route": "dropoutnet-dag"},
         {"name": "DropoutNet", "href": f"{PREFIX}/runs/{{RUN_ID}}", "destination": "dag_run",

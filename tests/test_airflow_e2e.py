@@ -135,6 +135,11 @@ def test_daily_dag_end_to_end(e2e_database, migrated, tmp_path):
         (run_id,), = db.execute("select run_id from dag_run where dag_id = ?", (DAG_ID,))
     runs = fetch_all(e2e_database, "select pipeline_run, status, decision from dropoutnet.runs")
     assert runs == [(run_id, "succeeded", "published")]
+    # the activation history names the DAG run and its triggering user, not a shell user
+    (action, source, pipeline_run, actor), = fetch_all(
+        e2e_database, "select action, source, pipeline_run, actor from dropoutnet.activations")
+    assert (action, source, pipeline_run) == ("publish", "airflow dag", run_id)
+    assert actor and "@" not in actor
     assert fetch_all(e2e_database, "select count(*) from dropoutnet.run_lock") == [(0,)]
 
     # the deploy task put both towers in TF Serving's layout under the serving root

@@ -17,6 +17,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 import requests
@@ -144,7 +145,8 @@ def test_the_views_show_what_the_registry_and_the_metrics_hold(console):
 
     detail = get(console, f"/api/versions/{V2}").json()
     metrics = registry.read_metrics(console["cfg"], DAY2, console["env"]["url"])
-    assert detail["metrics"]["cold_items"]["recall@10"] == metrics["splits"]["cold_items"]["recall@10"]
+    cold = metrics["splits"]["cold_items"]
+    assert detail["metrics"]["cold_items"]["recall@10"] == cold["recall@10"]
     assert detail["samples"]["train"] == metrics["train_samples"]
     assert len(detail["loss_per_epoch"]) == 2  # training.epochs
 
@@ -326,3 +328,217 @@ def test_bad_parameters_get_a_clear_4xx(console):
         answer = get(console, path, **params)
         assert 400 <= answer.status_code < 500, (path, answer.status_code, answer.text)
         assert words in answer.json()["error"], (path, answer.text)
+
+
+FUZZ_ROUTES = {  # each JSON endpoint and its parameters
+    "/api/overview": (), "/api/versions": (), "/api/history": (),
+    "/api/quality": ("split", "k", "from", "to"),
+    "/api/compare": ("a", "b", "users", "n"),
+    "/api/playground": ("user_id", "n", "created_within_hours", "exclude_interacted",
+                        "ef_search", "other", "filter.category_level1", "filter.color"),
+    "/api/health": (),
+}
+
+
+def test_no_parameter_makes_the_console_fail(console):
+    """Property-based: whatever the parameters, a JSON endpoint answers 2xx or a 4xx with an
+    error message, never a 5xx; a make-live with anything but a published version and a
+    reason changes nothing."""
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    values = st.one_of(st.text(max_size=12), st.sampled_from(
+        ["", "0", "-1", "10", "1e309", "nan", "true", "20261120", "2026-11-20", V1, V2,
+         "cold_items", "9" * 30, "%00", "../../etc", "u000001"]))
+    version_path = st.one_of(st.text(min_size=1, max_size=12).filter(lambda v: v not in (V1, V2)),
+                             st.sampled_from(["20200101", "0", "2026-11-19"]))
+    before = read(console, registry.activations)
+
+    @settings(max_examples=120, deadline=None, derandomize=True,
+              suppress_health_check=list(HealthCheck))
+    @given(route=st.sampled_from(sorted(FUZZ_ROUTES)), data=st.data())
+    def check(route, data):
+        names = FUZZ_ROUTES[route]
+        chosen = data.draw(st.lists(st.sampled_from(names), unique=True) if names else
+                           st.just([]))
+        answer = get(console, route, **{n: data.draw(values) for n in chosen})
+        assert answer.status_code < 500, (route, answer.url, answer.text)
+        if answer.status_code >= 400:
+            assert answer.json()["error"], answer.text
+        body = data.draw(st.one_of(st.none(), st.dictionaries(st.sampled_from(["reason", "x"]),
+                                                              values), st.lists(values)))
+        version = data.draw(version_path)
+        made = post(console, f"/api/versions/{quote(version, safe='')}/make-live", body=body)
+        assert 400 <= made.status_code < 500, (version, body, made.text)
+
+    check()
+    assert read(console, registry.activations) == before
+
+
+def _serve_in_thread(app):
+    """``app`` served by uvicorn on a free port in this process; the server's base URL."""
+    import threading
+
+    import uvicorn
+
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return server, f"http://127.0.0.1:{port}"
+
+
+@pytest.mark.parametrize("database", ["empty", "unreachable"])
+def test_before_the_first_run_and_without_a_database_the_pages_say_so(database, db_schema,
+                                                                     tmp_path, monkeypatch):
+    """The console's own app (the plugin's authentication is the only part left out: the
+    server above tests it) on an empty schema, and on a database that does not answer."""
+    from helpers import write_config
+
+    from dropoutnet.console.app import Viewer, create_app
+
+    async def editor(request):
+        return Viewer("tester", True)
+
+    config = write_config(tmp_path / "pipeline.yaml",
+                          storage={"schema": db_schema.schema + "_empty"})
+    url = db_schema.base_url if database == "empty" else "postgresql://nobody@127.0.0.1:9/none"
+    monkeypatch.setenv("DROPOUTNET_DATABASE_URL", url)  # as the plugin's database_url() does
+    app = create_app(editor, pipeline.rollback, lambda: url, config_path=str(config))
+    server, base = _serve_in_thread(app)
+    try:
+        answers = {path: requests.get(base + path, timeout=30) for path in (
+            "/", "/api/overview", "/versions", "/api/versions", "/history", "/api/quality",
+            "/quality", "/api/compare", "/api/playground?user_id=u1", "/api/health")}
+        made = requests.post(base + f"/api/versions/{V1}/make-live", json={"reason": "x"},
+                             timeout=30)
+    finally:
+        server.should_exit = True
+    for path, answer in answers.items():
+        assert answer.status_code < 500 or answer.status_code == 503, (path, answer.text)
+        assert "Traceback" not in answer.text
+    if database == "unreachable":
+        for path, answer in answers.items():
+            if path != "/api/health":
+                assert answer.status_code == 503 and "does not answer" in answer.text, path
+        assert made.status_code == 503 and "nothing changed" in made.json()["error"]
+        return
+    assert answers["/api/overview"].json()["active"] is None
+    assert "Run the daily DAG" in answers["/"].text
+    assert answers["/api/versions"].json() == [] and "No version is published" in \
+        answers["/versions"].text
+    assert answers["/api/quality"].json()["points"] == []
+    assert answers["/api/compare"].status_code == 404
+    assert answers["/api/playground?user_id=u1"].status_code in (404, 503)
+    assert made.status_code == 409 and "never published" in made.json()["error"]
+
+@pytest.fixture(scope="module")
+def browser():
+    """Headless Chromium (Debian's ``chromium`` and ``chromium-driver``, which ``make test``
+    installs when missing), driven by Selenium."""
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = "/usr/bin/chromium"
+    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
+                "--window-size=1440,1000"):
+        options.add_argument(arg)
+    driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
+    driver.implicitly_wait(0)
+    yield driver
+    driver.quit()
+
+
+def _screenshots(tmp_path: Path) -> Path:
+    folder = Path(os.environ.get("DROPOUTNET_SCREENSHOTS") or tmp_path / "screenshots")
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def test_in_a_real_browser(console, browser, tmp_path):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    wait = WebDriverWait(browser, 60)
+    shots = _screenshots(tmp_path)
+    url = console["url"]
+
+    # sign in to Airflow as the admin
+    browser.get(url + "/")
+    password = wait.until(ec.presence_of_element_located((By.CSS_SELECTOR,
+                                                           "input[type=password]")))
+    username = browser.find_element(By.CSS_SELECTOR, "input:not([type=password])")
+    username.send_keys("admin")
+    password.send_keys(PASSWORDS["admin"], Keys.ENTER)
+
+    # DropoutNet is in the navigation; it opens the console inside Airflow's frame
+    link = wait.until(ec.element_to_be_clickable((By.XPATH,
+                                                  "//a[contains(@href, 'plugin/dropoutnet')]")))
+    link.click()
+    wait.until(ec.frame_to_be_available_and_switch_to_it((By.TAG_NAME, "iframe")))
+    active = wait.until(ec.presence_of_element_located((By.ID, "active-version")))
+    assert V2 in active.text
+    browser.switch_to.default_content()
+    browser.save_screenshot(str(shots / "overview.png"))
+
+    def open_page(path: str, ready: tuple):
+        browser.get(f"{url}/dropoutnet{path}")
+        return wait.until(ec.presence_of_element_located(ready))
+
+    # the quality chart has points, each a link to its version
+    open_page("/quality?split=cold_items&k=10", (By.ID, "quality-chart"))
+    points = browser.find_elements(By.CSS_SELECTOR, "#quality-chart circle.point")
+    assert len(points) >= 2
+    browser.save_screenshot(str(shots / "quality.png"))
+
+    # make the older version live, with a reason, as a user would
+    open_page("/versions", (By.ID, "versions"))
+    browser.save_screenshot(str(shots / "versions.png"))
+    browser.find_element(By.CSS_SELECTOR, f"button.make-live[data-version='{V1}']").click()
+    dialog = wait.until(ec.visibility_of_element_located((By.ID, "make-live")))
+    dialog.find_element(By.NAME, "reason").send_keys("checking the older model in the browser")
+    browser.save_screenshot(str(shots / "make-live.png"))
+    dialog.find_element(By.ID, "make-live-confirm").click()
+    wait.until(ec.text_to_be_present_in_element(
+        (By.CSS_SELECTOR, f"tr[data-version='{V1}'] .state"), "active"))
+    out = subprocess.run([sys.executable, "-m", "dropoutnet.cli", "versions"], check=True,
+                         capture_output=True, text=True, timeout=120).stdout
+    assert f"* {V1}" in out
+    row = read(console, registry.activations)[0]
+    assert (row["to_version"], row["actor"], row["reason"]) == (
+        V1, "admin", "checking the older model in the browser")
+    open_page("/history", (By.ID, "history"))
+    browser.save_screenshot(str(shots / "history.png"))
+
+    # the playground gives the CLI's list for the same user and N
+    s = console["env"]["schema"]
+    with console["env"]["conn"].cursor() as cur:
+        cur.execute(f"select user_id from {s}.user_embeddings where model_version = '{V1}' "
+                    "order by user_id desc limit 1")
+        (user,), = cur.fetchall()
+    open_page("/playground", (By.ID, "playground-form"))
+    form = browser.find_element(By.ID, "playground-form")
+    form.find_element(By.NAME, "user_id").send_keys(user)
+    form.find_element(By.NAME, "n").send_keys("6")
+    form.find_element(By.NAME, "other").send_keys(V2)
+    form.submit()
+    items = wait.until(ec.presence_of_all_elements_located(
+        (By.CSS_SELECTOR, "#recall-items li[data-item]")))
+    cli = _cli_recall("--user-id", user, "--top-n", "6")
+    assert [i.get_attribute("data-item") for i in items] == [
+        i["item_id"] for i in cli["items"]]
+    browser.save_screenshot(str(shots / "playground.png"))
+    for path, ready in (("/compare", "overlap"), (f"/versions/{V2}", "metrics")):
+        open_page(path, (By.ID, ready))
+        browser.save_screenshot(str(shots / f"{ready}.png"))
+    open_page("/health", (By.CSS_SELECTOR, ".card"))
+    browser.save_screenshot(str(shots / "health.png"))
+
+    assert post(console, f"/api/versions/{V2}/make-live",
+                body={"reason": "back"}).status_code == 200

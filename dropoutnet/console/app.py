@@ -305,8 +305,9 @@ def create_app(authenticate: Authenticate, make_live: Callable[..., dict[str, An
 
     @both("/playground", "playground.html")
     async def playground(request: Request):
+        # the form's empty fields are left out (the recall API's defaults apply)
         pairs = [(k, v) for k, v in request.query_params.multi_items()
-                 if k not in ("other", "embedded")]
+                 if k not in ("other", "embedded") and v != ""]
         other = request.query_params.get("other") or None
         if other is not None:
             other = params.version(other, "other")

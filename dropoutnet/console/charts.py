@@ -67,8 +67,10 @@ def line_chart(labels: list[str], series: list[Series], *, title: str, y_label: 
     step = max(1, len(labels) // 10)
     for i, label in enumerate(labels):
         if i % step == 0 or i == len(labels) - 1:
-            parts.append(f'<text x="{x(i):.1f}" y="{height - bottom + 16}" text-anchor="middle" '
-                         f'class="tick">{esc(label)}</text>')
+            anchor = ("start" if i == 0 and len(labels) > 1 else
+                      "end" if i == len(labels) - 1 and len(labels) > 1 else "middle")
+            parts.append(f'<text x="{x(i):.1f}" y="{height - bottom + 16}" '
+                         f'text-anchor="{anchor}" class="tick">{esc(label)}</text>')
     if y_label:
         parts.append(f'<text x="14" y="{top + plot_h / 2}" class="tick" transform="rotate(-90 '
                      f'14 {top + plot_h / 2})" text-anchor="middle">{esc(y_label)}</text>')
