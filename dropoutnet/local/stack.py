@@ -512,7 +512,7 @@ def _redact(url: str) -> str:
 
 def print_login(info: AirflowInfo, echo=print) -> None:
     """Print the UI's address and login, as ``make demo`` ends."""
-    echo(f"Airflow UI: {info.url}")
+    echo(f"Airflow UI: {info.url}   (DropoutNet console: {info.url}/plugin/dropoutnet)")
     if info.password:
         echo(f"  log in as {info.user} / {info.password}   (generated; kept in {info.passwords_file})")
     else:
