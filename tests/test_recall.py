@@ -105,7 +105,7 @@ def publish(url: str, cfg, item_rows: list[tuple], item_vectors: np.ndarray,
             db.swap_partition(cur, cfg.storage.schema_, parent, VERSION,
                               db.candidate_name(parent, VERSION))
         registry.record_version(cur, cfg, VERSION, BIZDATE, "r1", "/nonexistent/export")
-        registry.activate(cur, cfg, VERSION)
+        registry.activate(cur, cfg, VERSION, registry.Change.cli(), "publish")
 
 
 @pytest.fixture(scope="module")
