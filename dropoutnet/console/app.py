@@ -27,6 +27,7 @@ import asyncio
 import datetime as dt
 import hashlib
 import hmac
+import html
 import logging
 import math
 import threading
@@ -111,15 +112,17 @@ def _plain(value: Any) -> Any:
     return value
 
 
+def _figure(value: Any, digits: int = 4) -> str:
+    """A figure as the pages print it: 4 decimals, ``–`` for none."""
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return "–"
+    return f"{value:.{digits}f}" if isinstance(value, float) else str(value)
+
+
 def _templates() -> jinja2.Environment:
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(HERE / "templates")),
                              autoescape=True, undefined=jinja2.ChainableUndefined,
                              trim_blocks=True, lstrip_blocks=True)
-
-    def figure(value: Any, digits: int = 4) -> str:
-        if value is None or (isinstance(value, float) and not math.isfinite(value)):
-            return "–"
-        return f"{value:.{digits}f}" if isinstance(value, float) else str(value)
 
     def when(value: Any) -> str:
         if value is None:
@@ -129,9 +132,9 @@ def _templates() -> jinja2.Environment:
         return str(value)
 
     def interval(ci: Any, digits: int = 4) -> str:
-        return f"[{figure(ci[0], digits)}, {figure(ci[1], digits)}]" if ci else ""
+        return f"[{_figure(ci[0], digits)}, {_figure(ci[1], digits)}]" if ci else ""
 
-    env.filters.update(figure=figure, when=when, interval=interval,
+    env.filters.update(figure=_figure, when=when, interval=interval,
                        urlpart=lambda v: quote(str(v), safe=""))
     return env
 
@@ -202,26 +205,14 @@ def create_app(authenticate: Authenticate, make_live: Callable[..., dict[str, An
                      template: str | None = None, extra: Callable[[Any], dict] | None = None
                      ) -> Response:
         """Run ``produce`` and answer JSON or the page, every failure as a clear message."""
-        from dropoutnet.recall.retrieval import RecallError
-
         try:
             data = await produce()
-        except ConsoleError as err:
-            return fail(request, err, as_json)
-        except RecallError as err:
-            return fail(request, ConsoleError(err.status, str(err)), as_json)
-        except MissingDataError as err:
-            return fail(request, ConsoleError(404, str(err)), as_json)
-        except (psycopg2.OperationalError, psycopg2.InterfaceError) as err:
-            first = (str(err).strip().splitlines() or [type(err).__name__])[0]
-            log.warning("console: the database is unavailable: %s", first)
-            return fail(request, ConsoleError(
-                503, f"the pipeline's database does not answer ({first}): check the Airflow "
-                     "connection dropoutnet_db and that the database is up; retry"), as_json)
-        except Exception as err:  # noqa: BLE001 - a bug: logged, answered in the same shape
-            log.exception("console: %s failed", request.url.path)
-            return fail(request, ConsoleError(500, f"internal error: {type(err).__name__}: "
-                                                   f"{err}"), as_json)
+        except Exception as err:  # noqa: BLE001 - each answered in the same shape
+            known = _console_error(err, missing=404)
+            if known is None:  # a bug: logged
+                log.exception("console: %s failed", request.url.path)
+                known = ConsoleError(500, f"internal error: {type(err).__name__}: {err}")
+            return fail(request, known, as_json)
         if as_json:
             return JSONResponse(_plain(jsonable_encoder(data)))
         return page(request, template, data=data, **(extra(data) if extra else {}))
@@ -354,16 +345,11 @@ def create_app(authenticate: Authenticate, make_live: Callable[..., dict[str, An
             pool()  # the connection is resolved (and the package's database set) first
             result = await asyncio.to_thread(make_live, name, config_path, actor=user.name,
                                              source="airflow ui", reason=why)
-        except ConsoleError as err:
-            return JSONResponse({"error": str(err)}, status_code=err.status)
-        except MissingDataError as err:
-            return JSONResponse({"error": str(err)}, status_code=409)
-        except RunLockError as err:
-            return JSONResponse({"error": str(err)}, status_code=409)
-        except (psycopg2.OperationalError, psycopg2.InterfaceError) as err:
-            return JSONResponse({"error": "the pipeline's database does not answer "
-                                          f"({str(err).strip()}); nothing changed"},
-                                status_code=503)
+        except Exception as err:
+            known = _console_error(err, missing=409)  # not a version that can be made live
+            if known is None:
+                raise
+            return JSONResponse({"error": str(known)}, status_code=known.status)
         log.info("console: %s made version %s live (%s)", user.name, name, why)
         return JSONResponse(_plain(jsonable_encoder(result)))
 
@@ -382,8 +368,8 @@ def create_app(authenticate: Authenticate, make_live: Callable[..., dict[str, An
                      f"{airflow_root(request)}/auth/login?{urlencode({'next': str(request.url)})}")
             return HTMLResponse(
                 f"<!doctype html><title>DropoutNet: sign in</title><p>{exc.status_code}: "
-                f"{_escape(str(exc.detail))}. <a href=\"{_escape(login)}\" target=\"_top\">Sign "
-                "in to Airflow</a> to see the DropoutNet console.</p>",
+                f"{html.escape(str(exc.detail))}. <a href=\"{html.escape(login)}\" "
+                "target=\"_top\">Sign in to Airflow</a> to see the DropoutNet console.</p>",
                 status_code=exc.status_code)
         return JSONResponse({"error": str(exc.detail)}, status_code=exc.status_code)
 
@@ -402,10 +388,24 @@ def create_app(authenticate: Authenticate, make_live: Callable[..., dict[str, An
 PREFIX = "/dropoutnet"
 
 
-def _escape(text: str) -> str:
-    import html
+def _console_error(err: Exception, missing: int) -> ConsoleError | None:
+    """The answer to a known failure (``missing``: the status of missing data), or None for
+    a bug."""
+    from dropoutnet.recall.retrieval import RecallError
 
-    return html.escape(text)
+    if isinstance(err, ConsoleError):
+        return err
+    if isinstance(err, RecallError):
+        return ConsoleError(err.status, str(err))
+    if isinstance(err, (MissingDataError, RunLockError)):
+        return ConsoleError(missing, str(err))
+    if isinstance(err, (psycopg2.OperationalError, psycopg2.InterfaceError)):
+        first = (str(err).strip().splitlines() or [type(err).__name__])[0]
+        log.warning("console: the database is unavailable: %s", first)
+        return ConsoleError(503, f"the pipeline's database does not answer ({first}): check "
+                                 "the Airflow connection dropoutnet_db and that the database "
+                                 "is up; nothing changed, retry")
+    return None
 
 
 def _check_origin(request: Request) -> None:
@@ -432,7 +432,7 @@ def _quality_chart(data: dict[str, Any]) -> str:
         band=[tuple(p["ci"]) if p["ci"] else None for p in points],
         links=[f"versions/{p['model_version']}" for p in points],
         titles=[f"{p['bizdate']}: version {p['model_version']} {metric} "
-                f"{_num(p['value'])} {p['ci'] or ''}, {p['decision'] or 'not published'}; "
+                f"{_figure(p['value'])} {p['ci'] or ''}, {p['decision'] or 'not published'}; "
                 f"live after the run: {p['live'] or 'none'} (click to open the version)"
                 for p in points])
     series = [model]
@@ -451,7 +451,3 @@ def _quality_chart(data: dict[str, Any]) -> str:
                                     charts.PALETTE["threshold"], dashed=True))
     return charts.line_chart(labels, series, title=f"{data['split']}: {metric} by bizdate",
                              y_label=metric)
-
-
-def _num(v: Any) -> str:
-    return "–" if v is None else f"{v:.4f}"

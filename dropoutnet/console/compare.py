@@ -21,7 +21,7 @@ from typing import Any
 
 from dropoutnet.config import PipelineConfig
 from dropoutnet.console.params import not_found
-from dropoutnet.console.versions import version_list
+from dropoutnet.console.versions import version_list, version_metrics
 from dropoutnet.core import sql
 from dropoutnet.recall import retrieval
 
@@ -81,15 +81,6 @@ def _run_config(cur, cfg: PipelineConfig, run_id: str | None) -> dict[str, Any] 
     return row[0] if row else None
 
 
-def _metrics(cur, cfg: PipelineConfig, version: dict[str, Any]) -> dict[str, Any]:
-    sql.execute(cur, "registry/read_metrics.sql", params={"bizdate": version["bizdate"]},
-                schema=cfg.storage.schema_)
-    row = cur.fetchone()
-    if row is None or row[0].get("model_version") != version["model_version"]:
-        return {}
-    return row[0].get("splits") or {}
-
-
 def overlap(cur, cfg: PipelineConfig, a: str, b: str, users: int, top_n: int
             ) -> dict[str, Any]:
     """The share of items the two versions' top-``top_n`` lists share, over a fixed sample of
@@ -137,7 +128,7 @@ def compare(cur, cfg: PipelineConfig, a: str, b: str, users: int = 50,
                             "choose two of the versions page")
         rows[name] = found[0]
     va, vb = rows[a], rows[b]
-    ma, mb = _metrics(cur, cfg, va), _metrics(cur, cfg, vb)
+    ma, mb = ((version_metrics(cur, cfg, v) or {}).get("splits") or {} for v in (va, vb))
     splits = []
     for split in sorted(set(ma) | set(mb)):
         fa, fb = ma.get(split) or {}, mb.get(split) or {}

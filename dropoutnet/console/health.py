@@ -79,8 +79,7 @@ def stream_worker(cfg: PipelineConfig, url: str | None = None) -> dict[str, Any]
             sql.execute(cur, "console/dead_letters.sql",
                         params={"model_name": cfg.model_name, "limit": DEAD_LETTERS},
                         schema=cfg.storage.schema_)
-            names = [d[0] for d in cur.description]
-            answer["latest_dead_letters"] = [dict(zip(names, r)) for r in cur.fetchall()]
+            answer["latest_dead_letters"] = db.fetch_dicts(cur)
     check = {"name": "stream worker", "details": answer}
     if not answer["exists"]:
         return check | {"status": "down", "summary": f"no slot {answer['slot']}: no worker "

@@ -10,7 +10,7 @@ item's content (the raw item row), and optionally another version's list for the
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from typing import Any
 
 from dropoutnet.config import PipelineConfig
 from dropoutnet.core import sql
@@ -48,12 +48,11 @@ def user_history(cur, cfg: PipelineConfig, user_id: str, limit: int = HISTORY
             for item, kind, at in cur.fetchall()]
 
 
-def playground(cur, cfg: PipelineConfig, query: Mapping[str, str] | list[tuple[str, str]],
+def playground(cur, cfg: PipelineConfig, pairs: list[tuple[str, str]],
                other: str | None = None) -> dict[str, Any]:
-    """The answer for the recall API's query ``query`` (its ``(name, value)`` pairs), with the
-    user's history, every item's content and, with ``other``, that version's list too.
-    Raises what :func:`~dropoutnet.recall.retrieval.recall` raises for a bad request."""
-    pairs = list(query.items()) if isinstance(query, Mapping) else list(query)
+    """The answer for the recall API's query (its ``(name, value)`` pairs), with the user's
+    history, every item's content and, with ``other``, that version's list too.  Raises
+    what :func:`~dropoutnet.recall.retrieval.recall` raises for a bad request."""
     request = retrieval.check_request(cfg, **parse_query(pairs), names=retrieval.API_NAMES)
     answer = retrieval.recall_checked(cur, cfg, request, retrieval.API_NAMES)
     out: dict[str, Any] = {"request": dict(pairs), "recall": answer, "other": None}

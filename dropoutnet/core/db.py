@@ -150,6 +150,12 @@ def table_exists(cur, schema: str, table: str) -> bool:
     return bool(cur.fetchone()[0])
 
 
+def fetch_dicts(cur) -> list[dict[str, Any]]:
+    """The rows of the cursor's last query, each a dict by column name."""
+    names = [d[0] for d in cur.description]
+    return [dict(zip(names, row)) for row in cur.fetchall()]
+
+
 def fetch_columns(cur, query: str, params: dict[str, Any] | None = None,
                   chunk_rows: int = 50_000) -> dict[str, list]:
     """Run ``query`` and return its result column-wise (lists), reading in chunks."""

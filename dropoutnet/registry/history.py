@@ -68,8 +68,7 @@ def activations(cur, cfg: PipelineConfig, version: str | None = None,
     sql.execute(cur, "registry/activations.sql",
                 params={"model_name": cfg.model_name, "model_version": version, "limit": limit},
                 schema=cfg.storage.schema_, version=version, limit=limit)
-    names = [d[0] for d in cur.description]
-    return [dict(zip(names, row)) for row in cur.fetchall()]
+    return db.fetch_dicts(cur)
 
 
 def activate(cur, cfg: PipelineConfig, version: str, change: Change, action: str,

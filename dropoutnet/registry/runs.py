@@ -91,8 +91,7 @@ def runs(cur, cfg: PipelineConfig, bizdate: dt.date | None = None) -> list[dict[
     sql.execute(cur, "registry/runs.sql", params={"model_name": cfg.model_name,
                                                   "bizdate": bizdate},
                 schema=cfg.storage.schema_, bizdate=bizdate)
-    names = [d[0] for d in cur.description]
-    return [dict(zip(names, row)) for row in cur.fetchall()]
+    return db.fetch_dicts(cur)
 
 
 def record_part(cur, cfg: PipelineConfig, version: str, part: str, run_id: str) -> None:

@@ -59,8 +59,7 @@ def versions(cur, cfg: PipelineConfig, version: str | None = None) -> list[dict[
     sql.execute(cur, "registry/versions.sql",
                 params={"model_name": cfg.model_name, "model_version": version},
                 schema=cfg.storage.schema_, version=version)
-    names = [d[0] for d in cur.description]
-    return [dict(zip(names, row)) for row in cur.fetchall()]
+    return db.fetch_dicts(cur)
 
 
 def record_version(cur, cfg: PipelineConfig, version: str, bizdate: dt.date, run_id: str,
