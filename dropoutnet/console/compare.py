@@ -11,7 +11,7 @@ the sharper comparison.
 setting, flattened to dotted keys).
 
 **Overlap.** For a fixed sample of users embedded in both versions, each version's top-N
-(retrieval as the recall API does it) and how many items the two lists share.
+(HNSW retrieval, one statement per version) and how many items the two lists share.
 """
 
 from __future__ import annotations
@@ -23,7 +23,6 @@ from dropoutnet.config import PipelineConfig
 from dropoutnet.console.params import not_found
 from dropoutnet.console.versions import version_list, version_metrics
 from dropoutnet.core import sql
-from dropoutnet.recall import retrieval
 
 Z95 = 1.959964
 
@@ -84,20 +83,29 @@ def _run_config(cur, cfg: PipelineConfig, run_id: str | None) -> dict[str, Any] 
 def overlap(cur, cfg: PipelineConfig, a: str, b: str, users: int, top_n: int
             ) -> dict[str, Any]:
     """The share of items the two versions' top-``top_n`` lists share, over a fixed sample of
-    at most ``users`` users embedded in both (the same users every time for the pair)."""
+    at most ``users`` users embedded in both (the same users every time for the pair).  Each
+    version's lists come from one statement, as the evaluation retrieves them (an HNSW scan
+    per user, ``evaluation/top_items_of_users.sql``)."""
+    schema, hnsw = cfg.storage.schema_, cfg.retrieval.hnsw
     sql.execute(cur, "console/common_users.sql",
-                params={"version_a": a, "version_b": b, "users": users},
-                schema=cfg.storage.schema_)
+                params={"version_a": a, "version_b": b, "users": users}, schema=schema)
     sample = [u for (u,) in cur.fetchall()]
+    sql.execute(cur, "recall/retrieval_settings.sql", params={
+        "ef_search": max(hnsw.ef_search, top_n), "iterative_scan": "off",
+        "max_scan_tuples": hnsw.max_scan_tuples})
+    lists: dict[str, dict[str, list[str]]] = {}
+    for version in (a, b):
+        sql.execute(cur, "evaluation/top_items_of_users.sql",
+                    params={"model_version": version, "user_ids": sample, "top_n": top_n},
+                    schema=schema, user_table="user_embeddings", item_table="item_embeddings",
+                    created_range=False)
+        lists[version] = {}
+        for user, item in cur.fetchall():
+            lists[version].setdefault(user, []).append(item)
     per_user = []
     for user in sample:
-        lists = []
-        for version in (a, b):
-            vector = retrieval.user_vector(cur, cfg, version, user)
-            lists.append([item for item, _ in retrieval.top_items(
-                cur, cfg, version, vector, top_n, complete=True)])
-        shared = len(set(lists[0]) & set(lists[1]))
-        per_user.append({"user_id": user, "shared": shared, "a": lists[0], "b": lists[1]})
+        la, lb = lists[a].get(user, []), lists[b].get(user, [])
+        per_user.append({"user_id": user, "shared": len(set(la) & set(lb)), "a": la, "b": lb})
     mean = (sum(u["shared"] for u in per_user) / (len(per_user) * top_n)) if per_user else None
     return {"users": len(per_user), "top_n": top_n, "mean_overlap": mean,
             "per_user": per_user}

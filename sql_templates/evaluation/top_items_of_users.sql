@@ -1,8 +1,9 @@
 -- The top-N items of many users of one model version in one statement (evaluation): each
 -- user's own vector drives its own HNSW scan (a lateral subquery ordered by `<#>`, as
 -- retrieve.sql), so evaluating 100,000 users costs one round trip, not 200,000.  Items only
--- from the split's creation range; hnsw.iterative_scan (retrieval_settings.sql) keeps each
--- scan going until N items pass it.  A user without a vector in the version has no row.
+-- from the split's creation range (unless created_range is false: the console's overlap of
+-- two versions' lists); hnsw.iterative_scan (retrieval_settings.sql) keeps each scan going
+-- until N items pass it.  A user without a vector in the version has no row.
 with users as (
     select
         user_id,
@@ -22,8 +23,10 @@ cross join lateral (
         items.embedding <#> users.embedding as distance
     from {{ qualified(schema, item_table) }} as items
     where items.model_version = %(model_version)s
+      {% if created_range is not defined or created_range %}
       and items.created_at >= %(created_from)s
       and items.created_at < %(created_to)s
+      {% endif %}
     order by items.embedding <#> users.embedding
     limit %(top_n)s
 ) as top
