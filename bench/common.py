@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import socket
 import sys
 import tempfile
 from pathlib import Path
@@ -58,3 +59,10 @@ def write_result(result: dict, out: Path, name: str) -> None:
     print(text)
     out.mkdir(parents=True, exist_ok=True)
     (out / name).write_text(text + "\n")
+
+
+def free_port() -> int:
+    """A TCP port free on localhost right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]

@@ -24,7 +24,6 @@ import argparse
 import datetime as dt
 import json
 import os
-import socket
 import subprocess
 import sys
 import threading
@@ -33,18 +32,14 @@ import urllib.request
 from pathlib import Path
 
 import numpy as np
-from common import REPO, new_home, remove_home, write_result  # first: the repository on the path
+
+# first: the repository on the path
+from common import REPO, free_port, new_home, remove_home, write_result
 
 DATA = dict(n_users=400, n_items=600, n_authors=60, days=5, new_items_per_day=40, seed=7)
 CONFIG = {"cold_start_recall": {"train_days": 2}, "training": {"epochs": 1},
           "retrieval": {"candidate_window_days": 3}}
 POLL_SECONDS = 0.02
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def write_config(path: Path, service_port: int, metrics_port: int) -> Path:

@@ -22,7 +22,6 @@ import asyncio
 import datetime as dt
 import json
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -32,7 +31,7 @@ import urllib.request
 from pathlib import Path
 
 import numpy as np
-from common import REPO, write_result  # first: the repository on the path
+from common import REPO, free_port, write_result  # first: the repository on the path
 
 CONCURRENCY = (1, 8, 32)
 
@@ -84,12 +83,6 @@ def as_instances(features: dict[str, np.ndarray], names: list[str]) -> list[dict
                 row[name] = str(v)
         rows.append(row)
     return rows
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def start_server(base: Path, work: Path, batching: bool) -> tuple[subprocess.Popen, int]:
