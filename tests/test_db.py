@@ -41,11 +41,36 @@ def test_parallel_tasks_create_the_same_tables_without_colliding(database_url):
         for t in threads:
             t.join()
         with conn.cursor() as cur:
-            cur.execute("select count(*) from pg_tables where schemaname = %s", (schema,))
-            assert cur.fetchone()[0] == 2
-            cur.execute(f"drop schema {schema} cascade")
+            cur.execute("select tablename from pg_tables where schemaname = %s", (schema,))
+            assert {r[0] for r in cur.fetchall()} == {
+                "user_embeddings", "item_embeddings", "ddl_applied"}
         conn.close()
     assert errors == []
+
+    # applied once, the DDL is not run again: a task does not wait for (or deadlock with) a
+    # reader of the tables, as `alter table ... if not exists` would with its exclusive lock
+    reader = psycopg2.connect(database_url)
+    with reader.cursor() as cur:
+        cur.execute(f"select count(*) from {schema}.item_embeddings")  # holds its lock
+        again = threading.Thread(target=ensure)
+        again.start()
+        again.join(timeout=20)
+        assert not again.is_alive() and errors == []
+    reader.rollback()
+    # a changed template (an upgrade) is applied: the ledger holds another digest
+    with reader.cursor() as cur:
+        cur.execute(f"update {schema}.ddl_applied set digest = 'older'")
+        cur.execute(f"alter table {schema}.item_embeddings drop column attributes")
+    reader.commit()
+    ensure()
+    assert errors == []
+    with reader.cursor() as cur:
+        cur.execute("select count(*) from information_schema.columns "
+                    "where table_schema = %s and column_name = 'attributes'", (schema,))
+        assert cur.fetchone()[0] == 1
+        cur.execute(f"drop schema {schema} cascade")
+    reader.commit()
+    reader.close()
 
 
 def test_a_call_outside_an_entry_point_names_the_missing_database(monkeypatch):

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import hashlib
 import logging
 from typing import Any, Callable, Iterator, Sequence
 
 import psycopg2
+import psycopg2.errors
 import psycopg2.extensions
 from pgvector.psycopg2 import register_vector
 
@@ -48,14 +50,34 @@ def transaction(url: str | None = None) -> Iterator[psycopg2.extensions.cursor]:
 
 
 def ensure_ddl(url: str | None, template: str, **context: Any) -> None:
-    """Run an idempotent DDL template in its own short transaction, under an advisory lock.
+    """Apply an idempotent DDL template to ``context['schema']`` unless its text is unchanged.
 
-    Tasks that run in parallel create the same tables; the lock makes their
-    ``create ... if not exists`` statements take turns instead of colliding.
+    The templates' ``alter table ... add column if not exists`` takes an ACCESS EXCLUSIVE
+    lock even when the column is there, on tables that recall and the registry read on every
+    request: run by every task, it stalled readers and could deadlock one (a reader holding
+    ``active_version`` and waiting for ``model_versions`` while the DDL held the reverse).  So
+    each schema keeps a ledger of the rendered text's digest per template
+    (``core/ddl/applied.sql``): a task applies a template only the first time and after it
+    changed (an upgrade), in a short transaction under an advisory lock, so that tasks running
+    in parallel take turns instead of colliding on ``create ... if not exists``.
     """
+    text = sql.render(template, **context)
+    digest = hashlib.sha256(text.encode()).hexdigest()
+    ledger = {"template": template, "digest": digest}
+    schema = context["schema"]
     with transaction(url) as cur:
-        sql.execute(cur, "core/ddl_lock.sql")
-        sql.execute(cur, template, **context)
+        try:
+            sql.execute(cur, "core/ddl/applied.sql", params=ledger, schema=schema)
+            row = cur.fetchone()
+        except psycopg2.errors.UndefinedTable:  # no ledger yet: a new schema
+            row = None
+    if row is not None and row[0] == digest:
+        return
+    with transaction(url) as cur:
+        sql.execute(cur, "core/ddl/lock.sql")
+        log.debug("running %s:\n%s", template, text)
+        cur.execute(text, {})
+        sql.execute(cur, "core/ddl/record.sql", params=ledger, schema=schema)
 
 
 def replace_tables(url: str, schema: str | None, ddl: dict[str, str],
