@@ -104,12 +104,15 @@ def release_run_lock() -> dict:
 )
 def dropoutnet_daily():
     day = resolve_bizdate()
-    samples, train, export, users, items, evaluate, publish, deploy, retention = (
-        step(name)(day) for name in ("samples", "train", "export", "user_embeddings",
-                                     "item_embeddings", "evaluate", "publish", "deploy",
-                                     "retention"))
-    (samples >> train >> export >> [users, items] >> evaluate >> publish >> deploy >> retention
-     >> release_run_lock().as_teardown(setups=day))
+    online, samples, train, export, users, items, evaluate, publish, deploy, retention = (
+        step(name)(day) for name in ("online_metrics", "samples", "train", "export",
+                                     "user_embeddings", "item_embeddings", "evaluate",
+                                     "publish", "deploy", "retention"))
+    # online_metrics judges what the versions served on the bizdate: it needs nothing the
+    # training chain makes, so it runs beside it
+    release = release_run_lock().as_teardown(setups=day)
+    samples >> train >> export >> [users, items] >> evaluate >> publish >> deploy >> retention
+    [online, retention] >> release
 
 
 dropoutnet_daily()

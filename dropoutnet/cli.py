@@ -9,7 +9,8 @@
     dropoutnet recall --user-id U [--top-n N] [--exclude-interacted] [--filter COL=VALUE]
                       [--created-within HOURS] [--ef-search N] [--json]
     dropoutnet recall-api [--host H] [--port P]   GET /v1/recall over HTTP
-    dropoutnet metrics --bizdate D [--json]
+    dropoutnet metrics --bizdate D [--online [--days N]] [--json]
+    dropoutnet experiment start --challenger VERSION [--share S] | status [--id N] | stop
     dropoutnet tune --bizdate D --trials N      choose settings on a validation split (Optuna)
     dropoutnet db-url                           the application database's URL
     dropoutnet benchmark citeulike --path DIR --split DIR [--json]   paper protocol + baselines
@@ -21,6 +22,7 @@ the problem and the fix, and exit with status 2 (usage) or 1 (everything else); 
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import json
 import logging
 import sys
@@ -179,24 +181,62 @@ def cmd_recall(args: argparse.Namespace) -> int:
                     created_within_hours=args.created_within,
                     exclude_interacted=args.exclude_interacted,
                     filters=parse_filter_options(args.filter), ef_search=args.ef_search,
-                    names=CLI_NAMES)
+                    names=CLI_NAMES, log_as="cli")
     if args.json:
         _print_json(result)
         return 0
-    print(f"user {result['user_id']}  model version {result['model_version']}")
+    arm = f"  arm {result['arm']}" if result["arm"] != "active" else ""
+    print(f"user {result['user_id']}  model version {result['model_version']}{arm}")
     for rank, item in enumerate(result["items"], 1):
         print(f"{rank:3d}. {item['item_id']:<16} {item['score']:.4f}")
     return 0
 
 
 def cmd_metrics(args: argparse.Namespace) -> int:
-    """``dropoutnet metrics``: a bizdate's stored metrics, as tables or JSON."""
+    """``dropoutnet metrics``: a bizdate's stored metrics (offline, or with ``--online`` what
+    users did with the lists served, beside each version's offline gate figure)."""
+    cfg = pipeline.load(args.config)
+    if args.online:
+        from dropoutnet.online.report import bizdate_report, format_bizdates
+
+        if args.days < 1:
+            raise ValueError(f"--days must be at least 1, got {args.days}")
+        last = parse_bizdate(args.bizdate)
+        first = last - dt.timedelta(days=args.days - 1)
+        report = bizdate_report(cfg, first, last)
+        _print_json(report) if args.json else print(format_bizdates(report))
+        return 0
     from dropoutnet.evaluation.report import format_metrics
     from dropoutnet.registry import read_metrics
 
-    cfg = pipeline.load(args.config)
     m = read_metrics(cfg, parse_bizdate(args.bizdate))
     _print_json(m) if args.json else print(format_metrics(m))
+    return 0
+
+
+def cmd_experiment(args: argparse.Namespace) -> int:
+    """``dropoutnet experiment start|status|stop``: A/B splits between versions."""
+    from dropoutnet import registry
+    from dropoutnet.online.report import experiment_status, format_experiment
+
+    cfg = pipeline.load(args.config)
+    if args.action == "start":
+        if not args.challenger:
+            raise registry.ExperimentError("experiment start needs --challenger VERSION (a "
+                                           "published version other than the active one)")
+        e = registry.start_experiment(cfg, args.challenger, args.share, registry.cli_actor(),
+                                      args.reason)
+        print(f"experiment {e.experiment_id} started: version {e.challenger} serves "
+              f"{e.share:.0%} of users, the active version the rest") if not args.json \
+            else _print_json(e.as_dict())
+        return 0
+    if args.action == "stop":
+        e = registry.stop_experiment(cfg, registry.cli_actor(), args.reason)
+        print(f"experiment {e.experiment_id} stopped: every user is on the active version") \
+            if not args.json else _print_json(e.as_dict())
+        return 0
+    status = experiment_status(cfg, args.id)
+    _print_json(status) if args.json else print(format_experiment(status))
     return 0
 
 
@@ -364,8 +404,28 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("metrics", help="the stored metrics of a bizdate")
     p.add_argument("--bizdate", required=True)
+    p.add_argument("--online", action="store_true",
+                   help="what users did with the lists served (per version, arm and channel), "
+                        "beside each version's offline gate figure")
+    p.add_argument("--days", type=int, default=1, metavar="N",
+                   help="with --online: the N bizdates ending at --bizdate (default 1)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_metrics)
+
+    p = sub.add_parser("experiment", help="A/B splits between versions: start one, its "
+                                          "status (both arms' online figures and the verdict), "
+                                          "stop it")
+    p.add_argument("action", choices=("start", "status", "stop"))
+    p.add_argument("--challenger", metavar="VERSION",
+                   help="start: the published version served to --share of users")
+    p.add_argument("--share", type=float, default=None,
+                   help="start: the challenger's share of users, strictly between 0 and 1 "
+                        "(default retrieval.experiment.share)")
+    p.add_argument("--reason", help="start / stop: why (kept with the experiment)")
+    p.add_argument("--id", type=int, default=None, help="status: this experiment (default: "
+                                                         "the running one, else the newest)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_experiment)
 
     p = sub.add_parser("datasets", help="load a public dataset (movielens-100k) into raw tables")
     from dropoutnet.data import datasets

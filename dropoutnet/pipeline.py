@@ -206,6 +206,16 @@ def retention(bizdate: str, config_path: str | None = None,
         return apply_retention(cfg, day)
 
 
+def online_metrics(bizdate: str, config_path: str | None = None,
+                   pipeline_run: str | None = None) -> dict[str, Any]:
+    """What users did with the lists served on the bizdate, per version, arm and channel
+    (from the served log and the bizdate's raw events only); stored."""
+    from dropoutnet.steps.online_metrics import online_metrics as compute
+
+    with _task(bizdate, config_path, pipeline_run) as (cfg, day, _):
+        return compute(cfg, day)
+
+
 @dataclass(frozen=True)
 class Task:
     """A task of the daily DAG: the function that does it, the run options it reads (the DAG's
@@ -220,8 +230,10 @@ class Task:
 
 
 # The tasks between the DAG's check (:func:`check`) and its teardown (:func:`release`), in the
-# order they run.  The DAG wires user_embeddings and item_embeddings side by side.
+# order they run.  The DAG wires user_embeddings and item_embeddings side by side, and
+# online_metrics beside the whole training chain.
 STEPS: dict[str, Task] = {
+    "online_metrics": Task(online_metrics),
     "samples": Task(samples),
     "train": Task(train),
     "export": Task(export),

@@ -179,6 +179,14 @@ def pipeline_env(database_url: str, home: Path, name: str, end: dt.date,
         conn.close()
 
 
+def wait_for(predicate, timeout: float = 60.0, what: str = "condition") -> None:
+    """Poll ``predicate`` every 0.1 s until it holds; fail naming ``what`` after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.1)
+
+
 def free_port() -> int:
     """A TCP port free on localhost right now."""
     with socket.socket() as sock:
@@ -194,6 +202,7 @@ class ThreadedServer:
 
         port = port or free_port()
         self.url = f"http://127.0.0.1:{port}"
+        self.app = app
         self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port,
                                                     log_level="warning", access_log=False))
         self.thread = threading.Thread(target=self.server.run, daemon=True)
@@ -244,3 +253,30 @@ def item_examples(item_ids: np.ndarray, labels: np.ndarray, sample_dates: np.nda
                             minlength=len(rows))
     exposure = (days.max() - days[rows] + 1).astype(np.float64)
     return rows, positives, exposure
+
+
+def publish_vectors(url: str, cfg, version: str, bizdate: dt.date, item_rows: list[tuple],
+                    item_vectors, users: list[str], user_vectors, activate: bool = True) -> None:
+    """Write a version's vectors as the embedding tasks do (``item_rows``: ``(item_id,
+    created_at, attributes)``) and publish it, making it active unless ``activate`` is
+    False: a version without a model, for tests that only read vectors."""
+    from dropoutnet import registry
+    from dropoutnet.core import db
+    from dropoutnet.recall import vectors
+
+    vectors.ensure_tables(url, cfg)
+    registry.ensure_tables(url, cfg)
+    with db.transaction(url) as cur:
+        run = f"r{version}"
+        vectors.write_candidate(cur, cfg, "user", version, run, ["user_id"],
+                                [(u,) for u in users], user_vectors)
+        vectors.write_candidate(cur, cfg, "item", version, run,
+                                ["item_id", "created_at", "attributes"], item_rows,
+                                item_vectors)
+        for side in ("user", "item"):
+            parent = vectors.table(side)
+            db.swap_partition(cur, cfg.storage.schema_, parent, version,
+                              db.candidate_name(parent, version))
+        registry.record_version(cur, cfg, version, bizdate, run, "/nonexistent/export")
+        if activate:
+            registry.activate(cur, cfg, version, registry.Change.cli(), "publish")

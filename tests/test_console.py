@@ -16,6 +16,7 @@ import os
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 from urllib.parse import quote
 
@@ -261,7 +262,9 @@ def _cli_recall(*args):
     proc = subprocess.run([sys.executable, "-m", "dropoutnet.cli", "recall", "--json", *args],
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
-    return json.loads(proc.stdout)
+    answer = json.loads(proc.stdout)
+    assert uuid.UUID(answer.pop("request_id"))  # the CLI's recall is logged; the playground's not
+    return answer
 
 
 def test_the_playground_answers_what_recall_answers(console):

@@ -20,7 +20,7 @@ from dropoutnet.core.dates import BizdateError
 from dropoutnet.local import stack
 
 DAG_ID = "dropoutnet_daily"
-TASK_ORDER = ["resolve_bizdate", "samples", "train", "export", "user_embeddings",
+TASK_ORDER = ["resolve_bizdate", "online_metrics", "samples", "train", "export", "user_embeddings",
               "item_embeddings", "evaluate", "publish", "deploy", "retention", "release_run_lock"]
 HEAVY_MODULES = ("tensorflow", "keras", "dropoutnet.pipeline", "dropoutnet.training.fit",
                  "dropoutnet.steps", "dropoutnet.model")
@@ -111,6 +111,8 @@ def test_dag_has_no_cycle_and_the_documented_order(probe):
     assert tasks["publish"]["downstream"] == ["deploy"]
     assert tasks["deploy"]["downstream"] == ["retention"]
     assert tasks["retention"]["downstream"] == ["release_run_lock"]
+    # online metrics judge the day's serving beside the training chain
+    assert tasks["online_metrics"]["downstream"] == ["release_run_lock"]
     # every task gets the bizdate from resolve_bizdate
     assert set(tasks["resolve_bizdate"]["downstream"]) == set(TASK_ORDER) - {"resolve_bizdate"}
 

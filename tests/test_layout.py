@@ -31,7 +31,7 @@ PACKAGE = ROOT / "dropoutnet"
 MAX_FLOORS = 9
 ENTRY_POINTS = {"__init__", "cli", "pipeline", "airflow_connection", "healthcheck"}
 CONCEPTS = {"benchmarks", "config", "console", "core", "data", "evaluation", "local", "model",
-            "recall", "registry", "serving", "steps", "stream", "training"}
+            "online", "recall", "registry", "serving", "steps", "stream", "training"}
 # the modules every step may stand on, and the ones that stand above the steps
 ABOVE_STEPS = ("dropoutnet.pipeline", "dropoutnet.cli", "dropoutnet.benchmarks",
                "dropoutnet.local")

@@ -22,9 +22,9 @@ import numpy as np
 import psycopg2
 import psycopg2.extras
 import pytest
-from helpers import ThreadedServer, load_tiny, make_config, write_config
+from helpers import ThreadedServer, load_tiny, make_config, publish_vectors, write_config
 
-from dropoutnet import cli, registry
+from dropoutnet import cli
 from dropoutnet.core import db, sql
 from dropoutnet.core.errors import MissingDataError
 from dropoutnet.recall import retrieval, vectors
@@ -92,20 +92,7 @@ def store(database_url):
 def publish(url: str, cfg, item_rows: list[tuple], item_vectors: np.ndarray,
             user_vectors: np.ndarray) -> None:
     """Write ``VERSION``'s vectors as the embedding tasks do, publish and activate it."""
-    vectors.ensure_tables(url, cfg)
-    registry.ensure_tables(url, cfg)
-    with db.transaction(url) as cur:
-        vectors.write_candidate(cur, cfg, "user", VERSION, "r1", ["user_id"],
-                                [(u,) for u in USERS], user_vectors)
-        vectors.write_candidate(cur, cfg, "item", VERSION, "r1",
-                                ["item_id", "created_at", "attributes"], item_rows,
-                                item_vectors)
-        for side in ("user", "item"):
-            parent = vectors.table(side)
-            db.swap_partition(cur, cfg.storage.schema_, parent, VERSION,
-                              db.candidate_name(parent, VERSION))
-        registry.record_version(cur, cfg, VERSION, BIZDATE, "r1", "/nonexistent/export")
-        registry.activate(cur, cfg, VERSION, registry.Change.cli(), "publish")
+    publish_vectors(url, cfg, VERSION, BIZDATE, item_rows, item_vectors, USERS, user_vectors)
 
 
 @pytest.fixture(scope="module")
@@ -444,7 +431,8 @@ def test_the_api_answers_a_recall_with_its_version(store, api):
         ("user_id", "u3"), ("n", "15"), ("filter.category_level1", "mid"),
         ("filter.primary_type", "live"), ("exclude_interacted", "true"), ("ef_search", "1000")])
     assert status == 200, body
-    assert set(body) == {"user_id", "model_version", "items"}
+    assert set(body) == {"user_id", "model_version", "arm", "items", "request_id"}
+    assert body["arm"] == "active" and uuid.UUID(body["request_id"])
     assert body["user_id"] == "u3" and body["model_version"] == VERSION
     assert headers["x-model-version"] == VERSION
     assert_same(body["items"], exact(store, "u3", 15, lambda k: store["attrs"][k] == {
@@ -459,7 +447,8 @@ def test_the_api_answers_a_recall_with_its_version(store, api):
     for (status, body, _), user in zip(answers, USERS * 4):
         assert status == 200 and body["user_id"] == user
         assert_same(body["items"], exact(store, user, 10))
-    assert api.get("/healthz")[:2] == (200, {"status": "ok", "model_version": VERSION})
+    status, body, _ = api.get("/healthz")
+    assert (status, body["status"], body["model_version"]) == (200, "ok", VERSION)
 
 
 @pytest.mark.parametrize("query, status, message", [
@@ -481,7 +470,7 @@ def test_the_api_answers_a_recall_with_its_version(store, api):
      "exclude_interacted must be true or false, got 'maybe'"),
     ({"user_id": "u1", "top_n": "5"}, 400,
      "unknown query parameter 'top_n': the parameters are user_id, n, exclude_interacted, "
-     "created_within_hours, ef_search and filter.<column>=<value>"),
+     "created_within_hours, ef_search, request_id and filter.<column>=<value>"),
     ([("user_id", "u1"), ("n", "5"), ("n", "6")], 400, "'n' is given more than once"),
     ({"user_id": "u1", "filter.": "x"}, 400, "names no column: write filter.<column>=<value>"),
     ({"user_id": "u1", "filter.tags": "x"}, 400,

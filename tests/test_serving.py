@@ -22,7 +22,7 @@ import pytest
 os.environ.setdefault("KERAS_HOME", os.path.join(tempfile.gettempdir(), "dropoutnet-keras"))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from helpers import ThreadedServer, free_port  # noqa: E402
+from helpers import ThreadedServer, free_port, wait_for  # noqa: E402
 from test_model import make_config, make_data  # noqa: E402
 
 from dropoutnet.registry import artifacts  # noqa: E402
@@ -102,13 +102,6 @@ class Server(ThreadedServer):
         status, body = self.call("GET", f"/v1/models/{MODEL}")
         assert status == 200, body
         return {v["version"]: v["state"] for v in body["model_version_status"]}
-
-
-def wait_for(predicate, timeout: float = 60.0, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.1)
 
 
 def start_server(base: Path) -> Server:

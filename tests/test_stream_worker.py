@@ -11,7 +11,7 @@ import time
 
 import numpy as np
 import pytest
-from helpers import free_port, pipeline_env, small_features
+from helpers import free_port, pipeline_env, small_features, wait_for
 
 from dropoutnet import pipeline, registry
 from dropoutnet.core import db
@@ -69,13 +69,6 @@ def query(env, text, params=None):
     with env["conn"].cursor() as cur:
         cur.execute(text, params)
         return cur.fetchall() if cur.description else None
-
-
-def wait_for(predicate, timeout=60.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.1)
 
 
 def stored(env, version: str, item: str) -> np.ndarray | None:

@@ -33,6 +33,7 @@ from dropoutnet.config.cold_start_recall import ColdStartRecall
 from dropoutnet.config.evaluation import EvaluationConfig
 from dropoutnet.config.features import FeatureSpec
 from dropoutnet.config.model import ModelConfig
+from dropoutnet.config.online import OnlineConfig
 from dropoutnet.config.raw import RawConfig
 from dropoutnet.config.retention import RetentionConfig
 from dropoutnet.config.retrieval import RetrievalConfig
@@ -64,6 +65,7 @@ class PipelineConfig(Strict):
     runs: RunsConfig = Field(default_factory=RunsConfig)
     retention: RetentionConfig = Field(default_factory=RetentionConfig)
     stream: StreamConfig = Field(default_factory=StreamConfig)
+    online: OnlineConfig = Field(default_factory=OnlineConfig)
 
     @model_validator(mode="after")
     def _features(self) -> "PipelineConfig":

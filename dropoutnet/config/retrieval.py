@@ -100,6 +100,43 @@ class RecallApiConfig(Strict):
     connections: int = Field(default=8, ge=1, le=256)
 
 
+class ServedLogConfig(Strict):
+    """The served log (:mod:`dropoutnet.recall.served_log`): every list the recall API (and
+    the CLI's recall) answers, kept in ``served_lists``, one partition per UTC day.
+
+    A background writer copies the answers in batches (binary COPY) so that a request never
+    waits for the database: it flushes when ``flush_rows`` answers are buffered or the
+    oldest has waited ``flush_ms``, whichever comes first, so a crash loses at most the
+    answers of the last ``flush_ms`` (and never more than ``flush_rows``).  While the
+    database is unreachable the buffer grows to ``max_buffered_rows``; answers beyond that
+    are dropped and counted (the API's ``/healthz`` reports them), never blocking a request.
+    """
+
+    enabled: bool = True
+    flush_ms: int = Field(default=500, ge=1, le=600_000)
+    flush_rows: int = Field(default=2000, ge=1, le=1_000_000)
+    max_buffered_rows: int = Field(default=200_000, ge=1)
+
+    @model_validator(mode="after")
+    def _buffer(self) -> "ServedLogConfig":
+        if self.max_buffered_rows < self.flush_rows:
+            raise ValueError(f"retrieval.log.max_buffered_rows ({self.max_buffered_rows}) is "
+                             f"below flush_rows ({self.flush_rows}): the buffer must hold at "
+                             f"least one batch; raise max_buffered_rows or lower flush_rows")
+        return self
+
+
+class ExperimentConfig(Strict):
+    """A/B splits between versions (``dropoutnet experiment start``; the running experiment
+    itself is registry state, so every recall API replica sees the same one and it survives
+    restarts).  ``share`` is the challenger's default share of users; a user's arm is a
+    salted hash of the user id (the salt is the experiment's own), so it is stable for the
+    experiment and independent between experiments."""
+
+    share: float = Field(default=0.5, gt=0, lt=1,
+                         description="the challenger's share of users when start names none")
+
+
 class RetrievalConfig(Strict):
     """Recall of the active version (:func:`dropoutnet.recall.retrieval.recall`), the candidate pool
     and the users embedded each day.
@@ -128,6 +165,8 @@ class RetrievalConfig(Strict):
                                               "this many days ending at the bizdate are active")
     hnsw: HnswConfig = Field(default_factory=HnswConfig)
     api: RecallApiConfig = Field(default_factory=RecallApiConfig)
+    log: ServedLogConfig = Field(default_factory=ServedLogConfig)
+    experiment: ExperimentConfig = Field(default_factory=ExperimentConfig)
 
     @field_validator("filter_columns")
     @classmethod

@@ -19,9 +19,10 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from dropoutnet import registry
 from dropoutnet.config import PipelineConfig
 from dropoutnet.console.params import not_found
-from dropoutnet.console.versions import version_list, version_metrics
+from dropoutnet.console.versions import version_list
 from dropoutnet.core import sql
 
 Z95 = 1.959964
@@ -136,7 +137,7 @@ def compare(cur, cfg: PipelineConfig, a: str, b: str, users: int = 50,
                             "choose two of the versions page")
         rows[name] = found[0]
     va, vb = rows[a], rows[b]
-    ma, mb = ((version_metrics(cur, cfg, v) or {}).get("splits") or {} for v in (va, vb))
+    ma, mb = ((registry.version_metrics(cur, cfg, v) or {}).get("splits") or {} for v in (va, vb))
     splits = []
     for split in sorted(set(ma) | set(mb)):
         fa, fb = ma.get(split) or {}, mb.get(split) or {}

@@ -84,19 +84,6 @@ def version_list(cur, cfg: PipelineConfig, version: str | None = None) -> list[d
     return [_version(row) for row in db.fetch_dicts(cur)]
 
 
-def version_metrics(cur, cfg: PipelineConfig, version: dict[str, Any]) -> dict[str, Any] | None:
-    """The metrics the evaluate task stored for a version (a row of :func:`version_list`): its
-    bizdate's, if that bizdate's current metrics are of this version; else None."""
-    if not db.table_exists(cur, cfg.storage.schema_, "metrics"):
-        return None
-    sql.execute(cur, "registry/read_metrics.sql", params={"bizdate": version["bizdate"]},
-                schema=cfg.storage.schema_)
-    row = cur.fetchone()
-    if row is None or row[0].get("model_version") != version["model_version"]:
-        return None
-    return row[0]
-
-
 def version_detail(cur, cfg: PipelineConfig, version: str) -> dict[str, Any]:
     """One version: its row, its metrics per split (with the baselines), the training run's
     loss per epoch and every change of the active version to or from it."""
@@ -105,7 +92,7 @@ def version_detail(cur, cfg: PipelineConfig, version: str) -> dict[str, Any]:
         raise not_found(f"version {version} of model {cfg.model_name} was never published; "
                         "the versions page lists the published ones")
     detail = found[0]
-    metrics = version_metrics(cur, cfg, detail)
+    metrics = registry.version_metrics(cur, cfg, detail)
     train = (metrics or {}).get("train") or {}
     detail["metrics"] = (metrics or {}).get("splits")
     detail["loss_per_epoch"] = train.get("loss_per_epoch")

@@ -9,14 +9,21 @@ Both follow the same bearer-token rule (:mod:`dropoutnet.core.http`).
 Routes:
 
 * ``GET /v1/recall?user_id=U[&n=N][&exclude_interacted=true][&created_within_hours=H]
-  [&ef_search=E][&filter.<column>=<value> ...]`` answers
-  ``{"user_id", "model_version", "items": [{"item_id", "score"}]}``, best first, and the
-  header ``X-Model-Version``.  ``filter.<column>`` names a column of
-  ``retrieval.filter_columns`` (one parameter per column; several must all hold);
+  [&ef_search=E][&filter.<column>=<value> ...][&request_id=UUID]`` answers
+  ``{"user_id", "model_version", "arm", ["experiment_id",] "items": [{"item_id", "score"}],
+  "request_id"}``, best first, and the headers ``X-Model-Version`` and ``X-Request-Id``.
+  ``arm`` is ``active``, or ``control`` / ``challenger`` while an experiment splits traffic
+  (:mod:`dropoutnet.registry.experiments`).  The request id is the caller's (the
+  ``request_id`` parameter or an ``X-Request-Id`` header, a UUID) or a new one; every answer
+  is kept in the served log under it (:mod:`dropoutnet.online.served_log`, unless
+  ``retrieval.log.enabled`` is off), so events that carry it are attributed exactly.
+  ``filter.<column>`` names a column of ``retrieval.filter_columns`` (one parameter per
+  column; several must all hold);
   booleans are ``true``/``false`` (or ``1``/``0``, ``yes``/``no``).  Everything else is
   :func:`dropoutnet.recall.retrieval.recall`'s.
-* ``GET /healthz``: 200 with the active version when the database answers, its embedding
-  tables hold this config's vector type and a version is active, else 503 (no token needed).
+* ``GET /healthz``: 200 with the active version and the served log's counters (buffered,
+  written, dropped) when the database answers, its embedding tables hold this config's
+  vector type and a version is active, else 503 (no token needed).
 
 Errors are ``{"error": "..."}`` naming the parameter and the fix: 400 for an unknown,
 repeated, malformed or out-of-range parameter; 401 for a missing or wrong token; 404 when
@@ -49,14 +56,22 @@ from dropoutnet.config import PipelineConfig
 from dropoutnet.core import db
 from dropoutnet.core.errors import MissingDataError
 from dropoutnet.core.http import HttpError, authorize
+from dropoutnet.online.served_log import ServedList, ServedLogWriter, parse_request_id
 from dropoutnet.recall import vectors
-from dropoutnet.recall.retrieval import API_NAMES, RecallError, check_request, recall_checked
+from dropoutnet.recall.retrieval import (
+    API_NAMES,
+    RecallError,
+    channel_of,
+    check_request,
+    recall_checked,
+)
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-PARAMETERS = ("user_id", "n", "exclude_interacted", "created_within_hours", "ef_search")
+PARAMETERS = ("user_id", "n", "exclude_interacted", "created_within_hours", "ef_search",
+              "request_id")
 FILTER_PREFIX = "filter."
 TRUE, FALSE = ("true", "1", "yes"), ("false", "0", "no")
 
@@ -82,8 +97,8 @@ def parse_query(pairs: Iterable[tuple[str, str]]) -> dict[str, Any]:
                 raise RecallError("query parameter 'filter.' names no column: write "
                                   "filter.<column>=<value>, e.g. filter.category_level1=music")
             out["filters"][column] = value
-        elif name == "user_id":
-            out["user_id"] = value
+        elif name in ("user_id", "request_id"):
+            out[name] = value
         elif name == "n":
             out["top_n"] = _number(value, int)
         elif name == "ef_search":
@@ -189,6 +204,14 @@ class _TablesCheck:
             self.passed = all("embedding" in side for side in columns.values())
 
 
+def _request_id(value: str | None):
+    """The caller's request id, or a new one; a malformed one is a 400 naming it."""
+    try:
+        return parse_request_id(value)
+    except ValueError as err:
+        raise RecallError(str(err)) from None
+
+
 def _error(status: int, message: str) -> JSONResponse:
     return JSONResponse({"error": message}, status_code=status)
 
@@ -197,16 +220,23 @@ def create_recall_app(cfg: PipelineConfig, url: str | None = None) -> FastAPI:
     """The recall API for ``cfg`` on the database at ``url`` (default: the pipeline's)."""
     api = cfg.retrieval.api
     pool = ConnectionPool(url, api.connections)
+    served_log = ServedLogWriter(cfg, url) if cfg.retrieval.log.enabled else None
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        log.info("recall API of model %s on %s:%s", cfg.model_name, api.host, api.port)
+        log.info("recall API of model %s on %s:%s (served log %s)", cfg.model_name, api.host,
+                 api.port, "on" if served_log else "off")
+        if served_log is not None:
+            served_log.start()
         yield
+        if served_log is not None:
+            await asyncio.to_thread(served_log.close)
         pool.close()
 
     app = FastAPI(title=f"DropoutNet recall {cfg.model_name}", lifespan=lifespan,
                   docs_url=None, redoc_url=None, openapi_url=None)
     app.state.pool = pool
+    app.state.served_log = served_log
     tables = _TablesCheck(cfg)
 
     def answer(cur, checked):
@@ -222,8 +252,10 @@ def create_recall_app(cfg: PipelineConfig, url: str | None = None) -> FastAPI:
     async def recall_route(request: Request) -> Response:
         try:
             authorize(request, api.token_env)
-            checked = check_request(cfg, **parse_query(request.query_params.multi_items()),
-                                    names=API_NAMES)
+            query = parse_query(request.query_params.multi_items())
+            request_id = _request_id(query.pop("request_id", None)
+                                     or request.headers.get("x-request-id"))
+            checked = check_request(cfg, **query, names=API_NAMES)
             result = await asyncio.to_thread(pool.run, lambda cur: answer(cur, checked))
         except HttpError as err:
             return _error(err.status, str(err))
@@ -237,7 +269,12 @@ def create_recall_app(cfg: PipelineConfig, url: str | None = None) -> FastAPI:
         except Exception as err:  # noqa: BLE001 - a bug: logged, answered in the same shape
             log.exception("recall failed")
             return _error(500, f"internal error: {type(err).__name__}: {err}")
-        return JSONResponse(result, headers={"X-Model-Version": result["model_version"]})
+        result["request_id"] = str(request_id)
+        if served_log is not None:
+            served_log.log(ServedList.of_answer(result, request_id, "api", channel_of(checked),
+                                                checked.filters))
+        return JSONResponse(result, headers={"X-Model-Version": result["model_version"],
+                                             "X-Request-Id": result["request_id"]})
 
     @app.get("/healthz")
     async def healthz() -> Response:
@@ -254,7 +291,8 @@ def create_recall_app(cfg: PipelineConfig, url: str | None = None) -> FastAPI:
         if version is None:
             return JSONResponse({"status": f"model {cfg.model_name} has no active version yet",
                                  "model_version": None}, status_code=503)
-        return JSONResponse({"status": "ok", "model_version": version})
+        return JSONResponse({"status": "ok", "model_version": version,
+                             "served_log": served_log.stats if served_log else None})
 
     @app.exception_handler(404)
     async def not_found(request: Request, exc) -> Response:

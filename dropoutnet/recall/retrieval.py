@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import uuid
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
@@ -50,6 +51,7 @@ from dropoutnet import registry
 from dropoutnet.config import PipelineConfig
 from dropoutnet.core import db, sql
 from dropoutnet.data.inputs import as_vector
+from dropoutnet.online import served_log
 from dropoutnet.recall import vectors
 
 # the longest `created within` window a recall takes: 100 years (a bound, not a policy)
@@ -112,6 +114,13 @@ class RecallRequest:
     filters: dict[str, str] = field(default_factory=dict)
 
 
+def _shown(value: Any, limit: int = 80) -> str:
+    """``repr(value)``, cut to ``limit`` characters: an error message echoes what the caller
+    sent without echoing a megabyte of it."""
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + f"... ({len(text)} characters)"
+
+
 def _is_int(value: Any) -> bool:
     return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
 
@@ -126,6 +135,9 @@ def check_request(cfg: PipelineConfig, user_id: str, top_n: int | None = None,
     r = cfg.retrieval
     if not isinstance(user_id, str) or not user_id.strip():
         raise RecallError("user_id is missing: name the user to recall items for")
+    if "\x00" in user_id:
+        raise RecallError(f"user_id {_shown(user_id)} holds a NUL character (0x00), which no "
+                          "stored id can: check how the caller encodes it")
     if top_n is None:
         top_n = r.top_n
     if not _is_int(top_n) or not 1 <= top_n <= r.max_top_n:
@@ -164,9 +176,10 @@ def check_request(cfg: PipelineConfig, user_id: str, top_n: int | None = None,
                 f"{names.filter_of(column)}: {column!r} is not a filterable column: {allowed} "
                 f"(retrieval.filter_columns); to filter on it, add it to "
                 f"retrieval.filter_columns and embed the next version")
-        if not isinstance(value, str):
-            raise RecallError(f"{names.filter_of(column)} must be text (values are compared "
-                              f"as the column's text), got {value!r}")
+        if not isinstance(value, str) or "\x00" in value:
+            raise RecallError(f"{names.filter_of(column)} must be text without NUL characters "
+                              f"(values are compared as the column's text), got "
+                              f"{_shown(value)}")
         checked[column] = value
     return RecallRequest(user_id=user_id, top_n=top_n, ef_search=ef,
                          exclude_interacted=exclude_interacted, created_from=created_from,
@@ -271,7 +284,7 @@ def recall(cfg: PipelineConfig, user_id: str, top_n: int | None = None,
            url: str | None = None, created_within_hours: float | None = None, *,
            exclude_interacted: bool = False, filters: Mapping[str, str] | None = None,
            ef_search: int | None = None, cur=None, names: ParamNames = ParamNames(),
-           version: str | None = None) -> dict[str, Any]:
+           version: str | None = None, log_as: str | None = None) -> dict[str, Any]:
     """The user's top-N items of the active version (or of the published ``version``):
     ``{user_id, model_version, items: [{item_id, score}]}``, best first.
 
@@ -290,15 +303,25 @@ def recall(cfg: PipelineConfig, user_id: str, top_n: int | None = None,
     pooled connections; the API checks the tables once).  Raises :class:`RecallError` (its
     ``status`` says which kind) naming the parameter as ``names`` spells it, or
     :class:`MissingDataError` for tables of the other ``storage.vector_type``.
+
+    With ``log_as`` (``cli``), the answer gets a ``request_id`` and is written to the served
+    log as that source before this returns (unless ``retrieval.log.enabled`` is off).
     """
     request = check_request(cfg, user_id, top_n, created_within_hours,
                             exclude_interacted=exclude_interacted, filters=filters,
                             ef_search=ef_search, names=names)
     if cur is not None:
-        return recall_checked(cur, cfg, request, names, version)
-    with db.transaction(url) as cur:
-        vectors.check_tables(cur, cfg, size=False)
-        return recall_checked(cur, cfg, request, names, version)
+        answer = recall_checked(cur, cfg, request, names, version)
+    else:
+        with db.transaction(url) as cur:
+            vectors.check_tables(cur, cfg, size=False)
+            answer = recall_checked(cur, cfg, request, names, version)
+    if log_as is not None and cfg.retrieval.log.enabled:
+        request_id = uuid.uuid4()
+        answer["request_id"] = str(request_id)
+        served_log.write_now(cfg, url, [served_log.ServedList.of_answer(
+            answer, request_id, log_as, channel_of(request), request.filters)])
+    return answer
 
 
 def served_version(cur, cfg: PipelineConfig, version: str | None = None
@@ -327,29 +350,58 @@ def served_version(cur, cfg: PipelineConfig, version: str | None = None
 def recall_checked(cur, cfg: PipelineConfig, request: RecallRequest,
                    names: ParamNames = ParamNames(), version: str | None = None
                    ) -> dict[str, Any]:
-    """:func:`recall` of a checked request, in the caller's transaction."""
+    """:func:`recall` of a checked request, in the caller's transaction.
+
+    Without ``version``, the user's arm decides: the active version (arm ``active``), or,
+    while an experiment splits traffic (:mod:`dropoutnet.registry.experiments`), the
+    challenger for the users of its arm and the active version for the others (``control``).
+    A challenger-arm user with no vector in the challenger (a user it did not embed) is
+    served by the active version and stays in the challenger arm: arms are compared by
+    assignment, so a version is not credited for the users it could not serve.  With
+    ``version``, that version (arm ``pinned``).
+    """
+    arm, experiment = ("active", None) if version is None else ("pinned", None)
+    if version is None:
+        experiment = registry.serving(cur, cfg)
+        if experiment is not None:
+            arm = experiment.arm_of(request.user_id)
+            if arm == "challenger":
+                version = experiment.challenger
     which = "the active version" if version is None else "version"
-    version, bizdate = served_version(cur, cfg, version)
+    served, bizdate = served_version(cur, cfg, version)
     user_id = request.user_id
-    vector = user_vector(cur, cfg, version, user_id)
+    vector = user_vector(cur, cfg, served, user_id)
+    if vector is None and arm == "challenger":
+        which = "the active version"
+        served, bizdate = served_version(cur, cfg)
+        vector = user_vector(cur, cfg, served, user_id)
     if vector is None:
         raise RecallNotFound(
-            f"user {user_id!r} has no embedding in {which} {version}: only "
+            f"user {_shown(user_id)} has no embedding in {which} {served}: only "
             f"users active within {cfg.retrieval.active_user_days} days of the bizdate "
             "are embedded; check the user id, or rerun the bizdate after the user's events "
             "are loaded")
     for column, value in request.filters.items():
-        if not filter_value_exists(cur, cfg, version, column, value):
+        if not filter_value_exists(cur, cfg, served, column, value):
             raise UnknownFilterValue(
-                f"{names.filter_of(column)}: no item of {which} {version} has "
+                f"{names.filter_of(column)}: no item of {which} {served} has "
                 f"{column} = {value!r}; check the value (it is compared with the column's "
                 f"text exactly, case included). A column added to retrieval.filter_columns "
-                f"after version {version} was embedded is filterable from the next version on")
+                f"after version {served} was embedded is filterable from the next version on")
     excluded = None
     if request.exclude_interacted:
         excluded = interacted_items(cur, cfg, user_id, exclusion_start(cfg, bizdate))
-    items = top_items(cur, cfg, version, vector, request.top_n, request.created_from,
+    items = top_items(cur, cfg, served, vector, request.top_n, request.created_from,
                       request.created_to, ef_search=request.ef_search,
                       attributes=request.filters, excluded=excluded, complete=True)
-    return {"user_id": user_id, "model_version": version,
-            "items": [{"item_id": i, "score": round(s, 6)} for i, s in items]}
+    out: dict[str, Any] = {"user_id": user_id, "model_version": served, "arm": arm,
+                           "items": [{"item_id": i, "score": round(s, 6)} for i, s in items]}
+    if experiment is not None:
+        out["experiment_id"] = experiment.experiment_id
+    return out
+
+
+def channel_of(request: RecallRequest) -> str:
+    """The served log's channel of a request: ``newest`` (only items created within a
+    window, as a cold-start channel asks) or ``all``."""
+    return "newest" if request.created_from is not None else "all"

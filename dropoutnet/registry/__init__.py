@@ -7,6 +7,8 @@
   and the gate read;
 * :mod:`.history`: **the activation history**, every change of the active version with who
   made it and why (append-only, written by a trigger);
+* :mod:`.experiments`: **A/B experiments**, a challenger version served to a share of users
+  beside the active one, and which arm a user is in;
 * :mod:`.lock`: **the run lock**, one pipeline run per model at a time, whatever starts it;
 * :mod:`.artifacts`: the runs' and versions' files on disk, under the models root.
 
@@ -14,6 +16,8 @@ The rules it enforces live with the steps that act (publish, train, rollback); t
 decide on come from here.  This face hands the modules' names on: ``registry.active(cur, cfg)``.
 """
 
+from dropoutnet.registry.experiments import (Experiment, ExperimentError, list_experiments,
+                                             serving, start_experiment, stop_experiment)
 from dropoutnet.registry.history import Change, activate, activations, cli_actor
 from dropoutnet.registry.lock import acquire, cli_pipeline_run, holding, release
 from dropoutnet.registry.runs import (LEGACY_RUN, PARTS, WarmStart, current_run, finish_run,
@@ -21,4 +25,4 @@ from dropoutnet.registry.runs import (LEGACY_RUN, PARTS, WarmStart, current_run,
                                       start_run, warm_start_source)
 from dropoutnet.registry.tables import config_hash, ensure_tables
 from dropoutnet.registry.versions import (ActiveVersion, active, active_version, read_metrics,
-                                          record_version, versions)
+                                          record_version, version_metrics, versions)

@@ -62,6 +62,19 @@ def versions(cur, cfg: PipelineConfig, version: str | None = None) -> list[dict[
     return db.fetch_dicts(cur)
 
 
+def version_metrics(cur, cfg: PipelineConfig, version: dict[str, Any]) -> dict[str, Any] | None:
+    """The metrics the evaluate task stored for a version (a row of :func:`versions`): its
+    bizdate's, if that bizdate's current metrics are of this version; else None."""
+    if not db.table_exists(cur, cfg.storage.schema_, "metrics"):
+        return None
+    sql.execute(cur, "registry/read_metrics.sql", params={"bizdate": version["bizdate"]},
+                schema=cfg.storage.schema_)
+    row = cur.fetchone()
+    if row is None or row[0].get("model_version") != version["model_version"]:
+        return None
+    return row[0]
+
+
 def record_version(cur, cfg: PipelineConfig, version: str, bizdate: dt.date, run_id: str,
                    export_path: Path) -> None:
     """Record a published version in the caller's transaction: the run whose embeddings

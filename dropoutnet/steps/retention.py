@@ -10,7 +10,8 @@ run is a backfill), with ``retention`` of the config:
   Embedding candidates that were never published (a run rejected by the gate) go with their
   bizdate's age;
 * **samples**: the sample, eval and feature-boundary partitions of bizdates older than
-  ``keep_days``;
+  ``keep_days``, and the served log's partitions of days older than that (the online metrics
+  computed from them stay);
 * **training runs** on disk: the bizdate folders older than ``keep_days`` (checkpoints,
   exports, reports), and in the others every run folder that is not the bizdate's current run
   (a rerun replaced it, or it failed);
@@ -39,7 +40,8 @@ from dropoutnet.registry import artifacts
 log = logging.getLogger(__name__)
 
 EMBEDDING_TABLES = ("user_embeddings", "item_embeddings")
-SAMPLE_TABLES = ("samples", "eval_samples", "feature_boundaries")
+# the tables partitioned by day: the sample step's, and the served log (by the day served)
+DAILY_TABLES = ("samples", "eval_samples", "feature_boundaries", "served_lists")
 LEFTOVER = re.compile(r"^\..+\.(tmp|old)-[0-9a-f]+$")
 
 
@@ -116,7 +118,7 @@ def apply_retention(cfg: PipelineConfig, bizdate: dt.date, url: str | None = Non
                 if gone:
                     sql.execute(cur, "steps/retention/drop_table.sql", schema=schema, table=table)
                     dropped_tables.append(table)
-        for parent in SAMPLE_TABLES:
+        for parent in DAILY_TABLES:
             for table, day in _derived_tables(cur, schema, parent).items():
                 if _day(day) < cutoff and _day(day) != bizdate:
                     sql.execute(cur, "steps/retention/drop_table.sql", schema=schema, table=table)

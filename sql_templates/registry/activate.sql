@@ -20,3 +20,14 @@ on conflict (model_name) do update
 set model_version = excluded.model_version,
     run_id = excluded.run_id,
     published_at = excluded.published_at;
+
+-- an experiment whose challenger becomes the active version has nothing left to compare:
+-- it stops, and every user is on the active version
+update {{ qualified(schema, 'experiments') }}
+set stopped_at = now(),
+    stopped_by = 'registry',
+    stop_reason = 'its challenger became the active version ('
+                  || coalesce(%(change)s::jsonb ->> 'action', 'publish') || ')'
+where model_name = %(model_name)s
+  and stopped_at is null
+  and challenger = %(model_version)s;

@@ -8,3 +8,12 @@ where model_name = %(model_name)s
 delete from {{ qualified(schema, 'version_parts') }}
 where model_name = %(model_name)s
   and model_version = %(model_version)s;
+
+-- an experiment on a retired challenger cannot serve it: it stops
+update {{ qualified(schema, 'experiments') }}
+set stopped_at = now(),
+    stopped_by = 'registry',
+    stop_reason = 'its challenger was retired (retention dropped its embeddings)'
+where model_name = %(model_name)s
+  and stopped_at is null
+  and challenger = %(model_version)s;

@@ -125,6 +125,27 @@ create or replace trigger activations_append_only
     before update or delete or truncate on {{ qualified(schema, 'activations') }}
     for each statement execute function {{ qualified(schema, 'refuse_history_change') }}();
 
+-- A/B splits between versions: a challenger version served to the users whose salted hash
+-- of their id falls below share, the rest on the active version (registry/experiments.py).
+-- At most one runs per model (stopped_at is null); stopped ones stay, for their figures.  An
+-- experiment never moves the active version; making its challenger active, or retiring it,
+-- stops it (registry/activate.sql, retire_version.sql).
+create table if not exists {{ qualified(schema, 'experiments') }} (
+    experiment_id bigint generated always as identity primary key,
+    model_name text not null,
+    challenger text not null,
+    share double precision not null check (share > 0 and share < 1),
+    salt text not null,
+    started_at timestamptz not null default now(),
+    started_by text not null,
+    reason text,
+    stopped_at timestamptz,
+    stopped_by text,
+    stop_reason text
+);
+create unique index if not exists experiments_one_running
+    on {{ qualified(schema, 'experiments') }} (model_name) where stopped_at is null;
+
 -- At most one pipeline run per model holds this row; its tasks renew heartbeat_at.
 create table if not exists {{ qualified(schema, 'run_lock') }} (
     model_name text primary key,
