@@ -14,8 +14,9 @@ class RetentionConfig(Strict):
     one): the newest ``keep_versions`` published versions keep their embeddings and published
     towers; the sample, eval and boundary partitions, the served log's partitions and the
     training runs (checkpoints) of the last ``keep_days`` bizdates stay.  The active version,
-    the newest published version before it and the run's own bizdate are never dropped.  Temporary and replaced folders
-    (``.tmp-*``, ``.old-*``) older than ``leftover_hours`` are removed.
+    the newest published version before it and the run's own bizdate are never dropped.
+    Temporary and replaced folders (``.tmp-*``, ``.old-*``) older than ``leftover_hours`` are
+    removed.
     """
 
     keep_versions: int = Field(default=7, ge=1)
