@@ -11,6 +11,7 @@
     dropoutnet recall-api [--host H] [--port P]   GET /v1/recall over HTTP
     dropoutnet metrics --bizdate D [--online [--days N]] [--json]
     dropoutnet experiment start --challenger VERSION [--share S] | status [--id N] | stop
+    dropoutnet simulate [--users N] [--requests-per-user R]   synthetic users click on recall
     dropoutnet tune --bizdate D --trials N      choose settings on a validation split (Optuna)
     dropoutnet db-url                           the application database's URL
     dropoutnet benchmark citeulike --path DIR --split DIR [--json]   paper protocol + baselines
@@ -43,11 +44,12 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     """The errors a user can fix, printed as one line: a bad config, day, id or request, a
     missing partition, a failed gate, a busy model, a service command that cannot be done."""
     from dropoutnet.core.errors import MissingDataError, QualityGateError, RunLockError
+    from dropoutnet.online.simulate import SimulationError
     from dropoutnet.recall.retrieval import RecallError
     from dropoutnet.serving.service import ServiceError
 
     return (ConfigError, BizdateError, MissingDataError, RecallError, QualityGateError,
-            RunLockError, ServiceError, ValueError)
+            RunLockError, ServiceError, SimulationError, ValueError)
 
 
 def _print_json(obj: Any) -> None:
@@ -240,6 +242,25 @@ def cmd_experiment(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_simulate(args: argparse.Namespace) -> int:
+    """``dropoutnet simulate``: the synthetic data's users ask the recall API and react."""
+    from dropoutnet.online.simulate import simulate
+
+    result = simulate(pipeline.load(args.config), users=args.users,
+                      requests_per_user=args.requests_per_user, top_n=args.top_n,
+                      created_within_hours=args.created_within, api_url=args.api,
+                      seed=args.seed, clients=args.clients)
+    if args.json:
+        _print_json(result)
+        return 0
+    print(f"{result['answered']} lists served to {result['users']} simulated users; "
+          f"{result['events']} events written")
+    for arm, a in result["arms"].items():
+        print(f"  arm {arm:<10} {a['requests']:>6} lists  {a['served']:>7} items  "
+              f"{a['clicks']:>6} clicks  {a['likes']:>5} likes  CTR {a['ctr']}")
+    return 0
+
+
 def cmd_recall_api(args: argparse.Namespace) -> int:
     """``dropoutnet recall-api``: serve ``GET /v1/recall`` in the foreground."""
     from dropoutnet.recall.api import serve
@@ -401,6 +422,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", help="default retrieval.api.host")
     p.add_argument("--port", type=int, help="default retrieval.api.port")
     p.set_defaults(func=cmd_recall_api)
+
+    p = sub.add_parser("simulate", help="synthetic data only: simulated users ask the recall "
+                                        "API for lists and click with the data's planted "
+                                        "probabilities; their events go into the raw tables")
+    p.add_argument("--users", type=int, default=200)
+    p.add_argument("--requests-per-user", type=int, default=1)
+    p.add_argument("--top-n", type=int, default=None)
+    p.add_argument("--created-within", type=float, default=None, metavar="HOURS",
+                   help="ask for the newest items only (the cold-start channel)")
+    p.add_argument("--api", metavar="URL", help="the recall API (default: retrieval.api's "
+                                                "host and port)")
+    p.add_argument("--clients", type=int, default=4, help="requests in flight")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_simulate)
 
     p = sub.add_parser("metrics", help="the stored metrics of a bizdate")
     p.add_argument("--bizdate", required=True)

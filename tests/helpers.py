@@ -72,7 +72,8 @@ create table sv_items (item_id text primary key, author_id text, primary_type te
                        category_level2 text, tags text[], create_time timestamptz);
 create table sv_item_text_embedding (item_id text primary key, title_embedding vector(16),
                                      tag_embedding vector(16));
-create table sv_events (user_id text, item_id text, event_type text, event_time timestamptz);
+create table sv_events (user_id text, item_id text, event_type text, event_time timestamptz,
+                        request_id text);
 """
 
 # A tiny dataset whose samples and features are worked out by hand in test_samples.py.

@@ -32,7 +32,7 @@ EXPECTED_COLUMNS = {
     "sv_item_text_embedding": {"item_id": "text", "title_embedding": "vector(16)",
                                "tag_embedding": "vector(16)"},
     "sv_events": {"user_id": "text", "item_id": "text", "event_type": "text",
-                  "event_time": "timestamp with time zone"},
+                  "event_time": "timestamp with time zone", "request_id": "text"},
     "sv_oracle_users": {"user_id": "text", "taste": f"vector({synthetic.ORACLE_DIM})"},
     "sv_oracle_items": {"item_id": "text", "latent": f"vector({synthetic.ORACLE_DIM})",
                         "quality": "double precision"},

@@ -20,7 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
-from helpers import free_port, make_config, publish_vectors, wait_for, write_config
+from helpers import free_port, make_config, pipeline_env, publish_vectors, wait_for, write_config
 from test_recall import USERS, VERSION, Server, store  # noqa: F401 - the shared fixture
 
 from dropoutnet import registry
@@ -268,9 +268,11 @@ def hand_built(online):
                 cold_start_recall={"train_days": 3, "model_name": cfg.model_name},
                 online={"positive_events": ["click"], "attribution_hours": 2,
                         "bootstrap_samples": 200})
-    exact_cfg = make_config(**base, raw={"events": {"columns": {
-        "user_id": "user_id", "item_id": "item_id", "event_type": "event_type",
-        "event_time": "event_time", "request_id": "request_id"}}})
+    exact_cfg = make_config(**base)
+    assert exact_cfg.raw.events.columns["request_id"] == "request_id"
+    events = exact_cfg.raw.events
+    plain_raw = exact_cfg.raw.model_copy(update={"events": events.model_copy(update={
+        "columns": {k: v for k, v in events.columns.items() if k != "request_id"}})})
     r3, r_other = uuid.uuid4(), uuid.uuid4()
 
     def served(user, when, items, request_id=None, version=VERSION, arm="active",
@@ -302,11 +304,11 @@ def hand_built(online):
     ]
     admin = online["admin"]
     with admin.cursor() as cur:
-        cur.execute(f"alter table {raw}.sv_events add column request_id text")
         cur.executemany(f"insert into {raw}.sv_events values (%s, %s, %s, %s, %s)", events)
         cur.executemany(f"insert into {raw}.sv_items (item_id, author_id, create_time) "
                         f"values (%s, 'a1', %s)", [("x", at("08:00")), ("w", at("10:30"))])
-    yield {"exact": exact_cfg, "plain": make_config(**base), "url": online["url"]}
+    yield {"exact": exact_cfg, "plain": exact_cfg.model_copy(update={"raw": plain_raw}),
+           "url": online["url"]}
 
 
 def test_online_metrics_equal_a_hand_computation(hand_built):
@@ -451,3 +453,65 @@ def test_any_recall_parameter_gets_an_answer_or_an_error_naming_it(online):
             assert uuid.UUID(body["request_id"]) and body["items"] is not None
 
     check()
+
+
+# --- the closed loop -------------------------------------------------------------------------
+
+
+def test_the_loop_tells_the_planted_ranking_from_random_lists(database_url, tmp_path_factory):
+    """Simulated users of the synthetic data ask the real recall API (over HTTP) during an
+    experiment between a version serving the planted oracle's ranking (the challenger) and
+    one serving random vectors (the active version); the online figures must find the
+    oracle arm better, significantly: a check that the loop measures what it claims."""
+    from dropoutnet import pipeline
+    from dropoutnet.online.report import experiment_status
+    from dropoutnet.online.simulate import simulate
+
+    end = dt.date(2026, 11, 20)
+    with pipeline_env(database_url, tmp_path_factory.mktemp("loop"), "loop", end,
+                      dict(n_users=300, n_items=200, n_authors=20, days=2,
+                           new_items_per_day=50, seed=4),
+                      online={"bootstrap_samples": 300}) as e:
+        cfg, url = pipeline.load(e["config"]), e["url"]
+        dim = cfg.vector_dim
+        with db.transaction(url) as cur:
+            cur.execute("select o.user_id, o.taste::real[] from sv_oracle_users as o")
+            tastes = dict(cur.fetchall())
+            cur.execute("select i.item_id, i.create_time, o.latent::real[], o.quality "
+                        "from sv_items as i join sv_oracle_items as o using (item_id)")
+            items = cur.fetchall()
+        users = sorted(tastes)
+
+        def pad(rows):
+            out = np.zeros((len(rows), dim), dtype=np.float32)
+            for k, row in enumerate(rows):
+                out[k, :len(row)] = row
+            return out
+
+        rows = [(i, created, {}) for i, created, _, _ in items]
+        oracle_items = pad([list(latent) + [quality] for _, _, latent, quality in items])
+        oracle_users = pad([list(tastes[u]) + [1.0] for u in users])
+        rng = np.random.default_rng(0)
+        publish_vectors(url, cfg, "20261119", end - dt.timedelta(days=1), rows,
+                        rng.normal(size=oracle_items.shape).astype(np.float32), users,
+                        rng.normal(size=oracle_users.shape).astype(np.float32))
+        publish_vectors(url, cfg, "20261120", end, rows, oracle_items, users, oracle_users,
+                        activate=False)
+        experiment = start_experiment(cfg, "20261120", 0.5, "tester", url=url)
+        server = Server(cfg, url)
+        try:
+            done = simulate(cfg, users=300, requests_per_user=2, top_n=10,
+                            api_url=server.url, url=url, seed=1)
+            assert server.app.state.served_log.flush(timeout=30)
+        finally:
+            server.stop()
+        assert done["answered"] == 600 and set(done["arms"]) == {"control", "challenger"}
+        status = experiment_status(cfg, experiment.experiment_id, url=url)
+        verdict = status["channels"]["all"]["difference"]
+        assert verdict["ctr"]["significant"] and verdict["ctr"]["difference"] > 0, verdict
+        arms = status["channels"]["all"]
+        assert arms["challenger"]["requests"] + arms["control"]["requests"] == 600
+        # the simulated events are the raw tables' now: the next bizdate's samples see them
+        with db.transaction(url) as cur:
+            cur.execute("select count(*) from sv_events where request_id is not null")
+            assert cur.fetchone()[0] == done["events"]

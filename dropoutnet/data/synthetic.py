@@ -12,8 +12,9 @@ Tables (all dropped and recreated in one transaction, loaded with ``COPY``):
 * ``sv_items(item_id, author_id, primary_type, title, duration, source_type, width, height,
   grade_score, topic, category_level1, category_level2, tags text[], create_time)``
 * ``sv_item_text_embedding(item_id, title_embedding vector(16), tag_embedding vector(16))``
-* ``sv_events(user_id, item_id, event_type, event_time)``, event types ``impression``,
-  ``click``, ``like``, ``share``
+* ``sv_events(user_id, item_id, event_type, event_time, request_id)``, event types
+  ``impression``, ``click``, ``like``, ``share`` (``request_id`` is null here: the traffic
+  simulator's events carry the recall response they answer)
 * ``sv_oracle_users(user_id, taste vector(ORACLE_DIM))``
 * ``sv_oracle_items(item_id, latent vector(ORACLE_DIM), quality)``
 
@@ -149,6 +150,11 @@ def oracle_scores(user_taste: np.ndarray, item_latent: np.ndarray,
 def click_probability(oracle_logit: np.ndarray) -> np.ndarray:
     """P(click | impression) for an oracle logit: ``sigmoid(CLICK_BIAS + logit)``."""
     return _sigmoid(CLICK_BIAS + np.asarray(oracle_logit, dtype=np.float64))
+
+
+def like_probability(oracle_logit: np.ndarray) -> np.ndarray:
+    """P(like | click) for an oracle logit: ``sigmoid(LIKE_BIAS + 0.5 * logit)``."""
+    return _sigmoid(LIKE_BIAS + 0.5 * np.asarray(oracle_logit, dtype=np.float64))
 
 
 def auc(scores: np.ndarray, labels: np.ndarray) -> float:
@@ -488,7 +494,10 @@ _DDL = {
         tags text[], create_time timestamptz""",
     "sv_item_text_embedding": f"""item_id text primary key, title_embedding vector({TEXT_DIM}),
         tag_embedding vector({TEXT_DIM})""",
-    "sv_events": "user_id text, item_id text, event_type text, event_time timestamptz",
+    # request_id: the recall response an event answers (null for the generated history; the
+    # traffic simulator, dropoutnet.online.simulate, fills it)
+    "sv_events": "user_id text, item_id text, event_type text, event_time timestamptz, "
+                 "request_id text",
     "sv_oracle_users": f"user_id text primary key, taste vector({ORACLE_DIM})",
     "sv_oracle_items": f"""item_id text primary key, latent vector({ORACLE_DIM}),
         quality double precision""",

@@ -7,7 +7,9 @@
 5. wait for both runs, then print each bizdate's sample counts and metrics and the top-10 new
    items of three users;
 6. start the model service on the deployed towers and embed one new item through its REST API;
-7. print the Airflow UI address and login.
+7. start the recall API; simulated users ask it for lists and click with the data's planted
+   probabilities; print today's online figures, then run an A/B between the two versions;
+8. print the Airflow UI address and login.
 
 Running it again needs no cleanup: the data is regenerated and both bizdates are reprocessed.
 ``make stop`` stops everything.
@@ -406,6 +408,58 @@ def stream_new_items(base: Path, url: str, cli_env: dict[str, str], n: int = 3) 
                         "--created-within", f"{window:g}"], cli_env))
 
 
+def online_loop(base: Path, cli_env: dict[str, str]) -> None:
+    """Start the recall API, let simulated users click on what it serves, compute today's
+    online figures, then run an A/B between the two demo versions and print its verdict."""
+    from dropoutnet import pipeline, registry
+    from dropoutnet.core import db
+
+    pid, logfile, address = stack.start_recall_api(base)
+    say(f"  dropoutnet recall-api  (pid {pid}, log {logfile}) on {address}; every answer goes "
+        "to the served log")
+    today = dt.datetime.now(dt.timezone.utc).date().isoformat()
+
+    def simulate(users: int) -> None:
+        args = ["simulate", "--users", str(users), "--requests-per-user", "2", "--top-n", "20"]
+        say(f"\n$ dropoutnet {' '.join(args)}")
+        say(dropoutnet_cli(args, cli_env))
+        deadline = time.monotonic() + 30  # the writer's last batch, before anyone reads it
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(f"{address}/healthz", timeout=5) as response:
+                    if not json.loads(response.read())["served_log"]["buffered"]:
+                        break
+            except (OSError, ValueError, KeyError, TypeError):
+                break
+            time.sleep(0.2)
+
+    simulate(300)
+    say(f"\n$ dropoutnet run --bizdate {today} --tasks online_metrics")
+    dropoutnet_cli(["run", "--bizdate", today, "--tasks", "online_metrics"], cli_env)
+    say(f"$ dropoutnet metrics --bizdate {today} --online")
+    say(dropoutnet_cli(["metrics", "--bizdate", today, "--online"], cli_env))
+
+    cfg = pipeline.load(None)
+    with db.transaction() as cur:
+        active = registry.active_version(cur, cfg)
+        others = [v["model_version"] for v in registry.versions(cur, cfg)
+                  if v["model_version"] != active and v["retired_at"] is None]
+    if not others:
+        say("  (only one version is published: no A/B to run)")
+        return
+    start = ["experiment", "start", "--challenger", others[0], "--share", "0.5", "--reason",
+             "make demo"]
+    say(f"\n$ dropoutnet {' '.join(start)}")
+    say(dropoutnet_cli(start, cli_env))
+    try:
+        simulate(600)
+        say("\n$ dropoutnet experiment status")
+        say(dropoutnet_cli(["experiment", "status"], cli_env))
+    finally:
+        say("$ dropoutnet experiment stop")
+        say(dropoutnet_cli(["experiment", "stop", "--reason", "make demo"], cli_env))
+
+
 def dropoutnet_cli(args: list[str], env: dict[str, str]) -> str:
     """Run a ``dropoutnet`` command for the demo's report; its output, or why it failed."""
     proc = subprocess.run([stack.dropoutnet_bin(), *args], env=env, capture_output=True, text=True,
@@ -503,6 +557,11 @@ def main(argv: list[str] | None = None) -> int:
             stream_new_items(base, url, cli_env)
         except Exception as exc:  # noqa: BLE001 - the pipeline's results stand without it
             say(f"  (the model service or the stream worker did not start: {exc})")
+        step("The online loop: simulated users on the recall API, online metrics, an A/B")
+        try:
+            online_loop(base, cli_env)
+        except Exception as exc:  # noqa: BLE001 - the pipeline's results stand without it
+            say(f"  (the online loop did not run: {exc})")
     except (DemoError, stack.StackError) as exc:
         say(f"\nerror: {exc}")
         say(f"Airflow and Postgres are still running (see the UI); `make stop` stops them. "
@@ -513,8 +572,8 @@ def main(argv: list[str] | None = None) -> int:
     stack.print_login(stack.login_info(base), echo=say)
     say("  dropoutnet_daily runs daily at 00:00 UTC for the day before; trigger a bizdate from the "
         "UI's trigger form (bizdate = YYYY-MM-DD).")
-    say("Airflow, Postgres, the model service and the stream worker keep running; `make stop` "
-        "stops them.")
+    say("Airflow, Postgres, the model service, the stream worker and the recall API keep "
+        "running; `make stop` stops them.")
     say(f"Demo finished in {time.monotonic() - _T0:.0f}s (wall time).")
     return 0
 

@@ -417,59 +417,100 @@ def stop_airflow(base: Path | None = None, *, timeout: float = 20, echo=print) -
     return list(running)
 
 
-def _is_stream_worker(cmdline: str, comm: str) -> bool:
-    return "dropoutnet" in cmdline and " stream" in cmdline
+def _runs(command: str):
+    """A pid check: the process is ``dropoutnet <command>``."""
+    return lambda cmdline, comm: "dropoutnet" in cmdline and f" {command}" in cmdline
 
 
-def start_stream_worker(base: Path | None = None, *, wait: float = 60) -> tuple[int, Path]:
-    """Start ``dropoutnet stream`` in the background (or find it running), with a pid file and
-    a log like Airflow's components; wait until it reads its slot.  Returns (pid, log)."""
-    from dropoutnet.config import default_config_path, load_config
-    from dropoutnet.stream.worker import status
-
-    pidfile, logfile = run_dir(base, create=True) / "stream.pid", \
-        log_dir(base, create=True) / "stream.log"
-    pid = processes.pid_from_file(pidfile, _is_stream_worker)
+def _start_background(command: str, ready, what: str, base: Path | None,
+                      wait: float) -> tuple[int, Path]:
+    """Start ``dropoutnet <command>`` in the background (or find it running), with a pid file
+    and a log like Airflow's components, and wait until ``ready()``.  Returns (pid, log)."""
+    pidfile, logfile = run_dir(base, create=True) / f"{command}.pid", \
+        log_dir(base, create=True) / f"{command}.log"
+    ours = _runs(command)
+    pid = processes.pid_from_file(pidfile, ours)
     if pid is None:
         env = dict(os.environ, DROPOUTNET_HOME=str(base or home()))
         with open(logfile, "ab") as log:
-            proc = subprocess.Popen([dropoutnet_bin(), "stream"], stdout=log,
+            proc = subprocess.Popen([dropoutnet_bin(), command], stdout=log,
                                     stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                     start_new_session=True, env=env, cwd=str(REPO))
         pid = proc.pid
         pidfile.write_text(str(pid))
-    cfg = load_config(default_config_path())
-    embedded_pg.ensure_database_url()  # the worker's database, unless the user named another
+    embedded_pg.ensure_database_url()  # its database, unless the user named another
     deadline = time.monotonic() + wait
-    while not status(cfg).get("worker_connected"):
-        if not processes.alive(pid, _is_stream_worker):
-            raise StackError(f"the stream worker exited at start; its log {logfile} ends "
+    while not ready():
+        if not processes.alive(pid, ours):
+            raise StackError(f"the {what} exited at start; its log {logfile} ends "
                              f"with:\n{processes.tail(logfile, 20)}")
         if time.monotonic() > deadline:
-            raise StackError(f"the stream worker did not read its slot within {wait:.0f} s; "
-                             f"see {logfile}")
+            raise StackError(f"the {what} was not ready within {wait:.0f} s; see {logfile}")
         time.sleep(0.2)
     return pid, logfile
 
 
-def stop_stream_worker(base: Path | None = None, *, timeout: float = 20) -> int | None:
-    """Stop the background stream worker (its slot stays: the next start goes on from it)."""
-    pidfile = run_dir(base) / "stream.pid"
-    pid = processes.pid_from_file(pidfile, _is_stream_worker)
+def _stop_background(command: str, base: Path | None, timeout: float) -> int | None:
+    pidfile = run_dir(base) / f"{command}.pid"
+    pid = processes.pid_from_file(pidfile, _runs(command))
     if pid is not None:
-        _stop_trees({"stream": pid}, timeout, lambda _: None)
+        _stop_trees({command: pid}, timeout, lambda _: None)
     pidfile.unlink(missing_ok=True)
     return pid
 
 
+def start_stream_worker(base: Path | None = None, *, wait: float = 60) -> tuple[int, Path]:
+    """Start ``dropoutnet stream`` in the background (or find it running); wait until it
+    reads its slot.  Returns (pid, log)."""
+    from dropoutnet.config import default_config_path, load_config
+    from dropoutnet.stream.worker import status
+
+    cfg = load_config(default_config_path())
+    return _start_background("stream", lambda: status(cfg).get("worker_connected"),
+                             "stream worker", base, wait)
+
+
+def stop_stream_worker(base: Path | None = None, *, timeout: float = 20) -> int | None:
+    """Stop the background stream worker (its slot stays: the next start goes on from it)."""
+    return _stop_background("stream", base, timeout)
+
+
+def start_recall_api(base: Path | None = None, *, wait: float = 60) -> tuple[int, Path, str]:
+    """Start ``dropoutnet recall-api`` in the background (or find it running); wait until it
+    answers ``/healthz``.  Returns (pid, log, its address)."""
+    from dropoutnet.config import default_config_path, load_config
+
+    api = load_config(default_config_path()).retrieval.api
+    address = f"http://{api.host}:{api.port}"
+
+    def ready() -> bool:
+        try:
+            with urllib.request.urlopen(f"{address}/healthz", timeout=2):
+                return True
+        except urllib.error.HTTPError:  # 503 before a version is active: it answers
+            return True
+        except OSError:
+            return False
+
+    pid, logfile = _start_background("recall-api", ready, "recall API", base, wait)
+    return pid, logfile, address
+
+
+def stop_recall_api(base: Path | None = None, *, timeout: float = 20) -> int | None:
+    """Stop the background recall API (it flushes its served log on the way out)."""
+    return _stop_background("recall-api", base, timeout)
+
+
 def stop(base: Path | None = None, *, echo=print) -> None:
-    """Stop the stream worker, the model services, Airflow's components and Postgres, each
-    by its pid (what ``make stop`` does)."""
+    """Stop the stream worker, the recall API, the model services, Airflow's components and
+    Postgres, each by its pid (what ``make stop`` does)."""
     base = base or home()
     from dropoutnet.serving import service
 
     if stop_stream_worker(base) is not None:
         echo("  stopped the stream worker")
+    if stop_recall_api(base) is not None:
+        echo("  stopped the recall API")
     for name in service.stop_all():
         echo(f"  stopped model service {name}")
     stopped = stop_airflow(base, echo=echo)
