@@ -32,7 +32,7 @@ from dropoutnet.local import stack
 DAG_ID = "dropoutnet_daily"
 BIZDATE = dt.date(2026, 11, 20)
 TINY = dict(n_users=300, n_items=400, n_authors=30, days=16, new_items_per_day=40, seed=11)
-TASKS = {"resolve_bizdate", "samples", "train", "export", "user_embeddings", "item_embeddings",
+TASKS = {"resolve_bizdate", "online_metrics", "samples", "train", "export", "user_embeddings", "item_embeddings",
          "evaluate", "publish", "deploy", "retention", "release_run_lock"}
 
 

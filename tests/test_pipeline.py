@@ -179,7 +179,12 @@ def test_rerun_of_the_live_bizdate_changes_nothing_live_until_published(env):
                          where model_version = '20261120' order by 1""" for side in ("user", "item")}
     live = {side: query(env, q) for side, q in vectors.items()}
     user = live["user"][0][0]
-    code, recall_before, _ = run_cli("recall", "--user-id", user, "--json")
+    def recall_of(user: str) -> dict:  # what the user is served (each answer has its own id)
+        answer = json.loads(run_cli("recall", "--user-id", user, "--json")[1])
+        answer.pop("request_id")
+        return answer
+
+    recall_before = recall_of(user)
     published = Path(query(env, f"select export_path from {s}.model_versions "
                                 "where model_version = '20261120'")[0][0])
     weights = published / "item" / "variables" / "variables.data-00000-of-00001"
@@ -197,7 +202,7 @@ def test_rerun_of_the_live_bizdate_changes_nothing_live_until_published(env):
                                  "evaluate"))
     # readers of the live version see exactly what they saw, towers included
     assert {side: query(env, q) for side, q in vectors.items()} == live
-    assert run_cli("recall", "--user-id", user, "--json")[1] == recall_before
+    assert recall_of(user) == recall_before
     assert weights.read_bytes() == tower_before
     candidate = query(env, f"""select item_id, embedding::text
                                from {s}.item_embeddings_p20261120_candidate order by 1""")
