@@ -199,13 +199,15 @@ def cmd_metrics(args: argparse.Namespace) -> int:
     users did with the lists served, beside each version's offline gate figure)."""
     cfg = pipeline.load(args.config)
     if args.online:
+        from dropoutnet.core import db
         from dropoutnet.online.report import bizdate_report, format_bizdates
 
         if args.days < 1:
             raise ValueError(f"--days must be at least 1, got {args.days}")
         last = parse_bizdate(args.bizdate)
         first = last - dt.timedelta(days=args.days - 1)
-        report = bizdate_report(cfg, first, last)
+        with db.transaction() as cur:
+            report = bizdate_report(cur, cfg, first, last)
         _print_json(report) if args.json else print(format_bizdates(report))
         return 0
     from dropoutnet.evaluation.report import format_metrics

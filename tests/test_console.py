@@ -178,7 +178,8 @@ def _routes():
     from dropoutnet.console.app import create_app
 
     app = create_app(None, None, lambda: None)
-    samples = {"{version}": V1, "{run_id:path}": "manual__x", "{name}": "console.css"}
+    samples = {"{version}": V1, "{run_id:path}": "manual__x", "{name}": "console.css",
+               "{experiment_id}": "1"}
     out = []
     for route in app.routes:
         if not hasattr(route, "methods") or route.path.startswith(("/openapi", "/docs")):
@@ -340,6 +341,8 @@ FUZZ_ROUTES = {  # each JSON endpoint and its parameters
     "/api/playground": ("user_id", "n", "created_within_hours", "exclude_interacted",
                         "ef_search", "other", "filter.category_level1", "filter.color"),
     "/api/health": (),
+    "/api/online": ("from", "to"),
+    "/api/experiments/1": (),
 }
 
 
@@ -376,6 +379,50 @@ def test_no_parameter_makes_the_console_fail(console):
 
     check()
     assert read(console, registry.activations) == before
+
+
+def test_experiments_start_and_stop_from_the_console_for_editors_only(console):
+    """The online page lists what each version did once served and the experiments; an
+    editor starts and stops one (a viewer may not), and every refusal changes nothing."""
+
+    def running():
+        return read(console, lambda cur, c: registry.list_experiments(cur, c, running=True))
+
+    page = get(console, "/online", user="viewer")
+    assert page.status_code == 200 and "A/B experiments" in page.text
+    online = get(console, "/api/online", user="viewer").json()
+    assert online["active"] == V2 and online["challengers"] == [V1]
+    refused = post(console, "/api/experiments", user="viewer",
+                   body={"challenger": V1, "share": 0.3, "reason": "try"})
+    assert refused.status_code == 403 and "edit permission" in refused.json()["error"]
+    for body, status, words in [
+            ({"challenger": V1, "share": 0.3}, 400, "reason is required"),
+            ({"challenger": V1, "share": 1.5, "reason": "x"}, 400, "strictly between 0 and 1"),
+            ({"challenger": 20261119, "reason": "x"}, 400, "yyyymmdd"),
+            ({"challenger": "20250101", "reason": "x"}, 404, "never published"),
+            ({"challenger": V2, "reason": "x"}, 409, "is the active version"),
+            (["x"], 400, "JSON object")]:
+        answer = post(console, "/api/experiments", body=body)
+        assert answer.status_code == status and words in answer.json()["error"], answer.text
+    assert running() == [] and post(console, "/api/experiments/stop",
+                                    body={"reason": "x"}).status_code == 409
+    started = post(console, "/api/experiments", body={"challenger": V1, "share": 0.3,
+                                                      "reason": "from the console"})
+    assert started.status_code == 200, started.text
+    number = started.json()["experiment_id"]
+    try:
+        assert post(console, "/api/experiments", body={"challenger": V1, "reason": "again"}
+                    ).status_code == 409
+        [e] = running()
+        assert (e.challenger, e.share, e.started_by) == (V1, 0.3, "admin")
+        status = get(console, f"/api/experiments/{number}", user="viewer").json()
+        assert status["experiment"]["experiment_id"] == number
+        assert "running" in get(console, f"/experiments/{number}").text
+    finally:
+        stopped = post(console, "/api/experiments/stop", body={"reason": "seen enough"})
+    assert stopped.status_code == 200 and stopped.json()["stop_reason"] == "seen enough"
+    assert running() == [] and get(console, "/api/experiments/999999").status_code == 404
+    assert read(console, registry.active_version) == V2  # never touched by the experiment
 
 
 def _serve_in_thread(app):

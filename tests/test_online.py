@@ -352,14 +352,16 @@ def test_the_online_metrics_task_replaces_its_bizdate(hand_built):
     cfg, url = hand_built["exact"], hand_built["url"]
     for _ in range(2):  # a rerun replaces the day's rows
         stored = online_metrics(cfg, D, url)
-    rows = metrics.read(cfg, D, D, url)
+    with db.transaction(url) as cur:
+        rows = metrics.read(cur, cfg, D, D)
     assert len(rows) == len(stored["groups"]) == 2
     assert {r["experiment_id"] for r in rows} == {None, 7}
     skipped = online_metrics(hand_built["plain"].model_copy(update={
         "online": hand_built["plain"].online.model_copy(update={"positive_events": []})}),
         D, url)
     assert "online.positive_events is not set" in skipped["skipped"]
-    assert len(metrics.read(cfg, D, D, url)) == 2  # nothing was touched
+    with db.transaction(url) as cur:
+        assert len(metrics.read(cur, cfg, D, D)) == 2  # nothing was touched
 
 
 def test_the_cli_runs_an_experiment_and_shows_the_online_figures(hand_built, online, tmp_path,

@@ -16,9 +16,13 @@ also send ``X-CSRF-Token``: an HMAC of its session cookie that only a page of th
 have (it is in the page; a cross-site page can neither read it nor the cookie), and a
 cross-origin ``Origin`` is refused.  A client with a bearer token needs neither.
 
+Experiments start and stop the same way: ``POST /api/experiments`` (``{"challenger",
+"share", "reason"}``) and ``POST /api/experiments/stop`` (``{"reason"}``).
+
 Errors are ``{"error": "..."}`` in the JSON and a message in the page, never a stack trace:
 400 for a malformed parameter, 404 for an unknown version or user, 403 for a viewer's Make
-live, 503 when the database or config cannot be read (nothing changes on any of them).
+live or experiment, 409 for an experiment the registry's state refuses, 503 when the
+database or config cannot be read (nothing changes on any of them).
 """
 
 from __future__ import annotations
@@ -127,6 +131,11 @@ def _templates() -> jinja2.Environment:
     def when(value: Any) -> str:
         if value is None:
             return "–"
+        if isinstance(value, str):  # an ISO time from a JSON-ready view
+            try:
+                value = dt.datetime.fromisoformat(value)
+            except ValueError:
+                return value
         if isinstance(value, dt.datetime):
             return value.astimezone(dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
         return str(value)
@@ -238,6 +247,7 @@ def create_app(authenticate: Authenticate, make_live: Callable[..., dict[str, An
     from dropoutnet import registry
     from dropoutnet.console import compare as compare_view
     from dropoutnet.console import health as health_view
+    from dropoutnet.console import online as online_view
     from dropoutnet.console import playground as playground_view
     from dropoutnet.console import quality as quality_view
     from dropoutnet.console import versions as versions_view
@@ -312,6 +322,23 @@ def create_app(authenticate: Authenticate, make_live: Callable[..., dict[str, An
             return playground_view.playground(cur, cfg, pairs, other)
         return await read(fn)
 
+    @both("/online", "online.html")
+    async def online(request: Request):
+        q = request.query_params
+        start, end = params.bizdate(q.get("from"), "from"), params.bizdate(q.get("to"), "to")
+        if start and end and start > end:
+            raise params.bad(f"from ({start}) is after to ({end}): swap them")
+        return await read(lambda cur, cfg: online_view.online(cur, cfg, start, end))
+
+    @both("/experiments/{experiment_id}", "experiment.html")
+    async def experiment(request: Request):
+        from dropoutnet.online.report import experiment_status
+
+        number = params.integer(request.path_params["experiment_id"], "experiment", 1,
+                                2 ** 62, 1)
+        cfg, url = config(), pool().url
+        return await asyncio.to_thread(experiment_status, cfg, number, url)
+
     @both("/health", "health.html")
     async def health(request: Request):
         cfg = config()
@@ -319,27 +346,66 @@ def create_app(authenticate: Authenticate, make_live: Callable[..., dict[str, An
         url = pool().url
         return await asyncio.to_thread(health_view.health, cfg, active, url)
 
+    async def edit_body(request: Request, what: str, shape: str) -> dict[str, Any]:
+        """The JSON object of an edit (``what``), once the user may edit, the request is of
+        this origin and (for a browser session) carries the page's CSRF token."""
+        user: Viewer = request.state.viewer
+        if not user.can_edit:
+            raise ConsoleError(403, f"{user.name} may view the DropoutNet DAG but not edit it: "
+                                    f"{what} needs edit permission on the DAG {dag_id}")
+        _check_origin(request)
+        if user.session is not None:
+            sent = request.headers.get(CSRF_HEADER, "")
+            if not hmac.compare_digest(sent, csrf_token(user.session)):
+                raise ConsoleError(403, f"missing or wrong {CSRF_HEADER}: use the console's "
+                                        "page (reload it first)")
+        try:
+            body = await request.json()
+        except ValueError:
+            raise params.bad(f"the body must be JSON: {shape}") from None
+        if not isinstance(body, dict):
+            raise params.bad(f"the body must be a JSON object: {shape}")
+        return body
+
+    async def experiment_action(request: Request, act: Callable[[Viewer, dict], Any]
+                                ) -> Response:
+        user: Viewer = request.state.viewer
+        try:
+            body = await edit_body(request, "starting or stopping an experiment",
+                                   '{"challenger": "yyyymmdd", "share": 0.2, "reason": "why"}')
+            cfg = config()
+            pool()  # the connection is resolved (and the package's database set) first
+            done = await asyncio.to_thread(act, user, body, cfg)
+        except Exception as err:
+            known = _console_error(err, missing=409)
+            if known is None:
+                raise
+            return JSONResponse({"error": str(known)}, status_code=known.status)
+        log.info("console: %s: experiment %s", user.name, done.experiment_id)
+        return JSONResponse(_plain(jsonable_encoder(done.as_dict())))
+
+    @app.post("/api/experiments", name="api:experiment-start")
+    async def start_experiment(request: Request) -> Response:
+        def act(user: Viewer, body: dict, cfg: PipelineConfig):
+            challenger = params.version(body.get("challenger"), "challenger")
+            share = body.get("share", cfg.retrieval.experiment.share)
+            return registry.start_experiment(cfg, challenger, share, user.name,
+                                             params.reason(body.get("reason")), pool().url)
+        return await experiment_action(request, act)
+
+    @app.post("/api/experiments/stop", name="api:experiment-stop")
+    async def stop_experiment(request: Request) -> Response:
+        def act(user: Viewer, body: dict, cfg: PipelineConfig):
+            return registry.stop_experiment(cfg, user.name, params.reason(body.get("reason")),
+                                            pool().url)
+        return await experiment_action(request, act)
+
     @app.post("/api/versions/{version}/make-live", name="api:make-live")
     async def make_live_route(request: Request) -> Response:
         user: Viewer = request.state.viewer
         try:
             name = params.version(request.path_params["version"])
-            if not user.can_edit:
-                raise ConsoleError(403, f"{user.name} may view the DropoutNet DAG but not edit "
-                                        f"it: making a version live needs edit permission on "
-                                        f"the DAG {dag_id}")
-            _check_origin(request)
-            if user.session is not None:
-                sent = request.headers.get(CSRF_HEADER, "")
-                if not hmac.compare_digest(sent, csrf_token(user.session)):
-                    raise ConsoleError(403, f"missing or wrong {CSRF_HEADER}: make the version "
-                                            "live from the console's page (reload it first)")
-            try:
-                body = await request.json()
-            except ValueError:
-                raise params.bad('the body must be JSON: {"reason": "why"}') from None
-            if not isinstance(body, dict):
-                raise params.bad('the body must be a JSON object: {"reason": "why"}')
+            body = await edit_body(request, "making a version live", '{"reason": "why"}')
             why = params.reason(body.get("reason"))
             config()
             pool()  # the connection is resolved (and the package's database set) first
@@ -392,10 +458,11 @@ def _console_error(err: Exception, missing: int) -> ConsoleError | None:
     """The answer to a known failure (``missing``: the status of missing data), or None for
     a bug."""
     from dropoutnet.recall.retrieval import RecallError
+    from dropoutnet.registry import ExperimentError
 
     if isinstance(err, ConsoleError):
         return err
-    if isinstance(err, RecallError):
+    if isinstance(err, (RecallError, ExperimentError)):
         return ConsoleError(err.status, str(err))
     if isinstance(err, (MissingDataError, RunLockError)):
         return ConsoleError(missing, str(err))

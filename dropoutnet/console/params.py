@@ -34,7 +34,7 @@ def not_found(message: str) -> ConsoleError:
 
 def version(value: str | None, name: str = "version") -> str:
     """A version name, ``yyyymmdd`` (the bizdate it is of)."""
-    if value is None or not VERSION.fullmatch(value.strip()):
+    if not isinstance(value, str) or not VERSION.fullmatch(value.strip()):
         raise bad(f"{name} must be a version name, yyyymmdd (e.g. 20261120), got {value!r}")
     return value.strip()
 

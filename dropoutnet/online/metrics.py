@@ -287,15 +287,13 @@ def save(cfg: PipelineConfig, bizdate: dt.date, rows: list[dict[str, Any]],
                             "rows": json.dumps(rows)}, schema=cfg.storage.schema_)
 
 
-def read(cfg: PipelineConfig, first_day: dt.date, last_day: dt.date,
-         url: str | None = None) -> list[dict[str, Any]]:
-    """The stored online metrics of the bizdates from ``first_day`` to ``last_day``."""
-    with db.transaction(url) as cur:
-        if not db.table_exists(cur, cfg.storage.schema_, "online_metrics"):
-            return []
-        sql.execute(cur, "online/read_metrics.sql",
-                    params={"model_name": cfg.model_name, "first_day": first_day,
-                            "last_day": last_day}, schema=cfg.storage.schema_)
-        return db.fetch_dicts(cur)
-
-
+def read(cur, cfg: PipelineConfig, first_day: dt.date, last_day: dt.date
+         ) -> list[dict[str, Any]]:
+    """The stored online metrics of the bizdates from ``first_day`` to ``last_day``, in the
+    caller's transaction (empty before the table exists)."""
+    if not db.table_exists(cur, cfg.storage.schema_, "online_metrics"):
+        return []
+    sql.execute(cur, "online/read_metrics.sql",
+                params={"model_name": cfg.model_name, "first_day": first_day,
+                        "last_day": last_day}, schema=cfg.storage.schema_)
+    return db.fetch_dicts(cur)

@@ -31,13 +31,12 @@ def offline_figures(cur, cfg: PipelineConfig, versions: set[str]) -> dict[str, d
     return out
 
 
-def bizdate_report(cfg: PipelineConfig, first_day: dt.date, last_day: dt.date,
-                   url: str | None = None) -> dict[str, Any]:
+def bizdate_report(cur, cfg: PipelineConfig, first_day: dt.date, last_day: dt.date
+                   ) -> dict[str, Any]:
     """The stored online metrics of the bizdates, each row with its version's offline gate
-    figure (``offline``) beside it."""
-    rows = metrics.read(cfg, first_day, last_day, url)
-    with db.transaction(url) as cur:
-        offline = offline_figures(cur, cfg, {r["model_version"] for r in rows})
+    figure (``offline``) beside it (the CLI's ``metrics --online`` and the console's page)."""
+    rows = metrics.read(cur, cfg, first_day, last_day)
+    offline = offline_figures(cur, cfg, {r["model_version"] for r in rows})
     for row in rows:
         row["dt"] = row["dt"].isoformat()
         row["computed_at"] = row["computed_at"].isoformat()
@@ -88,11 +87,11 @@ def experiment_status(cfg: PipelineConfig, experiment_id: int | None = None,
     if not found and experiment_id is not None:
         raise registry.ExperimentError(
             f"experiment {experiment_id} of model {cfg.model_name!r} does not exist: "
-            "`dropoutnet experiment status` without --id shows the newest")
+            "`dropoutnet experiment status` without --id shows the newest", 404)
     if not found:
         raise registry.ExperimentError(
             f"no experiment of model {cfg.model_name!r} was ever started: start one with "
-            "`dropoutnet experiment start --challenger VERSION`")
+            "`dropoutnet experiment start --challenger VERSION`", 404)
     e = found[0]
     end = e.stopped_at or now
     window = dt.timedelta(hours=cfg.online.attribution_hours)

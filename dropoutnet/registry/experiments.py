@@ -35,7 +35,13 @@ ARMS = ("control", "challenger")
 
 class ExperimentError(ValueError):
     """An experiment that cannot be started or stopped; the message says why and the fix.
-    Nothing was changed."""
+    Nothing was changed.  ``status`` is the HTTP status the console answers with: 400 for a
+    malformed share, 404 for a version never published, 409 for a state that refuses it (a
+    retired or active challenger, an experiment running or none to stop)."""
+
+    def __init__(self, message: str, status: int = 409) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 @dataclass(frozen=True)
@@ -100,14 +106,14 @@ def start_experiment(cfg: PipelineConfig, challenger: str, share: float | None, 
     if isinstance(share, bool) or not isinstance(share, (int, float)) \
             or not math.isfinite(share) or not 0 < share < 1:
         raise ExperimentError(f"share must be a number strictly between 0 and 1 (the "
-                              f"challenger's share of users, e.g. 0.1), got {share!r}")
+                              f"challenger's share of users, e.g. 0.1), got {share!r}", 400)
     ensure_tables(url, cfg)
     with db.transaction(url) as cur:
         found = versions(cur, cfg, challenger)
         if not found:
             raise ExperimentError(
                 f"version {challenger!r} of model {cfg.model_name!r} was never published: "
-                "the challenger must be one of `dropoutnet versions`")
+                "the challenger must be one of `dropoutnet versions`", 404)
         if found[0]["retired_at"] is not None:
             raise ExperimentError(
                 f"version {challenger} was retired on {found[0]['retired_at']:%Y-%m-%d} "
