@@ -245,6 +245,24 @@ def test_making_the_challenger_active_ends_the_experiment(online):
             registry.activate(cur, cfg, VERSION, change, "rollback")
 
 
+def test_retiring_the_challenger_ends_the_experiment(online):
+    cfg, url = online["cfg"], online["url"]
+    experiment = start_experiment(cfg, CHALLENGER, 0.9, "tester", url=url)
+    try:
+        with db.transaction(url) as cur:  # what retention does to a version it drops
+            registry.tables.execute(cur, cfg, "retire_version", model_version=CHALLENGER)
+        with db.transaction(url) as cur:
+            [done] = registry.list_experiments(cur, cfg, experiment_id=experiment.experiment_id)
+        assert done.stopped_at is not None and "retired" in done.stop_reason
+        for u in USERS:
+            body = online["api"].get("/v1/recall", {"user_id": u, "n": "3"})[1]
+            assert (body["arm"], body["model_version"]) == ("active", VERSION)
+    finally:
+        with db.transaction(url) as cur:
+            cur.execute(f"update {cfg.storage.schema_}.model_versions set retired_at = null "
+                        "where model_version = %s", (CHALLENGER,))
+
+
 # --- attribution and online metrics ----------------------------------------------------------
 
 D = dt.date(2026, 11, 20)
