@@ -59,7 +59,7 @@ positives as (
 
 attributed as (
     select distinct on (p.user_id, p.item_id, p.event_time, p.request_id)
-        p.user_id, p.item_id, p.event_time,
+        p.user_id, p.item_id, p.event_time, p.request_id as event_request_id,
         s.request_id, s.served_at, s.position
     from positives as p
     inner join served as s
