@@ -115,31 +115,37 @@ def test_logging_can_be_turned_off(online, tmp_path):
 def test_a_killed_api_loses_at_most_its_last_flush_interval(online, tmp_path):
     """A SIGKILLed `dropoutnet recall-api` (flush every 300 ms) kept every answer it gave
     more than the flush interval (plus a second for the COPY itself) before it died, each
-    whole; what it lost was only its last moments."""
+    whole; what it lost was only its last moments.  A stopped one (SIGTERM, as `docker
+    stop` sends) wrote everything, its last answers included."""
     cfg = online["cfg"]
     path = write_config(tmp_path / "pipeline.yaml", storage={"schema": cfg.storage.schema_},
                         cold_start_recall={"train_days": 3, "model_name": cfg.model_name},
                         retrieval={"log": {"flush_ms": 300, "flush_rows": 100000}})
-    port = free_port()
     env = {**os.environ, "DROPOUTNET_DATABASE_URL": online["url"]}
-    proc = subprocess.Popen([sys.executable, "-m", "dropoutnet.cli", "--config", str(path),
-                             "recall-api", "--port", str(port)], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        wait_for(lambda: _get(base, "/healthz") is not None, timeout=60, what="the API")
-        answered: list[tuple[float, dict]] = []
-        end = time.monotonic() + 3.0
-        while time.monotonic() < end:
-            body = _get(base, "/v1/recall?" + urllib.parse.urlencode(
-                {"user_id": USERS[len(answered) % 5], "n": "5"}))
-            answered.append((time.monotonic(), body))
-        proc.send_signal(signal.SIGKILL)
-        killed = time.monotonic()
-        proc.wait(timeout=10)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
+
+    def serve_then(sig: int, seconds: float) -> tuple[list[tuple[float, dict]], float]:
+        port = free_port()
+        proc = subprocess.Popen([sys.executable, "-m", "dropoutnet.cli", "--config", str(path),
+                                 "recall-api", "--port", str(port)], env=env,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        base = f"http://127.0.0.1:{port}"
+        try:
+            wait_for(lambda: _get(base, "/healthz") is not None, timeout=60, what="the API")
+            answered: list[tuple[float, dict]] = []
+            end = time.monotonic() + seconds
+            while time.monotonic() < end:
+                body = _get(base, "/v1/recall?" + urllib.parse.urlencode(
+                    {"user_id": USERS[len(answered) % 5], "n": "5"}))
+                answered.append((time.monotonic(), body))
+            proc.send_signal(sig)
+            stopped = time.monotonic()
+            proc.wait(timeout=30)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+        return answered, stopped
+
+    answered, killed = serve_then(signal.SIGKILL, 3.0)
     logged = served_rows(online, [b["request_id"] for _, b in answered])
     old = [b for t, b in answered if t < killed - 0.3 - 1.0]
     assert len(answered) > 20 and len(old) > 10
@@ -147,6 +153,8 @@ def test_a_killed_api_loses_at_most_its_last_flush_interval(online, tmp_path):
     for _, b in answered:  # whatever was written is whole
         if b["request_id"] in logged:
             assert logged[b["request_id"]][6] == [i["item_id"] for i in b["items"]]
+    answered, _ = serve_then(signal.SIGTERM, 1.0)
+    assert len(served_rows(online, [b["request_id"] for _, b in answered])) == len(answered)
 
 
 def _get(base: str, path: str) -> dict | None:
