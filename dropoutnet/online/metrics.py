@@ -39,6 +39,7 @@ log = logging.getLogger(__name__)
 
 MAX_POSITION = 20  # CTR by position for positions 1..20; later ones pooled as 21
 GROUP = ("model_version", "arm", "experiment_id", "channel")
+WORK_MEM = "256MB"  # the metrics' sorts and hashes, for their transaction only
 
 
 @dataclass(frozen=True)
@@ -89,12 +90,25 @@ def _context(cfg: PipelineConfig, period: Period) -> dict[str, Any]:
             "experiment": period.experiment_id is not None}
 
 
+def _prepare(cur, cfg: PipelineConfig, first_day: dt.date, last_day: dt.date) -> None:
+    """Fresh statistics for the period's served-log partitions, and the transaction's
+    settings (``online/settings.sql`` says why)."""
+    schema = cfg.storage.schema_
+    days = [first_day + dt.timedelta(days=k) for k in range((last_day - first_day).days + 1)]
+    sql.execute(cur, "online/stale_partitions.sql", params={
+        "schema": schema, "partitions": [db.partition_name("served_lists", d) for d in days]})
+    for (table,) in cur.fetchall():
+        sql.execute(cur, "online/analyze.sql", schema=schema, table=table)
+    sql.execute(cur, "online/settings.sql", params={"work_mem": WORK_MEM})
+
+
 def collect(cur, cfg: PipelineConfig, period: Period, by_version: bool = True
             ) -> tuple[dict[tuple, GroupData], int]:
     """Every group's data for ``period`` and the number of items created in it; without
     ``by_version``, a group pools the versions of an arm (an experiment's arms are compared
     by assignment, whichever version served a user that day)."""
     params, context = period.params(cfg), _context(cfg, period)
+    _prepare(cur, cfg, params["first_day"], params["last_day"])
     groups: dict[tuple, GroupData] = {}
 
     def group(row: list) -> GroupData:
