@@ -230,17 +230,16 @@ def cmd_experiment(args: argparse.Namespace) -> int:
                                            "published version other than the active one)")
         e = registry.start_experiment(cfg, args.challenger, args.share, registry.cli_actor(),
                                       args.reason)
-        print(f"experiment {e.experiment_id} started: version {e.challenger} serves "
-              f"{e.share:.0%} of users, the active version the rest") if not args.json \
-            else _print_json(e.as_dict())
-        return 0
-    if args.action == "stop":
+        done = (f"experiment {e.experiment_id} started: version {e.challenger} serves "
+                f"{e.share:.0%} of users, the active version the rest")
+    elif args.action == "stop":
         e = registry.stop_experiment(cfg, registry.cli_actor(), args.reason)
-        print(f"experiment {e.experiment_id} stopped: every user is on the active version") \
-            if not args.json else _print_json(e.as_dict())
+        done = f"experiment {e.experiment_id} stopped: every user is on the active version"
+    else:
+        status = experiment_status(cfg, args.id)
+        _print_json(status) if args.json else print(format_experiment(status))
         return 0
-    status = experiment_status(cfg, args.id)
-    _print_json(status) if args.json else print(format_experiment(status))
+    _print_json(e.as_dict()) if args.json else print(done)
     return 0
 
 

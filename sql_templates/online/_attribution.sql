@@ -19,6 +19,16 @@
   Identical events (same user, item and time) count once.
 #}
 {% import 'core/_macros.sql' as m %}
+{# Whether positive event `p` may answer served list (or item) `l`: the response it names, or
+   any serving to the user at or before it within the window.  The caller joins on the user. #}
+{% macro answers(p, l) -%}
+case
+        when {{ p }}.request_id is not null then {{ l }}.request_id::text = lower({{ p }}.request_id)
+        else {{ l }}.served_at <= {{ p }}.event_time
+             and {{ p }}.event_time < {{ l }}.served_at + %(window)s::interval
+    end
+{%- endmacro %}
+
 {% macro attribution_ctes(schema, events, has_request_id, experiment) -%}
 lists as (
     select
@@ -65,11 +75,7 @@ attributed as (
     inner join served as s
         on s.user_id = p.user_id
        and s.item_id = p.item_id
-    where case
-        when p.request_id is not null then s.request_id::text = lower(p.request_id)
-        else s.served_at <= p.event_time
-             and p.event_time < s.served_at + %(window)s::interval
-    end
+    where {{ answers('p', 's') }}
     order by p.user_id, p.item_id, p.event_time, p.request_id, s.served_at desc
 ),
 

@@ -1,4 +1,4 @@
-{% from 'online/_attribution.sql' import attribution_ctes %}
+{% from 'online/_attribution.sql' import answers, attribution_ctes %}
 -- Per version, arm, experiment, channel and user: lists served, and the user's positive
 -- events that those lists had a chance to win (within online.attribution_hours after one of
 -- them, or naming one of them by request id) with how many were credited to their items:
@@ -22,11 +22,7 @@ in_window as (
     from positives as p
     inner join lists as l
         on l.user_id = p.user_id
-    where case
-        when p.request_id is not null then l.request_id::text = lower(p.request_id)
-        else l.served_at <= p.event_time
-             and p.event_time < l.served_at + %(window)s::interval
-    end
+    where {{ answers('p', 'l') }}
 ),
 
 -- the events credited to an item of one of the group's lists (_attribution.sql)
