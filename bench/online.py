@@ -7,12 +7,17 @@ Runs in a temporary ``DROPOUTNET_HOME`` with its own embedded Postgres:
 
 1. **Recall with the served log on and off, side by side.**  One published version of
    ``--items`` random item vectors (33 dims, the demo's, with the pipeline's HNSW index) and
-   2,000 users; two ``dropoutnet recall-api`` processes on the same version, one with
-   ``retrieval.log.enabled`` on (the default flush settings) and one with it off.  Per round,
-   for each in turn: ``--requests`` sequential requests (concurrency 1: p50 and p99, ms) and
-   ``--seconds`` of 4 clients (throughput and p99), each client on its own keep-alive
-   connection.  Reported: the medians over rounds, the log's p99 overhead (on - off, ms) and
-   its throughput ratio (on / off).  Targets: overhead <= 1 ms p99, throughput >= 90 %.
+   2,000 users.  Each round starts three ``dropoutnet recall-api`` processes on that version:
+   ``on`` (``retrieval.log.enabled``, the default flush settings), ``off``, and ``off_again``,
+   a second log-off process: the A/A control, whose difference from ``off`` is the noise
+   floor of this machine.  The three are measured interleaved, so that each sees the same
+   moments of a shared machine: ``--requests`` sequential requests each, taking turns request
+   by request (concurrency 1: p50 and p99, ms), then ``--seconds`` each of 4 clients (each on
+   its own keep-alive connection) in 1-second windows taking turns (throughput and p99).  The
+   processes are stopped at the end of the round and started afresh, in the opposite order,
+   for the next.  Reported: per API the medians over rounds, and the log's cost paired round
+   by round (p99 on - off, throughput on / off; medians over rounds) beside the same pairing
+   of ``off_again`` with ``off``.  Targets: overhead <= 1 ms p99, throughput >= 90 %.
 2. **online_metrics for a day of ``--served`` served items** (lists of 10 to 50,000 users,
    with impressions, clicks carrying the request id for half of them, and new items): the
    task's wall time, median of ``--rounds`` runs.  Target: <= 60 s.
@@ -25,6 +30,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import http.client
+import json
 import os
 import statistics
 import subprocess
@@ -116,17 +122,27 @@ def ask(conn: http.client.HTTPConnection, k: int) -> float:
     return (time.perf_counter() - t) * 1000
 
 
-def sequential(port: int, requests: int) -> dict[str, float]:
-    """Concurrency 1: ``requests`` recalls in a row (after 20 to warm up)."""
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+def sequential(ports: dict[str, int], requests: int) -> dict[str, dict[str, float]]:
+    """Concurrency 1, interleaved: ``requests`` recalls to each API, taking turns request by
+    request (the order of each turn alternating), so that both see the same moments of a
+    shared machine; p50 and p99 per API (after 20 requests each to warm up)."""
+    conns = {mode: http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+             for mode, port in ports.items()}
+    modes = list(ports)
     for k in range(20):
-        ask(conn, k)
-    times = [ask(conn, k) for k in range(requests)]
-    return {"p50_ms": float(np.percentile(times, 50)), "p99_ms": float(np.percentile(times, 99))}
+        for mode in modes:
+            ask(conns[mode], k)
+    times: dict[str, list[float]] = {mode: [] for mode in modes}
+    for k in range(requests):
+        for mode in (modes if k % 2 == 0 else modes[::-1]):
+            times[mode].append(ask(conns[mode], k))
+    return {mode: {"p50_ms": float(np.percentile(t, 50)), "p99_ms": float(np.percentile(t, 99))}
+            for mode, t in times.items()}
 
 
-def concurrent(port: int, seconds: float, clients: int = 4) -> dict[str, float]:
-    """``clients`` clients asking as fast as answered for ``seconds``: throughput and p99."""
+def burst(port: int, seconds: float, clients: int = 4) -> tuple[int, float, list[float]]:
+    """``clients`` clients asking as fast as answered for ``seconds``, each on its own
+    kept-alive connection: (requests answered, elapsed seconds, latencies in ms)."""
     times: list[list[float]] = [[] for _ in range(clients)]
     stop = time.monotonic() + seconds
 
@@ -143,9 +159,25 @@ def concurrent(port: int, seconds: float, clients: int = 4) -> dict[str, float]:
         t.start()
     for t in threads:
         t.join()
-    elapsed = time.monotonic() - began
     flat = [x for c in times for x in c]
-    return {"qps": len(flat) / elapsed, "p99_ms": float(np.percentile(flat, 99))}
+    return len(flat), time.monotonic() - began, flat
+
+
+def concurrent(ports: dict[str, int], seconds: float, window: float = 1.0
+               ) -> dict[str, dict[str, float]]:
+    """4 clients, interleaved: windows of ``window`` seconds taking turns between the APIs
+    (the order alternating) for ``seconds`` per API; throughput and p99 per API over its
+    windows."""
+    modes = list(ports)
+    done = {mode: [0, 0.0, []] for mode in modes}
+    for j in range(max(1, round(seconds / window))):
+        for mode in (modes if j % 2 == 0 else modes[::-1]):
+            n, elapsed, times = burst(ports[mode], window)
+            done[mode][0] += n
+            done[mode][1] += elapsed
+            done[mode][2] += times
+    return {mode: {"qps": n / elapsed, "p99_ms": float(np.percentile(times, 99))}
+            for mode, (n, elapsed, times) in done.items()}
 
 
 def served_day(url: str, cfg, served: int, seed: int = 1) -> dict[str, int]:
@@ -208,33 +240,42 @@ def main() -> int:
         t = time.perf_counter()
         publish(url, cfg, args.items)
         print(f"published {args.items} items in {time.perf_counter() - t:.0f} s", flush=True)
-        ports = {mode: free_port() for mode in paths}
-        for mode, path in paths.items():
-            procs.append(start_api(path, ports[mode], url, home))
-
-        rounds: dict[str, list[dict]] = {"on": [], "off": []}
+        modes = {"on": paths["on"], "off": paths["off"], "off_again": paths["off"]}
+        rounds: list[dict[str, dict]] = []
         for r in range(args.rounds):
-            for mode in (("on", "off") if r % 2 == 0 else ("off", "on")):
-                one = sequential(ports[mode], args.requests)
-                four = concurrent(ports[mode], args.seconds)
-                rounds[mode].append({"c1": one, "c4": four})
-                print(f"round {r + 1} log {mode}: c1 {one}, c4 {four}", flush=True)
+            # fresh processes each round, started in turn order, so that neither side keeps
+            # a lucky (or unlucky) process, core or memory layout for the whole run
+            order = list(modes) if r % 2 == 0 else list(modes)[::-1]
+            ports = {mode: free_port() for mode in order}
+            for mode in order:
+                procs.append(start_api(modes[mode], ports[mode], url, home))
+            one = sequential(ports, args.requests)
+            four = concurrent(ports, args.seconds)
+            rounds.append({mode: {"c1_p50_ms": one[mode]["p50_ms"],
+                                  "c1_p99_ms": one[mode]["p99_ms"],
+                                  "c4_qps": four[mode]["qps"],
+                                  "c4_p99_ms": four[mode]["p99_ms"]} for mode in modes})
+            print(f"round {r + 1}: " + json.dumps(rounds[-1]), flush=True)
+            for p in procs:
+                p.terminate()
+                p.wait(timeout=30)
+            procs.clear()
 
-        def median(mode: str, level: str, key: str) -> float:
-            return round(statistics.median(x[level][key] for x in rounds[mode]), 3)
+        def median(values) -> float:
+            return round(statistics.median(values), 3)
 
-        recall = {mode: {"c1_p50_ms": median(mode, "c1", "p50_ms"),
-                         "c1_p99_ms": median(mode, "c1", "p99_ms"),
-                         "c4_qps": median(mode, "c4", "qps"),
-                         "c4_p99_ms": median(mode, "c4", "p99_ms")} for mode in rounds}
-        overhead = {"c1_p99_ms": round(recall["on"]["c1_p99_ms"] - recall["off"]["c1_p99_ms"], 3),
-                    "c4_p99_ms": round(recall["on"]["c4_p99_ms"] - recall["off"]["c4_p99_ms"], 3),
-                    "c4_throughput_ratio": round(recall["on"]["c4_qps"]
-                                                 / recall["off"]["c4_qps"], 3)}
-        for p in procs:
-            p.terminate()
-            p.wait(timeout=30)
-        procs.clear()
+        def paired(mode: str) -> dict[str, float]:
+            """``mode`` against the log off, round by round (medians over rounds)."""
+            return {"c1_p99_ms": median(x[mode]["c1_p99_ms"] - x["off"]["c1_p99_ms"]
+                                        for x in rounds),
+                    "c4_p99_ms": median(x[mode]["c4_p99_ms"] - x["off"]["c4_p99_ms"]
+                                        for x in rounds),
+                    "c4_throughput_ratio": median(x[mode]["c4_qps"] / x["off"]["c4_qps"]
+                                                  for x in rounds)}
+
+        recall = {mode: {key: median(x[mode][key] for x in rounds) for key in rounds[0][mode]}
+                  for mode in modes}
+        overhead, noise = paired("on"), paired("off_again")
 
         from dropoutnet.steps.online_metrics import online_metrics
 
@@ -248,6 +289,7 @@ def main() -> int:
         result = {
             "items": args.items, "rounds": args.rounds, "requests": args.requests,
             "seconds": args.seconds, "recall": recall, "log_overhead": overhead,
+            "noise_floor": noise,
             "targets": {"overhead_p99_ms": OVERHEAD_P99_MS, "throughput_ratio": THROUGHPUT_RATIO,
                         "online_metrics_seconds": METRICS_SECONDS},
             "online_metrics": {**made, "seconds": [round(x, 2) for x in times],

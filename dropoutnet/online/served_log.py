@@ -4,9 +4,10 @@ A recall answer becomes one :class:`ServedList` (request id, time, user, version
 channel, and the items in served order with their scores).  The recall API hands it to a
 :class:`ServedLogWriter`, which only appends it to an in-memory buffer: the request never
 waits for the database.  The writer's thread copies the buffer into ``served_lists``
-(``online/copy_served.sql``: one binary COPY per batch, through psycopg 3, whose binary
-COPY writes the rows' arrays and UUIDs without a text round trip), making the day's
-partition first when it is new (``online/ddl/served_partition.sql``).
+(``online/copy_served.sql``: one transaction per batch, a binary COPY per day straight into
+the day's partition, through psycopg 3, whose binary COPY writes the rows' arrays and UUIDs
+without a text round trip), making the day's partition first when it is new
+(``online/ddl/served_partition.sql``).
 
 **What a crash can lose.**  A batch is flushed when ``retrieval.log.flush_rows`` answers are
 buffered or when the oldest has waited ``retrieval.log.flush_ms``, whichever comes first.
@@ -241,6 +242,7 @@ class ServedLogWriter:
                 if self._conn is not None:
                     self._conn.close()
                     self._conn = None
+                self._days.clear()  # a partition may have been dropped (retention)
                 if self._stopping:
                     return
                 time.sleep(pause)
@@ -267,13 +269,21 @@ class ServedLogWriter:
             self._days.add(day)
         if self._conn is None or self._conn.closed:
             self._conn = psycopg.connect(self.url)
+        by_day: dict[dt.date, list[tuple]] = {}
+        for row in rows:
+            by_day.setdefault(row[0], []).append(row)
+        # straight into each day's partition: the parent would route every row (a batch is
+        # almost always one day), and all days of a batch commit together
         with self._conn.transaction(), self._conn.cursor() as cur:
-            with cur.copy(sql.render("online/copy_served.sql", schema=schema)) as copy:
-                copy.set_types(list(COPY_TYPES))
-                for k, row in enumerate(rows):
-                    copy.write_row(row)
-                    if k % YIELD_ROWS == YIELD_ROWS - 1:
-                        time.sleep(0)  # hand the GIL to the request threads
+            for day, day_rows in by_day.items():
+                statement = sql.render("online/copy_served.sql", schema=schema,
+                                       partition=db.partition_name("served_lists", day))
+                with cur.copy(statement) as copy:
+                    copy.set_types(list(COPY_TYPES))
+                    for k, row in enumerate(day_rows):
+                        copy.write_row(row)
+                        if k % YIELD_ROWS == YIELD_ROWS - 1:
+                            time.sleep(0)  # hand the GIL to the request threads
 
 
 def write_now(cfg: PipelineConfig, url: str | None, rows: Sequence[ServedList]) -> None:
