@@ -1,11 +1,12 @@
 # DropoutNet cold-start recall: the developer commands.
 #
 #   make demo      data + Airflow + two daily runs + results (leaves Airflow running)
-#   make airflow   start Postgres and Airflow (api-server, scheduler, dag-processor, triggerer)
+#   make airflow   start Postgres and Airflow (api-server, scheduler, dag-processor, triggerer;
+#                  with AIRFLOW__CORE__EXECUTOR=CeleryExecutor also Redis and Celery workers)
 #   make stop      stop everything `make demo` / `make airflow` started
 #   make status    what is running
 #   make test      the test suite, its files spread over the cores (TEST_WORKERS, default auto);
-#                  installs Debian's chromium and chromium-driver for the browser test if missing
+#                  installs Debian's chromium, chromium-driver and redis-server if missing
 #   make clean     stop, then remove the project home ($(DROPOUTNET_HOME))
 #
 # Settings: DROPOUTNET_HOME (default ./.dropoutnet), DROPOUTNET_AIRFLOW_PORT (default 8080),
@@ -22,7 +23,7 @@ HOME_ENV = DROPOUTNET_HOME="$(DROPOUTNET_HOME)"
 TEST_WORKERS ?= auto
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: venv browser demo airflow stop status test clean
+.PHONY: venv system demo airflow stop status test clean
 
 venv: $(STAMP)
 
@@ -48,16 +49,21 @@ stop:
 status:
 	@if [ -x $(VPY) ]; then $(HOME_ENV) $(VPY) -m dropoutnet.local.stack status; else echo "no $(VENV): run make venv"; fi
 
-# The console's browser test drives Debian's headless Chromium; installed when missing (as root,
-# or through sudo), since CI runs on a fresh machine.
-browser:
-	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || { \
-	    echo "installing chromium and chromium-driver (apt-get) for the browser test"; \
+# What the suite needs from Debian, installed when missing (as root, or through sudo), since CI
+# runs on a fresh machine: headless Chromium for the console's browser test, and the Redis
+# server the local stack's Celery mode starts as its broker.
+system:
+	@missing=""; \
+	command -v chromium >/dev/null || missing="$$missing chromium"; \
+	command -v chromedriver >/dev/null || missing="$$missing chromium-driver"; \
+	command -v redis-server >/dev/null || missing="$$missing redis-server"; \
+	if [ -n "$$missing" ]; then \
+	    echo "installing$$missing (apt-get) for the test suite"; \
 	    SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
 	    $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq \
-	        chromium chromium-driver >/dev/null; }
+	        $$missing >/dev/null; fi
 
-test: venv browser
+test: venv system
 	$(VPY) -m pytest -q -n $(TEST_WORKERS) --maxprocesses 4 --dist loadfile
 
 clean:

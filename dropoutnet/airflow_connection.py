@@ -184,8 +184,13 @@ def use_in_task(check: bool = False) -> str:
     """:func:`use` inside an Airflow task: the connection as Airflow's SDK looks it up (its
     secrets backends, ``AIRFLOW_CONN_...``, the metadata database) and parses it.  The only
     place in the package that imports Airflow (with :func:`use_in_server`), and only when a
-    task calls it."""
+    task calls it.  Every task of the DAG calls it first, so it also logs which worker runs
+    the task (:mod:`dropoutnet.airflow_worker`)."""
     from airflow.sdk import BaseHook, Connection
+
+    from dropoutnet import airflow_worker
+
+    log.info("%s", airflow_worker.describe())
     from airflow.sdk.exceptions import AirflowNotFoundException
 
     def lookup(conn_id: str) -> Any:

@@ -28,7 +28,7 @@ import yaml
 
 from dropoutnet import cli, healthcheck
 from dropoutnet.config import load_config
-from dropoutnet.local import stack
+from dropoutnet.local import celery_mode, stack
 from dropoutnet.serving.config import load_service_config
 
 REPO = stack.REPO
@@ -171,6 +171,21 @@ def test_airflow_runs_celery_with_a_redis_broker(config):
                             ("AIRFLOW__API__SECRET_KEY", "AIRFLOW_API_SECRET_KEY"),
                             ("AIRFLOW__CORE__FERNET_KEY", "AIRFLOW_FERNET_KEY")):
             assert env[key] == config["_secrets"][secret], (name, key)
+
+
+def test_the_recovery_settings_are_the_local_celery_modes(config, tmp_path):
+    """A lost worker's task is failed after 45 s and its message dropped within the hour, in
+    the compose file as in the local stack's Celery mode (one set of values, one reason)."""
+    local = stack.airflow_env(base=tmp_path)
+    for name in AIRFLOW:
+        env = config["services"][name]["environment"]
+        for key in ("AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT",
+                    "AIRFLOW__CORE__HOSTNAME_CALLABLE"):
+            assert env[key] == local[key], (name, key)
+        assert env["AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT"] == \
+            str(celery_mode.HEARTBEAT_TIMEOUT_S)
+        assert env["AIRFLOW__CELERY_BROKER_TRANSPORT_OPTIONS__VISIBILITY_TIMEOUT"] == \
+            str(celery_mode.VISIBILITY_TIMEOUT_S)
 
 
 def test_airflow_reads_the_pipeline_database_from_its_connection(config):

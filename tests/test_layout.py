@@ -29,7 +29,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = ROOT / "dropoutnet"
 MAX_FLOORS = 9
-ENTRY_POINTS = {"__init__", "cli", "pipeline", "airflow_connection", "healthcheck"}
+ENTRY_POINTS = {"__init__", "cli", "pipeline", "airflow_connection", "airflow_worker",
+                "healthcheck"}
 CONCEPTS = {"benchmarks", "config", "console", "core", "data", "evaluation", "local", "model",
             "online", "recall", "registry", "serving", "steps", "stream", "training"}
 # the modules every step may stand on, and the ones that stand above the steps

@@ -502,7 +502,7 @@ def main(argv: list[str] | None = None) -> int:
         url = embedded_pg.ensure_database_url()
         say(f"  Postgres is up (socket {socket_dir}) in {time.monotonic() - t:.1f}s")
 
-        step("Starting Airflow (api-server, scheduler, dag-processor, triggerer)")
+        step(f"Starting Airflow ({', '.join(stack.components(base))})")
         info = stack.start_airflow(base, echo=say)
         env = stack.airflow_env(base=base)
         api = AirflowAPI(stack.api_port(base), info.user, info.password)

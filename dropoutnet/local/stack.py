@@ -1,4 +1,6 @@
-"""Start, stop and inspect the local stack: the embedded Postgres and Airflow's four components.
+"""Start, stop and inspect the local stack: the embedded Postgres and Airflow's four components
+(with the Celery executor, also a Redis broker and Celery workers:
+:mod:`dropoutnet.local.celery_mode`).
 
 Airflow is never imported here: its components run as background processes
 (``airflow api-server | scheduler | dag-processor | triggerer``), each in its own process group,
@@ -17,6 +19,9 @@ Settings (environment):
   where the API server / UI listens.
 * ``AIRFLOW__DATABASE__SQL_ALCHEMY_CONN``: Airflow's metadata database; by default the
   ``airflow`` database of the embedded server.
+* ``AIRFLOW__CORE__EXECUTOR``: kept as set (default ``LocalExecutor``); ``CeleryExecutor``
+  starts the Celery mode (``DROPOUTNET_CELERY_WORKERS`` workers, default 2, and a Redis broker
+  unless ``AIRFLOW__CELERY__BROKER_URL`` names one).
 * ``DROPOUTNET_CONFIG``, ``DROPOUTNET_DATABASE_URL``: passed through to every task.
 * ``AIRFLOW_CONN_DROPOUTNET_DB``: the Airflow connection the DAG's tasks read the pipeline's
   database from (:mod:`dropoutnet.airflow_connection`); unless set, the stack defines it as
@@ -41,7 +46,8 @@ from pathlib import Path
 from dropoutnet import airflow_connection
 from dropoutnet.core import locations, processes
 from dropoutnet.core.locations import REPOSITORY
-from dropoutnet.local import embedded_pg
+from dropoutnet.local import celery_mode, embedded_pg
+from dropoutnet.local.errors import StackError
 
 REPO = REPOSITORY
 DAGS_FOLDER = REPO / "dags"
@@ -52,10 +58,6 @@ DEFAULT_HOST = "127.0.0.1"
 ADMIN_USER = "admin"
 HEALTH_PATH = "/api/v2/monitor/health"
 PASSWORDS_FILE = "simple_auth_manager_passwords.json.generated"
-
-
-class StackError(RuntimeError):
-    """The stack cannot start or stop; the message says why and what to do."""
 
 
 # --- paths -------------------------------------------------------------------------------------
@@ -178,7 +180,8 @@ def airflow_env(*, base: Path | None = None, sql_alchemy_conn: str | None = None
         "AIRFLOW__CORE__DAGS_FOLDER": str(DAGS_FOLDER),
         "AIRFLOW__CORE__PLUGINS_FOLDER": str(PLUGINS_FOLDER),
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": sql_alchemy_conn or metadata_conn(base),
-        "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+        # the user's executor is kept (docker-compose.yml's is Celery); local by default
+        "AIRFLOW__CORE__EXECUTOR": celery_mode.executor(),
         "AIRFLOW__CORE__PARALLELISM": env.get("AIRFLOW__CORE__PARALLELISM", "4"),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "AIRFLOW__CORE__AUTH_MANAGER":
@@ -192,7 +195,17 @@ def airflow_env(*, base: Path | None = None, sql_alchemy_conn: str | None = None
         # Task processes report to the execution API of *our* API server, on our port.
         "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{port}/execution/",
         "KERAS_HOME": str(base / "keras"),
+        # a task whose worker is lost is failed (and retried) after 30 s, not 300: see
+        # dropoutnet.local.celery_mode
+        "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT":
+            env.get("AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT")
+            or str(celery_mode.HEARTBEAT_TIMEOUT_S),
+        # a task instance records the worker that ran it (dropoutnet.airflow_worker)
+        "AIRFLOW__CORE__HOSTNAME_CALLABLE": env.get("AIRFLOW__CORE__HOSTNAME_CALLABLE")
+            or "dropoutnet.airflow_worker.name",
     })
+    if celery_mode.is_celery(env["AIRFLOW__CORE__EXECUTOR"]):
+        env.update(celery_mode.settings(env, run_dir(base)))
     # DROPOUTNET_CONFIG / DROPOUTNET_DATABASE_URL pass through unchanged when set (dict(os.environ)).
     for key in ("DROPOUTNET_CONFIG", "DROPOUTNET_DATABASE_URL"):
         if os.environ.get(key):
@@ -218,11 +231,85 @@ def _log_file(component: str, base: Path | None = None) -> Path:
 
 def _is_airflow(cmdline: str, comm: str) -> bool:
     # Airflow rewrites its process titles (setproctitle); mid-rewrite the cmdline can read empty.
-    return not cmdline.strip() or "airflow" in cmdline or "airflow" in comm
+    # A Celery worker's title names Celery ("[celeryd: worker-1@host:MainProcess] ...").
+    return not cmdline.strip() or any(word in text for word in ("airflow", "celery")
+                                      for text in (cmdline, comm))
+
+
+def _is_redis(cmdline: str, comm: str) -> bool:
+    return "redis-server" in cmdline or "redis-server" in comm
 
 
 def _component_pid(component: str, base: Path | None = None) -> int | None:
     return processes.pid_from_file(_pid_file(component, base), _is_airflow)
+
+
+def components(base: Path | None = None) -> list[str]:
+    """The Airflow processes of the stack: the four components, then the Celery workers when
+    the executor is Celery (or, to stop them, when their pid files are there)."""
+    workers = celery_mode.worker_names() if celery_mode.is_celery() else []
+    found = sorted((p.name[len("airflow-"):-len(".pid")]
+                    for p in run_dir(base).glob("airflow-worker-*.pid")),
+                   key=lambda name: int(name.rsplit("-", 1)[1]))
+    return [*COMPONENTS, *workers, *(w for w in found if w not in workers)]
+
+
+def _is_worker(component: str) -> bool:
+    return component.startswith("worker-")
+
+
+def _launch(component: str, env: dict[str, str], base: Path) -> tuple[list[str], dict, Path]:
+    """The command, environment and working folder of one Airflow process."""
+    if not _is_worker(component):
+        return [airflow_bin(), component], env, REPO
+    index = int(component.rsplit("-", 1)[1])
+    port = celery_mode.log_port(index)
+    if not processes.port_free("127.0.0.1", port):
+        raise StackError(f"port {port}, the task-log server port of Celery {component}, is "
+                         f"in use: set {celery_mode.LOG_PORT_ENV} to a free range (worker K "
+                         "listens on it + K - 1)")
+    folder = base / "workers" / component
+    folder.mkdir(parents=True, exist_ok=True)
+    return (celery_mode.worker_command(airflow_bin(), component),
+            celery_mode.worker_env(env, component, index), folder)
+
+
+def start_broker(base: Path | None = None, *, echo=print) -> int | None:
+    """Start the local Redis broker of the Celery mode (or find it running) and wait until it
+    answers; None when the user named a broker (``AIRFLOW__CELERY__BROKER_URL``)."""
+    if os.environ.get(celery_mode.BROKER_URL_ENV):
+        return None
+    base = base or home()
+    run = run_dir(base, create=True)
+    pidfile = run / "redis.pid"
+    command, port, password = celery_mode.prepare_broker(run, base / "redis")
+    pid = processes.pid_from_file(pidfile, _is_redis)
+    if pid is None:
+        if not processes.port_free("127.0.0.1", port):
+            raise StackError(f"port {port}, kept for the stack's Redis broker in "
+                             f"{run / 'redis.port'}, is in use by another program: delete that "
+                             "file and start again to pick a free one")
+        logfile = log_dir(base, create=True) / "redis.log"
+        with open(logfile, "ab") as out:
+            proc = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT,
+                                    stdin=subprocess.DEVNULL, cwd=str(base / "redis"),
+                                    start_new_session=True)
+        pid = proc.pid
+        pidfile.write_text(f"{pid}\n")
+        echo(f"  started the Redis broker (pid {pid}, port {port}, log {logfile})")
+    celery_mode.wait_for_broker(port, password, lambda: processes.alive(pid, _is_redis))
+    return pid
+
+
+def stop_broker(base: Path | None = None, *, timeout: float = 10, echo=print) -> int | None:
+    """Stop the local Redis broker (its append-only file stays for the next start)."""
+    pidfile = run_dir(base) / "redis.pid"
+    pid = processes.pid_from_file(pidfile, _is_redis)
+    if pid is not None:
+        _stop_trees({"redis": pid}, timeout, echo)
+        echo(f"  stopped the Redis broker (pid {pid})")
+    pidfile.unlink(missing_ok=True)
+    return pid
 
 
 def run_airflow(args: list[str], env: dict[str, str], *, log_name: str | None = None,
@@ -281,11 +368,14 @@ def health(port: int, timeout: float = 3.0) -> dict | None:
 
 
 def start_airflow(base: Path | None = None, *, wait: float = 240, echo=print) -> AirflowInfo:
-    """Start the four Airflow components that are not running; wait for the API server."""
+    """Start the Airflow processes that are not running (the four components, and with the
+    Celery executor the broker and the workers); wait for the API server."""
     base = base or home()
     port = api_port(base)
     host = api_host()
-    missing = [c for c in COMPONENTS if _component_pid(c, base) is None]
+    if celery_mode.is_celery():
+        start_broker(base, echo=echo)
+    missing = [c for c in components(base) if _component_pid(c, base) is None]
     run_dir(base, create=True)
     log_dir(base, create=True)
     recorded = run_dir(base) / "api-server.port"
@@ -306,19 +396,20 @@ def start_airflow(base: Path | None = None, *, wait: float = 240, echo=print) ->
         started: dict[str, subprocess.Popen] = {}
         for component in missing:
             logfile = _log_file(component, base)
+            command, component_env, folder = _launch(component, env, base)
             with open(logfile, "ab") as out:
                 out.write(f"\n===== starting airflow {component} at {time.ctime()} =====\n".encode())
                 out.flush()
-                proc = subprocess.Popen([airflow_bin(), component], env=env, stdout=out,
+                proc = subprocess.Popen(command, env=component_env, stdout=out,
                                         stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                        cwd=str(REPO), start_new_session=True)
+                                        cwd=str(folder), start_new_session=True)
             started[component] = proc
             _pid_file(component, base).write_text(f"{proc.pid}\n")
             echo(f"  started airflow {component} (pid {proc.pid}, log {logfile})")
         (run_dir(base) / "api-server.port").write_text(f"{port}\n")
     else:
         started = {}
-        echo("  Airflow is already running (api-server, scheduler, dag-processor, triggerer)")
+        echo(f"  Airflow is already running ({', '.join(components(base))})")
     deadline = time.monotonic() + wait
     while health(port) is None:
         for component, proc in started.items():
@@ -396,24 +487,27 @@ def _stop_trees(roots: dict[str, int], timeout: float, echo) -> None:
 
 def stop_airflow(base: Path | None = None, *, timeout: float = 20, echo=print) -> list[str]:
     """Stop the components: scheduler, dag-processor and triggerer (with their task processes)
-    first, so running tasks can still report to the API server; then the API server."""
+    first, so that no task is queued any more; then the Celery workers (a warm shutdown: a
+    running task may finish within ``timeout``) while the API server still takes their
+    tasks' reports; then the API server, and last the broker."""
     base = base or home()
     running: dict[str, int] = {}
-    for component in COMPONENTS:
+    for component in components(base):
         pid = _component_pid(component, base)
         if pid is None:
             _pid_file(component, base).unlink(missing_ok=True)
         else:
             running[component] = pid
-    first = {c: p for c, p in running.items() if c != "api-server"}
-    if first:
-        _stop_trees(first, timeout, echo)
-    if "api-server" in running:
-        _stop_trees({"api-server": running["api-server"]}, 10, echo)
+    for stage in ([c for c in COMPONENTS if c != "api-server"],
+                  [c for c in running if _is_worker(c)], ["api-server"]):
+        group = {c: running[c] for c in stage if c in running}
+        if group:
+            _stop_trees(group, timeout if stage != ["api-server"] else 10, echo)
     for component, pid in running.items():
         _pid_file(component, base).unlink(missing_ok=True)
         echo(f"  stopped airflow {component} (pid {pid})")
     (run_dir(base) / "api-server.port").unlink(missing_ok=True)
+    stop_broker(base, echo=echo)
     return list(running)
 
 
@@ -526,7 +620,7 @@ def status(base: Path | None = None) -> dict:
     """What of the stack runs now: Postgres's and each Airflow component's pid (None when
     stopped), the UI's address and, when the api-server runs, its health answer."""
     base = base or home()
-    components = {c: _component_pid(c, base) for c in COMPONENTS}
+    running = {c: _component_pid(c, base) for c in components(base)}
     port = api_port(base)
     pg_pid = None
     pidfile = base / "pgdata" / "postmaster.pid"
@@ -538,8 +632,10 @@ def status(base: Path | None = None) -> dict:
             pg_pid = None
         except PermissionError:
             pass
-    return {"home": str(base), "postgres": pg_pid, "airflow": components,
-            "url": login_info(base, port).url, "healthy": health(port) if components["api-server"] else None}
+    broker = processes.pid_from_file(run_dir(base) / "redis.pid", _is_redis)
+    return {"home": str(base), "postgres": pg_pid, "executor": celery_mode.executor(),
+            "broker": broker, "airflow": running, "url": login_info(base, port).url,
+            "healthy": health(port) if running["api-server"] else None}
 
 
 def _redact(url: str) -> str:
@@ -587,6 +683,10 @@ def main(argv: list[str] | None = None) -> int:
             st = status()
             print(f"home: {st['home']}")
             print(f"postgres: {'running, pid %s' % st['postgres'] if st['postgres'] else 'stopped'}")
+            print(f"executor: {st['executor']}")
+            if celery_mode.is_celery(st["executor"]) or st["broker"]:
+                broker = f"running, pid {st['broker']}" if st["broker"] else "stopped"
+                print(f"redis broker: {broker}")
             for component, pid in st["airflow"].items():
                 print(f"airflow {component}: {'running, pid %s' % pid if pid else 'stopped'}")
             if st["healthy"]:
