@@ -64,7 +64,7 @@ system:
 	        $$missing >/dev/null; fi
 
 test: venv system
-	$(VPY) -m pytest -q -n $(TEST_WORKERS) --maxprocesses 4 --dist loadfile
+	$(VPY) -m pytest -q -n $(TEST_WORKERS) --maxprocesses 4 --dist loadfile --no-loadscope-reorder
 
 clean:
 	@case "$(abspath $(DROPOUTNET_HOME))" in ""|"/"|"$(abspath $(HOME))"|"$(CURDIR)") \

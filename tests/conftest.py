@@ -25,14 +25,19 @@ def pytest_configure(config):
                                 "TEST_WORKERS=0, or pytest -n 0)")
 
 
-# Files that take minutes of one test process, collected first so that ``--dist loadfile``
-# starts them first instead of leaving them for the end, alone on one core.
+# Files that take minutes of one test process whatever their number of tests.  ``make test``
+# hands files to its processes in collection order (``--no-loadscope-reorder``): these first,
+# then the others by their number of tests, most first (what pytest-xdist's own reordering
+# does, which left a long file of two tests for the end, alone on one core).
 LONG_FILES = ("test_topology.py",)
 
 
 def pytest_collection_modifyitems(config, items):
-    """The long files' tests first, the rest in their order."""
-    items.sort(key=lambda item: item.path.name not in LONG_FILES)
+    """The long files' tests first, then each file's tests, the files with most first."""
+    per_file: dict[str, int] = {}
+    for item in items:
+        per_file[item.path.name] = per_file.get(item.path.name, 0) + 1
+    items.sort(key=lambda item: (item.path.name not in LONG_FILES, -per_file[item.path.name]))
 
 
 @pytest.fixture(scope="session")
