@@ -200,8 +200,8 @@ def settings(env: dict[str, str], run: Path) -> dict[str, str]:
     if not env.get("AIRFLOW__CELERY__RESULT_BACKEND"):
         out["AIRFLOW__CELERY__RESULT_BACKEND"] = "db+" + env[
             "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"]
-    out.setdefault("AIRFLOW__CELERY__WORKER_CONCURRENCY",
-                   env.get("AIRFLOW__CELERY__WORKER_CONCURRENCY") or "2")
+    out["AIRFLOW__CELERY__WORKER_CONCURRENCY"] = env.get(
+        "AIRFLOW__CELERY__WORKER_CONCURRENCY") or "2"
     out["AIRFLOW__CELERY_BROKER_TRANSPORT_OPTIONS__VISIBILITY_TIMEOUT"] = env.get(
         "AIRFLOW__CELERY_BROKER_TRANSPORT_OPTIONS__VISIBILITY_TIMEOUT") or str(
         VISIBILITY_TIMEOUT_S)
