@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import sys
 import tempfile
 from pathlib import Path
@@ -18,6 +17,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
+
+from dropoutnet.core.processes import free_port  # noqa: E402, F401  (re-exported for the scripts)
 
 # The synthetic data.  With the demo's sizes the reported bizdate's warm-item and cold-user
 # splits held 5 to 25 users with a click among their candidates (the older items of the
@@ -60,9 +61,3 @@ def write_result(result: dict, out: Path, name: str) -> None:
     out.mkdir(parents=True, exist_ok=True)
     (out / name).write_text(text + "\n")
 
-
-def free_port() -> int:
-    """A TCP port free on localhost right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]

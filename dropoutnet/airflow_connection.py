@@ -187,11 +187,11 @@ def use_in_task(check: bool = False) -> str:
     task calls it.  Every task of the DAG calls it first, so it also logs which worker runs
     the task (:mod:`dropoutnet.airflow_worker`)."""
     from airflow.sdk import BaseHook, Connection
+    from airflow.sdk.exceptions import AirflowNotFoundException
 
     from dropoutnet import airflow_worker
 
     log.info("%s", airflow_worker.describe())
-    from airflow.sdk.exceptions import AirflowNotFoundException
 
     def lookup(conn_id: str) -> Any:
         try:

@@ -6,7 +6,6 @@ import contextlib
 import copy
 import datetime as dt
 import json
-import socket
 import threading
 import time
 import urllib.error
@@ -19,6 +18,7 @@ import psycopg2
 import yaml
 
 from dropoutnet.config import PipelineConfig
+from dropoutnet.core.processes import free_port  # noqa: F401  (the tests' import)
 
 ROOT = Path(__file__).resolve().parent.parent
 DEMO_CONFIG = ROOT / "config" / "pipeline.yaml"
@@ -187,12 +187,6 @@ def wait_for(predicate, timeout: float = 60.0, what: str = "condition") -> None:
         assert time.monotonic() < deadline, f"timed out waiting for {what}"
         time.sleep(0.1)
 
-
-def free_port() -> int:
-    """A TCP port free on localhost right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class ThreadedServer:

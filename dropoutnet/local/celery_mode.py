@@ -106,9 +106,7 @@ def log_port(index: int) -> int:
 
 def redis_bin() -> str:
     """Debian's ``redis-server``, or a message naming how to get it."""
-    found = shutil.which("redis-server") or next(
-        (p for p in ("/usr/bin/redis-server", "/usr/local/bin/redis-server") if Path(p).exists()),
-        None)
+    found = shutil.which("redis-server")
     if found is None:
         raise StackError("the Celery executor needs a Redis broker and redis-server is not "
                          "installed: run `apt-get install redis-server` (as root; `make test` "
