@@ -5,6 +5,9 @@
 #                  with AIRFLOW__CORE__EXECUTOR=CeleryExecutor also Redis and Celery workers)
 #   make stop      stop everything `make demo` / `make airflow` started
 #   make status    what is running
+#   make prod-check  docker-compose.yml's services as local processes (the compose file's
+#                  commands and environments, two Celery workers), a daily run through them,
+#                  every health check up and stopped; then all stopped (needs root, as Docker)
 #   make test      the test suite, its files spread over the cores (TEST_WORKERS, default auto);
 #                  installs Debian's chromium, chromium-driver and redis-server if missing
 #   make clean     stop, then remove the project home ($(DROPOUTNET_HOME))
@@ -23,7 +26,7 @@ HOME_ENV = DROPOUTNET_HOME="$(DROPOUTNET_HOME)"
 TEST_WORKERS ?= auto
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: venv system demo airflow stop status test clean
+.PHONY: venv system demo airflow stop status prod-check test clean
 
 venv: $(STAMP)
 
@@ -62,6 +65,9 @@ system:
 	    SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
 	    $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq \
 	        $$missing >/dev/null; fi
+
+prod-check: venv system
+	$(HOME_ENV) $(VPY) -m dropoutnet.local.topology.check
 
 test: venv system
 	$(VPY) -m pytest -q -n $(TEST_WORKERS) --maxprocesses 4 --dist loadfile --no-loadscope-reorder

@@ -142,7 +142,8 @@ def cmd_stream(args: argparse.Namespace) -> int:
 
     cfg = pipeline.load(args.config)
     overrides = {k: v for k, v in (("service_url", args.service_url),
-                                   ("metrics_host", args.metrics_host)) if v is not None}
+                                   ("metrics_host", args.metrics_host),
+                                   ("metrics_port", args.metrics_port)) if v is not None}
     if overrides:  # where this worker finds the model service / serves its metrics
         try:
             stream = type(cfg.stream).model_validate(cfg.stream.model_dump() | overrides)
@@ -394,6 +395,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--metrics-host", metavar="HOST",
                    help="the address of the Prometheus endpoint (default stream.metrics_host; "
                         "0.0.0.0 in a container, to be scraped from outside it)")
+    p.add_argument("--metrics-port", metavar="PORT", type=int,
+                   help="the port of the Prometheus endpoint (default stream.metrics_port, "
+                        "9464; 0 = off)")
     p.set_defaults(func=cmd_stream)
 
     p = sub.add_parser("rollback", help="make an earlier published version the active one "

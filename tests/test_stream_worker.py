@@ -417,6 +417,26 @@ def test_while_the_model_service_is_down_the_worker_holds_its_position(env, serv
                        daily_vector(env, version, "while_down"), atol=1e-4)
 
 
+def test_a_worker_started_before_the_first_data_load_waits_for_its_tables(env, caplog):
+    """A new deployment's worker starts before the raw tables exist: it serves its metrics
+    (its container's health check), names the missing table, and waits (no exit into a
+    restart loop) until stopped."""
+    import urllib.request
+
+    cfg = env["cfg"]
+    early = cfg.model_copy(update={
+        "raw": cfg.raw.model_copy(update={"items": cfg.raw.items.model_copy(
+            update={"table": "sv_items_not_loaded"})}),
+        "stream": cfg.stream.model_copy(update={"metrics_port": free_port(),
+                                                "retry_max_seconds": 0.5})})
+    with caplog.at_level("WARNING"), running_worker(early):
+        wait_for(lambda: caplog.text.count("'sv_items_not_loaded' does not exist: waiting for "
+                                           "it") >= 2, what="the worker trying again")
+        with urllib.request.urlopen(f"http://127.0.0.1:{early.stream.metrics_port}/metrics",
+                                    timeout=10) as resp:
+            assert resp.status == 200
+
+
 def test_a_worker_stopped_while_the_service_is_down_stops_and_loses_nothing(env, service):
     """Asked to stop while it retries a batch against an absent service, the worker ends (it
     does not retry forever), leaving the batch unconfirmed: the next worker embeds the item."""

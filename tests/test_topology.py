@@ -1,97 +1,104 @@
-"""The production topology as a tested path: the local stack's Celery mode (a Redis broker, two
-Airflow Celery workers, the result backend on the metadata database) runs the daily DAG.
+"""The production topology as a tested path: ``docker-compose.yml``'s services as local
+processes, each started with the command and environment the compose file gives it
+(:mod:`dropoutnet.local.topology`, what ``make prod-check`` runs): the pgvector PostgreSQL over
+TCP, set up by ``deploy/postgres-init.sh``; Redis with its password; Airflow on the
+CeleryExecutor with two workers; the model service, the recall API and the stream worker.
 
-One stack for the module, in its own home with its own embedded Postgres, as a user starts it
-(``AIRFLOW__CORE__EXECUTOR=CeleryExecutor make airflow``); the daily run goes through the real
-scheduler, broker and workers, and the tasks find the pipeline's database through the Airflow
-connection the stack defines (nothing else tells them where it is).  This is also the suite's
-whole-DAG test: every task of ``dropoutnet_daily`` end to end, through Airflow, then a recall
-from the published version.
+One topology for the module.  A two-bizdate backfill goes through the real scheduler, broker
+and workers, with the tasks reaching the pipeline's database through the Airflow connection
+the compose file defines (nothing else tells them where it is); one worker is lost during
+``train``.  This is also the suite's whole-DAG test: every task of ``dropoutnet_daily`` end to
+end, through Airflow, then a recall through the recall API from the published version.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import json
-import os
-import signal
-import subprocess
 import time
-import urllib.parse
-from pathlib import Path
 
+import psycopg2
 import pytest
+import redis
 from helpers import fetch_all
 
 from dropoutnet.core import processes
-from dropoutnet.data import synthetic
-from dropoutnet.local import demo, embedded_pg, stack
+from dropoutnet.local import demo
+from dropoutnet.local.topology import check, model
+from dropoutnet.local.topology.supervisor import Topology
 
-DAG_ID = "dropoutnet_daily"
-TINY = dict(n_users=300, n_items=400, n_authors=30, days=16, new_items_per_day=40, seed=11)
 TASKS = {"resolve_bizdate", "online_metrics", "samples", "train", "export", "user_embeddings",
          "item_embeddings", "evaluate", "publish", "deploy", "retention", "release_run_lock"}
+WORKERS = {"dropoutnet-airflow-worker-1", "dropoutnet-airflow-worker-2"}
 
 
 @pytest.fixture(scope="module")
-def celery_stack(tmp_path_factory):
-    """The stack in Celery mode with tiny data: (home, app database URL, REST client, pids,
-    the data's last day)."""
-    base = tmp_path_factory.mktemp("celery_home")
-    env = pytest.MonkeyPatch()
-    env.setenv("DROPOUTNET_HOME", str(base))
-    env.setenv("AIRFLOW__CORE__EXECUTOR", "CeleryExecutor")
-    env.setenv("DROPOUTNET_CELERY_WORKERS", "2")
-    env.setenv("DROPOUTNET_AIRFLOW_PORT", str(processes.free_port()))
-    env.setenv("DROPOUTNET_WORKER_LOG_PORT", str(processes.free_port()))
-    for name in ("DROPOUTNET_DATABASE_URL", "DROPOUTNET_CONFIG", "AIRFLOW_CONN_DROPOUTNET_DB",
-                 "AIRFLOW__CELERY__BROKER_URL", "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"):
-        env.delenv(name, raising=False)
+def topology(tmp_path_factory):
+    """The compose file's services, up and healthy, with two Celery workers."""
+    home = tmp_path_factory.mktemp("topology")
+    topo = Topology(home, scale={"airflow-worker": 2}, echo=lambda _: None, settings={
+        "AIRFLOW_API_PORT": str(processes.free_port()),
+        "RECALL_API_PORT": str(processes.free_port())})
     try:
-        info = stack.start(base, echo=lambda _: None)
-        url = embedded_pg.app_url(stack.postgres_socket_dir(base))
-        # the daily schedule's run after the unpause processes yesterday (UTC)
-        bizdate = dt.datetime.now(dt.timezone.utc).date() - dt.timedelta(days=1)
-        synthetic.generate(url, end_date=bizdate, **TINY)
-        pids = {**{c: stack._component_pid(c, base) for c in stack.components(base)},
-                "redis": processes.pid_from_file(stack.run_dir(base) / "redis.pid")}
-        api = demo.AirflowAPI(stack.api_port(base), info.user, info.password)
-        yield base, url, api, pids, bizdate
+        topo.up(wait=420)
+        yield topo
     finally:
-        stack.stop(base, echo=lambda _: None)
-        env.undo()
+        topo.down(timeout=20)
 
 
-def _task(api: demo.AirflowAPI, run_id: str, task_id: str) -> dict | None:
+def test_every_service_starts_as_the_compose_file_says(topology):
+    """Every service runs (the tools profile's CLI only on demand) and has passed its health
+    check; the database and the broker hold the compose file's credentials."""
+    assert {name: len(group) for name, group in topology.instances.items()} == {
+        "postgres": 1, "redis": 1, "airflow-init": 1, "airflow-apiserver": 1,
+        "airflow-scheduler": 1, "airflow-dag-processor": 1, "airflow-triggerer": 1,
+        "airflow-worker": 2, "model-service": 1, "recall-api": 1, "stream-worker": 1}
+    (init,) = topology.get("airflow-init")
+    assert init.proc.returncode == 0  # a one-off: migrated Airflow's database, exited 0
+    assert all(inst.healthy_once for inst in topology.all()
+               if inst.container.service.healthcheck)
+
+    # PostgreSQL over TCP, as deploy/postgres-init.sh set it up: the pipeline's role is no
+    # superuser but may replicate; pgvector is there; the change log is logical
+    url = check.database_url(topology)
+    assert "@127.0.0.1:" in url
+    (role,) = fetch_all(url, "select rolsuper, rolreplication, rolcreaterole from pg_roles "
+                             "where rolname = current_user")
+    assert role == (False, True, False)
+    assert fetch_all(url, "select extname from pg_extension where extname = 'vector'") == [
+        ("vector",)]
+    assert fetch_all(url, "show wal_level") == [("logical",)]
+    with pytest.raises(psycopg2.OperationalError, match="password authentication failed"):
+        psycopg2.connect(url.replace(model.read_env_file(topology.env_file)[
+            "DROPOUTNET_DB_PASSWORD"], "wrong"))
+    # Redis answers only with its password
+    port = topology.port("redis", 6379)
+    with pytest.raises(redis.AuthenticationError):
+        redis.Redis(port=port).ping()
+    password = model.read_env_file(topology.env_file)["REDIS_PASSWORD"]
+    assert redis.Redis(port=port, password=password).ping()
+
+
+def _task(api, run_id: str, task_id: str) -> dict | None:
     return next((t for t in demo.task_instances(api, run_id) if t["task_id"] == task_id), None)
 
 
-def _lose_worker(base: Path, name: str) -> None:
-    """What a lost container is: the worker, its pool and the task's processes, SIGKILLed."""
-    pid = stack._component_pid(name, base)
-    for member in processes.tree(pid, processes.table()):
-        try:
-            os.kill(member, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-
-
-def test_a_lost_worker_costs_the_run_one_retry_within_two_minutes(celery_stack):
-    """The daily DAG on two Celery workers; the worker running ``train`` is lost mid-task.
-    The scheduler notices within the heartbeat timeout, the retry runs on the other worker,
-    and the run ends as an uninterrupted one would."""
-    base, url, api, pids, bizdate = celery_stack
-    assert all(pids.values()), pids  # the broker, the four components and two workers
-
-    demo.ensure_dag(stack.airflow_env(base=base))
-    # unpaused, the scheduler starts the daily run of the last complete day (the data's last)
-    api.call("PATCH", f"/dags/{DAG_ID}", {"is_paused": False})
-    deadline = time.monotonic() + 60
-    while not (runs := demo.runs_for(api, [bizdate.isoformat()])):
-        assert time.monotonic() < deadline, "the scheduler made no run for the last day"
-        time.sleep(0.5)
-    run_id = runs[bizdate.isoformat()]["dag_run_id"]
-    run_path = f"/dags/{DAG_ID}/dagRuns/{urllib.parse.quote(run_id, safe='')}"
+def test_a_backfill_on_two_workers_survives_a_lost_worker(topology):
+    """Two bizdates backfilled through the scheduler; the worker running the first one's
+    ``train`` is lost mid-task (SIGKILL to all its processes, as a lost host).  The scheduler
+    notices within the heartbeat timeout, the retry runs on the other worker within 2
+    minutes, and both runs end as uninterrupted runs would."""
+    last = dt.datetime.now(dt.timezone.utc).date() - dt.timedelta(days=1)
+    first = last - dt.timedelta(days=1)
+    check.generate_data(topology, last)
+    url = check.database_url(topology)
+    api = check.airflow_api(topology)
+    check.wait_for_dag(api)
+    check.backfill(api, first, last)
+    deadline = time.monotonic() + 120
+    while not (found := check.runs(api, first, first)):
+        assert time.monotonic() < deadline, "the backfill made no run"
+        time.sleep(1)
+    run_id = found[first.isoformat()]["dag_run_id"]
 
     # lost mid-training: once train has recorded its training run in the registry
     deadline = time.monotonic() + 300
@@ -101,68 +108,67 @@ def test_a_lost_worker_costs_the_run_one_retry_within_two_minutes(celery_stack):
         assert time.monotonic() < deadline, demo.task_instances(api, run_id)
         time.sleep(0.5)
     lost = train["hostname"]
-    _lose_worker(base, lost)
+    assert lost in WORKERS, lost  # the task records its worker: the container's host name
+    topology.kill(lost)
     lost_at = time.monotonic()
-
     retried_after = None
-    while (run := api.call("GET", run_path))["state"] not in ("success", "failed"):
-        train = _task(api, run_id, "train")
+    while (train := _task(api, run_id, "train"))["state"] != "success":
         if retried_after is None and train["try_number"] == 2 and train["state"] == "running":
             retried_after = time.monotonic() - lost_at
         assert time.monotonic() - lost_at < 600, train
         time.sleep(1)
-    tis = {t["task_id"]: t for t in demo.task_instances(api, run_id)}
-    assert run["state"] == "success", {t: ti["state"] for t, ti in tis.items()}
-    assert set(tis) == TASKS and {ti["state"] for ti in tis.values()} == {"success"}
+    runs = check.wait_for_runs(api, first, last)
+    assert {day: run["state"] for day, run in runs.items()} == {
+        first.isoformat(): "success", last.isoformat(): "success"}
 
+    tis = {t["task_id"]: t for t in demo.task_instances(api, run_id)}
+    assert set(tis) == TASKS and {ti["state"] for ti in tis.values()} == {"success"}
     # train's second try ran on the other worker, within the recovery target
-    survivor = {"worker-1": "worker-2", "worker-2": "worker-1"}[lost]
+    (survivor,) = WORKERS - {lost}
     assert (tis["train"]["try_number"], tis["train"]["hostname"]) == (2, survivor)
     assert retried_after is not None and retried_after <= 120, retried_after
-    log = (base / "airflow" / "logs" / f"dag_id={DAG_ID}" / f"run_id={run_id}"
-           / "task_id=train" / "attempt=2.log")
+    log = (topology.home / "volumes" / "airflow-logs" / "dag_id=dropoutnet_daily"
+           / f"run_id={run_id}" / "task_id=train" / "attempt=2.log")
     assert f"running on worker {survivor}" in log.read_text()
-    # every task instance records the worker that ran it, and both served this run
-    assert {ti["hostname"] for ti in tis.values()} == {"worker-1", "worker-2"}
+    # both workers served the first run
+    assert {ti["hostname"] for ti in tis.values()} == WORKERS
 
-    # as an uninterrupted run ends: the registry's run published, its version active and
-    # deployed; the tasks reached the database through the Airflow connection only, and the
-    # model went from worker to worker through the shared home
-    version = bizdate.strftime("%Y%m%d")
-    # the lost try's training run is marked failed by the retry's (start_run.sql), which
-    # published
+    # as uninterrupted runs end: each registry run published (the lost try's run is marked
+    # failed by the retry's, start_run.sql), the last version active and deployed into the
+    # shared volume, the lock free
+    second = runs[last.isoformat()]["dag_run_id"]
     assert fetch_all(url, "select pipeline_run, status, decision from dropoutnet.runs "
                           "order by started_at") == [(run_id, "failed", None),
-                                                     (run_id, "succeeded", "published")]
+                                                     (run_id, "succeeded", "published"),
+                                                     (second, "succeeded", "published")]
+    version = last.strftime("%Y%m%d")
     assert fetch_all(url, "select model_version from dropoutnet.active_version") == [
         (version,)]
     assert fetch_all(url, "select count(*) from dropoutnet.run_lock") == [(0,)]
-    for model in ("sv_dropoutnet_item", "sv_dropoutnet_user"):
-        assert (base / "serving" / model / version / "saved_model.pb").exists()
-    # the activation history names the DAG run and its trigger (the schedule), not a shell user
-    (action, source, pipeline_run, actor), = fetch_all(
-        url, "select action, source, pipeline_run, actor from dropoutnet.activations")
-    assert (action, source, pipeline_run) == ("publish", "airflow dag", run_id)
-    assert actor and "@" not in actor
+    for name in ("sv_dropoutnet_item", "sv_dropoutnet_user"):
+        assert (topology.home / "volumes" / "dropoutnet-data" / "serving" / name / version
+                / "saved_model.pb").exists()
+    # the activation history names the DAG runs, not a shell user
+    assert fetch_all(url, "select action, source, pipeline_run from dropoutnet.activations "
+                          "order by activation_id") == [("publish", "airflow dag", run_id),
+                                                       ("publish", "airflow dag", second)]
 
-    # outside Airflow, the CLI recalls a user's top-5 items from the published version
-    (user,), = fetch_all(url, "select user_id from sv_events where event_time >= %s and "
-                              "event_time < %s::date + 1 group by 1 order by count(*) desc, 1 "
-                              "limit 1", (bizdate, bizdate))
-    proc = subprocess.run([stack.dropoutnet_bin(), "recall", "--user-id", user, "--top-n", "5",
-                           "--json"], env=dict(os.environ, DROPOUTNET_DATABASE_URL=url),
-                          capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    items = json.loads(proc.stdout.strip().splitlines()[-1])["items"]
-    assert len({item["item_id"] for item in items}) == 5
+    # the recall API serves the active version, with the deployment's bearer token
+    answer = check.recall(topology, check.an_active_user(topology, last))
+    assert answer["model_version"] == version
+    assert len({item["item_id"] for item in answer["items"]}) == 5
 
 
-def test_stopping_the_stack_leaves_no_process_behind(celery_stack):
-    """Every process the stack started is gone (the lost worker's too), the broker included."""
-    base, _, _, pids, _ = celery_stack
-    stack.stop(base, echo=lambda _: None)
-    left = {name: pid for name, pid in pids.items() if processes.alive(pid)}
+def test_stopped_services_fail_their_health_checks_and_nothing_is_left(topology):
+    """``down`` one service at a time: each health check fails once its service is stopped,
+    and no process of any container is left (the lost worker's included)."""
+    before = topology.pids()
+    assert all(before[name] for name in before if name not in WORKERS
+               and name != "dropoutnet-airflow-init-1")
+    passed_while_stopped = check.down_with_checks(topology, timeout=20)
+    assert set(passed_while_stopped) == {inst.name for inst in topology.all()
+                                         if inst.container.service.healthcheck}
+    assert not any(passed_while_stopped.values()), passed_while_stopped
+    left = {pid for pids in before.values() for pid in pids if processes.alive(pid)}
     assert not left, left
-    assert stack.status(base)["broker"] is None
-    status = stack.status(base)["airflow"]
-    assert set(status) >= {"worker-1", "worker-2"} and not any(status.values()), status
+    assert not any(topology.pids().values())

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from dropoutnet.local import embedded_pg, stack
+from dropoutnet.local.airflow_api import AirflowAPI
 
 DAG_ID = "dropoutnet_daily"
 DAG_FILE = stack.DAGS_FOLDER / "dropoutnet_daily.py"
@@ -67,47 +68,6 @@ def _json_out(text: str) -> Any:
             except ValueError:
                 continue
     return None
-
-
-class AirflowAPI:
-    """A tiny client of Airflow's REST API (v2), logged in as the SimpleAuthManager admin."""
-
-    def __init__(self, port: int, user: str, password: str | None):
-        self.base = f"http://127.0.0.1:{port}"
-        self.user, self.password = user, password
-        self._token: str | None = None
-
-    def _login(self) -> str:
-        if not self.password:
-            raise DemoError("no Airflow admin password found (simple_auth_manager_passwords file)")
-        body = json.dumps({"username": self.user, "password": self.password}).encode()
-        req = urllib.request.Request(f"{self.base}/auth/token", data=body, method="POST",
-                                     headers={"Content-Type": "application/json"})
-        with urllib.request.urlopen(req, timeout=30) as resp:
-            return json.loads(resp.read())["access_token"]
-
-    def call(self, method: str, path: str, body: Any = None, **query: Any) -> Any:
-        url = f"{self.base}/api/v2{path}"
-        if query:
-            url += "?" + urllib.parse.urlencode(query, doseq=True)
-        for attempt in (1, 2):
-            if self._token is None:
-                self._token = self._login()
-            req = urllib.request.Request(
-                url, method=method, data=None if body is None else json.dumps(body).encode(),
-                headers={"Authorization": f"Bearer {self._token}",
-                         "Content-Type": "application/json"})
-            try:
-                with urllib.request.urlopen(req, timeout=30) as resp:
-                    data = resp.read()
-                    return json.loads(data) if data else None
-            except urllib.error.HTTPError as exc:
-                if exc.code == 401 and attempt == 1:
-                    self._token = None
-                    continue
-                detail = exc.read().decode(errors="replace")[:500]
-                raise DemoError(f"Airflow API {method} {path}: HTTP {exc.code} {detail}") from None
-        raise AssertionError("unreachable")
 
 
 def airflow(args: list[str], env: dict[str, str], *, check: bool = True, timeout: float = 300):
@@ -509,7 +469,7 @@ def main(argv: list[str] | None = None) -> int:
         say(f"  Airflow is up at {info.url}")
         try:
             clear_leftovers(api, days)
-        except DemoError as exc:  # the DAG is not serialized yet: nothing to clear
+        except stack.StackError as exc:  # the DAG is not serialized yet: nothing to clear
             if "HTTP 404" not in str(exc):
                 raise
 

@@ -54,6 +54,7 @@ from psycopg2.extras import Json
 from dropoutnet import registry
 from dropoutnet.config import PipelineConfig
 from dropoutnet.core import db, sql
+from dropoutnet.core.errors import MissingDataError
 from dropoutnet.core.failpoints import failpoint
 from dropoutnet.data import feature_queries, inputs
 from dropoutnet.recall import vectors
@@ -172,13 +173,6 @@ class Worker:
     def run(self, max_seconds: float | None = None, stop: Callable[[], bool] | None = None
             ) -> Stats:
         """Consume until ``stop()`` says so or ``max_seconds`` passed (forever by default)."""
-        made = source.ensure(self.cfg, self.url)
-        db.ensure_ddl(self.url, "stream/ddl/stream_tables.sql", schema=self.cfg.storage.schema_)
-        vectors.ensure_tables(self.url, self.cfg)  # e.g. the filterable attributes column
-        log.info("stream worker on %s (publication and slot %s)", made["tables"],
-                 made["slot"])
-        with db.transaction(self.url) as cur:
-            self.roles = source.raw_tables(cur, self.cfg)
         deadline = None if max_seconds is None else time.monotonic() + max_seconds
         self._stopping = lambda: ((stop is not None and stop()) or (
             deadline is not None and time.monotonic() > deadline))
@@ -186,6 +180,16 @@ class Worker:
         server = self._serve_metrics()
         next_heartbeat = 0.0
         try:
+            made = self._wait_for_sources()
+            if made is None:
+                return self.stats
+            db.ensure_ddl(self.url, "stream/ddl/stream_tables.sql",
+                          schema=self.cfg.storage.schema_)
+            vectors.ensure_tables(self.url, self.cfg)  # e.g. the filterable attributes column
+            log.info("stream worker on %s (publication and slot %s)", made["tables"],
+                     made["slot"])
+            with db.transaction(self.url) as cur:
+                self.roles = source.raw_tables(cur, self.cfg)
             with source.ChangeLog(self.cfg, self.url) as changes:
                 for batch in changes.batches(s.batch_size, s.batch_wait_ms / 1000):
                     written: list[str] = []
@@ -211,6 +215,26 @@ class Worker:
                 server.shutdown()
                 server.server_close()
         return self.stats
+
+    def _wait_for_sources(self) -> dict[str, object] | None:
+        """The publication and the slot (:func:`source.ensure`), waiting while a raw table the
+        item features read does not exist yet: a new deployment's worker starts before the
+        first data load, and waits for it (a warning every try, backing off to
+        ``stream.retry_max_seconds``) instead of exiting into its restart policy.  None when
+        stopped meanwhile."""
+        delay = min(1.0, self.cfg.stream.retry_max_seconds)
+        while True:
+            try:
+                return source.ensure(self.cfg, self.url)
+            except MissingDataError as err:
+                log.warning("%s: waiting for it (load the raw data, or name the table in the "
+                            "config's raw section); next try in %.0f s", err, delay)
+            until = time.monotonic() + delay
+            while time.monotonic() < until:
+                if self._stopping():
+                    return None
+                time.sleep(min(0.2, delay))
+            delay = min(delay * 2, self.cfg.stream.retry_max_seconds)
 
     def _serve_metrics(self):
         """Start the Prometheus endpoint (``stream.metrics_port``; None when 0)."""
