@@ -21,6 +21,21 @@ def _config_path() -> str | None:
     return os.environ.get("DROPOUTNET_CONFIG") or None
 
 
+def _retry_delay() -> dt.timedelta:
+    """How long a failed task waits before its retry: ``DROPOUTNET_TASK_RETRY_DELAY`` seconds
+    (default 60; docker-compose.yml passes it from .env), read as the DAG is parsed."""
+    value = os.environ.get("DROPOUTNET_TASK_RETRY_DELAY", "").strip() or "60"
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = -1.0
+    if not 0 <= seconds <= 86400:
+        raise ValueError(f"DROPOUTNET_TASK_RETRY_DELAY={value!r} is not a number of seconds "
+                         "from 0 to 86400: set it to how long a failed task waits before its "
+                         "retry (default 60)")
+    return dt.timedelta(seconds=seconds)
+
+
 def _param(title: str, default, kind, description: str, **schema) -> Param:
     return Param(default, type=kind, title=title, description=description, **schema)
 
@@ -85,7 +100,7 @@ def release_run_lock() -> dict:
     start_date=dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc),
     catchup=False,
     max_active_runs=1,
-    default_args={"retries": 2, "retry_delay": dt.timedelta(minutes=1)},
+    default_args={"retries": 2, "retry_delay": _retry_delay()},
     params={
         "force_publish": _param("force_publish", False, "boolean", "Publish this run's model "
                                 "even if it fails the quality gate (its cold-item metric below "

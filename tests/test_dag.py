@@ -131,7 +131,18 @@ def test_the_run_lock_is_taken_by_a_setup_and_released_by_a_teardown(probe):
 def test_every_task_retries(probe):
     for task_id, task in probe["tasks"].items():
         assert task["retries"] >= 1, task_id
-        assert task["retry_delay"] == 60, task_id
+        assert task["retry_delay"] == 60, task_id  # DROPOUTNET_TASK_RETRY_DELAY's default
+
+
+@pytest.mark.parametrize("value", ["a minute", "-5", "1e9"])
+def test_a_wrong_retry_delay_is_refused_by_name(monkeypatch, value):
+    """The DAG's import error (shown in the UI) names the setting and the fix."""
+    import runpy
+
+    monkeypatch.setenv("DROPOUTNET_TASK_RETRY_DELAY", value)
+    with pytest.raises(ValueError, match=f"DROPOUTNET_TASK_RETRY_DELAY='{value}' is not a "
+                                         "number of seconds from 0 to 86400: set it to"):
+        runpy.run_path(str(stack.DAGS_FOLDER / "dropoutnet_daily.py"))
 
 
 def test_schedule_is_a_daily_data_interval_timetable(probe):

@@ -59,11 +59,6 @@ def generate_data(topology: Topology, end: dt.date, sizes: list[str] = SMALL) ->
                          f"{proc.stderr[-1500:]}")
 
 
-def run_path(run_id: str) -> str:
-    """The REST path of one run of the daily DAG."""
-    return f"/dags/{DAG_ID}/dagRuns/{urllib.parse.quote(run_id, safe='')}"
-
-
 def wait_for_dag(api, wait: float = 300) -> None:
     """Until the dag-processor has parsed the daily DAG."""
     deadline = time.monotonic() + wait
