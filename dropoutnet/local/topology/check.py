@@ -16,8 +16,10 @@ again with it stopped.
    down``), and its check run again once stopped: it must fail.  No process of the topology
    may be left.
 
-A table of every container (how it was started, its local ports, both health results) ends
-the output; the exit status is 0 only when every check answered as it should.  ``--keep``
+Each check starts from empty volumes, as a first ``docker compose up`` does: an earlier
+check's volumes, containers and logs are removed first.  A table of every container (how it
+was started, its local ports, both health results) ends the output; the exit status is 0 only
+when every check answered as it should.  ``--keep``
 leaves the topology running until Ctrl-C (the Airflow UI's address and login are printed).
 """
 
@@ -26,6 +28,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import shutil
 import sys
 import time
 import urllib.parse
@@ -177,6 +180,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     home = args.home or locations.home() / "topology"
     t0 = time.monotonic()
+    for made in ("volumes", "containers", "logs"):  # what an earlier check made, not more
+        shutil.rmtree(home / made, ignore_errors=True)  # empty volumes: a first `compose up`
     try:
         topology = Topology(home, env_file=args.env_file,
                             scale={"airflow-worker": args.workers})
