@@ -35,6 +35,7 @@ starts with two wrappers that add it.
 
 from __future__ import annotations
 
+import os
 import re
 import shlex
 import shutil
@@ -235,12 +236,18 @@ class Container:
         return self.in_namespace(mapped)
 
     def in_namespace(self, argv: list[str]) -> list[str]:
-        """``argv`` in a UTS namespace of its own whose host name is the container's."""
+        """``argv`` in a UTS namespace of its own whose host name is the container's.
+
+        Root creates the namespace directly, as Docker does.  Any other user creates it inside
+        a user namespace of its own that maps the user to itself (so files, ports and signals
+        are the user's as before) and keeps the namespace's capabilities across ``exec``, which
+        ``hostname`` needs; they grant nothing outside that namespace."""
         unshare = shutil.which("unshare")
         if unshare is None:
             raise StackError("the topology needs util-linux's unshare (apt-get install "
                              "util-linux): each container has a host name of its own")
-        return [unshare, "--uts", "--", "/bin/sh", "-c", 'hostname "$0" && exec "$@"',
+        as_user = [] if os.geteuid() == 0 else ["--user", "--map-current-user", "--keep-caps"]
+        return [unshare, *as_user, "--uts", "--", "/bin/sh", "-c", 'hostname "$0" && exec "$@"',
                 self.name, *argv]
 
     def socket_dir(self) -> Path:
