@@ -24,9 +24,10 @@ starts, besides Airflow's four components:
 
 * ``[scheduler] task_instance_heartbeat_timeout`` = 30 s (Airflow's default: 300).  A task
   whose worker is lost stops heartbeating; the scheduler fails it 30 to 40 s later (it checks
-  every 10 s) and the DAG's retry starts it again after ``retry_delay`` (1 minute), on a
-  worker that is alive: running again about 100 s after the loss (measured: 54 s to the
-  failure with a 45-s timeout, 59 s more to the retry) instead of 6 minutes.  A live task
+  every 10 s) and the DAG's retry starts it again after ``DROPOUTNET_TASK_RETRY_DELAY``
+  (default 60 s), on a worker that is alive: running again about 100 s after the loss
+  (measured: 54 s to the failure with a 45-s timeout, 59 s more to the retry; 52 s in all
+  with a 15-s delay) instead of 6 minutes.  A live task
   heartbeats every 5 s (``[workers] min_heartbeat_interval``), so 30 s is six missed beats.
   Airflow 3.3 counts such a failure as a try (the scheduler's heartbeat purge sets
   ``up_for_retry``; no setting spares the try), so a lost worker spends one of the DAG's two

@@ -274,6 +274,25 @@ def _launch(component: str, env: dict[str, str], base: Path) -> tuple[list[str],
             celery_mode.worker_env(env, component, index), folder)
 
 
+def start_component(component: str, env: dict[str, str], base: Path, *,
+                    echo=print) -> subprocess.Popen:
+    """Start one Airflow process of the stack (``scheduler``, ``worker-2``, ...) in a session
+    of its own, with its log under the stack's logs and its pid file, and return it."""
+    run_dir(base, create=True)
+    log_dir(base, create=True)
+    logfile = _log_file(component, base)
+    command, component_env, folder = _launch(component, env, base)
+    with open(logfile, "ab") as out:
+        out.write(f"\n===== starting airflow {component} at {time.ctime()} =====\n".encode())
+        out.flush()
+        proc = subprocess.Popen(command, env=component_env, stdout=out,
+                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                cwd=str(folder), start_new_session=True)
+    _pid_file(component, base).write_text(f"{proc.pid}\n")
+    echo(f"  started airflow {component} (pid {proc.pid}, log {logfile})")
+    return proc
+
+
 def start_broker(base: Path | None = None, *, echo=print) -> int | None:
     """Start the local Redis broker of the Celery mode (or find it running) and wait until it
     answers; None when the user named a broker (``AIRFLOW__CELERY__BROKER_URL``)."""
@@ -393,19 +412,8 @@ def start_airflow(base: Path | None = None, *, wait: float = 240, echo=print) ->
         t0 = time.monotonic()
         run_airflow(["db", "migrate"], env, log_name="airflow-db-migrate.log")
         echo(f"  airflow db migrate done in {time.monotonic() - t0:.1f}s")
-        started: dict[str, subprocess.Popen] = {}
-        for component in missing:
-            logfile = _log_file(component, base)
-            command, component_env, folder = _launch(component, env, base)
-            with open(logfile, "ab") as out:
-                out.write(f"\n===== starting airflow {component} at {time.ctime()} =====\n".encode())
-                out.flush()
-                proc = subprocess.Popen(command, env=component_env, stdout=out,
-                                        stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                        cwd=str(folder), start_new_session=True)
-            started[component] = proc
-            _pid_file(component, base).write_text(f"{proc.pid}\n")
-            echo(f"  started airflow {component} (pid {proc.pid}, log {logfile})")
+        started = {component: start_component(component, env, base, echo=echo)
+                   for component in missing}
         (run_dir(base) / "api-server.port").write_text(f"{port}\n")
     else:
         started = {}
