@@ -129,7 +129,10 @@ def test_the_change_log_of_the_item_tables_reaches_the_worker(tiny):
                         "where item_id = 'i1'")
             cur.execute("delete from sv_items where item_id = 'new1'")  # not published
         with source.ChangeLog(cfg, url) as log:
-            batch = next(log.batches(max_changes=10, max_wait=5.0))
+            asked = time.monotonic()
+            batch = next(log.batches(max_changes=10, max_wait=120.0))
+            # handed over once the log went idle (flush_when_idle), not after the wait
+            assert time.monotonic() - asked < 60
             log.confirm(batch.end_lsn)
         kinds = [(c.kind, c.relation.name) for c in batch.changes]
         assert kinds == [("insert", "sv_items"), ("update", "sv_item_text_embedding")]

@@ -155,7 +155,7 @@ def create_app(authenticate: Authenticate, make_live: Callable[..., dict[str, An
     """The console app; see the module's docstring for the three callables.  ``login_url``
     gives the sign-in page for a ``next`` URL (the auth manager's; default Airflow's
     ``/auth/login``)."""
-    from dropoutnet.recall.api import ConnectionPool  # the recall API's pool, reused
+    from dropoutnet.core.db import ConnectionPool
 
     config = _Config(config_path)
     pages = _templates()

@@ -12,7 +12,8 @@ import contextlib
 import datetime as dt
 import hashlib
 import logging
-from typing import Any, Callable, Iterator, Sequence
+import threading
+from typing import Any, Callable, Iterator, Sequence, TypeVar
 
 import psycopg2
 import psycopg2.errors
@@ -23,6 +24,8 @@ from dropoutnet.core import sql
 from dropoutnet.core.locations import database_url
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 
 def connect(url: str | None = None) -> psycopg2.extensions.connection:
@@ -47,6 +50,94 @@ def transaction(url: str | None = None) -> Iterator[psycopg2.extensions.cursor]:
                 yield cur
     finally:
         conn.close()
+
+
+class ConnectionPool:
+    """At most ``size`` database connections, opened on demand and reused (newest first):
+    a new connection costs a TCP handshake, authentication and :func:`connect`'s set-up,
+    milliseconds that a request or a stream batch should not pay each time.
+
+    :meth:`run` calls ``fn(cursor)`` in one transaction on a pooled connection; a
+    connection that fails is closed, and a call that failed on a reused connection (the
+    server restarted since it was opened) is run once more on a new one, so ``fn`` must be
+    safe to run twice (a read, or an idempotent write).  :meth:`transaction` is the same
+    as a ``with`` block, without the second run: the caller retries.
+    """
+
+    def __init__(self, url: str | None, size: int) -> None:
+        self.url = url
+        self._idle: list = []
+        self._lock = threading.Lock()
+        self._slots = threading.BoundedSemaphore(size)
+
+    def run(self, fn: Callable[[Any], T]) -> T:
+        """``fn(cursor)`` in one transaction on a pooled connection, waiting for a free slot;
+        retried once on a fresh connection when a reused one turns out dead."""
+        with self._slots:
+            try:
+                return self._once(fn, reuse=True)
+            except _Reused:
+                return self._once(fn, reuse=False)
+
+    def _once(self, fn: Callable[[Any], T], reuse: bool) -> T:
+        conn = None
+        if reuse:
+            with self._lock:
+                conn = self._idle.pop() if self._idle else None
+        reused = conn is not None
+        if conn is None:
+            conn = connect(self.url)
+        try:
+            with conn:  # commits, or rolls back on any error
+                with conn.cursor() as cur:
+                    out = fn(cur)
+        except (psycopg2.OperationalError, psycopg2.InterfaceError) as err:
+            conn.close()
+            if reused:
+                raise _Reused() from err
+            raise
+        except BaseException:
+            self._give_back(conn)
+            raise
+        self._give_back(conn)
+        return out
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[psycopg2.extensions.cursor]:
+        """A cursor in one transaction on a pooled connection (as :func:`transaction`):
+        committed on success, rolled back on any error; a connection that fails is closed
+        and the error raised, for the caller to retry."""
+        with self._slots:
+            with self._lock:
+                conn = self._idle.pop() if self._idle else None
+            if conn is None:
+                conn = connect(self.url)
+            try:
+                with conn:
+                    with conn.cursor() as cur:
+                        yield cur
+            except (psycopg2.OperationalError, psycopg2.InterfaceError):
+                conn.close()
+                raise
+            finally:
+                self._give_back(conn)
+
+    def _give_back(self, conn) -> None:
+        if conn.closed:
+            return
+        with self._lock:
+            self._idle.append(conn)
+
+    def close(self) -> None:
+        """Close the idle connections (at the API's shutdown)."""
+        with self._lock:
+            idle, self._idle = self._idle, []
+        for conn in idle:
+            conn.close()
+
+
+class _Reused(Exception):
+    """A reused connection failed: retry on a new one."""
 
 
 def ensure_ddl(url: str | None, template: str, **context: Any) -> None:

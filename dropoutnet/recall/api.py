@@ -44,7 +44,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import threading
 from typing import Any, AsyncIterator, Callable, Iterable, TypeVar
 
 import psycopg2
@@ -125,70 +124,6 @@ def _number(text: str, kind: Callable[[str], T]) -> T | str:
         return text
 
 
-class ConnectionPool:
-    """At most ``size`` database connections, opened on demand and reused (newest first).
-
-    :meth:`run` calls ``fn(cursor)`` in one transaction on a pooled connection; a
-    connection that fails is closed, and a call that failed on a reused connection (the
-    server restarted since it was opened) is run once more on a new one: recall only reads.
-    """
-
-    def __init__(self, url: str | None, size: int) -> None:
-        self.url = url
-        self._idle: list = []
-        self._lock = threading.Lock()
-        self._slots = threading.BoundedSemaphore(size)
-
-    def run(self, fn: Callable[[Any], T]) -> T:
-        """``fn(cursor)`` in one transaction on a pooled connection, waiting for a free slot;
-        retried once on a fresh connection when a reused one turns out dead."""
-        with self._slots:
-            try:
-                return self._once(fn, reuse=True)
-            except _Reused:
-                return self._once(fn, reuse=False)
-
-    def _once(self, fn: Callable[[Any], T], reuse: bool) -> T:
-        conn = None
-        if reuse:
-            with self._lock:
-                conn = self._idle.pop() if self._idle else None
-        reused = conn is not None
-        if conn is None:
-            conn = db.connect(self.url)
-        try:
-            with conn:  # commits, or rolls back on any error
-                with conn.cursor() as cur:
-                    out = fn(cur)
-        except (psycopg2.OperationalError, psycopg2.InterfaceError) as err:
-            conn.close()
-            if reused:
-                raise _Reused() from err
-            raise
-        except BaseException:
-            self._give_back(conn)
-            raise
-        self._give_back(conn)
-        return out
-
-    def _give_back(self, conn) -> None:
-        if conn.closed:
-            return
-        with self._lock:
-            self._idle.append(conn)
-
-    def close(self) -> None:
-        """Close the idle connections (at the API's shutdown)."""
-        with self._lock:
-            idle, self._idle = self._idle, []
-        for conn in idle:
-            conn.close()
-
-
-class _Reused(Exception):
-    """A reused connection failed: retry on a new one."""
-
-
 class _TablesCheck:
     """:func:`dropoutnet.recall.vectors.check_tables` until it has seen both tables pass, then
     nothing: a table's vector type is fixed once made, and absent tables (no run yet) are
@@ -219,7 +154,7 @@ def _error(status: int, message: str) -> JSONResponse:
 def create_recall_app(cfg: PipelineConfig, url: str | None = None) -> FastAPI:
     """The recall API for ``cfg`` on the database at ``url`` (default: the pipeline's)."""
     api = cfg.retrieval.api
-    pool = ConnectionPool(url, api.connections)
+    pool = db.ConnectionPool(url, api.connections)
     served_log = ServedLogWriter(cfg, url) if cfg.retrieval.log.enabled else None
 
     @contextlib.asynccontextmanager

@@ -150,10 +150,16 @@ class ChangeLog:
         if self.conn is not None:
             self.conn.close()
 
-    def batches(self, max_changes: int = 256, max_wait: float = 0.2) -> Iterator[Batch]:
+    def batches(self, max_changes: int = 256, max_wait: float = 0.2,
+                flush_when_idle: bool = True) -> Iterator[Batch]:
         """Yield the changes of the transactions committed so far: at most about
         ``max_changes`` (whole transactions), after at most ``max_wait`` seconds of waiting
-        for more; an empty batch when nothing came (so the caller can look up)."""
+        for more; an empty batch when nothing came (so the caller can look up).
+
+        With ``flush_when_idle`` a batch is yielded as soon as no further message is waiting
+        (the log is idle), without the wait: at a low rate an item is the work of its own
+        batch behind it, not ``max_wait``.  Under load batches still fill: the changes
+        committed while one batch is processed are all waiting when the next is read."""
         while True:
             changes: list[pgoutput.Change] = []
             end_lsn = 0
@@ -162,6 +168,8 @@ class ChangeLog:
             while len(changes) < max_changes:
                 msg = self.cur.read_message()
                 if msg is None:
+                    if flush_when_idle and changes:
+                        break
                     left = deadline - time.monotonic()
                     if left <= 0:
                         break

@@ -152,6 +152,9 @@ class Worker:
     def __init__(self, cfg: PipelineConfig, url: str | None = None,
                  now: Callable[[], dt.datetime] | None = None) -> None:
         self.cfg, self.url = cfg, url
+        # one connection for the worker's life: a new one per transaction cost ~4 ms, three
+        # times a batch (a connection the server dropped is replaced on the batch's retry)
+        self.db = db.ConnectionPool(url, 1)
         self.now = now or (lambda: dt.datetime.now(dt.timezone.utc))
         self.stats = Stats()
         self.roles: dict[tuple[str, str], str] = {}
@@ -188,10 +191,11 @@ class Worker:
             vectors.ensure_tables(self.url, self.cfg)  # e.g. the filterable attributes column
             log.info("stream worker on %s (publication and slot %s)", made["tables"],
                      made["slot"])
-            with db.transaction(self.url) as cur:
+            with self.db.transaction() as cur:
                 self.roles = source.raw_tables(cur, self.cfg)
             with source.ChangeLog(self.cfg, self.url) as changes:
-                for batch in changes.batches(s.batch_size, s.batch_wait_ms / 1000):
+                for batch in changes.batches(s.batch_size, s.batch_wait_ms / 1000,
+                                              s.flush_when_idle):
                     written: list[str] = []
                     if batch.changes:  # (process follows the active version itself)
                         written = self._with_retries(
@@ -211,6 +215,7 @@ class Worker:
             log.info("stream worker stopped while retrying; its unconfirmed batch is read "
                      "again at the next start")
         finally:
+            self.db.close()
             if server is not None:
                 server.shutdown()
                 server.server_close()
@@ -273,7 +278,7 @@ class Worker:
         rate = (embedded - last_embedded) / (now - last_time) if now > last_time else 0.0
         self._last_beat = (now, embedded)
         try:
-            with db.transaction(self.url) as cur:
+            with self.db.transaction() as cur:
                 sql.execute(cur, "stream/heartbeat.sql", params={
                     "model_name": self.cfg.model_name,
                     "confirmed_lsn": lsn_text(self.stats.last_lsn) if self.stats.last_lsn
@@ -307,7 +312,7 @@ class Worker:
     def _dead_letter(self, item_id: str | None, lsn: int, reason: str,
                      change: dict[str, Any]) -> None:
         """Keep a change the worker cannot process, with why, and go on."""
-        with db.transaction(self.url) as cur:
+        with self.db.transaction() as cur:
             sql.execute(cur, "stream/dead_letter.sql", params={
                 "model_name": self.cfg.model_name, "item_id": item_id, "lsn": lsn_text(lsn),
                 "reason": reason, "change": Json(change)}, schema=self.cfg.storage.schema_)
@@ -351,7 +356,7 @@ class Worker:
             log.info("no active version yet: %d changes left to the daily run", len(changes))
             return []
         if author_ids:
-            with db.transaction(self.url) as cur:
+            with self.db.transaction() as cur:
                 sql.execute(cur, "stream/items_of_authors.sql",
                             params={"author_ids": sorted(author_ids),
                                     "created_from": self._window_start()},
@@ -366,12 +371,12 @@ class Worker:
         """The active version; when it changed since the last call (a publish, a rollback,
         or the worker's start), first embed into it the window's items its partition lacks:
         those that arrived after its pool snapshot went into the version active then."""
-        with db.transaction(self.url) as cur:
+        with self.db.transaction() as cur:
             active = registry.active(cur, self.cfg)
         if active is None or active.model_version == self.version:
             return None if active is None else self.version
         version = active.model_version
-        with db.transaction(self.url) as cur:
+        with self.db.transaction() as cur:
             sql.execute(cur, "stream/items_missing_from_version.sql",
                         params={"created_from": self._window_start(), "version": version},
                         items=self.cfg.raw.items, schema=self.cfg.storage.schema_)
@@ -391,7 +396,7 @@ class Worker:
         now = self.now()
         window_start = self._window_start()
         started = time.perf_counter()
-        with db.transaction(self.url) as cur:
+        with self.db.transaction() as cur:
             columns = feature_queries.read_features(cur, self.cfg, "item", now.date(),
                                                     {"item_ids": sorted(item_ids)})
         self.stats.seconds["features"] += time.perf_counter() - started
@@ -425,7 +430,7 @@ class Worker:
             return out
         self.stats.seconds["service"] += time.perf_counter() - started
         started = time.perf_counter()
-        with db.transaction(self.url) as cur:
+        with self.db.transaction() as cur:
             vectors.upsert_items(cur, self.cfg, version, rows["item_id"], rows["created_at"],
                                  embeddings, rows["attributes"])
             self._upsert_features(cur, rows)

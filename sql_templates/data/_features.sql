@@ -31,6 +31,11 @@ pref_events as (
     from {{ m.raw_table(raw.events) }} as e
     where e.{{ col('events', 'event_time') }} >= %(pref_from)s
       and e.{{ col('events', 'event_time') }} < %(pref_to)s
+      {% if by_id | default(false) %}
+      -- items asked for by id (the stream worker): their statistics read their own events
+      -- only, not every item's of the window (an index on the events' item id serves it)
+      and e.{{ col('events', 'item_id') }}::text = any(%(item_ids)s)
+      {% endif %}
 ),
 
 as_of_days as (
