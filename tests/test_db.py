@@ -96,6 +96,18 @@ def test_the_pipeline_connects_as_a_role_that_is_no_superuser(database_url, monk
 
 
 @embedded_only
+def test_the_embedded_server_runs_with_its_settings(database_url, admin_database_url):
+    """Memory sized to the machine and pg_prewarm's autoprewarm, besides the change log."""
+    wanted = embedded_pg.server_settings()
+    rows = fetch_all(admin_database_url, "select name, setting, unit from pg_settings "
+                                         "where name = any(%s)", (list(wanted),))
+    assert {name: embedded_pg._same_setting(setting, unit, wanted[name])
+            for name, setting, unit in rows} == {name: True for name in wanted}
+    assert fetch_all(database_url, "select extname::text from pg_extension where extname = "
+                                   "'pg_prewarm'") == [("pg_prewarm",)]
+
+
+@embedded_only
 def test_the_superusers_schemas_and_tables_are_handed_to_the_pipeline_role(
         database_url, admin_database_url):
     # a data folder from before the pipeline role: its tables belong to the superuser

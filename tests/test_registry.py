@@ -54,7 +54,7 @@ def run_cli(*args):
     return proc.returncode, proc.stdout, proc.stderr
 
 
-def test_a_backfilled_older_bizdate_is_kept_superseded_and_can_be_rolled_back_to(env):
+def test_a_backfilled_older_bizdate_is_kept_superseded_and_can_be_rolled_back_to(env, caplog):
     s = env["schema"]
     live = pipeline.run(DAY2.isoformat())
     assert live["publish"]["decision"] == "published" and active(env) == [(V2,)]
@@ -103,8 +103,15 @@ def test_a_backfilled_older_bizdate_is_kept_superseded_and_can_be_rolled_back_to
     result = pipeline.publish(DAY1.isoformat(), make_live=True)
     assert result["decision"] == "published" and result["replaces"] == V2
     assert active(env) == [(V1,)]
-    pipeline.rollback(V2, actor="alice", source="airflow ui", reason="V1 was a test")
+    with caplog.at_level("INFO", logger="dropoutnet.recall.vectors"):
+        pipeline.rollback(V2, actor="alice", source="airflow ui", reason="V1 was a test")
     assert active(env) == [(V2,)]
+    # the version going live is read into shared buffers (pg_prewarm: the embedded server's;
+    # another server without it is told how to add it)
+    warmed = [r.getMessage() for r in caplog.records if "pg_prewarm" in r.getMessage()
+              or r.getMessage().startswith(f"warmed version {V2}")]
+    assert len(warmed) == 1 and ("pg_prewarm is not installed" in warmed[0] or int(
+        warmed[0].split(": ", 1)[1].split()[0]) > 0), warmed
 
     # every change of the active version left one row: what, by whom, how and why
     with env["conn"].cursor() as cur:

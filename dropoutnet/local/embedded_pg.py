@@ -16,6 +16,7 @@ superuser, cannot create roles or databases, and owns the application database.
 from __future__ import annotations
 
 import os
+import re
 import signal
 import time
 from pathlib import Path
@@ -57,13 +58,50 @@ def start(base: Path | None = None) -> str:
     return str(socket_dir)
 
 
-SERVER_SETTINGS = {"wal_level": "logical"}  # the stream worker reads a logical replication slot
+def _memory_mb() -> int:
+    """This machine's physical memory in MB."""
+    return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") // (1 << 20)
+
+
+def server_settings() -> dict[str, str]:
+    """The embedded server's settings that differ from PostgreSQL's defaults.
+
+    * ``wal_level = logical``: the stream worker reads a logical replication slot.
+    * ``shared_buffers``: an eighth of this machine's memory, at least PostgreSQL's 128 MB
+      and at most 4 GB.  A recall walks the HNSW graph over thousands of index pages; from
+      shared buffers each costs a lookup, from the kernel's page cache a copy (128 MB held
+      a 100k-item index, not a 1M-item one: 520 MB at 33 dimensions).  Memory is only
+      taken as pages are used.  An eighth, not the quarter advised for a database server,
+      since the embedded server shares a laptop with Airflow and training.
+    * ``effective_cache_size``: half the memory (the planner's estimate of what is cached).
+    * ``shared_preload_libraries = pg_prewarm``: its autoprewarm worker records which pages
+      are in shared buffers and loads them again when the server starts, so the active
+      version's index is warm after a restart too (publish warms a new one).
+    """
+    memory = _memory_mb()
+    return {"wal_level": "logical",
+            "shared_buffers": f"{max(128, min(4096, memory // 8))}MB",
+            "effective_cache_size": f"{max(4096, memory // 2)}MB",
+            "shared_preload_libraries": "pg_prewarm"}
+
+
+_UNITS = {"B": 1, "kB": 1 << 10, "MB": 1 << 20, "GB": 1 << 30, "TB": 1 << 40}
+
+
+def _same_setting(current: str, unit: str | None, wanted: str) -> bool:
+    """Whether a setting's ``pg_settings`` value (in ``unit``, e.g. ``8kB`` pages) is
+    ``wanted`` (e.g. ``3072MB``)."""
+    if not unit:
+        return current == wanted
+    number, size = re.fullmatch(r"(\d*)(\D+)", unit).groups()
+    value, wanted_unit = re.fullmatch(r"(\d+)(\D+)", wanted).groups()
+    return int(current) * int(number or 1) * _UNITS[size] == int(value) * _UNITS[wanted_unit]
 
 
 def _prepare(socket_dir: str) -> bool:
-    """On one superuser connection: create our databases if absent and set
-    :data:`SERVER_SETTINGS` that differ (``alter system``); True if the server must restart
-    for them (``wal_level`` only takes effect at start)."""
+    """On one superuser connection: create our databases if absent and set the
+    :func:`server_settings` that differ (``alter system``); True if the server must restart
+    for them (each only takes effect at start)."""
     import psycopg2
 
     conn = psycopg2.connect(dbname="postgres", user=SUPERUSER, host=socket_dir)
@@ -75,9 +113,9 @@ def _prepare(socket_dir: str) -> bool:
                 cur.execute("select 1 from pg_database where datname = %s", (name,))
                 if cur.fetchone() is None:
                     cur.execute(f'create database "{name}"')
-            for name, value in SERVER_SETTINGS.items():
-                cur.execute("select setting from pg_settings where name = %s", (name,))
-                if cur.fetchone()[0] != value:
+            for name, value in server_settings().items():
+                cur.execute("select setting, unit from pg_settings where name = %s", (name,))
+                if not _same_setting(*cur.fetchone(), value):
                     sql.execute(cur, "local/embedded/alter_system.sql", params={"value": value},
                                 name=name)
                     changed = True

@@ -161,6 +161,32 @@ def write_candidate_chunks(cur, cfg: PipelineConfig, side: str, version: str, ru
     return candidate
 
 
+def prewarm(cfg: PipelineConfig, version: str, url: str | None = None) -> int | None:
+    """Read ``version``'s user and item partitions and their indexes into shared buffers
+    (``recall/prewarm_version.sql``) and return the blocks read; None, with a log line,
+    where the ``pg_prewarm`` extension is not installed (the embedded server has it; on
+    another server an administrator runs ``create extension pg_prewarm``).
+
+    A 1M-item HNSW index is about 520 MB: a recall walks thousands of its pages, and read
+    from disk or the kernel's cache they cost more than the walk itself."""
+    schema = cfg.storage.schema_
+    with db.transaction(url) as cur:
+        sql.execute(cur, "recall/prewarm_available.sql")
+        if not cur.fetchone()[0]:
+            log.info("pg_prewarm is not installed: version %s's index is read into memory by "
+                     "its first recalls (create extension pg_prewarm to warm it at publish)",
+                     version)
+            return None
+        started = time.monotonic()
+        sql.execute(cur, "recall/prewarm_version.sql", params={
+            "user_partition": sql.qualified(schema, db.partition_name(table("user"), version)),
+            "item_partition": sql.qualified(schema, db.partition_name(table("item"), version))})
+        blocks = int(cur.fetchone()[0])
+    log.info("warmed version %s: %d blocks (%.0f MB) in shared buffers in %.1f s", version,
+             blocks, blocks * 8 / 1024, time.monotonic() - started)
+    return blocks
+
+
 def build_index(cur, cfg: PipelineConfig, stage: str, items: int, version: str) -> float:
     """Build the HNSW index of a loaded item stage table (``recall/hnsw_index.sql``: the configured
     ``m``, ``ef_construction`` and, for this transaction, ``maintenance_work_mem``); return

@@ -39,6 +39,7 @@ from dropoutnet.config import PipelineConfig
 from dropoutnet.core import db
 from dropoutnet.core.errors import MissingDataError, QualityGateError
 from dropoutnet.core.failpoints import failpoint
+from dropoutnet.recall import vectors
 from dropoutnet.recall.vectors import version_tables
 from dropoutnet.registry import artifacts
 
@@ -173,6 +174,8 @@ def publish(cfg: PipelineConfig, bizdate: dt.date, url: str | None = None,
         failpoint("publish.before_commit")
     registry.record_decision(cfg, run, decision, metrics.get("gate"), url)
     live = decision == "published"
+    if live:
+        vectors.prewarm(cfg, version, url)
     log.info("%s %s version %s, run %s (%s)", "published" if live else "kept as superseded",
              cfg.model_name, version, run, verdict["gate"])
     return {"model_name": cfg.model_name, "model_version": version, "run_id": run,
@@ -206,6 +209,7 @@ def rollback(cfg: PipelineConfig, to_version: str, url: str | None = None,
         previous = registry.active_version(cur, cfg)
         registry.activate(cur, cfg, to_version, change or registry.Change.cli(), "rollback")
     log.info("rolled %s back from %s to %s", cfg.model_name, previous, to_version)
+    vectors.prewarm(cfg, to_version, url)
     return {"model_name": cfg.model_name, "model_version": to_version,
             "bizdate": row["bizdate"].isoformat(), "run_id": row["run_id"],
             "previous_version": previous}

@@ -151,15 +151,16 @@ class ChangeLog:
             self.conn.close()
 
     def batches(self, max_changes: int = 256, max_wait: float = 0.2,
-                flush_when_idle: bool = True) -> Iterator[Batch]:
+                idle: float | None = 0.005) -> Iterator[Batch]:
         """Yield the changes of the transactions committed so far: at most about
         ``max_changes`` (whole transactions), after at most ``max_wait`` seconds of waiting
         for more; an empty batch when nothing came (so the caller can look up).
 
-        With ``flush_when_idle`` a batch is yielded as soon as no further message is waiting
-        (the log is idle), without the wait: at a low rate an item is the work of its own
-        batch behind it, not ``max_wait``.  Under load batches still fill: the changes
-        committed while one batch is processed are all waiting when the next is read."""
+        With ``idle`` (seconds; None: off) a batch is yielded as soon as the log has been
+        quiet that long, without waiting out ``max_wait``: at a low rate an item waits only
+        for the batch ahead of it, not for a timer.  Under load the messages come closer
+        together than ``idle``, so batches fill as they would without it, and the per-batch
+        costs (a feature query, a model call, a commit) stay shared by many items."""
         while True:
             changes: list[pgoutput.Change] = []
             end_lsn = 0
@@ -168,12 +169,13 @@ class ChangeLog:
             while len(changes) < max_changes:
                 msg = self.cur.read_message()
                 if msg is None:
-                    if flush_when_idle and changes:
-                        break
                     left = deadline - time.monotonic()
+                    quiet = idle is not None and changes and idle < left
                     if left <= 0:
                         break
-                    select.select([self.cur], [], [], left)
+                    ready, _, _ = select.select([self.cur], [], [], idle if quiet else left)
+                    if quiet and not ready:
+                        break  # the log has been idle: hand the batch over now
                     continue
                 started = time.perf_counter()
                 event = self.decoder.decode(msg.payload)

@@ -194,8 +194,8 @@ class Worker:
             with self.db.transaction() as cur:
                 self.roles = source.raw_tables(cur, self.cfg)
             with source.ChangeLog(self.cfg, self.url) as changes:
-                for batch in changes.batches(s.batch_size, s.batch_wait_ms / 1000,
-                                              s.flush_when_idle):
+                idle = s.batch_idle_ms / 1000 if s.flush_when_idle else None
+                for batch in changes.batches(s.batch_size, s.batch_wait_ms / 1000, idle):
                     written: list[str] = []
                     if batch.changes:  # (process follows the active version itself)
                         written = self._with_retries(

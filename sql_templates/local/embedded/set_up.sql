@@ -8,6 +8,9 @@ select pg_advisory_xact_lock(hashtext('dropoutnet embedded set-up'));
 -- pgvector is not a trusted extension: only a superuser can create it
 create extension if not exists vector;
 
+-- nor is pg_prewarm: publish reads the new active version's index into shared buffers
+create extension if not exists pg_prewarm;
+
 do $$
 begin
     create role {{ role | ident }} login nosuperuser nocreaterole nocreatedb;
