@@ -274,21 +274,24 @@ def top_k(vectors: np.ndarray, query: np.ndarray, k: int, keep: np.ndarray | Non
 
 
 def search(cur, setting: IndexSetting, query: np.ndarray, ef: int, created_from=None,
-           created_to=None, exact: bool = False) -> set[int]:
-    """The pipeline's retrieval statement (``recall/retrieval_settings.sql`` then
-    ``recall/retrieve.sql``, the query vector cast to the stored type) on ``setting``'s table: the
-    top K items' row numbers.  ``exact``: the exact fallback (ordered by the computed score, no
-    index)."""
+           created_to=None, iterative: str = "strict_order", exact: bool = False) -> set[int]:
+    """The pipeline's retrieval statements (``recall/retrieval_settings.sql`` and
+    ``recall/retrieve.sql`` in one round trip, as :func:`dropoutnet.recall.retrieval.top_items`
+    sends them; the query vector cast to the stored type) on ``setting``'s table: the top K
+    items' row numbers.  A filtered scan is iterative (``iterative``: pgvector's
+    ``strict_order`` or ``relaxed_order``); ``exact``: the exact fallback (ordered by the
+    computed score, no index)."""
     from dropoutnet.core import sql
 
-    sql.execute(cur, "recall/retrieval_settings.sql", params={
-        "ef_search": ef, "iterative_scan": "strict_order" if created_from else "off",
-        "max_scan_tuples": setting.hnsw.max_scan_tuples})
-    sql.execute(cur, "recall/retrieve.sql", params={
-        "user_vector": query, "model_version": VERSION, "top_n": K,
-        "created_from": created_from, "created_to": created_to},
-        schema=setting.schema, table=setting.table, vector_type=setting.storage,
-        created_range=created_from is not None, filtered=False, excluding=False, exact=exact)
+    ranged = created_from is not None
+    cur.execute(sql.render("recall/retrieval_settings.sql") + "\n" + sql.render(
+        "recall/retrieve.sql", schema=setting.schema, table=setting.table,
+        vector_type=setting.storage, created_range=ranged, filtered=False, excluding=False,
+        exact=exact, relaxed=ranged and iterative == "relaxed_order"), {
+        "ef_search": ef, "iterative_scan": iterative if ranged else "off",
+        "max_scan_tuples": setting.hnsw.max_scan_tuples, "user_vector": query,
+        "model_version": VERSION, "top_n": K, "created_from": created_from,
+        "created_to": created_to})
     return {int(r[0][1:]) for r in cur.fetchall()}
 
 
@@ -337,7 +340,8 @@ def query_section(url: str, settings: list[IndexSetting], vectors: np.ndarray, t
         top_k(vectors, q, K)
     numpy_ms = round(1000 * (time.perf_counter() - started) / len(queries), 2)
     out: dict[str, dict] = {s.label: {"k": K, "queries": len(queries), "hnsw": {},
-                                      "hnsw_filtered": {}} for s in settings}
+                                      "hnsw_filtered": {}, "hnsw_filtered_relaxed": {}}
+                            for s in settings}
     # the stored type's own ceiling: the exact top K over the stored values (halfvec: float16
     # roundings of items and query, as pgvector compares them) against the float32 answer
     for vector_type in {s.storage for s in settings}:
@@ -361,9 +365,12 @@ def query_section(url: str, settings: list[IndexSetting], vectors: np.ndarray, t
                     conn.commit()
                 out[setting.label]["postgres_exact_scan_ms"] = round(
                     statistics.median(times_ms), 1)
-            for name, ranges, truth in (("hnsw", (None, None), exact),
-                                        ("hnsw_filtered", (created_from, created_to),
-                                         exact_filtered)):
+            for name, ranges, truth in (
+                    ("hnsw", (None, None), exact),
+                    ("hnsw_filtered", (created_from, created_to, "strict_order"),
+                     exact_filtered),
+                    ("hnsw_filtered_relaxed", (created_from, created_to, "relaxed_order"),
+                     exact_filtered)):
                 for ef in ef_search:
                     for setting in settings:
                         lat, hits = [], []

@@ -226,8 +226,11 @@ def test_the_filters_run_inside_the_hnsw_scan(store):
     ({"category_level1": "rare", "primary_type": "live"}, 10,
      lambda a: a["category_level1"] == "rare" and a["primary_type"] == "live"),
 ])
-def test_each_filter_is_honoured_and_still_returns_n_items(store, filters, n, keep):
+@pytest.mark.parametrize("mode", ["strict_order", "relaxed_order"])
+def test_each_filter_is_honoured_and_still_returns_n_items(store, filters, n, keep, mode):
     cfg, attrs = store["cfg"], store["attrs"]
+    hnsw = cfg.retrieval.hnsw.model_copy(update={"iterative_scan": mode})
+    cfg = cfg.model_copy(update={"retrieval": cfg.retrieval.model_copy(update={"hnsw": hnsw})})
     want = exact(store, "u3", n, lambda k: keep(attrs[k]))
     assert len(want) == n  # enough items pass
     by_id = dict(zip(store["ids"], attrs))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
@@ -55,6 +56,11 @@ class HnswConfig(Strict):
         "size (a whole number and kB, MB, GB or TB, e.g. '2GB') or a number of megabytes")
     ef_search: int = Field(default=100, ge=1, le=1000)
     max_scan_tuples: int = Field(default=20000, ge=1)
+    iterative_scan: Literal["strict_order", "relaxed_order"] = Field(
+        default="strict_order", description="pgvector's hnsw.iterative_scan for a filtered "
+        "recall: strict_order returns rows in distance order as it scans; relaxed_order lets "
+        "them come slightly out of order (re-sorted after, in the same statement), which "
+        "pgvector documents as faster and of better recall")
 
     @field_validator("maintenance_work_mem", mode="before")
     @classmethod

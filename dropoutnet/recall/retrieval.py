@@ -234,16 +234,18 @@ def top_items(cur, cfg: PipelineConfig, version: str, vector: np.ndarray, top_n:
     params = {"user_vector": vector, "model_version": version, "top_n": top_n,
               "created_from": created_from, "created_to": created_to,
               "attributes": Json(dict(attributes or {})), "excluded": excluded}
+    hnsw = cfg.retrieval.hnsw
+    iterative = ranged or filtered or bool(excluded)
     context = {"schema": cfg.storage.schema_, "table": table, "created_range": ranged,
                "filtered": filtered, "excluding": bool(excluded),
-               "vector_type": cfg.storage.vector_type}
-    hnsw = cfg.retrieval.hnsw
-    sql.execute(cur, "recall/retrieval_settings.sql", params={
-        "ef_search": ef_search or max(hnsw.ef_search, top_n),
-        "iterative_scan": "strict_order" if ranged or filtered or excluded else "off",
-        "max_scan_tuples": hnsw.max_scan_tuples,
-    })
-    sql.execute(cur, "recall/retrieve.sql", params=params, exact=False, **context)
+               "vector_type": cfg.storage.vector_type,
+               "relaxed": iterative and hnsw.iterative_scan == "relaxed_order"}
+    # the scan's settings and the scan in one round trip: two statements, one execute
+    cur.execute(sql.render("recall/retrieval_settings.sql") + "\n"
+                + sql.render("recall/retrieve.sql", exact=False, **context), {
+                    **params, "ef_search": ef_search or max(hnsw.ef_search, top_n),
+                    "iterative_scan": hnsw.iterative_scan if iterative else "off",
+                    "max_scan_tuples": hnsw.max_scan_tuples})
     rows = cur.fetchall()
     if complete and len(rows) < top_n:
         sql.execute(cur, "recall/retrieve.sql", params=params, exact=True, **context)

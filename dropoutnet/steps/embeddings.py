@@ -75,13 +75,19 @@ def write_embeddings(cfg: PipelineConfig, bizdate: dt.date, side: str,
     registry.ensure_tables(url, cfg)
     tower = load_tower(path)
     counts = {"rows": 0, "cold": 0, "new": 0}
+    phases = {"read": 0.0, "embed": 0.0}  # the rest of the time is the COPY's
     started = time.monotonic()
     progress = Progress(f"{side} embeddings", log)
 
     def chunks():
         query, params = feature_queries.features_query(cfg, side, bizdate, window)
+        mark = time.monotonic()
         for columns in db.stream_columns(url, query, params, chunk_rows):
+            now = time.monotonic()
+            phases["read"] += now - mark
             out = _predict(tower, path, cfg, side, columns)
+            mark = time.monotonic()
+            phases["embed"] += mark - now
             counts["rows"] += len(out)
             if side == "user":
                 counts["cold"] += _cold_count(cfg, "user", columns)
@@ -101,5 +107,7 @@ def write_embeddings(cfg: PipelineConfig, bizdate: dt.date, side: str,
     else:
         result.update(items=counts["rows"], new_items=counts["new"])
     result["per_second"] = round(counts["rows"] / seconds, 1) if seconds > 0 else None
+    result["seconds"] = {"read": round(phases["read"], 2), "embed": round(phases["embed"], 2),
+                         "write": round(seconds - phases["read"] - phases["embed"], 2)}
     log.info("%s embeddings of version %s: %s", side, version, result)
     return result

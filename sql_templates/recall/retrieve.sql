@@ -14,10 +14,7 @@
 -- came back short, cheap exactly then: few items pass; see dropoutnet/recall/retrieval.py).
 -- (`enable_indexscan = off` would not do: through the partitioned parent, PostgreSQL 18
 -- still plans the disabled HNSW scan.)
-select
-    item_id,
-    -(embedding <#> %(user_vector)s::{{ vector_sql_type(vector_type) }}) as score
-from {{ qualified(schema, table) }}
+{% set where %}
 where model_version = %(model_version)s
 {% if created_range %}
   and created_at >= %(created_from)s
@@ -29,9 +26,37 @@ where model_version = %(model_version)s
 {% if excluding %}
   and item_id <> all(%(excluded)s::text[])
 {% endif %}
+{% endset %}
+{% if relaxed | default(false) and not exact %}
+-- `relaxed`: a filtered scan under hnsw.iterative_scan = relaxed_order may hand rows over
+-- slightly out of distance order; the nearest N it found are then put in order here
+with
+
+nearest as materialized (
+    select
+        item_id,
+        embedding <#> %(user_vector)s::{{ vector_sql_type(vector_type) }} as distance
+    from {{ qualified(schema, table) }}
+    {{ where }}
+    order by distance
+    limit %(top_n)s
+)
+
+select
+    item_id,
+    -distance as score
+from nearest
+order by distance, item_id;
+{% else %}
+select
+    item_id,
+    -(embedding <#> %(user_vector)s::{{ vector_sql_type(vector_type) }}) as score
+from {{ qualified(schema, table) }}
+{{ where }}
 {% if exact %}
 order by score desc, item_id
 {% else %}
 order by embedding <#> %(user_vector)s::{{ vector_sql_type(vector_type) }}
 {% endif %}
 limit %(top_n)s;
+{% endif %}
