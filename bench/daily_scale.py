@@ -114,6 +114,20 @@ def add_users(n: int) -> None:
         cur.execute("analyze sv_users; analyze sv_events")
 
 
+def child_embeddings(prefetch: int) -> None:
+    """The user-embeddings step of ``END`` with ``prefetch`` chunks ahead, in this process
+    (run by :func:`run_child`); prints JSON."""
+    from dropoutnet.config import load_config
+    from dropoutnet.local import embedded_pg
+    from dropoutnet.steps.embeddings import write_embeddings
+
+    cfg = load_config(os.environ["DROPOUTNET_CONFIG"])
+    done = write_embeddings(cfg, END, "user", embedded_pg.ensure_database_url(),
+                            prefetch=prefetch)
+    print(json.dumps({"users": done["users"], "per_second": done["per_second"],
+                      "seconds": done["seconds"]}))
+
+
 def child_training(mode: str) -> None:
     """One training method, in this process (run by :func:`run_child`); prints JSON."""
     import tensorflow as tf
@@ -195,7 +209,10 @@ def main() -> int:
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        child_training(args.child)
+        if args.child.startswith("embed:"):
+            child_embeddings(int(args.child.split(":")[1]))
+        else:
+            child_training(args.child)
         return 0
 
     home = new_home("dropoutnet-daily-scale-")
@@ -243,6 +260,20 @@ def main() -> int:
                 "peak_rss_mb": r["peak_rss_mb"], "goal_users_per_s": 20_000}
             print(f"user embeddings at scale: {result['user_embeddings_at_scale']}",
                   file=sys.stderr, flush=True)
+            # the step itself, chunks read and embedded ahead of COPY (2) or one after the
+            # other (0), each in its own process, interleaved over --rounds
+            arms: dict[str, list[dict]] = {"prefetch_0": [], "prefetch_2": []}
+            for _ in range(args.rounds):
+                for arm in arms:
+                    r = run_child([sys.executable, __file__, "--child", f"embed:{arm[-1]}"],
+                                  env)
+                    arms[arm].append({**json.loads(r["output"]),
+                                      "peak_rss_mb": r["peak_rss_mb"]})
+                    print(f"user embeddings {arm}: {arms[arm][-1]}", file=sys.stderr,
+                          flush=True)
+            result["user_embeddings_at_scale"]["by_prefetch"] = {
+                arm: {"users_per_s_median": statistics.median(x["per_second"] for x in runs),
+                      "runs": runs} for arm, runs in arms.items()}
         if "training" in sections:
             modes = tuple(args.training_modes.split(","))
             runs: dict[str, list[dict]] = {m: [] for m in modes}

@@ -21,13 +21,15 @@ import numpy as np
 from dropoutnet import registry
 from dropoutnet.config import PipelineConfig
 from dropoutnet.core import db
+from dropoutnet.core.prefetch import prefetched
 from dropoutnet.core.progress import Progress
 from dropoutnet.data import feature_queries, inputs
 from dropoutnet.recall import vectors
 from dropoutnet.registry import artifacts
 
-# users or items embedded at a time
+# users or items embedded at a time, and chunks read and embedded ahead of the one sent
 CHUNK_ROWS = 8192
+PREFETCH_CHUNKS = 2
 
 log = logging.getLogger(__name__)
 
@@ -50,12 +52,17 @@ def _cold_count(cfg: PipelineConfig, side: str, columns: dict[str, list]) -> int
 
 
 def write_embeddings(cfg: PipelineConfig, bizdate: dt.date, side: str,
-                     url: str | None = None, chunk_rows: int = CHUNK_ROWS) -> dict[str, Any]:
+                     url: str | None = None, chunk_rows: int = CHUNK_ROWS,
+                     prefetch: int = PREFETCH_CHUNKS) -> dict[str, Any]:
     """Embed one side (``user`` or ``item``) with the bizdate's current run.
 
     The features stream from a server-side cursor ``chunk_rows`` at a time, each chunk goes
-    through the tower and into one binary COPY as it comes: memory is a chunk's, whatever
-    the number of users or items.
+    through the tower and into one binary COPY as it comes: memory is a few chunks',
+    whatever the number of users or items.  With ``prefetch`` (chunks ahead, 0: one after
+    the other) the three run at once (:mod:`dropoutnet.core.prefetch`): a thread reads the
+    next chunks while another embeds the one before and COPY sends the one before that.
+    The result's ``seconds`` say how long the tower's thread waited for the reading, how
+    long the tower took, and the whole.
     """
     from dropoutnet.training.saved_models import load_tower  # TensorFlow only when a task needs it
 
@@ -75,14 +82,15 @@ def write_embeddings(cfg: PipelineConfig, bizdate: dt.date, side: str,
     registry.ensure_tables(url, cfg)
     tower = load_tower(path)
     counts = {"rows": 0, "cold": 0, "new": 0}
-    phases = {"read": 0.0, "embed": 0.0}  # the rest of the time is the COPY's
+    phases = {"read": 0.0, "embed": 0.0}
     started = time.monotonic()
     progress = Progress(f"{side} embeddings", log)
 
     def chunks():
         query, params = feature_queries.features_query(cfg, side, bizdate, window)
+        read = db.stream_columns(url, query, params, chunk_rows)
         mark = time.monotonic()
-        for columns in db.stream_columns(url, query, params, chunk_rows):
+        for columns in prefetched(read, prefetch) if prefetch else read:
             now = time.monotonic()
             phases["read"] += now - mark
             out = _predict(tower, path, cfg, side, columns)
@@ -98,7 +106,8 @@ def write_embeddings(cfg: PipelineConfig, bizdate: dt.date, side: str,
             yield list(zip(*(columns[n] for n in names))), out
 
     with db.transaction(url) as cur:
-        vectors.write_candidate_chunks(cur, cfg, side, version, run, names, chunks())
+        vectors.write_candidate_chunks(cur, cfg, side, version, run, names,
+                                       prefetched(chunks(), prefetch) if prefetch else chunks())
     progress.close()
     seconds = time.monotonic() - started
     result: dict[str, Any] = {"model_version": version, "run_id": run}
@@ -108,6 +117,6 @@ def write_embeddings(cfg: PipelineConfig, bizdate: dt.date, side: str,
         result.update(items=counts["rows"], new_items=counts["new"])
     result["per_second"] = round(counts["rows"] / seconds, 1) if seconds > 0 else None
     result["seconds"] = {"read": round(phases["read"], 2), "embed": round(phases["embed"], 2),
-                         "write": round(seconds - phases["read"] - phases["embed"], 2)}
+                         "total": round(seconds, 2)}
     log.info("%s embeddings of version %s: %s", side, version, result)
     return result
