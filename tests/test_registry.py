@@ -103,6 +103,7 @@ def test_a_backfilled_older_bizdate_is_kept_superseded_and_can_be_rolled_back_to
     result = pipeline.publish(DAY1.isoformat(), make_live=True)
     assert result["decision"] == "published" and result["replaces"] == V2
     assert active(env) == [(V1,)]
+    caplog.clear()
     with caplog.at_level("INFO", logger="dropoutnet.recall.vectors"):
         pipeline.rollback(V2, actor="alice", source="airflow ui", reason="V1 was a test")
     assert active(env) == [(V2,)]
