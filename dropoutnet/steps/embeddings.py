@@ -89,21 +89,25 @@ def write_embeddings(cfg: PipelineConfig, bizdate: dt.date, side: str,
     def chunks():
         query, params = feature_queries.features_query(cfg, side, bizdate, window)
         read = db.stream_columns(url, query, params, chunk_rows)
+        reads = prefetched(read, prefetch) if prefetch else read
         mark = time.monotonic()
-        for columns in prefetched(read, prefetch) if prefetch else read:
-            now = time.monotonic()
-            phases["read"] += now - mark
-            out = _predict(tower, path, cfg, side, columns)
-            mark = time.monotonic()
-            phases["embed"] += mark - now
-            counts["rows"] += len(out)
-            if side == "user":
-                counts["cold"] += _cold_count(cfg, "user", columns)
-            else:
-                counts["new"] += sum(1 for c in columns["created_at"]
-                                     if c is not None and c.date() == bizdate)
-            progress.update(counts["rows"])
-            yield list(zip(*(columns[n] for n in names))), out
+        try:
+            for columns in reads:
+                now = time.monotonic()
+                phases["read"] += now - mark
+                out = _predict(tower, path, cfg, side, columns)
+                mark = time.monotonic()
+                phases["embed"] += mark - now
+                counts["rows"] += len(out)
+                if side == "user":
+                    counts["cold"] += _cold_count(cfg, "user", columns)
+                else:
+                    counts["new"] += sum(1 for c in columns["created_at"]
+                                         if c is not None and c.date() == bizdate)
+                progress.update(counts["rows"])
+                yield list(zip(*(columns[n] for n in names))), out
+        finally:  # on an error too: the reader stops and its cursor closes now
+            reads.close()
 
     with db.transaction(url) as cur:
         vectors.write_candidate_chunks(cur, cfg, side, version, run, names,
