@@ -275,23 +275,21 @@ def top_k(vectors: np.ndarray, query: np.ndarray, k: int, keep: np.ndarray | Non
 
 def search(cur, setting: IndexSetting, query: np.ndarray, ef: int, created_from=None,
            created_to=None, iterative: str = "strict_order", exact: bool = False) -> set[int]:
-    """The pipeline's retrieval statements (``recall/retrieval_settings.sql`` and
-    ``recall/retrieve.sql`` in one round trip, as :func:`dropoutnet.recall.retrieval.top_items`
-    sends them; the query vector cast to the stored type) on ``setting``'s table: the top K
-    items' row numbers.  A filtered scan is iterative (``iterative``: pgvector's
-    ``strict_order`` or ``relaxed_order``); ``exact``: the exact fallback (ordered by the
-    computed score, no index)."""
-    from dropoutnet.core import sql
+    """The pipeline's retrieval statements
+    (:func:`dropoutnet.recall.retrieval.execute_scan`: ``recall/retrieval_settings.sql`` and
+    ``recall/retrieve.sql`` in one round trip, the query vector cast to the stored type) on
+    ``setting``'s table: the top K items' row numbers.  A filtered scan is iterative
+    (``iterative``: pgvector's ``strict_order`` or ``relaxed_order``); ``exact``: the exact
+    fallback (ordered by the computed score, no index)."""
+    from dropoutnet.recall.retrieval import execute_scan
 
     ranged = created_from is not None
-    cur.execute(sql.render("recall/retrieval_settings.sql") + "\n" + sql.render(
-        "recall/retrieve.sql", schema=setting.schema, table=setting.table,
-        vector_type=setting.storage, created_range=ranged, filtered=False, excluding=False,
-        exact=exact, relaxed=ranged and iterative == "relaxed_order"), {
-        "ef_search": ef, "iterative_scan": iterative if ranged else "off",
-        "max_scan_tuples": setting.hnsw.max_scan_tuples, "user_vector": query,
-        "model_version": VERSION, "top_n": K, "created_from": created_from,
-        "created_to": created_to})
+    execute_scan(cur, {"user_vector": query, "model_version": VERSION, "top_n": K,
+                       "created_from": created_from, "created_to": created_to},
+                 ef_search=ef, iterative_scan=iterative if ranged else "off",
+                 max_scan_tuples=setting.hnsw.max_scan_tuples, exact=exact,
+                 schema=setting.schema, table=setting.table, vector_type=setting.storage,
+                 created_range=ranged, filtered=False, excluding=False)
     return {int(r[0][1:]) for r in cur.fetchall()}
 
 

@@ -74,12 +74,29 @@ class ConnectionPool:
         """``fn(cursor)`` in one transaction on a pooled connection, waiting for a free slot;
         retried once on a fresh connection when a reused one turns out dead."""
         with self._slots:
+            reused = False
             try:
-                return self._once(fn, reuse=True)
-            except _Reused:
-                return self._once(fn, reuse=False)
+                with self._transaction(reuse=True) as (cur, reused):
+                    return fn(cur)
+            except (psycopg2.OperationalError, psycopg2.InterfaceError):
+                if not reused:
+                    raise
+            with self._transaction(reuse=False) as (cur, _):
+                return fn(cur)
 
-    def _once(self, fn: Callable[[Any], T], reuse: bool) -> T:
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[psycopg2.extensions.cursor]:
+        """A cursor in one transaction on a pooled connection (as :func:`transaction`):
+        committed on success, rolled back on any error; a connection that fails is closed
+        and the error raised, for the caller to retry."""
+        with self._slots, self._transaction(reuse=True) as (cur, _):
+            yield cur
+
+    @contextlib.contextmanager
+    def _transaction(self, reuse: bool) -> Iterator[tuple[Any, bool]]:
+        """``(cursor, reused)`` in one transaction on an idle connection (``reuse``) or a new
+        one; the connection goes back to the pool after, unless it failed: then it is
+        closed and the error raised."""
         conn = None
         if reuse:
             with self._lock:
@@ -90,37 +107,12 @@ class ConnectionPool:
         try:
             with conn:  # commits, or rolls back on any error
                 with conn.cursor() as cur:
-                    out = fn(cur)
-        except (psycopg2.OperationalError, psycopg2.InterfaceError) as err:
+                    yield cur, reused
+        except (psycopg2.OperationalError, psycopg2.InterfaceError):
             conn.close()
-            if reused:
-                raise _Reused() from err
             raise
-        except BaseException:
-            self._give_back(conn)
-            raise
-        self._give_back(conn)
-        return out
-
-    @contextlib.contextmanager
-    def transaction(self) -> Iterator[psycopg2.extensions.cursor]:
-        """A cursor in one transaction on a pooled connection (as :func:`transaction`):
-        committed on success, rolled back on any error; a connection that fails is closed
-        and the error raised, for the caller to retry."""
-        with self._slots:
-            with self._lock:
-                conn = self._idle.pop() if self._idle else None
-            if conn is None:
-                conn = connect(self.url)
-            try:
-                with conn:
-                    with conn.cursor() as cur:
-                        yield cur
-            except (psycopg2.OperationalError, psycopg2.InterfaceError):
-                conn.close()
-                raise
-            finally:
-                self._give_back(conn)
+        finally:
+            self._give_back(conn)  # (not a closed one)
 
     def _give_back(self, conn) -> None:
         if conn.closed:
@@ -134,10 +126,6 @@ class ConnectionPool:
             idle, self._idle = self._idle, []
         for conn in idle:
             conn.close()
-
-
-class _Reused(Exception):
-    """A reused connection failed: retry on a new one."""
 
 
 def ensure_ddl(url: str | None, template: str, **context: Any) -> None:

@@ -26,12 +26,16 @@ class _Failed:
 
 
 def prefetched(items: Iterable[T], depth: int = 2) -> Iterator[T]:
-    """Yield ``items`` in order, up to ``depth`` of them made ahead by a background thread.
+    """Yield ``items`` in order, up to ``depth`` of them made ahead by a background thread
+    (``depth`` 0: made here, as they are asked for, with no thread).
 
     An error raised while making an item is raised here, where that item would have come.
     When the caller stops early (an error of its own, or ``close()``), the thread stops at
     its next item and closes ``items`` (a generator's ``finally`` runs in that thread, where
     its resources were opened)."""
+    if depth <= 0:
+        yield from items  # (closing this closes ``items``)
+        return
     ahead: queue.Queue = queue.Queue(maxsize=depth)
     stop = threading.Event()
 

@@ -235,22 +235,30 @@ def top_items(cur, cfg: PipelineConfig, version: str, vector: np.ndarray, top_n:
               "created_from": created_from, "created_to": created_to,
               "attributes": Json(dict(attributes or {})), "excluded": excluded}
     hnsw = cfg.retrieval.hnsw
-    iterative = ranged or filtered or bool(excluded)
     context = {"schema": cfg.storage.schema_, "table": table, "created_range": ranged,
                "filtered": filtered, "excluding": bool(excluded),
-               "vector_type": cfg.storage.vector_type,
-               "relaxed": iterative and hnsw.iterative_scan == "relaxed_order"}
-    # the scan's settings and the scan in one round trip: two statements, one execute
-    cur.execute(sql.render("recall/retrieval_settings.sql") + "\n"
-                + sql.render("recall/retrieve.sql", exact=False, **context), {
-                    **params, "ef_search": ef_search or max(hnsw.ef_search, top_n),
-                    "iterative_scan": hnsw.iterative_scan if iterative else "off",
-                    "max_scan_tuples": hnsw.max_scan_tuples})
+               "vector_type": cfg.storage.vector_type}
+    execute_scan(cur, params, ef_search=ef_search or max(hnsw.ef_search, top_n),
+                 iterative_scan=hnsw.iterative_scan if ranged or filtered or excluded
+                 else "off", max_scan_tuples=hnsw.max_scan_tuples, **context)
     rows = cur.fetchall()
     if complete and len(rows) < top_n:
         sql.execute(cur, "recall/retrieve.sql", params=params, exact=True, **context)
         rows = cur.fetchall()
     return [(item, float(score)) for item, score in rows]
+
+
+def execute_scan(cur, params: dict[str, Any], *, ef_search: int, iterative_scan: str,
+                 max_scan_tuples: int, exact: bool = False, **context: Any) -> None:
+    """``recall/retrieval_settings.sql`` and ``recall/retrieve.sql`` (rendered with
+    ``context``, bound to ``params``) in one round trip: two statements, one execute; the
+    cursor holds the scan's rows.  ``iterative_scan`` is pgvector's (``off`` for a scan
+    without filters); ``relaxed_order`` re-sorts the rows it finds (the template's
+    ``relaxed``)."""
+    cur.execute(sql.render("recall/retrieval_settings.sql") + "\n" + sql.render(
+        "recall/retrieve.sql", exact=exact, relaxed=iterative_scan == "relaxed_order",
+        **context), {**params, "ef_search": ef_search, "iterative_scan": iterative_scan,
+                     "max_scan_tuples": max_scan_tuples})
 
 
 def filter_value_exists(cur, cfg: PipelineConfig, version: str, column: str,

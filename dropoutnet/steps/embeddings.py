@@ -88,8 +88,7 @@ def write_embeddings(cfg: PipelineConfig, bizdate: dt.date, side: str,
 
     def chunks():
         query, params = feature_queries.features_query(cfg, side, bizdate, window)
-        read = db.stream_columns(url, query, params, chunk_rows)
-        reads = prefetched(read, prefetch) if prefetch else read
+        reads = prefetched(db.stream_columns(url, query, params, chunk_rows), prefetch)
         mark = time.monotonic()
         try:
             for columns in reads:
@@ -111,7 +110,7 @@ def write_embeddings(cfg: PipelineConfig, bizdate: dt.date, side: str,
 
     with db.transaction(url) as cur:
         vectors.write_candidate_chunks(cur, cfg, side, version, run, names,
-                                       prefetched(chunks(), prefetch) if prefetch else chunks())
+                                       prefetched(chunks(), prefetch))
     progress.close()
     seconds = time.monotonic() - started
     result: dict[str, Any] = {"model_version": version, "run_id": run}
