@@ -1,6 +1,7 @@
 """The model service's latency and throughput, beside calling the SavedModel in-process.
 
-    .venv/bin/python bench/serving.py [--seconds 4] [--rounds 3] [--out bench/results]
+    .venv/bin/python bench/serving.py [--seconds 4] [--rounds 3] [--baseline REF]
+                                      [--out bench/results]
 
 The item tower of the demo config (``config/pipeline.yaml``: its features and layer sizes,
 weights initialised, not trained: serving cost does not depend on the weights) is exported
@@ -8,7 +9,11 @@ and served by ``python -m dropoutnet.serving`` in its own process, once with ser
 batching and once without.  A keep-alive HTTP/1.1 load generator (asyncio streams: little
 client CPU) sends one-instance ``:predict`` requests from 1, 8 and 32 concurrent
 connections.  The ceiling is the same SavedModel called in this process on the same
-instances: one row per call, and 32 rows per call.
+instances: one row per call, and 32 rows per call.  With ``--baseline REF`` (a git commit
+or branch), the server of that commit (checked out in a temporary worktree) is a third arm,
+``batching@REF``, measured in the same rounds: the before and after of a change in one run.
+Beside latency and throughput, each measurement reports the server's CPU time per request
+(from ``/proc``): steadier than throughput on a shared machine.
 
 Every measurement runs ``--rounds`` times, interleaved; the JSON reports medians over rounds
 (this machine is shared and noisy: read the ratios).  Prints the JSON and writes it to
@@ -85,16 +90,19 @@ def as_instances(features: dict[str, np.ndarray], names: list[str]) -> list[dict
     return rows
 
 
-def start_server(base: Path, work: Path, batching: bool) -> tuple[subprocess.Popen, int]:
+def start_server(base: Path, work: Path, batching: bool, label: str,
+                 source: Path = REPO) -> tuple[subprocess.Popen, int]:
+    """The model service of ``source`` (this checkout, or a baseline worktree) on ``base``."""
     port = free_port()
     config = {"name": "items", "model_path": str(base), "processor": "tensorflow_cpu",
               "metadata": {"cpu": 2, "instance": 1}, "port": port, "poll_seconds": 60,
               "batching": {"enabled": batching, "max_batch_size": 256, "timeout_ms": 2.0}}
-    path = work / f"service-{'batching' if batching else 'plain'}.json"
+    path = work / f"service-{label.replace('@', '-')}.json"
     path.write_text(json.dumps(config))
     log = open(work / f"{path.stem}.log", "wb")
     proc = subprocess.Popen([sys.executable, "-m", "dropoutnet.serving", str(path)],
-                            stdout=log, stderr=subprocess.STDOUT, cwd=REPO)
+                            stdout=log, stderr=subprocess.STDOUT, cwd=source,
+                            env={**os.environ, "PYTHONPATH": str(source)})
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         try:
@@ -133,7 +141,14 @@ async def _client(port: int, requests: list[bytes], seconds: float,
         writer.close()
 
 
-def load_test(port: int, bodies: list[bytes], concurrency: int, seconds: float) -> dict:
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU time of process ``pid`` so far (all its threads)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def load_test(port: int, bodies: list[bytes], concurrency: int, seconds: float,
+              pid: int | None = None) -> dict:
     requests = [b"POST /v1/models/items:predict HTTP/1.1\r\nHost: bench\r\n"
                 b"Content-Type: application/json\r\nContent-Length: "
                 + str(len(b)).encode() + b"\r\n\r\n" + b for b in bodies]
@@ -144,13 +159,25 @@ def load_test(port: int, bodies: list[bytes], concurrency: int, seconds: float) 
         await asyncio.gather(*(_client(port, requests[k::concurrency] or requests, seconds,
                                        latencies, errors) for k in range(concurrency)))
 
+    cpu = cpu_seconds(pid) if pid else 0.0
     started = time.perf_counter()
     asyncio.run(main())
     elapsed = time.perf_counter() - started
     ms = np.array(latencies) * 1000
-    return {"requests": len(latencies), "errors": len(errors),
-            "p50_ms": float(np.percentile(ms, 50)), "p99_ms": float(np.percentile(ms, 99)),
-            "rows_per_s": len(latencies) / elapsed}
+    out = {"requests": len(latencies), "errors": len(errors),
+           "p50_ms": float(np.percentile(ms, 50)), "p99_ms": float(np.percentile(ms, 99)),
+           "rows_per_s": len(latencies) / elapsed}
+    if pid:
+        out["server_cpu_us_per_request"] = (cpu_seconds(pid) - cpu) / len(latencies) * 1e6
+    return out
+
+
+def checkout(ref: str, work: Path) -> Path:
+    """A temporary git worktree of ``ref`` (removed at the end of the run)."""
+    dest = work / "baseline"
+    subprocess.run(["git", "-C", str(REPO), "worktree", "add", "--detach", "--quiet", str(dest),
+                    ref], check=True)
+    return dest
 
 
 def in_process(path: Path, features: dict[str, np.ndarray], rows_per_call: int,
@@ -187,6 +214,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=4.0, help="per measurement")
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--baseline", metavar="REF",
+                        help="also measure the model service of this git commit or branch")
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results")
     args = parser.parse_args()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -205,23 +234,29 @@ def main() -> int:
     bodies = [json.dumps({"instances": [row]}).encode()
               for row in as_instances(features, [f.name for f in specs])]
 
-    servers = {mode: start_server(base, work, mode == "batching")
-               for mode in ("batching", "no_batching")}
+    sources = {"batching": (REPO, True), "no_batching": (REPO, False)}
+    if args.baseline:
+        sources[f"batching@{args.baseline}"] = (checkout(args.baseline, work), True)
+    servers = {mode: start_server(base, work, batching, mode, source)
+               for mode, (source, batching) in sources.items()}
     raw: dict[str, dict[str, list]] = {m: {str(c): [] for c in CONCURRENCY} for m in servers}
     ceiling: dict[str, list] = {"one_row_per_call": [], "32_rows_per_call": []}
     try:
         for mode, (_, port) in servers.items():  # warm-up: first requests pay graph tracing
             load_test(port, bodies, 4, 1.0)
         for _ in range(args.rounds):
-            for mode, (_, port) in servers.items():
+            for mode, (proc, port) in servers.items():
                 for c in CONCURRENCY:
-                    raw[mode][str(c)].append(load_test(port, bodies, c, args.seconds))
+                    raw[mode][str(c)].append(load_test(port, bodies, c, args.seconds, proc.pid))
             ceiling["one_row_per_call"].append(in_process(tower, features, 1, args.seconds))
             ceiling["32_rows_per_call"].append(in_process(tower, features, 32, args.seconds))
     finally:
         for proc, _ in servers.values():
             proc.terminate()
             proc.wait(timeout=30)
+        if args.baseline:
+            subprocess.run(["git", "-C", str(REPO), "worktree", "remove", "--force",
+                            str(sources[f"batching@{args.baseline}"][0])], check=False)
 
     http = {m: {c: median_of(r) for c, r in by_c.items()} for m, by_c in raw.items()}
     local = {k: median_of(v) for k, v in ceiling.items()}
@@ -234,7 +269,7 @@ def main() -> int:
         "in_process": local,
         "targets": {
             "p99_ms_one_instance_concurrency_1": {
-                "goal": 10.0, "batching": http["batching"]["1"]["p99_ms"],
+                "goal": 5.0, "batching": http["batching"]["1"]["p99_ms"],
                 "no_batching": http["no_batching"]["1"]["p99_ms"]},
             "throughput_c32_batching_vs_in_process": {
                 "goal": 0.5,
@@ -245,6 +280,14 @@ def main() -> int:
             "batching_speedup_c32": round(http["batching"]["32"]["rows_per_s"]
                                           / http["no_batching"]["32"]["rows_per_s"], 3),
         },
+        **({"vs_baseline_c32": {
+            "baseline": args.baseline,
+            "throughput": round(http["batching"]["32"]["rows_per_s"]
+                                / http[f"batching@{args.baseline}"]["32"]["rows_per_s"], 3),
+            "server_cpu_per_request": round(
+                http["batching"]["32"]["server_cpu_us_per_request"]
+                / http[f"batching@{args.baseline}"]["32"]["server_cpu_us_per_request"], 3)}}
+           if args.baseline else {}),
     }
     write_result(result, args.out, "serving.json")
     return 0

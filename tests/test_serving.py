@@ -424,6 +424,66 @@ def test_malformed_requests_get_a_status_and_a_message(served, body, status, mes
     assert got == status and message in answer["error"], answer
 
 
+FAST_SIGNATURE_INPUTS = {  # name: (dtype, row shape): every kind of input the fast path types
+    "city": ("DT_STRING", ()), "ctr": ("DT_FLOAT", ()), "emb": ("DT_FLOAT", (3,)),
+    "count": ("DT_INT64", ()), "flag": ("DT_BOOL", ()), "grid": ("DT_DOUBLE", (2, 2)),
+    "words": ("DT_STRING", (None,)), "input with spaces": ("DT_STRING", ())}
+GOOD = {"city": "Hangzhou", "ctr": 0.25, "emb": [1, 2.5, -3e-3], "count": 7, "flag": True,
+        "grid": [[1, 2], [3, 4]], "words": ["a", "b"], "input with spaces": "x"}
+
+
+PLAIN = [{"instances": [GOOD, {**GOOD, "city": None, "ctr": None, "words": ["c"]}]},
+         {"instances": [GOOD], "signature_name": "serving_default"}]
+OTHER = [
+    {"inputs": {k: [v] for k, v in GOOD.items()}},                # columnar: the general parser
+    {"instances": [{**GOOD, "city": {"b64": "SGk="}}]},           # b64: the general parser
+    {"instances": [{**GOOD, "count": 7.0, "emb": [1, None, 2]}]},  # likewise
+    {"instances": [{**GOOD, "ctr": "high"}]},
+    {"instances": [{**GOOD, "emb": [1, 2]}]},
+    {"instances": [{**GOOD, "grid": [[1, 2], [3]]}]},
+    {"instances": [{**GOOD, "count": 2 ** 64}]},
+    {"instances": [{**GOOD, "count": None}]},
+    {"instances": [{**GOOD, "flag": 1}]},
+    {"instances": [{**GOOD, "other": 1}]},
+    {"instances": [{k: v for k, v in GOOD.items() if k != "city"}]},
+    {"instances": [{**GOOD, "words": ["a", None]}]},
+    {"instances": [GOOD, {**GOOD, "words": [["a"]]}]},
+    {"instances": []}, {"instances": [GOOD], "signature_name": "other"}, {"instance": [GOOD]},
+    [GOOD], b"", b"{", b'{"instances": [NaN]}',
+]
+
+
+@pytest.mark.parametrize("body, fast", [(b, True) for b in PLAIN] + [(b, False) for b in OTHER])
+def test_the_fast_parser_answers_as_the_general_parser(body, fast):
+    """PredictDecoder (msgspec) gives parse_body's arrays, or raises its error message."""
+    from dropoutnet.serving.requests import BadRequest, PredictDecoder, parse_body
+    from dropoutnet.serving.signature import Signature, TensorInfo
+
+    signature = Signature(
+        inputs={k: TensorInfo(k, dtype, (None, *shape))
+                for k, (dtype, shape) in FAST_SIGNATURE_INPUTS.items()},
+        outputs={"emb": TensorInfo("emb", "DT_FLOAT", (None, 3))})
+    raw = body if isinstance(body, bytes) else json.dumps(body).encode()
+    decoder = PredictDecoder(signature)
+    try:
+        want = parse_body(raw, signature)
+    except BadRequest as err:
+        with pytest.raises(BadRequest) as got:
+            decoder.decode(raw)
+        assert str(got.value) == str(err)
+        return
+    columns, fmt, rows = decoder.decode(raw)
+    assert (fmt, rows) == want[1:]
+    # plain instances take the fast path (its columns are tuples, made into arrays per call)
+    assert isinstance(columns["city"], tuple) == fast
+    twice = decoder.arrays([columns, columns])  # a batch of two requests: rows in order
+    for name, array in decoder.arrays([columns]).items():
+        expected = want[0][name]
+        assert array.dtype == expected.dtype and array.shape == expected.shape, name
+        np.testing.assert_array_equal(array, expected)
+        np.testing.assert_array_equal(twice[name], np.concatenate([expected, expected]))
+
+
 def test_unknown_model_or_version_is_404(served):
     server, _ = served
     status, body = server.predict({"instances": instances(1)}, path="/v1/models/nope:predict")
@@ -433,6 +493,8 @@ def test_unknown_model_or_version_is_404(served):
     status, body = server.predict({"instances": instances(1)},
                                   path=f"/v1/models/{MODEL}/versions/20200101:predict")
     assert status == 404 and "not available" in body["error"]
+    status, body = server.call("GET", f"/v1/models/{MODEL}:predict")
+    assert status == 405 and "method GET is not allowed" in body["error"]
 
 
 def test_the_bearer_token_is_enforced_when_set(served, monkeypatch):

@@ -11,8 +11,7 @@ from __future__ import annotations
 
 import hmac
 import os
-
-from starlette.requests import Request
+from typing import Mapping
 
 
 class HttpError(Exception):
@@ -23,13 +22,14 @@ class HttpError(Exception):
         self.status = status
 
 
-def authorize(request: Request, token_env: str) -> None:
-    """Raise :class:`HttpError` 401 unless ``request`` carries the token of ``token_env``
-    (when that variable is set)."""
+def authorize(headers: Mapping[str, str], token_env: str) -> None:
+    """Raise :class:`HttpError` 401 unless a request's ``headers`` (lower-case names, as
+    Starlette's ``Request.headers``) carry the token of ``token_env`` (when that variable is
+    set)."""
     token = os.environ.get(token_env, "")
     if not token:
         return
-    given = request.headers.get("authorization", "")
+    given = headers.get("authorization", "")
     scheme, _, value = given.partition(" ")
     if scheme.lower() != "bearer" or not hmac.compare_digest(value.strip().encode(),
                                                               token.encode()):

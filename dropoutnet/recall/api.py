@@ -186,7 +186,7 @@ def create_recall_app(cfg: PipelineConfig, url: str | None = None) -> FastAPI:
     @app.get("/v1/recall")
     async def recall_route(request: Request) -> Response:
         try:
-            authorize(request, api.token_env)
+            authorize(request.headers, api.token_env)
             query = parse_query(request.query_params.multi_items())
             request_id = _request_id(query.pop("request_id", None)
                                      or request.headers.get("x-request-id"))

@@ -1,4 +1,4 @@
-"""The model service: TensorFlow Serving's REST API as an ASGI app (FastAPI).
+"""The model service: TensorFlow Serving's REST API as an ASGI app.
 
 Routes (TF Serving's, plus health and metrics):
 
@@ -16,18 +16,25 @@ Errors are ``{"error": "..."}``: 400 for a malformed request (naming the field a
 expected), 401 for a missing or wrong bearer token (when the token's environment variable
 is set), 404 for an unknown model or version, 413 for a body over ``max_body_bytes``.
 Inputs are checked against the signature before TensorFlow sees them.
+
+Predict requests, the hot path, take a lane of their own: a plain ASGI handler that reads
+the body, decodes it with the version's :class:`~.requests.PredictDecoder`, batches, and
+answers with msgspec's encoder, without a framework's routing, middleware, request objects or
+dependency resolution per request (they cost more than the TensorFlow call's share of a
+32-request batch; ``bench/serving.py`` measures it).  Every other route is FastAPI's.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import os
+import re
 import time
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, Awaitable, Callable
 
+import msgspec
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import (
@@ -39,16 +46,20 @@ from prometheus_client import (
     disable_created_metrics,
     generate_latest,
 )
+from starlette.datastructures import Headers
 
 from dropoutnet.core.http import HttpError
 from dropoutnet.core.http import authorize as check_token
 from dropoutnet.serving.batching import Batcher
 from dropoutnet.serving.config import ServiceConfig
-from dropoutnet.serving.requests import BadRequest, format_predict, metadata, parse_predict
+from dropoutnet.serving.requests import BadRequest, format_predict, metadata
 from dropoutnet.serving.versions import ModelRepository, NotFound, configure_threads
 
 log = logging.getLogger(__name__)
 
+_PREDICT_PATH = re.compile(r"/v1/models/(?P<name>[^/]+)(?:/versions/(?P<version>[^/]+))?"
+                           r":predict")
+_JSON = (b"content-type", b"application/json")
 LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.015, 0.025, 0.05,
                    0.1, 0.25, 0.5, 1.0, 2.5)
 
@@ -87,7 +98,52 @@ class _Metrics:
                                   ["model"], registry=self.registry)
 
 
-def create_app(config: ServiceConfig, repository: ModelRepository | None = None) -> FastAPI:
+class ModelService:
+    """The ASGI app: ``POST ...:predict`` on its own lane (see the module's docstring), every
+    other request (and the lifespan) through the FastAPI app ``api``."""
+
+    def __init__(self, api: FastAPI, predict: Callable[..., Awaitable[None]]) -> None:
+        self.api = api
+        self.state = api.state
+        self._predict = predict
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] == "http":
+            match = _PREDICT_PATH.fullmatch(scope["path"])
+            if match is not None:
+                if scope["method"] == "POST":
+                    return await self._predict(scope, receive, send, **match.groupdict())
+                body = msgspec.json.encode({"error": f"method {scope['method']} is not "
+                                                     f"allowed on {scope['path']}"})
+                return await _respond(send, 405, body, [(b"allow", b"POST")])
+        await self.api(scope, receive, send)
+
+
+async def _respond(send, status: int, body: bytes,
+                   headers: list[tuple[bytes, bytes]] = ()) -> None:
+    await send({"type": "http.response.start", "status": status,
+                "headers": [_JSON, (b"content-length", str(len(body)).encode()), *headers]})
+    await send({"type": "http.response.body", "body": body})
+
+
+class _Disconnected(Exception):
+    """The client went away before its request body arrived: nothing to answer."""
+
+
+def _error(err: Exception, api: str, model: str) -> tuple[int, str]:
+    """TF Serving's error shape for an exception raised by a request: (status, message)."""
+    if isinstance(err, HttpError):
+        return err.status, str(err)
+    if isinstance(err, BadRequest):
+        return 400, str(err)
+    if isinstance(err, NotFound):
+        return 404, str(err)
+    log.error("%s %s failed", api, model, exc_info=err)
+    return 500, f"internal error: {type(err).__name__}: {err}"
+
+
+def create_app(config: ServiceConfig, repository: ModelRepository | None = None
+               ) -> ModelService:
     """The app for ``config``; the repository (polling the model paths) starts with it."""
     metrics = _Metrics()
 
@@ -118,55 +174,32 @@ def create_app(config: ServiceConfig, repository: ModelRepository | None = None)
         yield
         repo.stop()
 
-    app = FastAPI(title=f"DropoutNet model service {config.name}", lifespan=lifespan,
+    api = FastAPI(title=f"DropoutNet model service {config.name}", lifespan=lifespan,
                   docs_url=None, redoc_url=None, openapi_url=None)
-    app.state.repository = repo
-    app.state.config = config
+    api.state.repository = repo
+    api.state.config = config
 
-    def authorize(request: Request) -> None:
-        check_token(request, config.token_env)
+    series: dict[tuple[str, str, int], tuple[Any, Any]] = {}  # labelled children, looked up once
 
-    async def read_json(request: Request) -> Any:
-        declared = request.headers.get("content-length")
-        if declared is not None and declared.isdigit() and int(declared) > limit:
-            raise HttpError(413, f"request body of {declared} bytes is over the limit of "
-                                 f"{limit} bytes (max_body_bytes); split the instances over "
-                                 "several requests")
-        chunks, size = [], 0
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > limit:
-                raise HttpError(413, f"request body is over the limit of {limit} bytes "
-                                     "(max_body_bytes); split the instances over several "
-                                     "requests")
-            chunks.append(chunk)
-        raw = b"".join(chunks)
-        if not raw.strip():
-            raise BadRequest("the request body is empty: send a JSON object with "
-                             "\"instances\" or \"inputs\"")
-        try:
-            return json.loads(raw)
-        except (json.JSONDecodeError, UnicodeDecodeError) as err:
-            raise BadRequest(f"the request body is not valid JSON: {err}") from None
+    def record(model: str, api_name: str, status: int, started: float) -> None:
+        known = model if model in repo.models else "(unknown)"  # bounded label values
+        key = (known, api_name, status)
+        pair = series.get(key)
+        if pair is None:
+            pair = series[key] = (metrics.requests.labels(known, api_name, str(status)),
+                                  metrics.latency.labels(known, api_name))
+        pair[0].inc()
+        pair[1].observe(time.perf_counter() - started)
 
-    async def observed(model: str, api: str, request: Request, handler) -> Response:
+    async def observed(model: str, api_name: str, request: Request, handler) -> Response:
         started = time.perf_counter()
         try:
-            authorize(request)
+            check_token(request.headers, config.token_env)
             response = await handler()
-        except HttpError as err:
-            response = JSONResponse({"error": str(err)}, status_code=err.status)
-        except BadRequest as err:
-            response = JSONResponse({"error": str(err)}, status_code=400)
-        except NotFound as err:
-            response = JSONResponse({"error": str(err)}, status_code=404)
         except Exception as err:  # noqa: BLE001 - answer in TF Serving's error shape
-            log.exception("%s %s failed", api, model)
-            response = JSONResponse({"error": f"internal error: {type(err).__name__}: {err}"},
-                                    status_code=500)
-        known = model if model in repo.models else "(unknown)"  # bounded label values
-        metrics.requests.labels(known, api, str(response.status_code)).inc()
-        metrics.latency.labels(known, api).observe(time.perf_counter() - started)
+            status, message = _error(err, api_name, model)
+            response = JSONResponse({"error": message}, status_code=status)
+        record(model, api_name, response.status_code, started)
         return response
 
     def version_number(version: str | None) -> int | None:
@@ -175,6 +208,53 @@ def create_app(config: ServiceConfig, repository: ModelRepository | None = None)
         if not version.isdigit():
             raise BadRequest(f"version {version!r} must be an integer (a yyyymmdd folder)")
         return int(version)
+
+    async def read_body(headers: Headers, receive) -> bytes:
+        declared = headers.get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            raise HttpError(413, f"request body of {declared} bytes is over the limit of "
+                                 f"{limit} bytes (max_body_bytes); split the instances over "
+                                 "several requests")
+        chunks, size = [], 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                raise _Disconnected()
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > limit:
+                raise HttpError(413, f"request body is over the limit of {limit} bytes "
+                                     "(max_body_bytes); split the instances over several "
+                                     "requests")
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+    async def predict(scope, receive, send, name: str, version: str | None = None) -> None:
+        started = time.perf_counter()
+        extra: list[tuple[bytes, bytes]] = []
+        try:
+            headers = Headers(scope=scope)
+            check_token(headers, config.token_env)
+            number = version_number(version)
+            repo.check_model(name)
+            raw = await read_body(headers, receive)
+            with repo.acquire(name, number) as held:
+                inputs, fmt, rows = held.decoder.decode(raw)
+                if batcher is not None:
+                    outputs = await batcher.predict(id(held), held.predict_requests, inputs,
+                                                    rows)
+                else:
+                    outputs = await asyncio.to_thread(held.predict_requests, [inputs])
+            status, answer = 200, format_predict(outputs, fmt, held.number)
+            extra.append((b"x-model-version", str(held.number).encode()))
+        except _Disconnected:
+            return
+        except Exception as err:  # noqa: BLE001 - answer in TF Serving's error shape
+            status, message = _error(err, "predict", name)
+            answer = {"error": message}
+        await _respond(send, status, msgspec.json.encode(answer), extra)
+        record(name, "predict", status, started)
 
     async def status(request: Request, name: str, version: str | None = None) -> Response:
         async def handler():
@@ -188,31 +268,13 @@ def create_app(config: ServiceConfig, repository: ModelRepository | None = None)
                 return JSONResponse(metadata(name, held.number, held.signature))
         return await observed(name, "metadata", request, handler)
 
-    async def predict(request: Request, name: str, version: str | None = None) -> Response:
-        async def handler():
-            number = version_number(version)
-            repo.check_model(name)
-            body = await read_json(request)
-            with repo.acquire(name, number) as held:
-                inputs, fmt, rows = parse_predict(body, held.signature)
-                if batcher is not None:
-                    outputs = await batcher.predict(id(held), held.predict, inputs, rows)
-                else:
-                    outputs = await asyncio.to_thread(held.predict, inputs)
-            return JSONResponse(format_predict(outputs, fmt, held.number),
-                                headers={"X-Model-Version": str(held.number)})
-        return await observed(name, "predict", request, handler)
-
-    app.add_api_route("/v1/models/{name}", status, methods=["GET"])
-    app.add_api_route("/v1/models/{name}/versions/{version}", status, methods=["GET"])
-    app.add_api_route("/v1/models/{name}/metadata", get_metadata, methods=["GET"])
-    app.add_api_route("/v1/models/{name}/versions/{version}/metadata", get_metadata,
+    api.add_api_route("/v1/models/{name}", status, methods=["GET"])
+    api.add_api_route("/v1/models/{name}/versions/{version}", status, methods=["GET"])
+    api.add_api_route("/v1/models/{name}/metadata", get_metadata, methods=["GET"])
+    api.add_api_route("/v1/models/{name}/versions/{version}/metadata", get_metadata,
                       methods=["GET"])
-    app.add_api_route("/v1/models/{name}:predict", predict, methods=["POST"])
-    app.add_api_route("/v1/models/{name}/versions/{version}:predict", predict,
-                      methods=["POST"])
 
-    @app.get("/healthz")
+    @api.get("/healthz")
     async def healthz() -> Response:
         models = {m: repo.available(m) for m in repo.models}
         ok = all(models.values())
@@ -224,29 +286,29 @@ def create_app(config: ServiceConfig, repository: ModelRepository | None = None)
                                         for m, v in models.items()}},
                             status_code=200 if ok else 503)
 
-    @app.get("/metrics")
+    @api.get("/metrics")
     async def prometheus(request: Request) -> Response:
         try:
-            authorize(request)
+            check_token(request.headers, config.token_env)
         except HttpError as err:
             return JSONResponse({"error": str(err)}, status_code=err.status)
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
-    @app.exception_handler(404)
+    @api.exception_handler(404)
     async def not_found(request: Request, exc) -> Response:
         return JSONResponse({"error": f"no such endpoint: {request.method} {request.url.path}; "
                                       "see /v1/models/{name}[:predict|/metadata]"},
                             status_code=404)
 
-    @app.exception_handler(405)
+    @api.exception_handler(405)
     async def not_allowed(request: Request, exc) -> Response:
         return JSONResponse({"error": f"method {request.method} is not allowed on "
                                       f"{request.url.path}"}, status_code=405)
 
-    return app
+    return ModelService(api, predict)
 
 
-def app_from_env() -> FastAPI:
+def app_from_env() -> ModelService:
     """uvicorn's factory for worker processes: the config path is in an environment
     variable (``DROPOUTNET_SERVICE_CONFIG``)."""
     from dropoutnet.serving.config import load_service_config

@@ -4,9 +4,9 @@ Adaptive, so that batching costs no latency when there is nothing to batch: a re
 finds its version idle (no call running, none waiting) runs at once.  Requests that arrive
 while a call runs wait for it and go together as the next call, as soon as the running one
 ends; ``timeout_ms`` bounds that wait, and ``max_batch_size`` rows start a call at once.
-The batch's inputs are concatenated, predicted in one TensorFlow call on a worker thread,
-and each request gets its own rows back.  A request of at least ``max_batch_size`` rows
-runs on its own.
+The batch's requests go to one ``predict`` call on a worker thread (which makes their
+arrays: see :meth:`~.versions.Version.predict_requests`), and each request gets its own rows
+back.  A request of at least ``max_batch_size`` rows runs on its own.
 """
 
 from __future__ import annotations
@@ -17,14 +17,15 @@ from typing import Any, Callable
 
 import numpy as np
 
-Predict = Callable[[dict[str, np.ndarray]], dict[str, np.ndarray]]
+Predict = Callable[[list[Any]], dict[str, np.ndarray]]
+"""Outputs for a list of requests' inputs: one row per input row, in the requests' order."""
 
 
 @dataclass
 class _Pending:
     predict: Predict
     key: Any = None
-    items: list[tuple[dict[str, np.ndarray], int, asyncio.Future]] = field(default_factory=list)
+    items: list[tuple[Any, int, asyncio.Future]] = field(default_factory=list)
     rows: int = 0
     timer: asyncio.TimerHandle | None = None
 
@@ -41,14 +42,15 @@ class Batcher:
         self._pending: dict[Any, _Pending] = {}
         self._running: dict[Any, int] = {}  # calls in progress per key
 
-    async def predict(self, key: Any, predict: Predict, inputs: dict[str, np.ndarray],
+    async def predict(self, key: Any, predict: Predict, inputs: Any,
                       rows: int) -> dict[str, np.ndarray]:
-        """``predict(inputs)`` for one request of ``rows`` rows, batched with the other
-        requests of the same ``key``; returns this request's own rows of the outputs."""
+        """The outputs of one request's ``inputs`` (``rows`` rows), computed by ``predict``
+        together with the other requests of the same ``key``; returns this request's own
+        rows of the outputs."""
         if rows >= self.max_batch_size:
             if self.on_batch:
                 self.on_batch(1, rows)
-            return await asyncio.to_thread(predict, inputs)
+            return await asyncio.to_thread(predict, [inputs])
         loop = asyncio.get_running_loop()
         pending = self._pending.get(key)
         if pending is not None and pending.rows + rows > self.max_batch_size:
@@ -90,12 +92,7 @@ class Batcher:
         if self.on_batch:
             self.on_batch(len(items), pending.rows)
         try:
-            if len(items) == 1:
-                merged = items[0][0]
-            else:
-                merged = {k: np.concatenate([inputs[k] for inputs, _, _ in items])
-                          for k in items[0][0]}
-            outputs = await asyncio.to_thread(pending.predict, merged)
+            outputs = await asyncio.to_thread(pending.predict, [inputs for inputs, _, _ in items])
         except Exception as err:  # noqa: BLE001 - every waiting request gets the error
             for _, _, future in items:
                 if not future.done():
