@@ -9,7 +9,9 @@ and served by ``python -m dropoutnet.serving`` in its own process, once with ser
 batching and once without.  A keep-alive HTTP/1.1 load generator (asyncio streams: little
 client CPU) sends one-instance ``:predict`` requests from 1, 8 and 32 concurrent
 connections.  The ceiling is the same SavedModel called in this process on the same
-instances: one row per call, and 32 rows per call.  With ``--baseline REF`` (a git commit
+instances: one row per call, and 32 rows per call.  A third server, ``batching_trivial_model``,
+serves a SavedModel with the tower's signature that computes nothing (zeros): the serving
+layer's own ceiling (HTTP, parsing, batching, encoding) on this machine.  With ``--baseline REF`` (a git commit
 or branch), the server of that commit (checked out in a temporary worktree) is a third arm,
 ``batching@REF``, measured in the same rounds: the before and after of a change in one run.
 Beside latency and throughput, each measurement reports the server's CPU time per request
@@ -56,6 +58,28 @@ def build_item_tower(work: Path) -> Path:
     return work / "export" / "item"
 
 
+def build_trivial_tower(tower: Path, work: Path) -> Path:
+    """A SavedModel with ``tower``'s ``serving_default`` signature whose outputs are zeros."""
+    import tensorflow as tf
+
+    from dropoutnet.training.saved_models import SIGNATURE
+
+    signature = tf.saved_model.load(str(tower)).signatures[SIGNATURE]
+    inputs = signature.structured_input_signature[1]
+    outputs = signature.structured_outputs
+    first = sorted(inputs)[0]
+
+    @tf.function(input_signature=[inputs])
+    def serve(x):
+        rows = tf.shape(x[first])[0]
+        return {k: tf.zeros(tf.concat([[rows], v.shape[1:]], 0), v.dtype)
+                for k, v in outputs.items()}
+
+    target = work / "trivial" / "20261128"
+    tf.saved_model.save(tf.Module(), str(target), signatures={SIGNATURE: serve})
+    return target
+
+
 def random_features(specs, n: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
     out = {}
     for f in specs:
@@ -90,12 +114,15 @@ def as_instances(features: dict[str, np.ndarray], names: list[str]) -> list[dict
     return rows
 
 
-def start_server(base: Path, work: Path, batching: bool, label: str,
-                 source: Path = REPO) -> tuple[subprocess.Popen, int]:
-    """The model service of ``source`` (this checkout, or a baseline worktree) on ``base``."""
+def start_server(base: Path, work: Path, batching: bool, label: str, source: Path = REPO,
+                 instances: int = 1) -> tuple[subprocess.Popen, int]:
+    """The model service of ``source`` (this checkout, or a baseline worktree) on ``base``,
+    with ``instances`` server processes (``metadata.instance``) sharing the machine's cores."""
     port = free_port()
+    cores = os.cpu_count() or 1
     config = {"name": "items", "model_path": str(base), "processor": "tensorflow_cpu",
-              "metadata": {"cpu": 2, "instance": 1}, "port": port, "poll_seconds": 60,
+              "metadata": {"cpu": max(1, cores // instances), "instance": instances},
+              "port": port, "poll_seconds": 60,
               "batching": {"enabled": batching, "max_batch_size": 256, "timeout_ms": 2.0}}
     path = work / f"service-{label.replace('@', '-')}.json"
     path.write_text(json.dumps(config))
@@ -142,9 +169,17 @@ async def _client(port: int, requests: list[bytes], seconds: float,
 
 
 def cpu_seconds(pid: int) -> float:
-    """User and system CPU time of process ``pid`` so far (all its threads)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    """CPU time (user and system, all threads) so far of process ``pid`` and its children
+    (the worker processes of a server with several instances)."""
+    total = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:  # the process ended meanwhile
+            continue
+        if stat.parent.name == str(pid) or fields[1] == str(pid):
+            total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
 
 
 def load_test(port: int, bodies: list[bytes], concurrency: int, seconds: float,
@@ -234,11 +269,13 @@ def main() -> int:
     bodies = [json.dumps({"instances": [row]}).encode()
               for row in as_instances(features, [f.name for f in specs])]
 
-    sources = {"batching": (REPO, True), "no_batching": (REPO, False)}
+    trivial = build_trivial_tower(tower, work).parent
+    sources = {"batching": (REPO, True, base), "no_batching": (REPO, False, base),
+               "batching_trivial_model": (REPO, True, trivial)}
     if args.baseline:
-        sources[f"batching@{args.baseline}"] = (checkout(args.baseline, work), True)
-    servers = {mode: start_server(base, work, batching, mode, source)
-               for mode, (source, batching) in sources.items()}
+        sources[f"batching@{args.baseline}"] = (checkout(args.baseline, work), True, base)
+    servers = {mode: start_server(model, work, batching, mode, source)
+               for mode, (source, batching, model) in sources.items()}
     raw: dict[str, dict[str, list]] = {m: {str(c): [] for c in CONCURRENCY} for m in servers}
     ceiling: dict[str, list] = {"one_row_per_call": [], "32_rows_per_call": []}
     try:
@@ -277,6 +314,9 @@ def main() -> int:
                                              / local["one_row_per_call"]["rows_per_s"], 3),
                 "vs_32_rows_per_call": round(http["batching"]["32"]["rows_per_s"]
                                              / local["32_rows_per_call"]["rows_per_s"], 3)},
+            "serving_layer_ceiling_c32_vs_in_process": round(
+                http["batching_trivial_model"]["32"]["rows_per_s"]
+                / local["32_rows_per_call"]["rows_per_s"], 3),
             "batching_speedup_c32": round(http["batching"]["32"]["rows_per_s"]
                                           / http["no_batching"]["32"]["rows_per_s"], 3),
         },

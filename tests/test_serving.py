@@ -123,9 +123,12 @@ def served(tmp_path, towers):
 
 
 def test_predictions_equal_the_in_process_model(served, towers):
+    from dropoutnet.serving.versions import load_version
+
     server, _ = served
     rows = instances(4)
     expected = towers[0][1](columns(rows))
+    assert load_version(towers[0][0])[1].flat_call  # the fast call passed its probe
     status, body = server.predict({"instances": rows})
     assert status == 200, body
     np.testing.assert_allclose(np.array(body["predictions"]), expected, atol=1e-5)

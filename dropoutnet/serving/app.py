@@ -158,6 +158,7 @@ def create_app(config: ServiceConfig, repository: ModelRepository | None = None
     repo = repository or ModelRepository(config.model_paths(), config.keep_versions,
                                          config.poll_seconds, on_change=on_change)
     batcher = (Batcher(config.batching.max_batch_size, config.batching.timeout_ms,
+                       config.batching.max_concurrent_batches,
                        on_batch=lambda n, rows: (metrics.batch_requests.observe(n),
                                                  metrics.batch_rows.observe(rows)))
                if config.batching.enabled else None)

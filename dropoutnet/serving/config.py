@@ -45,11 +45,15 @@ class Resources(_Strict):
 
 class Batching(_Strict):
     """Server-side batching: concurrent requests of one model version are merged into one
-    call, waiting at most ``timeout_ms`` for the batch to fill up to ``max_batch_size`` rows."""
+    call of up to ``max_batch_size`` rows; at most ``max_concurrent_batches`` calls of a
+    version run at once (TF Serving's ``num_batch_threads``), and below that cap a batch
+    waits at most ``timeout_ms`` behind the running calls before it starts another
+    (:mod:`dropoutnet.serving.batching`)."""
 
     enabled: bool = True
     max_batch_size: int = Field(default=256, ge=1, le=100_000)
     timeout_ms: float = Field(default=2.0, ge=0.0, le=1000.0)
+    max_concurrent_batches: int = Field(default=1, ge=1, le=64)
 
 
 class ServiceConfig(_Strict):
