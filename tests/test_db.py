@@ -118,6 +118,25 @@ def test_a_shared_buffers_size_that_is_no_size_is_refused(monkeypatch):
 
 
 @embedded_only
+def test_a_statement_rendered_again_is_remembered_text_for_text():
+    """sql.render remembers renders of plain contexts (a request path's statements); the
+    text is Jinja's own, and a context with anything else is rendered afresh."""
+    from dropoutnet.core import sql
+
+    context = dict(schema="s", table="item_embeddings", vector_type="vector",
+                   created_range=True, filtered=False, excluding=False, exact=False,
+                   relaxed=False)
+    fresh = sql._environment().get_template("recall/retrieve.sql").render(**context)
+    hits = sql._render_plain.cache_info().hits
+    assert sql.render("recall/retrieve.sql", **context) == fresh
+    assert sql.render("recall/retrieve.sql", **context) == fresh
+    assert sql._render_plain.cache_info().hits > hits
+    calls = sql._render_plain.cache_info()
+    listed = sql.render("data/read_partition_chunk.sql", schema="s", table="samples_x",
+                        label="label", features=[])
+    assert "label" in listed and sql._render_plain.cache_info() == calls  # a list: not kept
+
+
 def test_the_superusers_schemas_and_tables_are_handed_to_the_pipeline_role(
         database_url, admin_database_url):
     # a data folder from before the pipeline role: its tables belong to the superuser

@@ -247,7 +247,13 @@ def version_table(cur, schema: str, parent: str, value: str | dt.date) -> str | 
 
 def table_exists(cur, schema: str, table: str) -> bool:
     """Whether ``schema.table`` exists (any relation: a table, a view, a partition)."""
-    cur.execute("select to_regclass(%s) is not null", (sql.qualified(schema, table),))
+    return tables_exist(cur, schema, table)
+
+
+def tables_exist(cur, schema: str, *tables: str) -> bool:
+    """Whether every ``schema.table`` exists, asked in one round trip."""
+    cur.execute("select bool_and(to_regclass(t) is not null) from unnest(%s::text[]) as t",
+                ([sql.qualified(schema, t) for t in tables],))
     return bool(cur.fetchone()[0])
 
 

@@ -334,12 +334,13 @@ def recall(cfg: PipelineConfig, user_id: str, top_n: int | None = None,
     return answer
 
 
-def served_version(cur, cfg: PipelineConfig, version: str | None = None
-                   ) -> tuple[str, dt.date]:
-    """The version a recall reads and its bizdate: the active one, or ``version`` when it is
-    published and not retired; else :class:`RecallNotFound` saying what to do."""
+def served_version(cur, cfg: PipelineConfig, version: str | None = None,
+                   active: registry.ActiveVersion | None = None) -> tuple[str, dt.date]:
+    """The version a recall reads and its bizdate: the active one (``active``, as the caller
+    read it, or read here), or ``version`` when it is published and not retired; else
+    :class:`RecallNotFound` saying what to do."""
     if version is None:
-        active = registry.active(cur, cfg)
+        active = active or registry.active(cur, cfg)
         if active is None:
             raise RecallNotFound(
                 f"model {cfg.model_name!r} has no active version yet: run the daily DAG "
@@ -370,20 +371,20 @@ def recall_checked(cur, cfg: PipelineConfig, request: RecallRequest,
     assignment, so a version is not credited for the users it could not serve.  With
     ``version``, that version (arm ``pinned``).
     """
-    arm, experiment = ("active", None) if version is None else ("pinned", None)
+    arm, experiment, active = ("active", None, None) if version is None else ("pinned", None, None)
     if version is None:
-        experiment = registry.serving(cur, cfg)
+        active, experiment = registry.serving_state(cur, cfg)
         if experiment is not None:
             arm = experiment.arm_of(request.user_id)
             if arm == "challenger":
                 version = experiment.challenger
     which = "the active version" if version is None else "version"
-    served, bizdate = served_version(cur, cfg, version)
+    served, bizdate = served_version(cur, cfg, version, active)
     user_id = request.user_id
     vector = user_vector(cur, cfg, served, user_id)
     if vector is None and arm == "challenger":
         which = "the active version"
-        served, bizdate = served_version(cur, cfg)
+        served, bizdate = served_version(cur, cfg, None, active)
         vector = user_vector(cur, cfg, served, user_id)
     if vector is None:
         raise RecallNotFound(

@@ -17,7 +17,8 @@ decide on come from here.  This face hands the modules' names on: ``registry.act
 """
 
 from dropoutnet.registry.experiments import (Experiment, ExperimentError, list_experiments,
-                                             serving, start_experiment, stop_experiment)
+                                             serving_state, start_experiment,
+                                             stop_experiment)
 from dropoutnet.registry.history import Change, activate, activations, cli_actor
 from dropoutnet.registry.lock import acquire, cli_pipeline_run, holding, release
 from dropoutnet.registry.runs import (LEGACY_RUN, PARTS, WarmStart, current_run, finish_run,

@@ -28,7 +28,13 @@ from dropoutnet.config import PipelineConfig
 from dropoutnet.core import db, sql
 from dropoutnet.core.errors import MissingDataError
 from dropoutnet.registry.tables import ensure_tables, execute
-from dropoutnet.registry.versions import active_version, versions
+from dropoutnet.registry.versions import (
+    ActiveVersion,
+    active,
+    active_of_row,
+    active_version,
+    versions,
+)
 
 ARMS = ("control", "challenger")
 
@@ -91,10 +97,21 @@ def list_experiments(cur, cfg: PipelineConfig, *, running: bool = False,
     return [Experiment(**row) for row in db.fetch_dicts(cur)]
 
 
-def serving(cur, cfg: PipelineConfig) -> Experiment | None:
-    """The experiment that splits traffic now, if any (read by every recall)."""
-    found = list_experiments(cur, cfg, running=True)
-    return found[0] if found and found[0].serving else None
+def serving_state(cur, cfg: PipelineConfig) -> tuple[ActiveVersion | None, Experiment | None]:
+    """What every recall reads first: the active version (None before the first publish)
+    and the experiment that splits traffic now (None when none does), in one statement
+    (``registry/serving_state.sql``) after one check that the registry's tables exist."""
+    if not db.tables_exist(cur, cfg.storage.schema_, "active_version", "experiments"):
+        return active(cur, cfg), None  # registry tables of a release before experiments
+    execute(cur, cfg, "serving_state")
+    row = cur.fetchone()
+    if row is None:
+        return None, None
+    names = [d[0] for d in cur.description]
+    found = dict(zip(names[5:], row[5:]))
+    serving_now = found.pop("serving")
+    return (active_of_row(row[:5]),
+            Experiment(**found, serving=True) if serving_now else None)
 
 
 def start_experiment(cfg: PipelineConfig, challenger: str, share: float | None, actor: str,

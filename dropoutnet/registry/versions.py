@@ -37,8 +37,12 @@ def active(cur, cfg: PipelineConfig) -> ActiveVersion | None:
         return None
     execute(cur, cfg, "active_version")
     row = cur.fetchone()
-    if row is None:
-        return None
+    return None if row is None else active_of_row(row)
+
+
+def active_of_row(row: tuple) -> ActiveVersion:
+    """An :class:`ActiveVersion` from ``(model_version, bizdate, run_id, export_path,
+    published_at)``, as ``registry/active_version.sql`` reads them."""
     version, bizdate, run_id, export_path, published_at = row
     if bizdate is None:  # published before model_versions recorded it
         bizdate = dt.datetime.strptime(version, "%Y%m%d").date()
