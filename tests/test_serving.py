@@ -442,6 +442,7 @@ OTHER = [
     {"instances": [{**GOOD, "city": {"b64": "SGk="}}]},           # b64: the general parser
     {"instances": [{**GOOD, "count": 7.0, "emb": [1, None, 2]}]},  # likewise
     {"instances": [{**GOOD, "ctr": "high"}]},
+    {"instances": [{**GOOD, "ctr": True, "count": False}]},
     {"instances": [{**GOOD, "emb": [1, 2]}]},
     {"instances": [{**GOOD, "grid": [[1, 2], [3]]}]},
     {"instances": [{**GOOD, "count": 2 ** 64}]},
