@@ -165,14 +165,15 @@ def child_training(mode: str) -> None:
         else:  # model_only: the model on batches made beforehand (no input work at all)
             tc = cfg.training
             model = build_model(cfg.features, cfg.model, boundaries, tc.seed,
-                                learning_rate=tc.learning_rate, weight_decay=tc.weight_decay)
+                                learning_rate=tc.learning_rate, weight_decay=tc.weight_decay,
+                                steps_per_execution=tc.steps_per_execution)
             if mode == "model_only_keras_adam":  # Keras's own Adam(W), for comparison
                 import keras
 
                 model.compile(optimizer=(
                     keras.optimizers.AdamW(tc.learning_rate, weight_decay=tc.weight_decay)
                     if tc.weight_decay > 0 else keras.optimizers.Adam(tc.learning_rate)),
-                    jit_compile=False)
+                    jit_compile=False, steps_per_execution=tc.steps_per_execution)
                 model.optimizer.build(model.trainable_variables)
             with PartitionSource(cfg, END, url, cache=False) as source:
                 rows = sum(len(c) for c in source.chunks())

@@ -325,10 +325,12 @@ META_FILE = "model_meta.json"
 
 def build_model(features: Sequence[FeatureSpec], model_config: ModelConfig,
                 boundaries: Mapping[str, Sequence[float]], seed: int,
-                learning_rate: float | None = None, weight_decay: float = 0.0) -> DropoutNet:
+                learning_rate: float | None = None, weight_decay: float = 0.0,
+                steps_per_execution: int = 1) -> DropoutNet:
     """A DropoutNet with every variable created; compiled with Adam when ``learning_rate``
     (AdamW when ``weight_decay`` > 0: :class:`dropoutnet.model.optimizer.Adam`, exact for
-    the embedding tables' sparse gradients).
+    the embedding tables' sparse gradients), running ``steps_per_execution`` training steps
+    per call into TensorFlow (``training.steps_per_execution``).
 
     Seeds Python, NumPy and TensorFlow from ``seed`` first, so the same inputs give the same
     initial weights, dropout draws and shuffling.
@@ -338,7 +340,8 @@ def build_model(features: Sequence[FeatureSpec], model_config: ModelConfig,
     model.build_from_signature()
     if learning_rate is not None:
         optimizer = Adam(learning_rate, weight_decay=weight_decay if weight_decay > 0 else None)
-        model.compile(optimizer=optimizer, jit_compile=False)
+        model.compile(optimizer=optimizer, jit_compile=False,
+                      steps_per_execution=steps_per_execution)
         model.optimizer.build(model.trainable_variables)
     return model
 

@@ -225,7 +225,8 @@ def make_dataset(model: DropoutNet, source: SampleSource, rows: int, batch_size:
 
 class ProgressLog(keras.callbacks.Callback):
     """Training progress (:class:`dropoutnet.core.progress.Progress`): rows done, rows per second
-    and the loss, per epoch."""
+    and the loss, per epoch.  Keras reports a batch's end once per call into TensorFlow
+    (``training.steps_per_execution`` steps), with the index of its last step."""
 
     def __init__(self, rows: int, batch_size: int, epochs: int):
         super().__init__()
@@ -340,7 +341,10 @@ def _train(cfg: PipelineConfig, source: SampleSource, boundaries: dict[str, list
            member: cluster.Member | None, strategy: Any, started: float) -> dict[str, Any]:
     tc = cfg.training
     model = build_model(cfg.features, cfg.model, boundaries, tc.seed,
-                        learning_rate=tc.learning_rate, weight_decay=tc.weight_decay)
+                        learning_rate=tc.learning_rate, weight_decay=tc.weight_decay,
+                        # one step per call on a cluster: Keras's loop of steps over a
+                        # distributed iterator failed in the workers' graphs (TF 2.21)
+                        steps_per_execution=tc.steps_per_execution if strategy is None else 1)
     report = restore_warm_start(model, Path(warm_start_dir) if warm_start_dir else None)
     item, user = model.item_tower, model.user_tower
     first_row = ([f.name for f in item.design_specs]
