@@ -62,25 +62,30 @@ def config(home: Path, log: bool) -> Path:
     return path
 
 
-def publish(url: str, cfg, items: int, seed: int = 0) -> None:
-    """One active version of random vectors: ``items`` items, ``USERS`` users."""
+def publish(url: str, cfg, items: int, seed: int = 0, item_vectors=None,
+            user_vectors=None) -> None:
+    """One active version: ``items`` items and ``USERS`` users, of the given vectors or
+    random ones."""
     from dropoutnet import registry
     from dropoutnet.core import db
     from dropoutnet.recall import vectors
 
     rng = np.random.default_rng(seed)
     dim = cfg.vector_dim
+    if user_vectors is None:
+        user_vectors = rng.normal(size=(USERS, dim)).astype(np.float32)
+    if item_vectors is None:
+        item_vectors = rng.normal(size=(items, dim)).astype(np.float32)
     now = dt.datetime.now(dt.timezone.utc)
     vectors.ensure_tables(url, cfg)
     registry.ensure_tables(url, cfg)
     with db.transaction(url) as cur:
         vectors.write_candidate(cur, cfg, "user", VERSION, "bench", ["user_id"],
-                                [(f"u{k}",) for k in range(USERS)],
-                                rng.normal(size=(USERS, dim)).astype(np.float32))
+                                [(f"u{k}",) for k in range(len(user_vectors))], user_vectors)
         vectors.write_candidate(cur, cfg, "item", VERSION, "bench",
                                 ["item_id", "created_at", "attributes"],
-                                [(f"i{k}", now, {}) for k in range(items)],
-                                rng.normal(size=(items, dim)).astype(np.float32))
+                                [(f"i{k}", now, {}) for k in range(len(item_vectors))],
+                                item_vectors)
         for side in ("user", "item"):
             parent = vectors.table(side)
             db.swap_partition(cur, cfg.storage.schema_, parent, VERSION,

@@ -36,35 +36,10 @@ from pathlib import Path
 
 import numpy as np
 from common import REPO, free_port, new_home, remove_home, write_result  # first: the repo path
-from online import USERS, VERSION, burst, config, start_api
+from online import USERS, VERSION, burst, config, publish, start_api
 from scale import clustered_unit_vectors
 
 TOP_N = 100
-
-
-def publish(url: str, cfg, items: np.ndarray, users: np.ndarray) -> None:
-    """One active version of ``items`` and ``users`` vectors, prewarmed."""
-    from dropoutnet import registry
-    from dropoutnet.core import db
-    from dropoutnet.recall import vectors
-
-    now = dt.datetime.now(dt.timezone.utc)
-    vectors.ensure_tables(url, cfg)
-    registry.ensure_tables(url, cfg)
-    with db.transaction(url) as cur:
-        vectors.write_candidate(cur, cfg, "user", VERSION, "bench", ["user_id"],
-                                [(f"u{k}",) for k in range(len(users))], users)
-        vectors.write_candidate(cur, cfg, "item", VERSION, "bench",
-                                ["item_id", "created_at", "attributes"],
-                                [(f"i{k}", now, {}) for k in range(len(items))], items)
-        for side in ("user", "item"):
-            parent = vectors.table(side)
-            db.swap_partition(cur, cfg.storage.schema_, parent, VERSION,
-                              db.candidate_name(parent, VERSION))
-        registry.record_version(cur, cfg, VERSION, dt.date(2026, 11, 20), "bench",
-                                "/nonexistent")
-        registry.activate(cur, cfg, VERSION, registry.Change.cli(), "publish")
-    vectors.prewarm(cfg, VERSION, url)
 
 
 def timed(fn, requests: int, warm: int = 50) -> list[float]:
@@ -101,8 +76,11 @@ def main() -> int:
         cfg = load_config(path)
         dim = cfg.vector_dim
         started = time.perf_counter()
-        publish(url, cfg, clustered_unit_vectors(args.items, dim, seed=0),
-                clustered_unit_vectors(USERS, dim, seed=1))
+        from dropoutnet.recall import vectors
+
+        publish(url, cfg, args.items, item_vectors=clustered_unit_vectors(args.items, dim, 0),
+                user_vectors=clustered_unit_vectors(USERS, dim, 1))
+        vectors.prewarm(cfg, VERSION, url)  # as publish does
         built = round(time.perf_counter() - started, 1)
         print(f"published {args.items} items in {built} s", file=sys.stderr, flush=True)
         conn = db.connect(url)
