@@ -415,6 +415,8 @@ def test_deploy_writes_the_policy_and_never_prunes_a_pinned_version(tmp_path):
     (b"", 400, "the request body is empty"),
     (b'{"instances": [', 400, "the request body is not valid JSON"),
     (b"[" + b"1," * 40000 + b"1]", 413, "over the limit of 65536 bytes"),
+    # far over the socket buffers: the client still gets the 413, not a reset connection
+    (b"[" + b"1," * 8_000_000 + b"1]", 413, "over the limit of 65536 bytes"),
     ({"instances": instances(1), "inputs": {}}, 400, "exactly one of \"instances\""),
     ({"instances": instances(1), "signature_name": "other"}, 400,
      "signature_name 'other' not found"),

@@ -43,26 +43,35 @@ def env(database_url, tmp_path_factory):
         source.drop(e["cfg"])
 
 
-@pytest.fixture(scope="module")
-def service(env):
+@contextlib.contextmanager
+def serving(env, port: int, **config):
+    """The item tower's model service (uvicorn in a thread) on ``port``."""
     import uvicorn
 
     from dropoutnet.serving.app import create_app
     from dropoutnet.serving.config import ServiceConfig
 
     config = ServiceConfig(name=ITEM_MODEL, model_path=env["home"] / "serving" / ITEM_MODEL,
-                           port=env["port"], poll_seconds=0.2)
+                           port=port, poll_seconds=0.2, **config)
     server = uvicorn.Server(uvicorn.Config(create_app(config), host="127.0.0.1",
-                                           port=env["port"], log_level="warning"))
+                                           port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 60
     while not server.started:
         assert time.monotonic() < deadline
         time.sleep(0.05)
-    yield
-    server.should_exit = True
-    thread.join(timeout=20)
+    try:
+        yield
+    finally:
+        server.should_exit = True
+        thread.join(timeout=20)
+
+
+@pytest.fixture(scope="module")
+def service(env):
+    with serving(env, env["port"]):
+        yield
 
 
 def query(env, text, params=None):
@@ -225,6 +234,28 @@ def test_a_batch_with_one_bad_row_writes_the_others_and_keeps_the_bad_one(env, s
                                       f"{s}.stream_dead_letters where item_id = 'stream_2'")
     assert lsn == "7/2A" and "has dim" in reason
 
+
+def test_a_batch_too_big_for_the_service_is_halved_and_every_item_written(env):
+    """A service refusing the request's size (HTTP 413, max_body_bytes): the worker halves
+    the batch until it fits, keeps that size for the next requests, and writes every item
+    with the daily path's vector."""
+    cfg = env["cfg"]
+    version = f"{END:%Y%m%d}"
+    port = free_port()
+    worker = Worker(cfg.model_copy(update={"stream": cfg.stream.model_copy(
+        update={"service_url": f"http://127.0.0.1:{port}"})}))
+    ids = [i for (i,) in query(env, "select item_id from strm_raw.sv_items "
+                                    "order by item_id limit 40")]
+    with db.transaction() as cur:
+        rows = feature_queries.read_features(cur, cfg, "item",
+                                             dt.datetime.now(dt.timezone.utc).date(),
+                                             {"item_ids": ids})
+    with serving(env, port, max_body_bytes=1024):
+        assert sorted(worker._write(version, rows, lsn=1)) == sorted(ids)
+        assert worker.request_rows is not None and worker.request_rows < len(ids)
+    for item in ids[:2]:
+        assert np.allclose(stored(env, version, item), daily_vector(env, version, item),
+                           atol=1e-4)
 
 def test_the_worker_reports_its_lag_and_throughput_and_a_stale_slot_is_named(env, service):
     import urllib.request

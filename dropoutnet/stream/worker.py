@@ -71,6 +71,10 @@ class RejectedError(ValueError):
     """The model service refused the request (HTTP 4xx): retrying cannot help."""
 
 
+class TooLargeError(RejectedError):
+    """The model service refused the request's size (HTTP 413, its ``max_body_bytes``)."""
+
+
 class _Stopped(Exception):
     """Asked to stop while a batch was being retried: the batch stays unconfirmed, so the
     slot gives it again at the next start."""
@@ -160,6 +164,9 @@ class Worker:
         self.roles: dict[tuple[str, str], str] = {}
         self.item_model = cfg.serving.item_model or f"{cfg.model_name}_item"
         self.version: str | None = None  # the active version the worker last embedded into
+        # the most rows one predict request carries once the service refused a bigger one's
+        # size (HTTP 413); None: a batch goes in one request
+        self.request_rows: int | None = None
         self._last_beat: tuple[float, int] | None = None  # (monotonic time, items embedded)
         self._stopping: Callable[[], bool] = lambda: False  # run()'s stop or deadline
         from prometheus_client import CollectorRegistry, Histogram
@@ -414,19 +421,37 @@ class Worker:
 
     def _write(self, version: str, rows: dict[str, list], lsn: int) -> list[str]:
         """Embed and upsert ``rows``; a batch the service (or the model's input check)
-        refuses is split, and an item refused on its own becomes a dead letter."""
+        refuses is split, and an item refused on its own becomes a dead letter.
+
+        A batch whose request the service refuses for its size (HTTP 413) is halved, and
+        the worker keeps that size for its later requests: a backlog's full batches of big
+        items fit the service's ``max_body_bytes`` after a split or two, not one request
+        per item."""
+        n = len(rows["item_id"])
+        if self.request_rows is not None and n > self.request_rows:
+            step, out = self.request_rows, []
+            for k in range(0, n, step):
+                out += self._write(version, {name: v[k:k + step] for name, v in rows.items()},
+                                   lsn)
+            return out
         started = time.perf_counter()
         try:
             embeddings = self.embed(version, rows)
         except (RejectedError, ValueError) as exc:
             self.stats.seconds["service"] += time.perf_counter() - started
-            if len(rows["item_id"]) == 1:
+            if n == 1:
                 self._dead_letter(rows["item_id"][0], lsn, str(exc)[:1000],
                                   {k: _plain(v[0]) for k, v in rows.items()})
                 return []
+            if isinstance(exc, TooLargeError):
+                self.request_rows = n // 2
+                log.warning("the model service refused a request of %d items for its size "
+                            "(%s); sending at most %d items a request from now on", n, exc,
+                            self.request_rows)
+                return self._write(version, rows, lsn)
             out = []
-            for k in range(len(rows["item_id"])):
-                out += self._write(version, {n: [v[k]] for n, v in rows.items()}, lsn)
+            for k in range(n):
+                out += self._write(version, {name: [v[k]] for name, v in rows.items()}, lsn)
             return out
         self.stats.seconds["service"] += time.perf_counter() - started
         started = time.perf_counter()
@@ -469,6 +494,8 @@ class Worker:
                 answer = json.loads(r.read())
         except urllib.error.HTTPError as err:
             detail = f"{url}: HTTP {err.code}: {err.read()[:300]!r}"
+            if err.code == 413:
+                raise TooLargeError(detail) from None
             if 400 <= err.code < 500 and err.code not in (404, 408, 429):
                 raise RejectedError(detail) from None  # 404: the version is not loaded yet
             raise ModelServiceError(detail) from None
