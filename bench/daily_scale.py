@@ -18,7 +18,8 @@ demo's shape: users, items and new items scaled together; the demo holds 257,380
   partition into memory first and trains on the arrays (the read is timed apart); and
   ``model_only`` trains on batches already made, the model's own ceiling
   (``model_only_keras_adam``, when asked for, the same with Keras's own Adam in place of
-  :class:`dropoutnet.model.optimizer.Adam`).  Samples per second of training (epochs x rows
+  :class:`dropoutnet.model.optimizer.Adam`); ``MODE@N`` runs a mode at N steps per call into
+  TensorFlow in place of the config's ``training.steps_per_execution``.  Samples per second of training (epochs x rows
   / seconds) and peak memory of each.
 * **user embeddings**: ``--users`` more users (default 1,000,000; each a copy of a generated
   user's attributes, with an impression and a click on the bizdate, so every one is active
@@ -141,11 +142,16 @@ def child_training(mode: str) -> None:
     from dropoutnet.training.source import PartitionSource
 
     cfg = load_config(os.environ["DROPOUTNET_CONFIG"])
+    out: dict = {"mode": mode}
+    mode, _, steps = mode.partition("@")  # "postgres@1": 1 step per call into TensorFlow
+    if steps:
+        cfg = cfg.model_copy(update={"training": cfg.training.model_copy(
+            update={"steps_per_execution": int(steps)})})
+    out["steps_per_execution"] = cfg.training.steps_per_execution
     url = embedded_pg.ensure_database_url()
     with db.transaction(url) as cur:
         boundaries = partitions.load_boundaries(cur, cfg, END)
     work = Path(tempfile.mkdtemp(prefix="dropoutnet-train-"))
-    out: dict = {"mode": mode}
     try:
         if mode in ("postgres", "postgres_uncached"):
             started = time.perf_counter()
@@ -205,7 +211,9 @@ def main() -> int:
     parser.add_argument("--training-modes", default="postgres,memory,model_only",
                         help="methods of the training section, in the order run each round "
                         "(also: postgres_uncached, every epoch read from Postgres; "
-                        "model_only_keras_adam, the model alone with Keras's Adam)")
+                        "model_only_keras_adam, the model alone with Keras's Adam; a mode "
+                        "with @N, e.g. postgres@1, runs N steps per call into TensorFlow in "
+                        "place of the config's training.steps_per_execution)")
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -287,7 +295,8 @@ def main() -> int:
             rate = {m: statistics.median(x["samples_per_s"] for x in v) for m, v in runs.items()}
             ratios = {f"{a}_vs_{b}": round(rate[a] / rate[b], 3)
                       for a, b in (("postgres", "memory"), ("postgres_uncached", "memory"),
-                                   ("memory", "model_only"), ("postgres", "model_only"))
+                                   ("memory", "model_only"), ("postgres", "model_only"),
+                                   ("postgres", "postgres@1"))
                       if a in rate and b in rate}
             result["training"] = {
                 "runs": runs, "samples_per_s": rate, **ratios,
