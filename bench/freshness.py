@@ -19,7 +19,9 @@ starts from the published partition.  Reported per arm and rate, the median over
 p50 / p90 / p99 / max over the items, the insert and store rates reached, whether the lag
 grows (median latency of the last tenth of the inserts against the first tenth), and where
 the worker's time went (its ``dropoutnet_stream_phase_seconds_total`` per phase, per item);
-every round's figures are kept too.
+every round's figures are kept too.  Then, per arm and round, a **backlog** of ``--backlog``
+new items committed in one transaction: the seconds until all are visible and the rate the
+worker stored them at (first to last visible), its capacity beyond the inserters' own rate.
 
 Targets (on this 2-core machine): p99 <= 200 ms at 50 inserts/s; >= 1,000 items/s sustained
 with a lag that does not grow.  Prints the JSON and writes it to ``OUT/freshness.json``.
@@ -165,8 +167,8 @@ def measure(cfg, url: str, version: str, rate: float, seconds: float, tag: str,
                 if wait > 0:
                     time.sleep(wait)
                 item_id = f"fresh_{tag}_{k}"
-                sql.execute(cur, "local/demo/copy_item.sql", params={
-                    "source_id": sources[k % len(sources)], "item_id": item_id,
+                sql.execute(cur, "local/demo/copy_items.sql", params={
+                    "source_ids": [sources[k % len(sources)]], "item_ids": [item_id],
                     "id_column": items.columns["item_id"],
                     "time_column": items.columns["create_time"]}, items=items)
                 conn.commit()
@@ -206,6 +208,49 @@ def measure(cfg, url: str, version: str, rate: float, seconds: float, tag: str,
         "lag_trend_s": {"first_tenth_median": round(float(np.median(head)), 3) if head else None,
                         "last_tenth_median": round(float(np.median(tail)), 3) if tail else None},
     }
+
+
+def drain(cfg, url: str, version: str, n: int, tag: str) -> dict:
+    """A backlog: ``n`` new items committed in one transaction, which the worker receives
+    together at the commit.  The seconds until each is visible, and the rate the worker
+    stored them at, first to last visible: its sustained capacity, which the paced arms
+    cannot show beyond the inserters' own rate."""
+    import psycopg2
+
+    from dropoutnet.core import sql
+
+    items = cfg.raw.items
+    conn = psycopg2.connect(url)
+    try:
+        with conn.cursor() as cur:
+            sql.execute(cur, "local/demo/newest_items.sql", params={"n": 100}, items=items)
+            sources = [r[0] for r in cur.fetchall()]
+            ids = [f"fresh_{tag}_{k}" for k in range(n)]
+            sql.execute(cur, "local/demo/copy_items.sql", params={
+                "source_ids": [sources[k % len(sources)] for k in range(n)], "item_ids": ids,
+                "id_column": items.columns["item_id"],
+                "time_column": items.columns["create_time"]}, items=items)
+        conn.commit()
+        committed = time.monotonic()
+        conn.autocommit = True
+        pending, visible = set(ids), []
+        with conn.cursor() as cur:
+            while pending and time.monotonic() < committed + 300:
+                time.sleep(0.05)
+                sql.execute(cur, "local/demo/items_stored.sql",
+                            params={"version": version, "item_ids": list(pending)},
+                            schema=cfg.storage.schema_)
+                now = time.monotonic()
+                for (item_id,) in cur.fetchall():
+                    pending.discard(item_id)
+                    visible.append(now)
+    finally:
+        conn.close()
+    first, last = (min(visible), max(visible)) if visible else (committed, committed)
+    return {"backlog": n, "visible": len(visible),
+            "first_visible_s": round(first - committed, 3),
+            "all_visible_s": round(last - committed, 3),
+            "store_rate": round((len(visible) - 1) / max(last - first, 1e-9), 1)}
 
 
 def forget_fresh_items(cfg, url: str, version: str) -> dict:
@@ -266,6 +311,9 @@ def main() -> int:
     parser.add_argument("--inserters", type=int, default=4,
                         help="connections inserting in parallel (one alone tops out near "
                              "350 inserts/s here)")
+    parser.add_argument("--backlog", type=int, default=20_000,
+                        help="new items committed at once after the paced rates, per arm and "
+                             "round: the worker's drain rate (0: none)")
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results")
     args = parser.parse_args()
     rates = [float(r) for r in args.rates.split(",")]
@@ -290,6 +338,7 @@ def main() -> int:
                     "inserters": args.inserters}
     per_round: dict[str, dict[str, list]] = {arm: {str(int(r)): [] for r in rates}
                                              for arm in ARMS}
+    drains: dict[str, list[dict]] = {arm: [] for arm in ARMS}
     try:
         url = embedded_pg.ensure_database_url()
         cfg = pipeline.load(None)
@@ -318,11 +367,27 @@ def main() -> int:
                         per_round[arm][str(int(rate))].append(figures)
                         print(json.dumps({"round": k, "arm": arm, str(int(rate)): figures}),
                               flush=True)
+                    if args.backlog:
+                        forget_fresh_items(cfg, url, version)
+                        before = phase_seconds(metrics_port)
+                        figures = drain(cfg, url, version, args.backlog, f"{arm}{k}b")
+                        after = phase_seconds(metrics_port)
+                        figures["worker_ms_per_item"] = {
+                            phase: round(1000 * (after.get(phase, 0) - before.get(phase, 0))
+                                         / max(figures["visible"], 1), 3) for phase in after}
+                        drains[arm].append(figures)
+                        print(json.dumps({"round": k, "arm": arm, "backlog": figures}),
+                              flush=True)
                 finally:
                     stop(worker)
         result["arms"] = {arm: {rate: summary(rounds) for rate, rounds in by_rate.items()}
                           for arm, by_rate in per_round.items()}
         result["rounds_figures"] = per_round
+        if args.backlog:
+            result["backlog"] = {arm: {
+                "store_rate": float(np.median([d["store_rate"] for d in runs])),
+                "all_visible_s": float(np.median([d["all_visible_s"] for d in runs])),
+                "rounds": runs} for arm, runs in drains.items()}
         best = result["arms"]["flush_when_idle"]
         low, high = best.get("50") or {}, best.get("1000") or {}
         result["targets"] = {
@@ -332,7 +397,9 @@ def main() -> int:
                                                  .get("latency_s") or {}).get("p99")},
             "sustained_items_per_s": {"goal": 1000, "measured": high.get("store_rate"),
                                       "insert_rate": high.get("insert_rate"),
-                                      "lag_trend_s": high.get("lag_trend_s")},
+                                      "lag_trend_s": high.get("lag_trend_s"),
+                                      "backlog_store_rate": (result.get("backlog") or {}).get(
+                                          "flush_when_idle", {}).get("store_rate")},
         }
     finally:
         if service is not None:

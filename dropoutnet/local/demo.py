@@ -326,8 +326,8 @@ def stream_new_items(base: Path, url: str, cli_env: dict[str, str], n: int = 3) 
     for k, source_id in enumerate(sources):
         item_id = f"live_{stamp}_{k + 1}"
         with db.transaction(url) as cur:  # committed when the block ends
-            sql.execute(cur, "local/demo/copy_item.sql", params={
-                "source_id": source_id, "item_id": item_id,
+            sql.execute(cur, "local/demo/copy_items.sql", params={
+                "source_ids": [source_id], "item_ids": [item_id],
                 "id_column": items.columns["item_id"],
                 "time_column": items.columns["create_time"]}, items=items)
         inserted = time.monotonic()
