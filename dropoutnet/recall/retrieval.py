@@ -206,9 +206,12 @@ def user_vector(cur, cfg: PipelineConfig, version: str, user_id: str,
                 table: str = "user_embeddings") -> np.ndarray | None:
     """The user's stored vector as float32 (a ``halfvec``'s float16s, exactly), or None."""
     # a lookup by key: prepared (sql.execute_prepared), its plan is the same for every user
-    sql.execute_prepared(cur, [sql.render("recall/user_vector.sql", schema=cfg.storage.schema_,
-                                          table=table)],
-                         {"model_version": version, "user_id": user_id})
+    text = sql.render("recall/user_vector.sql", schema=cfg.storage.schema_, table=table)
+    params = {"model_version": version, "user_id": user_id}
+    if cfg.retrieval.prepared_statements:
+        sql.execute_prepared(cur, [text], params)
+    else:
+        cur.execute(text, params)
     row = cur.fetchone()
     return None if row is None else as_vector(row[0])
 
@@ -241,7 +244,8 @@ def top_items(cur, cfg: PipelineConfig, version: str, vector: np.ndarray, top_n:
                "vector_type": cfg.storage.vector_type}
     execute_scan(cur, params, ef_search=ef_search or max(hnsw.ef_search, top_n),
                  iterative_scan=hnsw.iterative_scan if ranged or filtered or excluded
-                 else "off", max_scan_tuples=hnsw.max_scan_tuples, **context)
+                 else "off", max_scan_tuples=hnsw.max_scan_tuples,
+                 prepare=cfg.retrieval.prepared_statements, **context)
     rows = cur.fetchall()
     if complete and len(rows) < top_n:
         sql.execute(cur, "recall/retrieve.sql", params=params, exact=True, **context)
@@ -262,7 +266,8 @@ def execute_scan(cur, params: dict[str, Any], *, ef_search: int, iterative_scan:
     (:func:`sql.execute_prepared`): its plan is the HNSW scan whatever the values, and the
     server skips parsing and planning it on every call (about 0.2 ms of a 1.5-ms scan's
     CPU, server and client, at 200k items).  A filtered scan is planned for its values, and
-    so is every scan with ``prepare`` off (the benches' baseline)."""
+    so is every scan with ``prepare`` off (``retrieval.prepared_statements``; the benches'
+    baseline)."""
     texts = [sql.render("recall/retrieval_settings.sql"), sql.render(
         "recall/retrieve.sql", exact=exact, relaxed=iterative_scan == "relaxed_order",
         **context)]
