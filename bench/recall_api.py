@@ -12,8 +12,7 @@ does.  Then, in rounds, each layer in turn for ``--requests`` sequential recalls
 (the users taken in turn), after a warm-up:
 
 * ``scan``: the retrieval statements alone on one connection
-  (:func:`dropoutnet.recall.retrieval.execute_scan`, the user's vector already in hand), as
-  prepared statements; ``scan_unprepared``, the same parsed and planned on every call;
+  (:func:`dropoutnet.recall.retrieval.execute_scan`, the user's vector already in hand);
 * ``recall``: :func:`dropoutnet.recall.retrieval.recall` in this process on one connection:
   the active version and experiment lookups, the user's vector, the scan;
 * ``api``: ``GET /v1/recall`` of a ``dropoutnet recall-api`` process over a kept-alive
@@ -93,11 +92,11 @@ def main() -> int:
                    "created_range": False, "filtered": False, "excluding": False,
                    "vector_type": cfg.storage.vector_type}
 
-        def scan(k: int, prepare: bool = True) -> None:
+        def scan(k: int) -> None:
             execute_scan(cur, {"user_vector": users[k % USERS], "model_version": VERSION,
                                "top_n": TOP_N},
                          ef_search=max(hnsw.ef_search, TOP_N), iterative_scan="off",
-                         max_scan_tuples=hnsw.max_scan_tuples, prepare=prepare, **context)
+                         max_scan_tuples=hnsw.max_scan_tuples, **context)
             assert len(cur.fetchall()) == TOP_N
             conn.commit()
 
@@ -116,8 +115,7 @@ def main() -> int:
             if response.status != 200:
                 raise RuntimeError(f"recall answered {response.status}: {body[:200]!r}")
 
-        layers = {"scan_unprepared": lambda k: scan(k, prepare=False), "scan": scan,
-                  "recall": in_process, "api": api}
+        layers = {"scan": scan, "recall": in_process, "api": api}
         rounds: list[dict] = []
         for r in range(args.rounds):
             row = {}

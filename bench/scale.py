@@ -40,8 +40,7 @@ turn (side by side, so drift hits them alike), the pipeline's retrieval statemen
 query vector cast to the stored type) at concurrency 1 (p50 / p99 latency, recall@100 against the
 exact answer over the model's float32 vectors, so halfvec's rounding counts: the exact answer over
 its float16 values reaches ``stored_exact_recall_at_100``), 4 and 16 (queries/s, one connection per
-client, ``--seconds`` each), as prepared statements (as recall runs them) and, side by side,
-parsed and planned on every call (``hnsw_unprepared``); the same with a filter (items created in the newest 10 %, iterative
+client, ``--seconds`` each); the same with a filter (items created in the newest 10 %, iterative
 scan); the exact scan in Postgres (``recall/retrieve.sql``'s exact fallback) and an exact top-k in
 numpy over the same vectors (the ceiling for exactness).
 
@@ -275,22 +274,20 @@ def top_k(vectors: np.ndarray, query: np.ndarray, k: int, keep: np.ndarray | Non
 
 
 def search(cur, setting: IndexSetting, query: np.ndarray, ef: int, created_from=None,
-           created_to=None, iterative: str = "strict_order", exact: bool = False,
-           prepare: bool = True) -> set[int]:
+           created_to=None, iterative: str = "strict_order", exact: bool = False) -> set[int]:
     """The pipeline's retrieval statements
     (:func:`dropoutnet.recall.retrieval.execute_scan`: ``recall/retrieval_settings.sql`` and
     ``recall/retrieve.sql`` in one round trip, the query vector cast to the stored type) on
     ``setting``'s table: the top K items' row numbers.  A filtered scan is iterative
     (``iterative``: pgvector's ``strict_order`` or ``relaxed_order``); ``exact``: the exact
-    fallback (ordered by the computed score, no index); ``prepare`` off: an unfiltered scan
-    planned on every call too, as before it ran as prepared statements."""
+    fallback (ordered by the computed score, no index)."""
     from dropoutnet.recall.retrieval import execute_scan
 
     ranged = created_from is not None
     execute_scan(cur, {"user_vector": query, "model_version": VERSION, "top_n": K,
                        "created_from": created_from, "created_to": created_to},
                  ef_search=ef, iterative_scan=iterative if ranged else "off",
-                 max_scan_tuples=setting.hnsw.max_scan_tuples, exact=exact, prepare=prepare,
+                 max_scan_tuples=setting.hnsw.max_scan_tuples, exact=exact,
                  schema=setting.schema, table=setting.table, vector_type=setting.storage,
                  created_range=ranged, filtered=False, excluding=False)
     return {int(r[0][1:]) for r in cur.fetchall()}
@@ -326,8 +323,7 @@ def server_memory(home: Path, arm: str, settings: list[IndexSetting]) -> None:
 
 def query_section(url: str, settings: list[IndexSetting], vectors: np.ndarray, times: list,
                   queries: np.ndarray, seconds: float, ef_search: tuple[int, ...]) -> dict:
-    """Per setting: ``{"hnsw": {ef: row}, "hnsw_unprepared": {ef: row},
-    "hnsw_filtered": {ef: row}, "hnsw_filtered_relaxed": {ef: row},
+    """Per setting: ``{"hnsw": {ef: row}, "hnsw_filtered": {ef: row},
     "postgres_exact_scan_ms"}``, measured ef by ef with the settings side by side; and the
     numpy exact top-k's time, under ``"numpy_exact_ms"``."""
     from dropoutnet.core import db
@@ -342,8 +338,7 @@ def query_section(url: str, settings: list[IndexSetting], vectors: np.ndarray, t
         top_k(vectors, q, K)
     numpy_ms = round(1000 * (time.perf_counter() - started) / len(queries), 2)
     out: dict[str, dict] = {s.label: {"k": K, "queries": len(queries), "hnsw": {},
-                                      "hnsw_unprepared": {}, "hnsw_filtered": {},
-                                      "hnsw_filtered_relaxed": {}}
+                                      "hnsw_filtered": {}, "hnsw_filtered_relaxed": {}}
                             for s in settings}
     # the stored type's own ceiling: the exact top K over the stored values (halfvec: float16
     # roundings of items and query, as pgvector compares them) against the float32 answer
@@ -368,19 +363,18 @@ def query_section(url: str, settings: list[IndexSetting], vectors: np.ndarray, t
                     conn.commit()
                 out[setting.label]["postgres_exact_scan_ms"] = round(
                     statistics.median(times_ms), 1)
-            for name, ranges, truth, prepare in (
-                    ("hnsw", (None, None), exact, True),
-                    ("hnsw_unprepared", (None, None), exact, False),
+            for name, ranges, truth in (
+                    ("hnsw", (None, None), exact),
                     ("hnsw_filtered", (created_from, created_to, "strict_order"),
-                     exact_filtered, True),
+                     exact_filtered),
                     ("hnsw_filtered_relaxed", (created_from, created_to, "relaxed_order"),
-                     exact_filtered, True)):
+                     exact_filtered)):
                 for ef in ef_search:
                     for setting in settings:
                         lat, hits = [], []
                         for q, want in zip(queries, truth):
                             started = time.perf_counter()
-                            got = search(cur, setting, q, ef, *ranges, prepare=prepare)
+                            got = search(cur, setting, q, ef, *ranges)
                             lat.append(1000 * (time.perf_counter() - started))
                             hits.append(len(got & want) / max(len(want), 1))
                             conn.commit()
@@ -389,7 +383,7 @@ def query_section(url: str, settings: list[IndexSetting], vectors: np.ndarray, t
                                "p99_ms": round(float(np.percentile(lat, 99)), 2)}
                         for c in CONCURRENCY:
                             row[f"qps_c{c}"] = qps(url, setting, queries, ef, c, seconds,
-                                                   ranges, prepare)
+                                                   ranges)
                         out[setting.label][name][str(ef)] = row
                         print(f"{setting.label} {name} ef_search {ef}: {row}",
                               file=sys.stderr, flush=True)
@@ -401,7 +395,7 @@ def query_section(url: str, settings: list[IndexSetting], vectors: np.ndarray, t
 
 
 def qps(url: str, setting: IndexSetting, queries: np.ndarray, ef: int, clients: int,
-        seconds: float, ranges, prepare: bool = True) -> float:
+        seconds: float, ranges) -> float:
     """Queries per second of ``clients`` connections searching for ``seconds``."""
     from dropoutnet.core import db
 
@@ -414,8 +408,7 @@ def qps(url: str, setting: IndexSetting, queries: np.ndarray, ef: int, clients: 
             with conn.cursor() as cur:
                 i = k
                 while time.perf_counter() < deadline:
-                    search(cur, setting, queries[i % len(queries)], ef, *ranges,
-                           prepare=prepare)
+                    search(cur, setting, queries[i % len(queries)], ef, *ranges)
                     conn.commit()
                     counts[k] += 1
                     i += clients

@@ -137,40 +137,6 @@ def test_a_statement_rendered_again_is_remembered_text_for_text():
     assert "label" in listed and sql._render_plain.cache_info() == calls  # a list: not kept
 
 
-
-def test_prepared_statements_are_prepared_once_per_connection(database_url):
-    """sql.execute_prepared: parameters by name (one used twice, a literal %), the same
-    rows as a plain execute, prepared on a connection's first use only, still there after
-    a rollback (PREPARE outlives it), and prepared again on another connection."""
-    from dropoutnet.core import sql
-
-    texts = ["select 7 %% 4 as m, %(a)s::int + %(b)s::int as s, %(a)s::text as t;",
-             "select %(b)s::int * 2;"]
-
-    def prepared(cur) -> int:
-        cur.execute("select count(*) from pg_prepared_statements")
-        return cur.fetchone()[0]
-
-    first, second = db.connect(database_url), db.connect(database_url)
-    try:
-        with first.cursor() as cur:
-            cur.execute("\n".join(texts), {"a": 2, "b": 5})
-            plain = cur.fetchall()
-            for _ in range(3):
-                sql.execute_prepared(cur, texts, {"a": 2, "b": 5})
-                assert cur.fetchall() == plain == [(10,)]
-                assert prepared(cur) == 2
-            first.rollback()
-            sql.execute_prepared(cur, texts[:1], {"a": 1, "b": 1, "unused": "x"})
-            assert cur.fetchall() == [(3, 2, "1")]
-        with second.cursor() as cur:
-            assert prepared(cur) == 0
-            sql.execute_prepared(cur, texts[1:], {"b": 3})
-            assert cur.fetchall() == [(6,)] and prepared(cur) == 1
-    finally:
-        first.close()
-        second.close()
-
 def test_the_superusers_schemas_and_tables_are_handed_to_the_pipeline_role(
         database_url, admin_database_url):
     # a data folder from before the pipeline role: its tables belong to the superuser

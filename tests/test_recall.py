@@ -186,14 +186,6 @@ def test_the_hnsw_answer_equals_the_exact_answer_at_a_high_ef_search(store):
     # on its own connection, with the planner's own choice: the same answer
     assert_same(recall(cfg, "u2", 20, url=store["url"], ef_search=1000)["items"],
                 exact(store, "u2", 20))
-    # retrieval.prepared_statements off (behind a transaction pooler): the same, none prepared
-    plain = cfg.model_copy(update={"retrieval": cfg.retrieval.model_copy(
-        update={"prepared_statements": False})})
-    with db.transaction(store["url"]) as cur:
-        got = recall(plain, "u2", 20, ef_search=1000, cur=cur)
-        cur.execute("select count(*) from pg_prepared_statements")
-        assert cur.fetchone() == (0,)
-    assert_same(got["items"], exact(store, "u2", 20))
 
 
 def test_recall_over_halfvec_equals_the_exact_answer_of_the_stored_float16s(halfvec_store):

@@ -169,13 +169,6 @@ class RetrievalConfig(Strict):
     active_user_days: int = Field(default=14, ge=1,
                                   description="users with an event or a registration within "
                                               "this many days ending at the bizdate are active")
-    prepared_statements: bool = Field(
-        default=True,
-        description="run a recall's unfiltered scan and its user-vector lookup as prepared "
-                    "statements of the connection (parsed once per connection, not per "
-                    "call); turn off behind a pooler that shares server connections between "
-                    "clients per transaction (PgBouncer's transaction mode), where a "
-                    "statement prepared on one server connection is missing on the next")
     hnsw: HnswConfig = Field(default_factory=HnswConfig)
     api: RecallApiConfig = Field(default_factory=RecallApiConfig)
     log: ServedLogConfig = Field(default_factory=ServedLogConfig)

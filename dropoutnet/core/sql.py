@@ -10,13 +10,7 @@ is trusted code, and the fragment goes in through the ``sql_fragment`` filter.
 
 from __future__ import annotations
 
-import hashlib
 import logging
-import re
-import threading
-import weakref
-from collections.abc import Sequence
-from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
@@ -108,66 +102,3 @@ def execute(cur, template: str, params: dict[str, Any] | None = None, **context:
     log.debug("running %s:\n%s", template, text)
     cur.execute(text, params or {})
     return text
-
-
-# ---- server-side prepared statements (a request path's hot statements) ----
-
-_PARAMETER = re.compile(r"%\((\w+)\)s")
-# the names of the statements prepared on each open connection (PREPARE outlives a rollback:
-# a prepared statement lasts as long as its session)
-_PREPARED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-_PREPARED_LOCK = threading.Lock()  # connections of a pool, used from several threads
-MAX_PREPARED = 256  # per connection: beyond, all are deallocated and prepared again on use
-
-
-@dataclass(frozen=True)
-class Prepared:
-    """A rendered statement in its prepared form: ``prepare`` defines it on a connection
-    (its ``%(name)s`` parameters numbered ``$1``, ``$2``, ... by first appearance; the
-    server infers their types from the text, as it does for bind parameters), ``run`` is the
-    ``execute`` taking the same named parameters.  The name is a hash of the text, so every
-    connection gives one statement one name."""
-
-    name: str
-    prepare: str
-    run: str
-
-
-@lru_cache(maxsize=1024)
-def prepared_form(text: str) -> Prepared:
-    """``text`` (one statement, ``%(name)s`` parameters) as a :class:`Prepared`."""
-    names: list[str] = []
-
-    def number(match: re.Match) -> str:
-        if match[1] not in names:
-            names.append(match[1])
-        return f"${names.index(match[1]) + 1}"
-
-    # run without bind parameters, so the driver leaves "%%" as it is: it becomes "%" here
-    body = _PARAMETER.sub(number, text.strip().rstrip(";")).replace("%%", "%")
-    name = "dn_" + hashlib.sha1(text.encode()).hexdigest()[:20]
-    arguments = f"({', '.join(f'%({n})s' for n in names)})" if names else ""
-    return Prepared(name, f"prepare {name} as\n{body};", f"execute {name}{arguments};")
-
-
-def execute_prepared(cur, texts: Sequence[str], params: dict[str, Any] | None = None) -> None:
-    """Run rendered statements ``texts`` (sharing ``params``) in one round trip as prepared
-    statements of ``cur``'s connection, preparing each on its first use there.
-
-    The server then parses a statement once per connection, not once per call, and after a
-    few calls may keep one generic plan (PostgreSQL's ``plan_cache_mode = auto``).  So
-    prepare only statements whose best plan cannot depend on the values (a lookup by key, an
-    HNSW scan without filters): a generic plan of a filtered scan, estimated for no value in
-    particular, can pick an index that is wrong for the values a call brings."""
-    with _PREPARED_LOCK:
-        known = _PREPARED.setdefault(cur.connection, set())
-    forms = [prepared_form(t) for t in texts]
-    for form in forms:  # one round trip each, once per connection: so the set stays true
-        if form.name in known:
-            continue
-        if len(known) >= MAX_PREPARED:
-            cur.execute("deallocate all")
-            known.clear()
-        cur.execute(form.prepare)
-        known.add(form.name)
-    cur.execute("\n".join(f.run for f in forms), params or {})

@@ -205,13 +205,9 @@ def parse_filter_options(options: list[str] | None) -> dict[str, str]:
 def user_vector(cur, cfg: PipelineConfig, version: str, user_id: str,
                 table: str = "user_embeddings") -> np.ndarray | None:
     """The user's stored vector as float32 (a ``halfvec``'s float16s, exactly), or None."""
-    # a lookup by key: prepared (sql.execute_prepared), its plan is the same for every user
-    text = sql.render("recall/user_vector.sql", schema=cfg.storage.schema_, table=table)
-    params = {"model_version": version, "user_id": user_id}
-    if cfg.retrieval.prepared_statements:
-        sql.execute_prepared(cur, [text], params)
-    else:
-        cur.execute(text, params)
+    sql.execute(cur, "recall/user_vector.sql",
+                params={"model_version": version, "user_id": user_id},
+                schema=cfg.storage.schema_, table=table)
     row = cur.fetchone()
     return None if row is None else as_vector(row[0])
 
@@ -244,8 +240,7 @@ def top_items(cur, cfg: PipelineConfig, version: str, vector: np.ndarray, top_n:
                "vector_type": cfg.storage.vector_type}
     execute_scan(cur, params, ef_search=ef_search or max(hnsw.ef_search, top_n),
                  iterative_scan=hnsw.iterative_scan if ranged or filtered or excluded
-                 else "off", max_scan_tuples=hnsw.max_scan_tuples,
-                 prepare=cfg.retrieval.prepared_statements, **context)
+                 else "off", max_scan_tuples=hnsw.max_scan_tuples, **context)
     rows = cur.fetchall()
     if complete and len(rows) < top_n:
         sql.execute(cur, "recall/retrieve.sql", params=params, exact=True, **context)
@@ -254,30 +249,16 @@ def top_items(cur, cfg: PipelineConfig, version: str, vector: np.ndarray, top_n:
 
 
 def execute_scan(cur, params: dict[str, Any], *, ef_search: int, iterative_scan: str,
-                 max_scan_tuples: int, exact: bool = False, prepare: bool = True,
-                 **context: Any) -> None:
+                 max_scan_tuples: int, exact: bool = False, **context: Any) -> None:
     """``recall/retrieval_settings.sql`` and ``recall/retrieve.sql`` (rendered with
     ``context``, bound to ``params``) in one round trip: two statements, one execute; the
     cursor holds the scan's rows.  ``iterative_scan`` is pgvector's (``off`` for a scan
     without filters); ``relaxed_order`` re-sorts the rows it finds (the template's
-    ``relaxed``).
-
-    A scan without filters runs as prepared statements of the connection
-    (:func:`sql.execute_prepared`): its plan is the HNSW scan whatever the values, and the
-    server skips parsing and planning it on every call (about 0.2 ms of a 1.5-ms scan's
-    CPU, server and client, at 200k items).  A filtered scan is planned for its values, and
-    so is every scan with ``prepare`` off (``retrieval.prepared_statements``; the benches'
-    baseline)."""
-    texts = [sql.render("recall/retrieval_settings.sql"), sql.render(
+    ``relaxed``)."""
+    cur.execute(sql.render("recall/retrieval_settings.sql") + "\n" + sql.render(
         "recall/retrieve.sql", exact=exact, relaxed=iterative_scan == "relaxed_order",
-        **context)]
-    params = {**params, "ef_search": ef_search, "iterative_scan": iterative_scan,
-              "max_scan_tuples": max_scan_tuples}
-    if not prepare or exact or any(context.get(k)
-                                   for k in ("created_range", "filtered", "excluding")):
-        cur.execute("\n".join(texts), params)
-    else:
-        sql.execute_prepared(cur, texts, params)
+        **context), {**params, "ef_search": ef_search, "iterative_scan": iterative_scan,
+                     "max_scan_tuples": max_scan_tuples})
 
 
 def filter_value_exists(cur, cfg: PipelineConfig, version: str, column: str,
