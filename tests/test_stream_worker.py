@@ -235,10 +235,11 @@ def test_a_batch_with_one_bad_row_writes_the_others_and_keeps_the_bad_one(env, s
     assert lsn == "7/2A" and "has dim" in reason
 
 
-def test_a_batch_too_big_for_the_service_is_halved_and_every_item_written(env):
+def test_a_batch_too_big_for_the_service_is_halved_and_every_item_written(env, service):
     """A service refusing the request's size (HTTP 413, max_body_bytes): the worker halves
     the batch until it fits, keeps that size for the next requests, and writes every item
-    with the daily path's vector."""
+    with the daily path's vector; a transaction of more items than a batch goes a chunk at
+    a time."""
     cfg = env["cfg"]
     version = f"{END:%Y%m%d}"
     port = free_port()
@@ -256,6 +257,12 @@ def test_a_batch_too_big_for_the_service_is_halved_and_every_item_written(env):
     for item in ids[:2]:
         assert np.allclose(stored(env, version, item), daily_vector(env, version, item),
                            atol=1e-4)
+    # one transaction touching more items than stream.batch_size (a catalogue imported at
+    # once): read, embedded and committed a chunk at a time, 16, 16, then 8
+    wide = cfg.stream.model_copy(update={"batch_size": 16, "window_hours": 24 * 3650})
+    chunked = Worker(cfg.model_copy(update={"stream": wide}))
+    assert sorted(chunked._embed(version, set(ids), lsn=1)) == sorted(ids)
+    assert len(chunked.stats.last_embedded) == 8
 
 def test_the_worker_reports_its_lag_and_throughput_and_a_stale_slot_is_named(env, service):
     import urllib.request

@@ -397,15 +397,25 @@ class Worker:
 
     def _embed(self, version: str, item_ids: set[str], lsn: int) -> list[str]:
         """Read the features of ``item_ids`` (the daily query's), keep those created within
-        the window, embed them with ``version`` and upsert them; return the ids written."""
-        if not item_ids:
-            return []
+        the window, embed them with ``version`` and upsert them; return the ids written.
+
+        In chunks of ``stream.batch_size`` items, each read, embedded and committed before
+        the next: a batch is whole transactions, and one transaction can touch thousands of
+        items (a catalogue imported at once, a version switch's carry-over), whose first
+        items should not wait for the last, nor go to the service in one request."""
+        ordered, step, out = sorted(item_ids), self.cfg.stream.batch_size, []
+        for k in range(0, len(ordered), step):
+            out += self._embed_chunk(version, ordered[k:k + step], lsn)
+        return out
+
+    def _embed_chunk(self, version: str, item_ids: list[str], lsn: int) -> list[str]:
+        """:meth:`_embed` of at most ``stream.batch_size`` items."""
         now = self.now()
         window_start = self._window_start()
         started = time.perf_counter()
         with self.db.transaction() as cur:
             columns = feature_queries.read_features(cur, self.cfg, "item", now.date(),
-                                                    {"item_ids": sorted(item_ids)})
+                                                    {"item_ids": item_ids})
         self.stats.seconds["features"] += time.perf_counter() - started
         keep = [k for k, c in enumerate(columns["created_at"])
                 if c is not None and window_start <= c <= now + dt.timedelta(minutes=5)]
