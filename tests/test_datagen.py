@@ -76,8 +76,8 @@ def test_tables_columns_and_types(db_schema):
     indexes = {r[0] for r in fetch_all(db_schema, "select indexdef from pg_indexes where "
                                                "schemaname = %s and tablename = 'sv_events'",
                                     (db_schema.schema,))}
-    for col in ("event_time", "item_id", "user_id"):
-        assert any(f"({col})" in d for d in indexes), (col, indexes)
+    for columns in ("event_time", "item_id", "user_id, event_time"):
+        assert any(f"({columns})" in d for d in indexes), (columns, indexes)
 
     for table in synthetic.TABLES:
         (count,), = fetch_all(db_schema, f"select count(*) from {table}")

@@ -161,12 +161,12 @@ def ensure_ddl(url: str | None, template: str, **context: Any) -> None:
 
 def replace_tables(url: str, schema: str | None, ddl: dict[str, str],
                    load: Callable[[Any, str, str], int],
-                   indexes: Sequence[tuple[str, str]] = ()) -> dict[str, int]:
+                   indexes: Sequence[tuple[str, ...]] = ()) -> dict[str, int]:
     """Drop, create and load raw tables in one transaction; return the rows loaded per table.
 
     ``ddl`` maps each table to its column definitions, in creation order; ``load(cur,
     qualified_name, table)`` fills one table (a COPY) and returns its row count; ``indexes``
-    are ``(table, column)`` pairs indexed after the load.  Any error rolls everything back,
+    are ``(table, column, ...)`` tuples, each an index on those columns after the load.  Any error rolls everything back,
     so the previous tables stay as they were.  Used by the dataset writers (the synthetic
     generator, the MovieLens loader).
     """
@@ -188,9 +188,10 @@ def replace_tables(url: str, schema: str | None, ddl: dict[str, str],
                     cur.execute(f"create table {name(table)} ({columns})")
                 for table in ddl:
                     counts[table] = load(cur, name(table), table)
-                for table, column in indexes:
-                    cur.execute(f"create index {sql.ident(f'{table}_{column}_idx')} "
-                                f"on {name(table)} ({sql.ident(column)})")
+                for table, *columns in indexes:
+                    index = sql.ident("_".join([table, *columns, "idx"]))
+                    cur.execute(f"create index {index} "
+                                f"on {name(table)} ({', '.join(map(sql.ident, columns))})")
                 for table in ddl:
                     cur.execute(f"analyze {name(table)}")
     finally:

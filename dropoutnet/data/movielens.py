@@ -495,7 +495,10 @@ def load(url: str, path: str | Path | MovieLens, schema: str | None = None) -> d
     counts = db.replace_tables(
         url, schema, {t: _DDL[t] for t in TABLES},
         lambda cur, name, table: _copy(cur, name, data[table]),
-        indexes=[("ml_events", c) for c in ("event_time", "item_id", "user_id")])
+        # a user's events by time: the per-user reads (the active users, their features,
+        # a recall's own items) are index-only scans of it (docs/pipeline.md)
+        indexes=[("ml_events", "event_time"), ("ml_events", "item_id"),
+                 ("ml_events", "user_id", "event_time")])
     day = lambda s: dt.datetime.fromtimestamp(int(s), dt.timezone.utc).date().isoformat()  # noqa: E731
     return {
         "dataset": NAME,

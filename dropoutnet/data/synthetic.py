@@ -588,7 +588,10 @@ def generate(url: str, *, n_users: int, n_items: int, n_authors: int, days: int,
     counts = db.replace_tables(
         url, schema, {t: _DDL[t] for t in TABLES},
         lambda cur, name, table: _copy(cur, name, data[table]),
-        indexes=[("sv_events", c) for c in ("event_time", "item_id", "user_id")])
+        # a user's events by time: the per-user reads (the active users, their features,
+        # a recall's own items) are index-only scans of it (docs/pipeline.md)
+        indexes=[("sv_events", "event_time"), ("sv_events", "item_id"),
+                 ("sv_events", "user_id", "event_time")])
 
     n_imp = int(len(world.imp_click))
     imp = ev["type"] == 0
