@@ -19,8 +19,8 @@ demo's shape: users, items and new items scaled together; the demo holds 257,380
   ``model_only`` trains on batches already made, the model's own ceiling
   (``model_only_keras_adam``, when asked for, the same with Keras's own Adam in place of
   :class:`dropoutnet.model.optimizer.Adam`); ``MODE@N`` runs a mode at N steps per call into
-  TensorFlow in place of the config's ``training.steps_per_execution``.  Samples per second of training (epochs x rows
-  / seconds) and peak memory of each.
+  TensorFlow in place of the config's ``training.steps_per_execution``.  Samples per second
+  of training (epochs x rows / seconds) and peak memory of each.
 * **user embeddings**: ``--users`` more users (default 1,000,000; each a copy of a generated
   user's attributes, with an impression and a click on the bizdate, so every one is active
   and has preference features) are added to the raw tables after the daily run, and the

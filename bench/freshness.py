@@ -124,6 +124,18 @@ def phase_seconds(metrics_port: int) -> dict[str, float]:
             for s in family.samples if s.name == "dropoutnet_stream_phase_seconds_total"}
 
 
+def with_worker_time(metrics_port: int, run) -> dict:
+    """``run()``'s figures, with the worker's seconds per phase spent meanwhile, per item
+    made visible (``worker_ms_per_item``)."""
+    before = phase_seconds(metrics_port)
+    figures = run()
+    after = phase_seconds(metrics_port)
+    figures["worker_ms_per_item"] = {
+        phase: round(1000 * (after.get(phase, 0) - before.get(phase, 0))
+                     / max(figures["visible"], 1), 3) for phase in after}
+    return figures
+
+
 def measure(cfg, url: str, version: str, rate: float, seconds: float, tag: str,
             inserters: int) -> dict:
     """Insert ``rate`` items a second for ``seconds`` from ``inserters`` connections; each
@@ -357,24 +369,16 @@ def main() -> int:
                 try:
                     for rate in rates:
                         forget_fresh_items(cfg, url, version)
-                        before = phase_seconds(metrics_port)
-                        figures = measure(cfg, url, version, rate, args.seconds,
-                                          f"{arm}{k}r{int(rate)}", args.inserters)
-                        after = phase_seconds(metrics_port)
-                        figures["worker_ms_per_item"] = {
-                            phase: round(1000 * (after.get(phase, 0) - before.get(phase, 0))
-                                         / max(figures["visible"], 1), 3) for phase in after}
+                        figures = with_worker_time(metrics_port, lambda: measure(
+                            cfg, url, version, rate, args.seconds, f"{arm}{k}r{int(rate)}",
+                            args.inserters))
                         per_round[arm][str(int(rate))].append(figures)
                         print(json.dumps({"round": k, "arm": arm, str(int(rate)): figures}),
                               flush=True)
                     if args.backlog:
                         forget_fresh_items(cfg, url, version)
-                        before = phase_seconds(metrics_port)
-                        figures = drain(cfg, url, version, args.backlog, f"{arm}{k}b")
-                        after = phase_seconds(metrics_port)
-                        figures["worker_ms_per_item"] = {
-                            phase: round(1000 * (after.get(phase, 0) - before.get(phase, 0))
-                                         / max(figures["visible"], 1), 3) for phase in after}
+                        figures = with_worker_time(metrics_port, lambda: drain(
+                            cfg, url, version, args.backlog, f"{arm}{k}b"))
                         drains[arm].append(figures)
                         print(json.dumps({"round": k, "arm": arm, "backlog": figures}),
                               flush=True)

@@ -264,6 +264,7 @@ def test_a_batch_too_big_for_the_service_is_halved_and_every_item_written(env, s
     assert sorted(chunked._embed(version, set(ids), lsn=1)) == sorted(ids)
     assert len(chunked.stats.last_embedded) == 8
 
+
 def test_the_worker_reports_its_lag_and_throughput_and_a_stale_slot_is_named(env, service):
     import urllib.request
 

@@ -135,6 +135,21 @@ class _Disconnected(Exception):
     """The client went away before its request body arrived: nothing to answer."""
 
 
+async def _discard_body(receive, size: int) -> None:
+    """Read the rest of a body over the limit without keeping it (up to
+    :data:`DISCARD_BYTES` in all), so that the client, still sending, gets the 413: a
+    server that answers and closes with the body unread makes the client's socket
+    reset, and the client sees a broken connection, not the answer telling it to split
+    (the stream worker splits a batch on a 413, and retries a broken connection)."""
+    while size <= DISCARD_BYTES:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise _Disconnected()
+        size += len(message.get("body", b""))
+        if not message.get("more_body", False):
+            return
+
+
 def _error(err: Exception, api: str, model: str) -> tuple[int, str]:
     """TF Serving's error shape for an exception raised by a request: (status, message)."""
     if isinstance(err, HttpError):
@@ -218,7 +233,7 @@ def create_app(config: ServiceConfig, repository: ModelRepository | None = None
     async def read_body(headers: Headers, receive) -> bytes:
         declared = headers.get("content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:
-            await discard_body(receive, 0)
+            await _discard_body(receive, 0)
             raise HttpError(413, f"request body of {declared} bytes is over the limit of "
                                  f"{limit} bytes (max_body_bytes); split the instances over "
                                  "several requests")
@@ -231,27 +246,13 @@ def create_app(config: ServiceConfig, repository: ModelRepository | None = None
             size += len(chunk)
             if size > limit:
                 if message.get("more_body", False):
-                    await discard_body(receive, size)
+                    await _discard_body(receive, size)
                 raise HttpError(413, f"request body is over the limit of {limit} bytes "
                                      "(max_body_bytes); split the instances over several "
                                      "requests")
             chunks.append(chunk)
             if not message.get("more_body", False):
                 return chunks[0] if len(chunks) == 1 else b"".join(chunks)
-
-    async def discard_body(receive, size: int) -> None:
-        """Read the rest of a body over the limit without keeping it (up to
-        :data:`DISCARD_BYTES` in all), so that the client, still sending, gets the 413: a
-        server that answers and closes with the body unread makes the client's socket
-        reset, and the client sees a broken connection, not the answer telling it to split
-        (the stream worker splits a batch on a 413, and retries a broken connection)."""
-        while size <= DISCARD_BYTES:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                raise _Disconnected()
-            size += len(message.get("body", b""))
-            if not message.get("more_body", False):
-                return
 
     async def predict(scope, receive, send, name: str, version: str | None = None) -> None:
         started = time.perf_counter()
