@@ -20,7 +20,7 @@ from dropoutnet import registry
 from dropoutnet.core import db
 from dropoutnet.core.errors import MissingDataError
 from dropoutnet.recall import vectors
-from dropoutnet.recall.vectors import copy_binary, copy_reader
+from dropoutnet.recall.vectors import copy_binary, copy_columns, copy_reader
 
 
 def test_binary_copy_stores_the_models_floats_ids_times_and_nulls_exactly(database_url):
@@ -103,6 +103,8 @@ def test_binary_copy_sends_the_bytes_of_the_per_row_encoder(monkeypatch, vector_
     model[0, :2] = [1e-38, 1 / 3]
     expected = reference(rows, model, vector_type=vector_type)
     assert copy_binary(rows, model, vector_type=vector_type) == expected
+    by_column = [list(column) for column in zip(*rows)]  # as the embedding steps pass them
+    assert copy_columns(by_column, model, vector_type=vector_type) == expected
     parts = [copy_binary(rows[:2], model[:2], framed=False, vector_type=vector_type),
              copy_binary(rows[2:], model[2:], framed=False, vector_type=vector_type)]
     assert b"".join([expected[:19], *parts, expected[-2:]]) == expected
@@ -121,6 +123,8 @@ def test_binary_copy_refuses_rows_of_different_widths():
     with pytest.raises(ValueError, match=r"rows of \[1, 2\] values: every row needs the same "
                                          r"columns"):
         copy_binary([("a",), ("b", "c")], np.zeros((2, 3), np.float32))
+    with pytest.raises(ValueError, match=r"columns of \[1, 2\] values and 2 vectors"):
+        copy_columns([["a"], ["b", "c"]], np.zeros((2, 3), np.float32))
 
 
 def test_binary_copy_stores_a_dict_as_jsonb(database_url):

@@ -135,22 +135,24 @@ def write_candidate(cur, cfg: PipelineConfig, side: str, version: str, run_id: s
 
     ``rows`` hold the values of ``columns`` (after ``model_version``) per vector.
     """
-    return write_candidate_chunks(cur, cfg, side, version, run_id, columns, [(rows, vectors)])
+    return write_candidate_chunks(cur, cfg, side, version, run_id, columns,
+                                  [(_by_column(rows), vectors)])
 
 
 def write_candidate_chunks(cur, cfg: PipelineConfig, side: str, version: str, run_id: str,
                            columns: Sequence[str],
-                           chunks: Iterable[tuple[Sequence[tuple], np.ndarray]]) -> str:
-    """:func:`write_candidate` from ``(rows, vectors)`` chunks, COPYed as they come: one
-    COPY, one chunk in memory at a time (the embedding steps embed a chunk of users or items
-    while the previous one is sent)."""
+                           chunks: Iterable[tuple[Sequence[Sequence[Any]], np.ndarray]]) -> str:
+    """:func:`write_candidate` from ``(values, vectors)`` chunks, ``values`` holding one
+    sequence per column of ``columns`` (as the embedding steps read them), COPYed as they
+    come: one COPY, one chunk in memory at a time (the embedding steps embed a chunk of users
+    or items while the previous one is sent)."""
     schema, parent = cfg.storage.schema_, table(side)
     stage = db.create_stage(cur, schema, parent, version)
+    versioned = ((([version] * len(vectors), *values), vectors) for values, vectors in chunks)
     cur.copy_expert(sql.render("recall/copy_embeddings.sql", schema=schema, stage=stage,
                                columns=["model_version", *columns, "embedding"]),
-                    copy_reader((([(version, *r) for r in rows], vectors)
-                                 for rows, vectors in chunks),
-                                vector_type=cfg.storage.vector_type), size=1 << 20)
+                    column_reader(versioned, vector_type=cfg.storage.vector_type),
+                    size=1 << 20)
     loaded = cur.rowcount
     if side == "item":
         build_index(cur, cfg, stage, loaded, version)
@@ -250,10 +252,18 @@ def copy_reader(chunks: Iterable[tuple[Sequence[Sequence[Any]], np.ndarray]], *,
                 vector_type: str = "vector") -> io.RawIOBase:
     """One binary COPY's payload as a file (for ``copy_expert``), encoded a ``(rows, vectors)``
     chunk at a time as it is read: the chunks may come from a generator that embeds them."""
+    return column_reader(((_by_column(rows), vectors) for rows, vectors in chunks),
+                         vector_type=vector_type)
+
+
+def column_reader(chunks: Iterable[tuple[Sequence[Sequence[Any]], np.ndarray]], *,
+                  vector_type: str = "vector") -> io.RawIOBase:
+    """:func:`copy_reader` of ``(columns, vectors)`` chunks: each chunk's values one sequence
+    per column (:func:`copy_columns`), as a query's results are read, not one tuple per row."""
     def parts() -> Iterator[bytes]:
         yield _COPY_HEADER
-        for rows, vectors in chunks:
-            yield copy_binary(rows, vectors, framed=False, vector_type=vector_type)
+        for columns, vectors in chunks:
+            yield copy_columns(columns, vectors, framed=False, vector_type=vector_type)
         yield _COPY_TRAILER
 
     return _Reader(parts())
@@ -301,25 +311,40 @@ def copy_binary(rows: Sequence[Sequence[Any]], vectors: np.ndarray, *,
     (:func:`stored_values`).  Nothing is formatted as text: the stored floats are exactly
     the model's, or exactly their float16 roundings.
 
-    Encoded a column at a time in numpy (:func:`_encode_block`), not a row at a time: only
+    Encoded a column at a time in numpy (:func:`copy_columns`), not a row at a time: only
     the values themselves (a text's UTF-8, a time's microseconds, a dict's JSON) are made
     one by one in Python."""
-    vectors = _rounded(vectors, vector_type)
     if len(rows) != len(vectors):
         raise ValueError(f"{len(rows)} rows and {len(vectors)} vectors: one vector per row")
+    return copy_columns(_by_column(rows), vectors, framed=framed, vector_type=vector_type)
+
+
+def _by_column(rows: Sequence[Sequence[Any]]) -> list[list[Any]]:
+    """``rows`` as one list of values per column; refuses rows of unequal widths."""
+    widths = set(map(len, rows))
+    if len(widths) > 1:
+        raise ValueError(f"rows of {sorted(widths)} values: every row needs the same columns")
+    return [list(map(itemgetter(k), rows)) for k in range(widths.pop() if widths else 0)]
+
+
+def copy_columns(columns: Sequence[Sequence[Any]], vectors: np.ndarray, *,
+                 framed: bool = True, vector_type: str = "vector") -> bytes:
+    """:func:`copy_binary` of values given one sequence per column (each as long as
+    ``vectors``): the embedding steps' chunks come so from the query, and are encoded
+    without being made into rows and back."""
+    vectors = _rounded(vectors, vector_type)
+    n = len(vectors)
+    lengths = sorted({len(c) for c in columns})
+    if lengths and lengths != [n]:
+        raise ValueError(f"columns of {lengths} values and {n} vectors: one vector per row")
     out: list = [_COPY_HEADER] if framed else []
-    if len(rows):
+    if n:
         if vectors.ndim != 2:
             raise ValueError(f"vectors of shape {vectors.shape}: one row of values per vector")
-        widths = set(map(len, rows))
-        if len(widths) > 1:
-            raise ValueError(f"rows of {sorted(widths)} values: every row needs the same "
-                             f"columns")
-        columns = [list(map(itemgetter(k), rows)) for k in range(widths.pop())]
-        for start in range(0, len(rows), _BLOCK_ROWS):
+        for start in range(0, n, _BLOCK_ROWS):
             stop = start + _BLOCK_ROWS
             out.append(_encode_block([c[start:stop] for c in columns], vectors[start:stop],
-                                     _WIRE_DTYPES[vector_type], min(stop, len(rows)) - start))
+                                     _WIRE_DTYPES[vector_type], min(stop, n) - start))
     if framed:
         out.append(_COPY_TRAILER)
     return b"".join(out)  # the blocks' arrays as they are: one copy, into the bytes

@@ -48,7 +48,10 @@ def _cold_count(cfg: PipelineConfig, side: str, columns: dict[str, list]) -> int
     prefs = [f.name for f in cfg.features_of(side=side) if f.group.endswith("_preference")]
     if not prefs:
         return 0
-    return sum(1 for row in zip(*(columns[p] for p in prefs)) if all(v is None for v in row))
+    n = len(columns[prefs[0]])
+    cold = np.logical_and.reduce([np.fromiter((v is None for v in columns[p]), bool, n)
+                                  for p in prefs])
+    return int(np.count_nonzero(cold))
 
 
 def write_embeddings(cfg: PipelineConfig, bizdate: dt.date, side: str,
@@ -104,7 +107,7 @@ def write_embeddings(cfg: PipelineConfig, bizdate: dt.date, side: str,
                     counts["new"] += sum(1 for c in columns["created_at"]
                                          if c is not None and c.date() == bizdate)
                 progress.update(counts["rows"])
-                yield list(zip(*(columns[n] for n in names))), out
+                yield [columns[n] for n in names], out
         finally:  # on an error too: the reader stops and its cursor closes now
             reads.close()
 
