@@ -193,7 +193,12 @@ class NumericEncoder(FeatureEncoder):
 
 
 class TagsEncoder(FeatureEncoder):
-    """Split on the separator, hash each tag, mean-pool the embeddings; no tag -> zeros."""
+    """Split on the separator, hash each tag, mean-pool the embeddings; no tag -> zeros.
+
+    A blank tag (``"a,,b"``, ``" "``) counts for nothing.  It is weighted out rather than
+    removed from the ragged tokens: removing it gathers the kept strings into new tensors,
+    which was most of a preference list's encoding in training (a user's 14 days of clicked
+    categories and authors); a weight of 0 leaves the sums and counts exactly as they were."""
 
     def __init__(self, spec: FeatureSpec, buckets: int, embedding_dim: int, **kwargs) -> None:
         super().__init__(spec, **kwargs)
@@ -207,13 +212,18 @@ class TagsEncoder(FeatureEncoder):
         """The embedding's width (``model.feature_embedding_dim``)."""
         return self.embedding_dim
 
-    def _tokens(self, raw: tf.Tensor) -> tf.RaggedTensor:
+    def _tokens(self, raw: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor]:
+        """Every token's hash bucket and weight (1, or 0 for a blank one), the row it belongs
+        to, and each row's number of non-blank tokens (float32)."""
         tokens = tf.strings.strip(tf.strings.split(raw, sep=self.separator))
-        return tf.ragged.boolean_mask(tokens, tf.not_equal(tokens, ""))
+        flat, rows = tokens.flat_values, tokens.value_rowids()
+        weight = tf.cast(tf.not_equal(flat, ""), tf.float32)
+        count = tf.math.unsorted_segment_sum(weight, rows, tokens.nrows())
+        return tf.strings.to_hash_bucket_fast(flat, self.buckets), weight, rows, count
 
     def present(self, raw: tf.Tensor) -> tf.Tensor:
         """A row is present when it holds at least one non-blank tag."""
-        return self._tokens(raw).row_lengths() > 0
+        return self._tokens(raw)[3] > 0
 
     @property
     def design_width(self) -> int:
@@ -222,17 +232,17 @@ class TagsEncoder(FeatureEncoder):
 
     def design(self, raw: tf.Tensor) -> tf.SparseTensor:
         """Each row's tags as ``1 / tag count`` in their buckets, like the mean pooling."""
-        tokens = self._tokens(raw)
-        share = 1.0 / tf.cast(tf.gather(tokens.row_lengths(), tokens.value_rowids()), tf.float32)
-        return _one_hot(tf.strings.to_hash_bucket_fast(tokens.flat_values, self.buckets),
-                        self.buckets, share, tokens.value_rowids(), tokens.nrows())
+        ids, weight, rows, count = self._tokens(raw)
+        kept = weight > 0
+        rows = tf.boolean_mask(rows, kept)
+        return _one_hot(tf.boolean_mask(ids, kept), self.buckets, 1.0 / tf.gather(count, rows),
+                        rows, tf.size(count))
 
     def call(self, raw: tf.Tensor) -> tf.Tensor:
-        tokens = self._tokens(raw)
-        vectors = self.embedding(tf.strings.to_hash_bucket_fast(tokens.flat_values, self.buckets))
-        total = tf.math.unsorted_segment_sum(vectors, tokens.value_rowids(), tokens.nrows())
-        count = tf.cast(tokens.row_lengths(), total.dtype)[:, None]
-        return tf.math.divide_no_nan(total, count)
+        ids, weight, rows, count = self._tokens(raw)
+        vectors = self.embedding(ids) * weight[:, None]
+        total = tf.math.unsorted_segment_sum(vectors, rows, tf.size(count))
+        return tf.math.divide_no_nan(total, count[:, None])
 
 
 class VectorEncoder(FeatureEncoder):

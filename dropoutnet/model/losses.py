@@ -104,6 +104,9 @@ def softmax_loss(user_embedding: tf.Tensor, item_embedding: tf.Tensor, labels: t
     labels = tf.reshape(tf.cast(labels, tf.float32), [-1])
     n = tf.shape(item_embedding)[0]
     rows = tf.cast(tf.reshape(tf.where(labels > 0), [-1]), tf.int32)            # [p]
+    if shifts is None and num_negatives is None:
+        return _softmax_all_negatives(user_embedding, item_embedding, rows, item_ids, item_logq,
+                                      margin, scale, sv_coefficient, item_bias)
     if shifts is None:
         shifts = negative_shifts(n, num_negatives)
     shifts = tf.cast(tf.reshape(shifts, [-1]), tf.int32)
@@ -130,6 +133,41 @@ def softmax_loss(user_embedding: tf.Tensor, item_embedding: tf.Tensor, labels: t
         same = tf.concat([tf.zeros([tf.shape(same)[0], 1], tf.bool), same], axis=1)
         logits = tf.where(same, tf.constant(float("-inf"), logits.dtype), logits)
     per_row = tf.reduce_logsumexp(logits, axis=1) - logits[:, 0]
+    return tf.math.divide_no_nan(tf.reduce_sum(per_row), tf.cast(tf.size(rows), per_row.dtype))
+
+
+def _softmax_all_negatives(user_embedding: tf.Tensor, item_embedding: tf.Tensor,
+                           rows: tf.Tensor, item_ids: tf.Tensor | None,
+                           item_logq: tf.Tensor | None, margin: float, scale: float,
+                           sv_coefficient: float, item_bias: tf.Tensor | None) -> tf.Tensor:
+    """:func:`softmax_loss` with every other row's item a negative (``num_negatives``
+    ``None``): the same logits, taken as the columns of the ``[p, n]`` similarity matrix in
+    place, the positive's own column holding its logit, instead of gathered into ``[p, n-1]``
+    rolled copies (the gathers and their gradients' scatters were most of the loss's cost);
+    only the order the log-sum-exp adds them in differs."""
+    n = tf.shape(item_embedding)[0]
+    users = tf.gather(user_embedding, rows)
+    sim = tf.matmul(users, item_embedding, transpose_b=True)                    # [p, n]
+    s_pos = tf.reduce_sum(users * tf.gather(item_embedding, rows), axis=1)      # [p]
+    hard = sim > s_pos[:, None] - margin
+    negatives = scale * tf.where(hard, sv_coefficient * sim + (sv_coefficient - 1.0), sim)
+    positive = scale * (s_pos - margin)
+    if item_bias is not None:
+        bias = tf.reshape(tf.cast(item_bias, negatives.dtype), [-1])
+        negatives += bias[None, :]
+        positive += tf.gather(bias, rows)
+    if item_logq is not None:
+        logq = tf.reshape(tf.cast(item_logq, negatives.dtype), [-1])
+        negatives -= logq[None, :]
+        positive -= tf.gather(logq, rows)
+    own = tf.equal(tf.range(n)[None, :], rows[:, None])                         # [p, n]
+    dropped = own
+    if item_ids is not None:  # the positive's item in another row: masked, as in softmax_loss
+        ids = tf.unique(tf.reshape(item_ids, [-1])).idx
+        dropped = tf.equal(ids[None, :], tf.gather(ids, rows)[:, None])
+    logits = tf.where(dropped, tf.constant(float("-inf"), negatives.dtype), negatives)
+    logits = tf.where(own, positive[:, None], logits)
+    per_row = tf.reduce_logsumexp(logits, axis=1) - positive
     return tf.math.divide_no_nan(tf.reduce_sum(per_row), tf.cast(tf.size(rows), per_row.dtype))
 
 
