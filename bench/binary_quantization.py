@@ -32,7 +32,7 @@ from pathlib import Path
 
 import numpy as np
 from common import REPO, new_home, remove_home, write_result  # first: the repository on the path
-from scale import clustered_unit_vectors
+from scale import clustered_unit_vectors, top_k
 
 DIM, K = 33, 100
 RERANK = (100, 400, 1_000, 4_000, 10_000)
@@ -46,10 +46,6 @@ BIT_SCAN = ("select id from (select id, embedding from bq"
             " order by embedding <#> %(q)s::vector limit 100")
 
 
-def exact_top(items: np.ndarray, query: np.ndarray) -> np.ndarray:
-    return np.argpartition(-(items @ query), K)[:K]
-
-
 def best_case(items: np.ndarray, queries: np.ndarray) -> dict[str, float]:
     """Mean recall@K among the exact Hamming-nearest ``n`` re-ranked, per ``n`` of
     :data:`RERANK`."""
@@ -57,13 +53,13 @@ def best_case(items: np.ndarray, queries: np.ndarray) -> dict[str, float]:
     found: dict[int, list[float]] = {n: [] for n in RERANK}
     for query in queries:
         scores = items @ query
-        exact = exact_top(items, query)
+        exact = top_k(items, query, K)
         hamming = POPCOUNT[np.bitwise_xor(bits, np.packbits(query > 0))].sum(axis=1)
         nearest = np.argsort(hamming, kind="stable")
         for n in RERANK:
             candidates = nearest[:n]
             top = candidates[np.argsort(-scores[candidates])[:K]]
-            found[n].append(len(np.intersect1d(top, exact)) / K)
+            found[n].append(len(exact.intersection(top.tolist())) / K)
     return {f"rerank_{n}": round(float(np.mean(v)), 3) for n, v in found.items()}
 
 
@@ -74,7 +70,7 @@ def in_pgvector(items: np.ndarray, queries: np.ndarray, rounds: int) -> dict:
     from dropoutnet.local import embedded_pg
     from dropoutnet.recall.vectors import copy_binary
 
-    exact = [set(exact_top(items, q).astype(str).tolist()) for q in queries]
+    exact = [{str(i) for i in top_k(items, q, K)} for q in queries]  # the ids, as stored
     literals = ["[" + ",".join(repr(float(x)) for x in q) + "]" for q in queries]
     arms = {"float_ef_search_100": (100, FLOAT_SCAN)}
     arms.update({f"bits_rerank_{n}": (n, BIT_SCAN.format(n=n)) for n in RERANK_PG})
