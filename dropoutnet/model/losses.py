@@ -89,7 +89,8 @@ def softmax_loss(user_embedding: tf.Tensor, item_embedding: tf.Tensor, labels: t
 
     For each row ``i`` with label > 0: ``s+ = cos(user_i, item_i)``; its negatives are the
     items of the rows ``(i + shift) mod n`` for each shift of :func:`negative_shifts` (or
-    ``shifts`` if given) and ``s_k`` their cosines with ``user_i``.  A negative is *hard* when
+    ``shifts`` if given: distinct, none a multiple of ``n``) and ``s_k`` their cosines with
+    ``user_i``.  A negative is *hard* when
     ``s_k > s+ - margin``; hard ones become ``t * s_k + t - 1`` (``t = sv_coefficient``; 1 = no
     re-weighting).  ``logits = scale * [s+ - margin, h(s_1), ..., h(s_N)]``, cross-entropy to
     class 0, averaged over the positive rows (0 without any, or in a one-row batch).
@@ -104,49 +105,11 @@ def softmax_loss(user_embedding: tf.Tensor, item_embedding: tf.Tensor, labels: t
     labels = tf.reshape(tf.cast(labels, tf.float32), [-1])
     n = tf.shape(item_embedding)[0]
     rows = tf.cast(tf.reshape(tf.where(labels > 0), [-1]), tf.int32)            # [p]
-    if shifts is None and num_negatives is None:
-        return _softmax_all_negatives(user_embedding, item_embedding, rows, item_ids, item_logq,
-                                      margin, scale, sv_coefficient, item_bias)
-    if shifts is None:
-        shifts = negative_shifts(n, num_negatives)
-    shifts = tf.cast(tf.reshape(shifts, [-1]), tf.int32)
-    neg_rows = tf.math.floormod(rows[:, None] + shifts[None, :], n)               # [p, k]
     users = tf.gather(user_embedding, rows)
-    sim = tf.matmul(users, item_embedding, transpose_b=True)                    # [p, n]
-    s_pos = tf.reduce_sum(users * tf.gather(item_embedding, rows), axis=1)      # [p]
-    s_neg = tf.gather(sim, neg_rows, batch_dims=1)                              # [p, k]
-    hard = s_neg > s_pos[:, None] - margin
-    s_neg = tf.where(hard, sv_coefficient * s_neg + (sv_coefficient - 1.0), s_neg)
-    logits = scale * tf.concat([s_pos[:, None] - margin, s_neg], axis=1)        # [p, 1+k]
-    if item_bias is not None:
-        bias = tf.reshape(tf.cast(item_bias, logits.dtype), [-1])
-        logits += tf.concat([tf.gather(bias, rows)[:, None], tf.gather(bias, neg_rows)], axis=1)
-    if item_logq is not None:
-        logq = tf.reshape(tf.cast(item_logq, logits.dtype), [-1])
-        logits -= tf.concat([tf.gather(logq, rows)[:, None], tf.gather(logq, neg_rows)], axis=1)
-    if item_ids is not None:
-        # each id's index among the batch's distinct ids: the [p, k] comparison is then of
-        # integers, not strings (a string compare per negative: 4 % of a training step's ops)
-        ids = tf.unique(tf.reshape(item_ids, [-1])).idx
-        same = tf.equal(tf.gather(ids, neg_rows), tf.gather(ids, rows)[:, None])
-        # the positive's own column is never masked (built by shape: `same` may have no column)
-        same = tf.concat([tf.zeros([tf.shape(same)[0], 1], tf.bool), same], axis=1)
-        logits = tf.where(same, tf.constant(float("-inf"), logits.dtype), logits)
-    per_row = tf.reduce_logsumexp(logits, axis=1) - logits[:, 0]
-    return tf.math.divide_no_nan(tf.reduce_sum(per_row), tf.cast(tf.size(rows), per_row.dtype))
-
-
-def _softmax_all_negatives(user_embedding: tf.Tensor, item_embedding: tf.Tensor,
-                           rows: tf.Tensor, item_ids: tf.Tensor | None,
-                           item_logq: tf.Tensor | None, margin: float, scale: float,
-                           sv_coefficient: float, item_bias: tf.Tensor | None) -> tf.Tensor:
-    """:func:`softmax_loss` with every other row's item a negative (``num_negatives``
-    ``None``): the same logits, taken as the columns of the ``[p, n]`` similarity matrix in
-    place, the positive's own column holding its logit, instead of gathered into ``[p, n-1]``
-    rolled copies (the gathers and their gradients' scatters were most of the loss's cost);
-    only the order the log-sum-exp adds them in differs."""
-    n = tf.shape(item_embedding)[0]
-    users = tf.gather(user_embedding, rows)
+    # the logits are taken in place, as the columns of the [p, n] similarity matrix (column
+    # j: row j's item), the positive's own column holding its logit, rather than gathered
+    # into [p, k] rolled copies: the gathers and their gradients' scatters were most of the
+    # loss's cost; a column that is not one of a row's negatives is masked (-inf)
     sim = tf.matmul(users, item_embedding, transpose_b=True)                    # [p, n]
     s_pos = tf.reduce_sum(users * tf.gather(item_embedding, rows), axis=1)      # [p]
     hard = sim > s_pos[:, None] - margin
@@ -160,11 +123,21 @@ def _softmax_all_negatives(user_embedding: tf.Tensor, item_embedding: tf.Tensor,
         logq = tf.reshape(tf.cast(item_logq, negatives.dtype), [-1])
         negatives -= logq[None, :]
         positive -= tf.gather(logq, rows)
-    own = tf.equal(tf.range(n)[None, :], rows[:, None])                         # [p, n]
+    offset = tf.math.floormod(tf.range(n)[None, :] - rows[:, None], n)           # [p, n]
+    own = tf.equal(offset, 0)
     dropped = own
-    if item_ids is not None:  # the positive's item in another row: masked, as in softmax_loss
+    if shifts is not None or num_negatives is not None:  # only the shifts' columns
+        if shifts is None:
+            shifts = negative_shifts(n, num_negatives)
+        shifts = tf.math.floormod(tf.cast(tf.reshape(shifts, [-1]), tf.int32), n)
+        is_shift = tf.scatter_nd(shifts[:, None], tf.ones_like(shifts, tf.bool), [n])
+        dropped = tf.logical_or(dropped, tf.logical_not(tf.gather(is_shift, offset)))
+    if item_ids is not None:
+        # each id's index among the batch's distinct ids: the [p, n] comparison is then of
+        # integers, not strings (a string compare per negative: 4 % of a training step's ops)
         ids = tf.unique(tf.reshape(item_ids, [-1])).idx
-        dropped = tf.equal(ids[None, :], tf.gather(ids, rows)[:, None])
+        same = tf.equal(ids[None, :], tf.gather(ids, rows)[:, None])
+        dropped = tf.logical_or(dropped, same)
     logits = tf.where(dropped, tf.constant(float("-inf"), negatives.dtype), negatives)
     logits = tf.where(own, positive[:, None], logits)
     per_row = tf.reduce_logsumexp(logits, axis=1) - positive
