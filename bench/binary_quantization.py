@@ -1,6 +1,6 @@
 """pgvector's binary quantization with re-ranking, against the float HNSW index we build.
 
-    .venv/bin/python bench/binary_quantization.py [--items 200000] [--rounds 2] [--out bench/results]
+    .venv/bin/python bench/binary_quantization.py [--items 200000] [--rounds 2] [--out DIR]
 
 pgvector's ``binary_quantize(v)`` keeps one bit per dimension (1 where the value is > 0); the
 recipe for a smaller, faster index is an HNSW index over those bits (Hamming distance) whose

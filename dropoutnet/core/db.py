@@ -167,8 +167,8 @@ def replace_tables(url: str, schema: str | None, ddl: dict[str, str],
     ``ddl`` maps each table to its column definitions, in creation order; ``load(cur,
     qualified_name, table)`` fills one table (a COPY) and returns its row count; ``indexes``
     are ``(table, column, ...)`` tuples, each an index on those columns after the load.  Any
-    error rolls everything back, so the previous tables stay as they were.  Used by the dataset writers (the synthetic
-    generator, the MovieLens loader).
+    error rolls everything back, so the previous tables stay as they were.  Used by the
+    dataset writers (the synthetic generator, the MovieLens loader).
     """
     def name(table: str) -> str:  # table names are the writers' own constants
         return f"{sql.ident(schema)}.{table}" if schema else table
