@@ -15,7 +15,10 @@ demo's shape: users, items and new items scaled together; the demo holds 257,380
   train task does: :class:`dropoutnet.training.source.PartitionSource`, the later epochs from
   its disk cache; ``postgres_uncached``, not run unless asked for with ``--training-modes``,
   reads Postgres every epoch); ``memory`` reads the
-  partition into memory first and trains on the arrays (the read is timed apart); and
+  partition into memory first and trains on the arrays (the read is timed apart);
+  ``input_only`` (when asked for) passes the streamed input (the read, the disk cache, the
+  shuffle, the tensors) through its epochs with no model step, the input's own ceiling, and
+  its CPU milliseconds per batch; and
   ``model_only`` trains on batches already made, the model's own ceiling
   (``model_only_keras_adam``, when asked for, the same with Keras's own Adam in place of
   :class:`dropoutnet.model.optimizer.Adam`); ``MODE@N`` runs a mode at N steps per call into
@@ -168,6 +171,18 @@ def child_training(mode: str) -> None:
                                 work / "ckpt", None, data["item_ids"],
                                 sample_dates=data["sample_dates"])
             out["train_seconds"] = time.perf_counter() - started
+        elif mode == "input_only":  # the streamed input alone: no model step at all
+            tc = cfg.training
+            model = build_model(cfg.features, cfg.model, boundaries, tc.seed)
+            started, cpu = time.perf_counter(), time.process_time()
+            with PartitionSource(cfg, END, url, cache=True) as source:
+                rows = sum(len(c) for c in source.chunks())  # the scan's pass fills the cache
+                ds = make_dataset(model, source, rows, tc.batch_size,
+                                  shuffle_buffer=tc.shuffle_buffer, seed=tc.seed)
+                batches = sum(1 for _ in ds.repeat(tc.epochs))
+            out["train_seconds"] = time.perf_counter() - started
+            out["cpu_ms_per_batch"] = round(1000 * (time.process_time() - cpu) / batches, 2)
+            stats = {"rows": rows, "epochs": tc.epochs}
         else:  # model_only: the model on batches made beforehand (no input work at all)
             tc = cfg.training
             model = build_model(cfg.features, cfg.model, boundaries, tc.seed,
@@ -211,6 +226,7 @@ def main() -> int:
     parser.add_argument("--training-modes", default="postgres,memory,model_only",
                         help="methods of the training section, in the order run each round "
                         "(also: postgres_uncached, every epoch read from Postgres; "
+                        "input_only, the streamed input with no model step; "
                         "model_only_keras_adam, the model alone with Keras's Adam; a mode "
                         "with @N, e.g. postgres@1, runs N steps per call into TensorFlow in "
                         "place of the config's training.steps_per_execution)")

@@ -22,7 +22,8 @@ from helpers import make_config, pipeline_env, small_features, write_config
 
 from dropoutnet import pipeline, registry
 from dropoutnet.config import ConfigError, load_config
-from dropoutnet.core import processes
+from dropoutnet.core import db, processes
+from dropoutnet.data import partitions
 from dropoutnet.training import cluster
 
 END = dt.date(2026, 11, 20)
@@ -90,12 +91,16 @@ def _scores(cfg, checkpoints, day):
     """The model's probabilities on the day's training samples, with their labels."""
     from dropoutnet.model.dropoutnet import load_trained_model
     from dropoutnet.training.fit import predict_scores
-    from dropoutnet.training.source import Chunk, PartitionSource
 
-    with PartitionSource(cfg, day, cache=False) as source:
-        rows = Chunk.concat(list(source.chunks()))
+    rows = _samples(cfg, day)
     model = load_trained_model(checkpoints)
-    return predict_scores(model, rows.features), rows.labels
+    return predict_scores(model, rows["features"]), rows["labels"]
+
+
+def _samples(cfg, day):
+    """The day's training samples as the towers take them (raw feature values)."""
+    with db.transaction() as cur:
+        return partitions.load_partition(cur, cfg, "samples", day)
 
 
 def _auc(scores: np.ndarray, labels: np.ndarray) -> float:
@@ -155,14 +160,12 @@ def test_local_cluster_trains_warm_starts_and_exports_like_one_process(env, capl
 
     # and its towers export as a single-process model's do
     from dropoutnet.training.saved_models import load_tower
-    from dropoutnet.training.source import Chunk, PartitionSource
 
     exported = pipeline.export(DAY2.isoformat(), env["cluster_config"])
-    with PartitionSource(cfg_cluster, DAY2, cache=False) as source:
-        rows = Chunk.concat(list(source.chunks()))
-    user = load_tower(exported["user"])(rows.features)
-    item = load_tower(exported["item"])(rows.features)
-    assert user.shape == item.shape == (len(rows), cfg_cluster.vector_dim)
+    rows = _samples(cfg_cluster, DAY2)
+    user = load_tower(exported["user"])(rows["features"])
+    item = load_tower(exported["item"])(rows["features"])
+    assert user.shape == item.shape == (len(rows["labels"]), cfg_cluster.vector_dim)
     assert np.isfinite(user).all() and np.isfinite(item).all()
 
 

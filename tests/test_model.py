@@ -25,8 +25,15 @@ from helpers import item_examples  # noqa: E402
 from dropoutnet.config import ModelConfig, PipelineConfig, load_config  # noqa: E402
 from dropoutnet.model import item_log_frequency, pairwise_loss, pointwise_loss  # noqa: E402
 from dropoutnet.model.dropoutnet import build_model, load_trained_model
-from dropoutnet.model.features import to_tensors  # noqa: E402
+from dropoutnet.model.features import (  # noqa: E402
+    RaggedIds,
+    prepare_features,
+    to_numpy_batch,
+    to_tensor,
+    to_tensors,
+)
 from dropoutnet.model.popularity import fit_popularity  # noqa: E402
+from dropoutnet.model.towers import design_matrix  # noqa: E402
 from dropoutnet.training.fit import predict_scores, train_model
 from dropoutnet.training.saved_models import export_models, load_serving, load_tower  # noqa: E402
 
@@ -233,6 +240,41 @@ def test_missing_values_and_empty_tags_are_handled(data):
     ids = numeric.bucket(tf.constant([np.nan, -1.0, 1.0, 3.0, 100.0], tf.float32)).numpy()
     assert list(ids) == [numeric.missing_row, 0, 1, 2, 3]  # duplicate edge 2.0 collapsed
     assert numeric.missing_row == 4  # max(num_bins 4, 3 edges + 1) rows + the NaN row
+
+
+def test_prepared_features_encode_like_the_raw_strings(data):
+    """Training hashes the strings once (prepare_features): every tower output and the
+    closed-form design are the same from the prepared form as from the raw strings that the
+    exported towers take, and a prepared tags column cut and joined like a chunk's columns
+    holds the same rows."""
+    features, _, _, boundaries = data
+    cfg = make_config(model={"popularity_prior": 1.0, "item_prior": True})
+    model = build_model(cfg.features, cfg.model, boundaries, seed=3)
+    popularity = model.item_tower.popularity  # the design's weights, not zeros
+    popularity.assign(np.random.default_rng(0).normal(size=popularity.shape).astype(np.float32))
+    raw = dict(features, i_tags=features["i_tags"].copy())
+    raw["i_tags"][:4] = ["a||b", " ", "| c |", ""]  # blank tags count for nothing
+    batch = to_numpy_batch(cfg.features, raw)
+    prepared = prepare_features(cfg.features, cfg.model, batch)
+    tags = prepared["i_tags"]
+    assert prepared["u_gender"].dtype == np.int64 and isinstance(tags, RaggedIds)
+    assert tags[:4].to_tensor().row_lengths().numpy().tolist() == [2, 0, 1, 0]
+    again = prepare_features(cfg.features, cfg.model, prepared)  # prepared stays as it is
+    assert again["i_tags"] is tags and again["u_gender"] is prepared["u_gender"]
+    for tower in (model.user_tower, model.item_tower):
+        want = tower({k: tf.constant(v) for k, v in batch.items()})
+        got = tower({k: to_tensor(v) for k, v in prepared.items()})
+        for key in want:
+            np.testing.assert_array_equal(got[key].numpy(), want[key].numpy(), err_msg=key)
+    np.testing.assert_array_equal(design_matrix(model.item_tower, prepared).toarray(),
+                                  design_matrix(model.item_tower, batch).toarray())
+    rows = tags.to_tensor().to_list()
+    pick = np.array([7, 0, 3, 3, 1])
+    assert tags[pick].to_tensor().to_list() == [rows[i] for i in pick]
+    assert tags[10:20].to_tensor().to_list() == rows[10:20]
+    joined = RaggedIds.concat([tags[:5], tags[5:5], tags[5:]])
+    np.testing.assert_array_equal(joined.splits, tags.splits)
+    np.testing.assert_array_equal(joined.values, tags.values)
 
 
 # --- training, warm start, export -------------------------------------------------------------

@@ -23,6 +23,7 @@ from dropoutnet.core.errors import MissingDataError
 from dropoutnet.data import partitions
 from dropoutnet.model import item_log_frequency
 from dropoutnet.model.dropoutnet import checkpoint_variables, load_trained_model
+from dropoutnet.model.features import RaggedIds, item_codes
 from dropoutnet.steps.samples import build_samples
 from dropoutnet.training.fit import train_model, train_samples
 from dropoutnet.training.source import (
@@ -57,18 +58,24 @@ def env(database_url, tmp_path_factory):
 
 
 def _equal_to_memory(whole: Chunk, memory: dict, cfg) -> None:
+    """``whole`` (a source's chunks, prepared for training) equals the rows in memory
+    prepared by the same function: strings by their hashes, numbers as they are."""
+    want = ArraySource(cfg.features, memory["features"], memory["labels"], memory["item_ids"],
+                       memory["sample_dates"], model=cfg.model)
     np.testing.assert_array_equal(whole.labels, memory["labels"])
-    np.testing.assert_array_equal(whole.item_ids, memory["item_ids"].astype(str))
+    assert whole.item_ids.dtype == np.int64
+    np.testing.assert_array_equal(whole.item_ids, want.item_ids)
     np.testing.assert_array_equal(
         whole.sample_dates, np.asarray(memory["sample_dates"], "datetime64[D]").astype(np.int64))
     for f in cfg.features:
-        got, want = whole.features[f.name], memory["features"][f.name]
-        if f.kind in ("numeric", "vector"):
-            np.testing.assert_array_equal(got, want.astype(np.float32), err_msg=f.name)
-            if f.kind == "vector":
-                assert got.shape == (len(memory["labels"]), f.dim) and np.abs(got).sum() > 0
+        got, expected = whole.features[f.name], want.features[f.name]
+        if f.kind == "tags":
+            np.testing.assert_array_equal(got.splits, expected.splits, err_msg=f.name)
+            np.testing.assert_array_equal(got.values, expected.values, err_msg=f.name)
         else:
-            assert list(got) == list(want), f.name
+            np.testing.assert_array_equal(got, expected, err_msg=f.name)
+        if f.kind == "vector":
+            assert got.shape == (len(memory["labels"]), f.dim) and np.abs(got).sum() > 0
 
 
 def test_streamed_chunks_equal_the_partition_in_memory(env):
@@ -126,8 +133,12 @@ def test_a_streamed_partition_trains_the_same_model_as_the_rows_in_memory(env, t
 def _equal_chunks(a: Chunk, b: Chunk) -> None:
     assert a.features.keys() == b.features.keys()
     for name in a.features:
-        assert a.features[name].dtype == b.features[name].dtype, name
-        np.testing.assert_array_equal(a.features[name], b.features[name], err_msg=name)
+        x, y = a.features[name], b.features[name]
+        assert type(x) is type(y), name
+        for part, other in ([(x.values, y.values), (x.splits, y.splits)]
+                            if isinstance(x, RaggedIds) else [(x, y)]):
+            assert part.dtype == other.dtype, name
+            np.testing.assert_array_equal(part, other, err_msg=name)
     for name in ("labels", "item_ids", "sample_dates"):
         x, y = getattr(a, name), getattr(b, name)
         assert x.dtype == y.dtype, name
@@ -205,7 +216,7 @@ def test_the_samples_step_numbers_the_rows_in_the_read_order_and_indexes_it(env)
     by_key = Chunk.concat(list(PartitionSource(cfg, END, url, cache=False).chunks()))
     with db.transaction(url) as cur:
         hashed = db.fetch_columns(cur, sorted_by_hash, {"bizdate": END})
-    np.testing.assert_array_equal(by_key.item_ids, np.asarray(hashed["item_id"]).astype(str))
+    np.testing.assert_array_equal(by_key.item_ids, item_codes(np.asarray(hashed["item_id"])))
     np.testing.assert_array_equal(by_key.labels, np.asarray(hashed[cfg.label_name], np.float32))
 
 

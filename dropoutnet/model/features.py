@@ -19,6 +19,14 @@ One encoder per declared feature, chosen by its ``kind``:
   entries count as 0, so an all-zero or all-``NaN`` row is missing (a cold entity when the
   vector is a precomputed preference feature, e.g. CF factors).
 
+**Prepared inputs (training).**  Hashing strings is the same work every epoch, and a column of
+Python strings is slow to shuffle and to make into a tensor, so training hashes each string
+feature once, when its samples are first read (:func:`prepare_features`, with the very
+functions the encoders call): a categorical value becomes its embedding row (int64), a tags
+value its non-blank tags' buckets (:class:`RaggedIds`), an item id a 64-bit code
+(:func:`item_codes`).  Every encoder takes either form and tells them apart by dtype, so the
+exported towers still take raw strings, and the same row gives the same output both ways.
+
 Each encoder also reports, per row, whether the feature is *present*.  The towers use this for
 the preference groups only: a row without any present preference feature is a cold entity and is
 encoded exactly like a row whose preference input was dropped during training.
@@ -27,6 +35,7 @@ encoded exactly like a row whose preference input was dropped during training.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 import keras
 import numpy as np
@@ -36,7 +45,9 @@ from dropoutnet.config import FeatureSpec, ModelConfig
 
 __all__ = [
     "FeatureEncoder", "CategoricalEncoder", "NumericEncoder", "TagsEncoder", "VectorEncoder",
-    "make_encoder", "input_signature", "to_numpy_batch", "to_tensors", "table_rows",
+    "RaggedIds", "concat_columns", "input_signature", "item_codes", "make_encoder",
+    "prepare_features", "prepared_signature", "table_rows", "to_numpy_batch", "to_tensor",
+    "to_tensors",
 ]
 
 
@@ -99,6 +110,23 @@ def _one_hot(ids: tf.Tensor, width: int, values: tf.Tensor | None = None,
     return tf.SparseTensor(tf.stack([rows, ids], axis=1), values, tf.stack([n, width]))
 
 
+def categorical_ids(raw: tf.Tensor, buckets: int) -> tf.Tensor:
+    """int64 per string: its hash bucket in ``[0, buckets)``, or ``buckets`` for ``""``."""
+    ids = tf.strings.to_hash_bucket_fast(raw, buckets)
+    return tf.where(tf.not_equal(raw, ""), ids, tf.constant(buckets, tf.int64))
+
+
+def tag_tokens(raw: tf.Tensor, separator: str, buckets: int
+               ) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor]:
+    """Every tag of every row, split on ``separator`` and stripped: its hash bucket (int64),
+    its weight (1, or 0 for a blank tag), the row it belongs to, and the number of rows."""
+    tokens = tf.strings.strip(tf.strings.split(raw, sep=separator))
+    flat = tokens.flat_values
+    weight = tf.cast(tf.not_equal(flat, ""), tf.float32)
+    return (tf.strings.to_hash_bucket_fast(flat, buckets), weight, tokens.value_rowids(),
+            tokens.nrows())
+
+
 class CategoricalEncoder(FeatureEncoder):
     """Hash a string into ``buckets`` rows; ``""`` maps to the reserved last row."""
 
@@ -115,7 +143,9 @@ class CategoricalEncoder(FeatureEncoder):
         return self.embedding_dim
 
     def present(self, raw: tf.Tensor) -> tf.Tensor:
-        """A value is present unless it is the empty string."""
+        """A value is present unless it is the empty string (prepared: the reserved row)."""
+        if raw.dtype.is_integer:  # prepared
+            return tf.not_equal(raw, tf.constant(self.buckets, raw.dtype))
         return tf.not_equal(raw, "")
 
     @property
@@ -124,9 +154,9 @@ class CategoricalEncoder(FeatureEncoder):
         return self.buckets + 1
 
     def ids(self, raw: tf.Tensor) -> tf.Tensor:
-        """The embedding row per value: its hash bucket, or the last row when missing."""
-        ids = tf.strings.to_hash_bucket_fast(raw, self.buckets)
-        return tf.where(self.present(raw), ids, tf.constant(self.buckets, tf.int64))
+        """The embedding row per value: its hash bucket, or the last row when missing (a
+        prepared column holds them already)."""
+        return raw if raw.dtype.is_integer else categorical_ids(raw, self.buckets)
 
     def design(self, raw: tf.Tensor) -> tf.SparseTensor:
         """The one-hot of each value's embedding row."""
@@ -212,14 +242,17 @@ class TagsEncoder(FeatureEncoder):
         """The embedding's width (``model.feature_embedding_dim``)."""
         return self.embedding_dim
 
-    def _tokens(self, raw: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor]:
-        """Every token's hash bucket and weight (1, or 0 for a blank one), the row it belongs
+    def _tokens(self, raw: tf.Tensor | tf.RaggedTensor
+                ) -> tuple[tf.Tensor, tf.Tensor | None, tf.Tensor, tf.Tensor]:
+        """Every token's hash bucket and weight (1, or 0 for a blank one; ``None`` when the
+        input is prepared, :func:`prepare_features`, which has no blank), the row it belongs
         to, and each row's number of non-blank tokens (float32)."""
-        tokens = tf.strings.strip(tf.strings.split(raw, sep=self.separator))
-        flat, rows = tokens.flat_values, tokens.value_rowids()
-        weight = tf.cast(tf.not_equal(flat, ""), tf.float32)
-        count = tf.math.unsorted_segment_sum(weight, rows, tokens.nrows())
-        return tf.strings.to_hash_bucket_fast(flat, self.buckets), weight, rows, count
+        if isinstance(raw, tf.RaggedTensor):
+            return (raw.flat_values, None, raw.value_rowids(),
+                    tf.cast(raw.row_lengths(), tf.float32))
+        ids, weight, rows, nrows = tag_tokens(raw, self.separator, self.buckets)
+        count = tf.math.unsorted_segment_sum(weight, rows, nrows)
+        return ids, weight, rows, count
 
     def present(self, raw: tf.Tensor) -> tf.Tensor:
         """A row is present when it holds at least one non-blank tag."""
@@ -233,14 +266,16 @@ class TagsEncoder(FeatureEncoder):
     def design(self, raw: tf.Tensor) -> tf.SparseTensor:
         """Each row's tags as ``1 / tag count`` in their buckets, like the mean pooling."""
         ids, weight, rows, count = self._tokens(raw)
-        kept = weight > 0
-        rows = tf.boolean_mask(rows, kept)
-        return _one_hot(tf.boolean_mask(ids, kept), self.buckets, 1.0 / tf.gather(count, rows),
-                        rows, tf.size(count))
+        if weight is not None:
+            kept = weight > 0
+            rows, ids = tf.boolean_mask(rows, kept), tf.boolean_mask(ids, kept)
+        return _one_hot(ids, self.buckets, 1.0 / tf.gather(count, rows), rows, tf.size(count))
 
-    def call(self, raw: tf.Tensor) -> tf.Tensor:
+    def call(self, raw: tf.Tensor | tf.RaggedTensor) -> tf.Tensor:
         ids, weight, rows, count = self._tokens(raw)
-        vectors = self.embedding(ids) * weight[:, None]
+        vectors = self.embedding(ids)
+        if weight is not None:
+            vectors *= weight[:, None]
         total = tf.math.unsorted_segment_sum(vectors, rows, tf.size(count))
         return tf.math.divide_no_nan(total, count[:, None])
 
@@ -368,3 +403,118 @@ def to_tensors(specs: Sequence[FeatureSpec], features: Mapping[str, np.ndarray]
     sig = input_signature(specs)
     return {name: tf.constant(value, dtype=sig[name].dtype)
             for name, value in to_numpy_batch(specs, features).items()}
+
+
+# --- prepared inputs (training) -----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RaggedIds:
+    """Rows of a varying number of ids in numpy: ``values`` (int64) of every row in turn, and
+    ``splits`` (int64 ``[n + 1]``), row ``i`` being ``values[splits[i]:splits[i + 1]]``; a
+    prepared tags column.  Indexing by a slice or an array of rows gives those rows, like a
+    numpy column, so a chunk's columns are cut and shuffled alike."""
+
+    values: np.ndarray
+    splits: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.splits) - 1
+
+    def __getitem__(self, rows: slice | np.ndarray) -> RaggedIds:
+        if isinstance(rows, slice) and rows.step in (None, 1):
+            start, stop, _ = rows.indices(len(self))
+            splits = self.splits[start:max(start, stop) + 1]
+            return RaggedIds(self.values[splits[0]:splits[-1]], splits - splits[0])
+        rows = np.arange(len(self))[rows] if isinstance(rows, slice) else np.asarray(rows)
+        starts = self.splits[rows]
+        lengths = self.splits[rows + 1] - starts
+        splits = np.zeros(len(rows) + 1, np.int64)
+        np.cumsum(lengths, out=splits[1:])
+        # each kept value's position: its row's start, plus its place in the row
+        at = np.repeat(starts - splits[:-1], lengths) + np.arange(splits[-1])
+        return RaggedIds(self.values[at], splits)
+
+    @staticmethod
+    def concat(parts: Sequence[RaggedIds]) -> RaggedIds:
+        """The rows of ``parts``, in order."""
+        ends = np.cumsum([0] + [p.splits[-1] for p in parts[:-1]])
+        return RaggedIds(np.concatenate([p.values for p in parts]),
+                         np.concatenate([parts[0].splits[:1]]
+                                        + [p.splits[1:] + e for p, e in zip(parts, ends)]))
+
+    def to_tensor(self) -> tf.RaggedTensor:
+        """The rows as a ``tf.RaggedTensor`` (int64, int64 row splits)."""
+        return tf.RaggedTensor.from_row_splits(self.values, self.splits, validate=False)
+
+
+def concat_columns(parts: Sequence[np.ndarray | RaggedIds]) -> np.ndarray | RaggedIds:
+    """A column's parts (numpy arrays or :class:`RaggedIds`) as one column, in order."""
+    if isinstance(parts[0], RaggedIds):
+        return RaggedIds.concat(parts)
+    return np.concatenate(parts)
+
+
+def to_tensor(value: np.ndarray | RaggedIds) -> tf.Tensor | tf.RaggedTensor:
+    """A column (raw, or prepared by :func:`prepare_features`) as the tensor an encoder takes."""
+    return value.to_tensor() if isinstance(value, RaggedIds) else tf.constant(value)
+
+
+def _is_raw(value: np.ndarray | RaggedIds) -> bool:
+    return not isinstance(value, RaggedIds) and value.dtype.kind in ("O", "U", "S")
+
+
+def prepare_features(specs: Sequence[FeatureSpec], model: ModelConfig,
+                     features: Mapping[str, np.ndarray]) -> dict[str, np.ndarray | RaggedIds]:
+    """The training form of a batch of contract-dtype features (:func:`to_numpy_batch`): each
+    categorical column as its embedding rows (int64), each tags column as its non-blank tags'
+    buckets (:class:`RaggedIds`), hashed by the encoders' own functions; the other columns,
+    and columns already prepared, as they are.  The encoders give the same outputs from
+    either form (the module's docstring)."""
+    out = dict(features)
+    for spec in specs:
+        value = features.get(spec.name)
+        if value is None or spec.kind not in ("categorical", "tags") or not _is_raw(value):
+            continue
+        buckets = spec.buckets or model.hash_buckets
+        raw = tf.constant(value, tf.string)
+        if spec.kind == "categorical":
+            out[spec.name] = categorical_ids(raw, buckets).numpy()
+            continue
+        ids, weight, rows, _ = (t.numpy() for t in tag_tokens(raw, spec.separator, buckets))
+        kept = weight > 0
+        splits = np.zeros(len(value) + 1, np.int64)
+        np.cumsum(np.bincount(rows[kept], minlength=len(value)), out=splits[1:])
+        out[spec.name] = RaggedIds(ids[kept], splits)
+    return out
+
+
+# item codes: a 64-bit hash of the id; two of a day's items share one with a chance of about
+# items^2 / 2^64 (1e-8 at 500k items), which would only drop one in-batch negative
+_ITEM_CODES = 2 ** 63 - 1
+
+
+def item_codes(item_ids: np.ndarray) -> np.ndarray:
+    """int64 per item id (strings): the training form of the item ids, which the in-batch
+    softmax only compares and the logQ correction only looks up; int64 input is returned as it
+    is."""
+    item_ids = np.asarray(item_ids)
+    if item_ids.dtype.kind not in ("O", "U", "S"):
+        return item_ids.astype(np.int64, copy=False)
+    return tf.strings.to_hash_bucket_fast(tf.constant(item_ids, tf.string),
+                                          _ITEM_CODES).numpy()
+
+
+def prepared_signature(specs: Sequence[FeatureSpec]) -> dict[str, tf.TypeSpec]:
+    """The signature of :func:`prepare_features`' output, keyed by feature name."""
+    sig: dict[str, tf.TypeSpec] = {}
+    for spec in specs:
+        if spec.kind == "categorical":
+            sig[spec.name] = tf.TensorSpec([None], tf.int64)
+        elif spec.kind == "tags":
+            sig[spec.name] = tf.RaggedTensorSpec([None, None], tf.int64, ragged_rank=1,
+                                                 row_splits_dtype=tf.int64)
+        else:
+            value = _tensor_spec(spec)
+            sig[spec.name] = tf.TensorSpec(value.shape, value.dtype)
+    return sig

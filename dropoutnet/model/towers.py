@@ -49,7 +49,13 @@ import scipy.sparse as sp
 import tensorflow as tf
 
 from dropoutnet.config import FeatureSpec, ModelConfig
-from dropoutnet.model.features import BuildsOnFirstCall, FeatureEncoder, make_encoder
+from dropoutnet.model.features import (
+    BuildsOnFirstCall,
+    FeatureEncoder,
+    RaggedIds,
+    make_encoder,
+    to_tensor,
+)
 
 __all__ = ["Tower", "mlp"]
 
@@ -259,16 +265,19 @@ class Tower(BuildsOnFirstCall, keras.layers.Layer):
 _DESIGN_BATCH = 4096
 
 
-def design_matrix(tower: Tower, features: Mapping[str, np.ndarray],
+def design_matrix(tower: Tower, features: Mapping[str, np.ndarray | RaggedIds],
                   specs: Sequence[FeatureSpec] | None = None) -> sp.csr_matrix:
-    """The content design (:meth:`Tower.content_design`) of the rows of ``features``, over
+    """The content design (:meth:`Tower.content_design`) of the rows of ``features`` (raw or
+    prepared, :func:`dropoutnet.model.features.prepare_features`), over
     ``specs`` (default: the tower's ``design_specs``), as a scipy CSR matrix."""
     specs = tower.design_specs if specs is None else specs
-    n = len(np.asarray(features[specs[0].name]))
+    columns = {f.name: features[f.name] if isinstance(features[f.name], RaggedIds)
+               else np.asarray(features[f.name]) for f in specs}
+    n = len(columns[specs[0].name])
     parts = []
     for start in range(0, n, _DESIGN_BATCH):
-        batch = {f.name: tf.constant(np.asarray(features[f.name])[start:start + _DESIGN_BATCH])
-                 for f in specs}
+        batch = {name: to_tensor(value[start:start + _DESIGN_BATCH])
+                 for name, value in columns.items()}
         design = tf.sparse.reorder(tower.content_design(batch, specs))
         index = design.indices.numpy()
         parts.append(sp.csr_matrix((design.values.numpy(), (index[:, 0], index[:, 1])),

@@ -54,7 +54,13 @@ from dropoutnet.model.dropoutnet import (
     model_meta,
 )
 from dropoutnet.model.factors import SCALE_PAIRS, fit_factors
-from dropoutnet.model.features import input_signature, to_numpy_batch
+from dropoutnet.model.features import (
+    input_signature,
+    item_codes,
+    prepared_signature,
+    to_numpy_batch,
+    to_tensor,
+)
 from dropoutnet.model.popularity import fit_popularity
 from dropoutnet.registry import artifacts
 from dropoutnet.training import cluster
@@ -174,12 +180,14 @@ def shard_rows(batch: int, shards: int, index: int) -> slice:
 
 def make_dataset(model: DropoutNet, source: SampleSource, rows: int, batch_size: int, *,
                  shuffle_buffer: int = 0, seed: int = 42,
-                 item_logq: Mapping[str, float] | None = None,
+                 item_logq: Mapping[str | int, float] | None = None,
                  shard: tuple[int, int] | None = None) -> tf.data.Dataset:
     """``(x, label)`` batches of ``source``'s ``rows`` samples (:mod:`dropoutnet.training.source`),
     re-read every epoch and shuffled through a buffer of ``shuffle_buffer`` rows (0: in order),
-    differently each epoch; ``x`` holds the model's features and, when the source has them,
-    ``item_id`` and (with ``item_logq``, per item) ``item_logq`` (for the softmax loss only).
+    differently each epoch; ``x`` holds the model's features in training's prepared form
+    (strings hashed once, when the source first read them: :meth:`Chunk.prepared`; a chunk
+    still raw is prepared here) and, when the source has them, ``item_id`` (int64 codes) and
+    (with ``item_logq``, per item) ``item_logq`` (for the softmax loss only).
 
     With ``shard = (index, count)`` (a worker of a cluster, :mod:`dropoutnet.training.cluster`)
     every global batch of ``batch_size`` rows is cut as :func:`shard_rows` says and only slice
@@ -189,13 +197,18 @@ def make_dataset(model: DropoutNet, source: SampleSource, rows: int, batch_size:
 
     The dataset declares its number of batches: Keras runs one more (empty) step per epoch on
     a dataset of unknown length, and Adam moves the weights even on a zero gradient."""
-    names = [f.name for f in model.feature_specs]
-    signature = {k: tf.TensorSpec([None, *v.shape[1:]], v.dtype)
-                 for k, v in input_signature(model.feature_specs).items()}
+    specs, config = model.feature_specs, model.model_config
+    names = [f.name for f in specs]
+    signature = prepared_signature(specs)
     if source.has_item_ids:
-        signature[ITEM_ID_KEY] = tf.TensorSpec([None], tf.string)
+        signature[ITEM_ID_KEY] = tf.TensorSpec([None], tf.int64)
     if item_logq is not None:
         signature[ITEM_LOGQ_KEY] = tf.TensorSpec([None], tf.float32)
+        # the frequencies by item code, sorted, so that a batch looks its rows up at once
+        codes = item_codes(np.asarray(list(item_logq)))
+        order = np.argsort(codes)
+        codes = codes[order]
+        logq = np.fromiter(item_logq.values(), np.float32, len(item_logq))[order]
     epochs = itertools.count()
 
     index, shards = shard if shard is not None else (0, 1)
@@ -203,18 +216,17 @@ def make_dataset(model: DropoutNet, source: SampleSource, rows: int, batch_size:
 
     def batches():
         rng = (np.random.default_rng([seed, next(epochs)]) if shuffle_buffer > 0 else None)
-        for step, b in enumerate(shuffled_batches(source.chunks(), batch_size, shuffle_buffer,
-                                                  rng)):
+        chunks = (c.prepared(specs, config) for c in source.chunks())  # no-op once prepared
+        for step, b in enumerate(shuffled_batches(chunks, batch_size, shuffle_buffer, rng)):
             if step >= steps:  # a last batch too small to share among the workers
                 break
             if shards > 1:
                 b = b.take(shard_rows(len(b), shards, index))
-            x: dict[str, np.ndarray] = {k: b.features[k] for k in names}
+            x = {k: to_tensor(b.features[k]) for k in names}
             if source.has_item_ids:
                 x[ITEM_ID_KEY] = b.item_ids
             if item_logq is not None:
-                x[ITEM_LOGQ_KEY] = np.fromiter((item_logq[i] for i in b.item_ids.tolist()),
-                                               np.float32, len(b))
+                x[ITEM_LOGQ_KEY] = logq[np.searchsorted(codes, b.item_ids)]
             yield x, b.labels
 
     ds = tf.data.Dataset.from_generator(
@@ -289,7 +301,7 @@ def train_model(cfg: PipelineConfig, features: dict[str, np.ndarray], labels: np
     ``model.popularity_prior``; ``model.factor_prior`` needs ``item_ids``.
     """
     return train_samples(cfg, ArraySource(cfg.features, features, labels, item_ids,
-                                          sample_dates),
+                                          sample_dates, model=cfg.model),
                          boundaries, checkpoint_dir, warm_start_dir, epochs=epochs)
 
 

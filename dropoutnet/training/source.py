@@ -5,12 +5,17 @@ A day of a real catalogue is millions of samples, so training never holds the da
 * a **source** yields the samples in chunks: :class:`PartitionSource` reads a partition a chunk
   at a time in the binary protocol, each column of a chunk as one array
   (:func:`dropoutnet.data.partitions.read_chunks`; row by row through a server-side cursor for a
-  partition written before its read-order key, :func:`dropoutnet.core.db.stream_columns`), and
-  keeps the converted chunks of that first read in a temporary file (:class:`ChunkCache`,
-  ``training.cache_samples``), which every later pass reads instead: one query and one
-  conversion per training, whatever the epochs; :class:`ArraySource` slices
+  partition written before its read-order key, :func:`dropoutnet.core.db.stream_columns`),
+  prepares each chunk for training (:meth:`Chunk.prepared`: string features hashed into their
+  embedding rows, item ids into int64 codes, by the encoders' own functions), and keeps the
+  prepared chunks of that first read in a temporary file (:class:`ChunkCache`,
+  ``training.cache_samples``), which every later pass reads instead: one query, one
+  conversion and one hashing per training, whatever the epochs; :class:`ArraySource` slices
   samples already in memory (the benchmarks, tuning, tests).  Both yield the same
-  :class:`Chunk`, so the training code after them is one;
+  :class:`Chunk`, so the training code after them is one.  After the first read no column
+  holds Python strings: the cache, the shuffle and the tensors move integers (a column of
+  string objects cost about 10 ms of CPU per batch of 1,024 in those three, a third of a
+  training step);
 * :func:`shuffled_batches` shuffles through a **bounded buffer** (``training.shuffle_buffer``
   rows) in numpy and cuts batches: the memory is the buffer's, whatever the day's size.
   Shuffling in numpy, a permutation of a whole buffer at a time, is about 4x faster on this
@@ -47,7 +52,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from dropoutnet.config import FeatureSpec, PipelineConfig
+from dropoutnet.config import FeatureSpec, ModelConfig, PipelineConfig
 from dropoutnet.core import db, sql
 from dropoutnet.core.errors import MissingDataError
 from dropoutnet.data import inputs, partitions
@@ -61,8 +66,10 @@ CHUNK_ROWS = 8192
 
 @dataclass
 class Chunk:
-    """Consecutive sample rows: the features (model contract dtypes, :mod:`dropoutnet.data.inputs`),
-    labels (float32), and, when the source has them, item ids (str) and sample days."""
+    """Consecutive sample rows: the features (model contract dtypes,
+    :mod:`dropoutnet.data.inputs`, or training's prepared form, :meth:`prepared`), labels
+    (float32), and, when the source has them, item ids (str, or int64 codes once prepared) and
+    sample days."""
 
     features: dict[str, np.ndarray]
     labels: np.ndarray
@@ -78,15 +85,28 @@ class Chunk:
         return Chunk({k: v[rows] for k, v in self.features.items()}, self.labels[rows],
                      pick(self.item_ids), pick(self.sample_dates))
 
+    def prepared(self, specs: Sequence[FeatureSpec], model: ModelConfig) -> Chunk:
+        """The chunk in training's form: string features hashed, item ids as int64 codes
+        (:func:`dropoutnet.model.features.prepare_features`, ``item_codes``); what is
+        prepared already stays as it is."""
+        from dropoutnet.model.features import item_codes, prepare_features
+
+        return Chunk(prepare_features(specs, model, self.features), self.labels,
+                     None if self.item_ids is None else item_codes(self.item_ids),
+                     self.sample_dates)
+
     @staticmethod
     def concat(chunks: Sequence[Chunk]) -> Chunk:
         """The chunks' rows as one chunk, in order (the first chunk's columns decide which)."""
         if len(chunks) == 1:
             return chunks[0]
+        from dropoutnet.model.features import concat_columns
+
         first = chunks[0]
         cat = (lambda name: None if getattr(first, name) is None
                else np.concatenate([getattr(c, name) for c in chunks]))
-        return Chunk({k: np.concatenate([c.features[k] for c in chunks]) for k in first.features},
+        return Chunk({k: concat_columns([c.features[k] for c in chunks])
+                      for k in first.features},
                      np.concatenate([c.labels for c in chunks]), cat("item_ids"),
                      cat("sample_dates"))
 
@@ -121,11 +141,13 @@ _EPOCH = dt.date(1970, 1, 1).toordinal()
 
 
 class ArraySource:
-    """Samples already in memory, yielded in chunks (in their order)."""
+    """Samples already in memory, yielded in chunks (in their order); prepared for training
+    (:meth:`Chunk.prepared`) once, up front, when given the ``model`` config."""
 
     def __init__(self, specs: Sequence[FeatureSpec], features: Mapping[str, np.ndarray],
                  labels: np.ndarray, item_ids: np.ndarray | None = None,
-                 sample_dates: np.ndarray | None = None, chunk_rows: int = CHUNK_ROWS) -> None:
+                 sample_dates: np.ndarray | None = None, chunk_rows: int = CHUNK_ROWS,
+                 model: ModelConfig | None = None) -> None:
         from dropoutnet.model.features import to_numpy_batch
 
         self.features = to_numpy_batch(specs, features)
@@ -140,6 +162,9 @@ class ArraySource:
         if self.sample_dates is not None and len(self.sample_dates) != n:
             raise ValueError(f"{len(self.sample_dates)} sample dates for {n} feature rows")
         self.chunk_rows = chunk_rows
+        if model is not None:  # hashed once, not in every epoch's batches
+            whole = Chunk(self.features, self.labels, self.item_ids).prepared(specs, model)
+            self.features, self.item_ids = whole.features, whole.item_ids
 
     has_item_ids = property(lambda self: self.item_ids is not None)
     has_sample_dates = property(lambda self: self.sample_dates is not None)
@@ -160,8 +185,9 @@ class PartitionSource:
     """One bizdate's partition of a sample table, streamed (each :meth:`chunks` call yields it
     again, in the same order).
 
-    With ``cache`` (``training.cache_samples`` unless told), the first complete read also
-    writes each converted chunk to a private temporary folder on local disk
+    Its chunks are prepared for training (:meth:`Chunk.prepared`).  With ``cache``
+    (``training.cache_samples`` unless told), the first complete read also writes each
+    prepared chunk to a private temporary folder on local disk
     (:class:`ChunkCache`), and every later :meth:`chunks` call reads that file instead of
     Postgres: later epochs cost neither the query nor the conversion, and memory stays one
     chunk.  :meth:`close` (or leaving a ``with`` block) deletes the folder; so does the
@@ -231,40 +257,9 @@ class PartitionSource:
         for columns in read:  # to_inputs gives the model contract's arrays: no re-check
             yield Chunk(inputs.to_inputs(self.cfg.features, columns),
                         np.asarray(columns[self.cfg.label_name], dtype=np.float32),
-                        np.asarray(columns["item_id"], dtype=object).astype(str),
-                        _days(columns["sample_date"]))
-
-
-# Strings of an object array are stored as one string, joined by NUL: a PostgreSQL text value
-# cannot hold one, and pickling one string is 4x faster than an array of them
-_SEPARATOR = "\0"
-
-
-def _pack(values: np.ndarray | None) -> Any:
-    if values is None or values.dtype != object:
-        return values
-    return ("strings", len(values), _SEPARATOR.join(values.tolist()))
-
-
-def _unpack(values: Any) -> np.ndarray | None:
-    if not isinstance(values, tuple):
-        return values
-    _, n, text = values
-    out = np.empty(n, dtype=object)
-    if n:
-        out[:] = text.split(_SEPARATOR)
-    return out
-
-
-def _packed(chunk: Chunk) -> tuple:
-    return ({k: _pack(v) for k, v in chunk.features.items()}, chunk.labels,
-            _pack(chunk.item_ids), chunk.sample_dates)
-
-
-def _unpacked(packed: tuple) -> Chunk:
-    features, labels, item_ids, sample_dates = packed
-    return Chunk({k: _unpack(v) for k, v in features.items()}, labels, _unpack(item_ids),
-                 sample_dates)
+                        np.asarray(columns["item_id"], dtype=object),
+                        _days(columns["sample_date"])).prepared(self.cfg.features,
+                                                                self.cfg.model)
 
 
 class ChunkCache:
@@ -301,7 +296,7 @@ class ChunkCache:
         rows = positives = 0
         with open(folder / "chunks.pickle", "wb") as out:
             for chunk in chunks:
-                pickle.dump(_packed(chunk), out, protocol=pickle.HIGHEST_PROTOCOL)
+                pickle.dump(chunk, out, protocol=pickle.HIGHEST_PROTOCOL)
                 rows += len(chunk)
                 positives += int(np.sum(chunk.labels > 0.5))
                 yield chunk
@@ -313,10 +308,10 @@ class ChunkCache:
         with open(self.path, "rb") as src:
             while True:
                 try:
-                    packed = pickle.load(src)  # our own file, written by fill() above
+                    chunk = pickle.load(src)  # our own file, written by fill() above
                 except EOFError:
                     return
-                yield _unpacked(packed)
+                yield chunk
 
     def clear(self) -> None:
         """Delete the cache folder and forget the counts; the next pass fills it again."""
@@ -391,8 +386,8 @@ class Scan:
 
     rows: int = 0
     positives: int = 0
-    # per distinct item, in order of first appearance
-    item_ids: list[str] = field(default_factory=list)
+    # per distinct item, in order of first appearance (the chunks' ids: strings, or codes)
+    item_ids: list[str | int] = field(default_factory=list)
     item_positives: np.ndarray = field(default_factory=lambda: np.zeros(0))
     item_rows: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     item_first_day: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
@@ -406,7 +401,7 @@ class Scan:
         """Days from each item's first sample day to the day's last, inclusive."""
         return (self.last_day - self.item_first_day + 1).astype(np.float64)
 
-    def item_log_frequency(self) -> dict[str, float]:
+    def item_log_frequency(self) -> dict[str | int, float]:
         """``log q`` per item: its share of the rows (the logQ correction's sampling rate)."""
         return dict(zip(self.item_ids, np.log(self.item_rows / max(self.rows, 1)).tolist()))
 
@@ -481,9 +476,12 @@ def scan(chunks: Iterable[Chunk], first_row_features: Sequence[str] = (),
     out.item_rows = np.asarray(counts, dtype=np.int64)
     out.item_first_day = np.asarray(first_day, dtype=np.int64)
     if first_row_features and where:
+        from dropoutnet.model.features import concat_columns
+
+        # each item's first row: its place among the kept rows of every chunk
+        starts = np.cumsum([0] + [len(k[first_row_features[0]]) for k in kept[:-1]])
+        at = np.asarray([starts[c] + r for c, r in where], dtype=np.int64)
         for name in first_row_features:
-            out.item_first_rows[name] = np.stack([kept[c][name][r] for c, r in where]) \
-                if kept[0][name].ndim > 1 else np.asarray([kept[c][name][r] for c, r in where],
-                                                          dtype=kept[0][name].dtype)
+            out.item_first_rows[name] = concat_columns([k[name] for k in kept])[at]
     out.row_sample = reservoir
     return out
