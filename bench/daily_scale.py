@@ -141,7 +141,7 @@ def child_training(mode: str) -> None:
     from dropoutnet.data import partitions
     from dropoutnet.local import embedded_pg
     from dropoutnet.model.dropoutnet import build_model
-    from dropoutnet.training.fit import make_dataset, train_model, train_samples
+    from dropoutnet.training.fit import make_dataset, no_autotune, train_model, train_samples
     from dropoutnet.training.source import PartitionSource
 
     cfg = load_config(os.environ["DROPOUTNET_CONFIG"])
@@ -202,7 +202,7 @@ def child_training(mode: str) -> None:
                 batches = list(ds)
             cached = tf.data.Dataset.from_generator(
                 lambda: iter(batches), output_signature=ds.element_spec).apply(
-                tf.data.experimental.assert_cardinality(len(batches)))
+                tf.data.experimental.assert_cardinality(len(batches))).with_options(no_autotune())
             started = time.perf_counter()
             model.fit(cached, epochs=tc.epochs, verbose=0)
             out["train_seconds"] = time.perf_counter() - started

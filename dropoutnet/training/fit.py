@@ -231,8 +231,22 @@ def make_dataset(model: DropoutNet, source: SampleSource, rows: int, batch_size:
 
     ds = tf.data.Dataset.from_generator(
         batches, output_signature=(signature, tf.TensorSpec([None], tf.float32)))
-    ds = ds.apply(tf.data.experimental.assert_cardinality(steps))
+    ds = ds.apply(tf.data.experimental.assert_cardinality(steps)).with_options(no_autotune())
     return ds.prefetch(tf.data.AUTOTUNE) if shard is None else ds
+
+
+def no_autotune() -> tf.data.Options:
+    """tf.data options without the autotuning model's thread.
+
+    That thread sleeps in doubling periods (10 ms, 20 ms, ... 5.12 s, 10.24 s, ...) and an
+    iterator's teardown waits for its sleep to end.  Keras drops an epoch's iterator at the
+    epoch's end, so every epoch ended with a wait of up to a period: measured, ``fit``
+    returning at exactly 5.12 or 10.24 s after its start when its last step was done at 4.7
+    or 5.9 s.  A prefetch of ``AUTOTUNE`` still sizes its buffer (its own legacy tuner); our
+    datasets have no other parallelism to tune."""
+    options = tf.data.Options()
+    options.autotune.enabled = False
+    return options
 
 
 class ProgressLog(keras.callbacks.Callback):
@@ -403,7 +417,8 @@ def _train(cfg: PipelineConfig, source: SampleSource, boundaries: dict[str, list
                                 shard=(context.input_pipeline_id, shards))
 
         # no device prefetch (CPU only) and no tf.data prefetch: with them the end of fit
-        # waited 10-30 s more on a worker (the iterator's teardown), measured here
+        # waited 10-30 s more on a worker (the iterator's teardown, measured here before the
+        # datasets ran without autotuning, :func:`no_autotune`)
         ds = strategy.distribute_datasets_from_function(
             worker_dataset, tf.distribute.InputOptions(experimental_fetch_to_device=False))
     history: dict[str, list[float]] = {}
