@@ -13,9 +13,9 @@ A day of a real catalogue is millions of samples, so training never holds the da
   conversion and one hashing per training, whatever the epochs; :class:`ArraySource` slices
   samples already in memory (the benchmarks, tuning, tests).  Both yield the same
   :class:`Chunk`, so the training code after them is one.  After the first read no column
-  holds Python strings: the cache, the shuffle and the tensors move integers (a column of
-  string objects cost about 10 ms of CPU per batch of 1,024 in those three, a third of a
-  training step);
+  holds Python strings: the cache, the shuffle and the tensors move integers (string
+  objects cost 6–9 ms of CPU per batch of 1,024 in the shuffle and the tensors alone, measured
+  in ``docs/scale.md``);
 * :func:`shuffled_batches` shuffles through a **bounded buffer** (``training.shuffle_buffer``
   rows) in numpy and cuts batches: the memory is the buffer's, whatever the day's size.
   Shuffling in numpy, a permutation of a whole buffer at a time, is about 4x faster on this
