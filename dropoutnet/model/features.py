@@ -228,10 +228,10 @@ class TagsEncoder(FeatureEncoder):
 
     A blank tag (``"a,,b"``, ``" "``) counts for nothing.  The pooling is one fused
     ``SparseSegmentSum`` over the table (gather and sum in one kernel, no ``[tags, dim]``
-    tensor), whose gradient is the touched rows already summed, in order: in training the
-    three 14-day preference lists of a user hold most of a batch's lookups, and the unfused
-    gather, segment sum and their gradients (a ``[tags, dim]`` slice per lookup, then summed
-    into the table by the optimizer) were about a quarter of a step's kernel time."""
+    tensor), whose gradient is the table's, dense, also one kernel: in training the three
+    14-day preference lists of a user hold most of a batch's lookups, and the unfused gather,
+    segment sum and their gradients (a ``[tags, dim]`` slice per lookup, then summed into the
+    table by the optimizer) were about a quarter of a step's kernel time."""
 
     def __init__(self, spec: FeatureSpec, buckets: int, embedding_dim: int, **kwargs) -> None:
         super().__init__(spec, **kwargs)
