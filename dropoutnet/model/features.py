@@ -226,12 +226,10 @@ class NumericEncoder(FeatureEncoder):
 class TagsEncoder(FeatureEncoder):
     """Split on the separator, hash each tag, mean-pool the embeddings; no tag -> zeros.
 
-    A blank tag (``"a,,b"``, ``" "``) counts for nothing.  The pooling is one fused
-    ``SparseSegmentSum`` over the table (gather and sum in one kernel, no ``[tags, dim]``
-    tensor), whose gradient is the table's, dense, also one kernel: in training the three
-    14-day preference lists of a user hold most of a batch's lookups, and the unfused gather,
-    segment sum and their gradients (a ``[tags, dim]`` slice per lookup, then summed into the
-    table by the optimizer) were about a quarter of a step's kernel time."""
+    A blank tag (``"a,,b"``, ``" "``) counts for nothing: it is dropped after hashing, so only
+    integers are gathered.  (Pooling with one fused ``SparseSegmentSum`` over the table was
+    about 5 % faster in training, but lowered the demo's cold-item metrics on the same day in
+    two seeds, so it is not used; see ``docs/scale.md``.)"""
 
     def __init__(self, spec: FeatureSpec, buckets: int, embedding_dim: int, **kwargs) -> None:
         super().__init__(spec, **kwargs)
@@ -239,10 +237,6 @@ class TagsEncoder(FeatureEncoder):
         self.buckets = int(buckets)
         self.embedding_dim = int(embedding_dim)
         self.embedding = keras.layers.Embedding(self.buckets, self.embedding_dim, name="embedding")
-
-    def build(self, input_shape=None) -> None:
-        """The table, which :meth:`call` reads directly rather than through the layer."""
-        self.embedding.build()
 
     @property
     def output_dim(self) -> int:
@@ -276,8 +270,7 @@ class TagsEncoder(FeatureEncoder):
 
     def call(self, raw: tf.Tensor | tf.RaggedTensor) -> tf.Tensor:
         ids, rows, count = self._tokens(raw)
-        total = tf.sparse.segment_sum(self.embedding.embeddings, ids, rows,
-                                      num_segments=tf.size(count), sparse_gradient=False)
+        total = tf.math.unsorted_segment_sum(self.embedding(ids), rows, tf.size(count))
         return tf.math.divide_no_nan(total, count[:, None])
 
 
