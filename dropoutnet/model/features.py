@@ -492,7 +492,7 @@ def item_codes(item_ids: np.ndarray) -> np.ndarray:
     softmax only compares and the logQ correction only looks up; int64 input is returned as it
     is."""
     item_ids = np.asarray(item_ids)
-    if item_ids.dtype.kind not in ("O", "U", "S"):
+    if not _is_raw(item_ids):
         return item_ids.astype(np.int64, copy=False)
     return tf.strings.to_hash_bucket_fast(tf.constant(item_ids, tf.string),
                                           _ITEM_CODES).numpy()
